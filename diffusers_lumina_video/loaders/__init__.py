@@ -1,0 +1,4 @@
+from .single_file_model import LuminaVideoFromOriginalModelMixin
+
+
+__all__ = ["LuminaVideoFromOriginalModelMixin"]

@@ -1,0 +1,4 @@
+from .transformers import LuminaVideoTransformer3DModel
+
+
+__all__ = ["LuminaVideoTransformer3DModel"]

@@ -1,0 +1,492 @@
+# Copyright 2026 The diffusers-lumina-video authors. All rights reserved.
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""Multi-scale Next-DiT, the transformer of Lumina-Video (arXiv 2502.06782)."""
+
+import math
+from typing import Any
+
+import torch
+import torch.nn as nn
+from diffusers.configuration_utils import ConfigMixin, register_to_config
+from diffusers.loaders import PeftAdapterMixin
+from diffusers.models.attention import AttentionMixin, AttentionModuleMixin, LuminaFeedForward
+from diffusers.models.attention_dispatch import dispatch_attention_fn
+from diffusers.models.cache_utils import CacheMixin
+from diffusers.models.embeddings import TimestepEmbedding, Timesteps
+from diffusers.models.modeling_outputs import Transformer2DModelOutput
+from diffusers.models.modeling_utils import ModelMixin
+from diffusers.models.normalization import LuminaLayerNormContinuous, LuminaRMSNormZero, RMSNorm
+from diffusers.utils import apply_lora_scale, logging
+from diffusers.utils.torch_utils import maybe_allow_in_graph
+
+from ...loaders.single_file_model import LuminaVideoFromOriginalModelMixin
+
+
+logger = logging.get_logger(__name__)
+
+PatchSize = tuple[int, int, int]
+
+
+def patch_size_key(patch_size: PatchSize) -> str:
+    """Name of the embedder and output head of one patchification, e.g. ``(2, 4, 4) -> "2x4x4"``."""
+    return "x".join(str(p) for p in patch_size)
+
+
+def patchify(hidden_states: torch.Tensor, patch_size: PatchSize) -> tuple[torch.Tensor, tuple[int, int, int]]:
+    """`[B, C, F, H, W]` -> tokens `[B, N, pF*pH*pW*C]` ordered (f, h, w), features ordered (pf, ph, pw, c)."""
+    batch_size, channels, frames, height, width = hidden_states.shape
+    p_f, p_h, p_w = patch_size
+    grid = (frames // p_f, height // p_h, width // p_w)
+    hidden_states = hidden_states.reshape(batch_size, channels, grid[0], p_f, grid[1], p_h, grid[2], p_w)
+    hidden_states = hidden_states.permute(0, 2, 4, 6, 3, 5, 7, 1)
+    return hidden_states.reshape(batch_size, grid[0] * grid[1] * grid[2], -1), grid
+
+
+def unpatchify(tokens: torch.Tensor, patch_size: PatchSize, grid: tuple[int, int, int]) -> torch.Tensor:
+    """The exact inverse of `patchify`."""
+    batch_size = tokens.shape[0]
+    p_f, p_h, p_w = patch_size
+    tokens = tokens.reshape(batch_size, *grid, p_f, p_h, p_w, -1)
+    tokens = tokens.permute(0, 7, 1, 4, 2, 5, 3, 6)
+    return tokens.reshape(batch_size, -1, grid[0] * p_f, grid[1] * p_h, grid[2] * p_w)
+
+
+def apply_rotary_emb(hidden_states: torch.Tensor, freqs: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    """Rotates interleaved pairs `(x[2i], x[2i+1])` of `[B, N, heads, head_dim]` by angles whose cos/sin are
+    `[N, head_dim // 2]`, in float32 as the reference does."""
+    cos, sin = (f[None, :, None, :] for f in freqs)
+    x_real, x_imag = hidden_states.float().unflatten(-1, (-1, 2)).unbind(-1)
+    rotated = torch.stack([x_real * cos - x_imag * sin, x_real * sin + x_imag * cos], dim=-1)
+    return rotated.flatten(-2).type_as(hidden_states)
+
+
+class LuminaVideoAttnProcessor:
+    """Joint attention of a Lumina-Video block: RoPE self-attention over the video tokens plus a gated attention of
+    the same queries over the item's valid caption tokens."""
+
+    _attention_backend = None
+    _parallel_config = None
+
+    def __call__(
+        self,
+        attn: "LuminaVideoAttention",
+        hidden_states: torch.Tensor,
+        encoder_hidden_states: torch.Tensor,
+        encoder_attention_mask: torch.Tensor,
+        rotary_emb: tuple[torch.Tensor, torch.Tensor],
+    ) -> torch.Tensor:
+        query = attn.norm_q(attn.to_q(hidden_states)).unflatten(-1, (attn.heads, -1))
+        key = attn.norm_k(attn.to_k(hidden_states)).unflatten(-1, (attn.kv_heads, -1))
+        value = attn.to_v(hidden_states).unflatten(-1, (attn.kv_heads, -1))
+        query = apply_rotary_emb(query, rotary_emb)
+        key = apply_rotary_emb(key, rotary_emb)
+
+        context_key = attn.norm_added_k(attn.add_k_proj(encoder_hidden_states)).unflatten(-1, (attn.kv_heads, -1))
+        context_value = attn.add_v_proj(encoder_hidden_states).unflatten(-1, (attn.kv_heads, -1))
+
+        # Grouped-query attention: query head h reads kv head h // (heads / kv_heads). Expanding here keeps every
+        # attention backend usable, including those without native GQA.
+        groups = attn.heads // attn.kv_heads
+        key, value, context_key, context_value = (
+            t.repeat_interleave(groups, dim=2) for t in (key, value, context_key, context_value)
+        )
+
+        hidden_states = dispatch_attention_fn(
+            query, key, value, backend=self._attention_backend, parallel_config=self._parallel_config
+        )
+        context_mask = encoder_attention_mask.bool()[:, None, None, :]
+        context_states = dispatch_attention_fn(
+            query, context_key, context_value, attn_mask=context_mask, backend=self._attention_backend
+        )
+        hidden_states = hidden_states + context_states * attn.gate.tanh()[:, None].to(context_states.dtype)
+        return attn.to_out[0](hidden_states.flatten(2).type_as(query))
+
+
+class LuminaVideoAttention(nn.Module, AttentionModuleMixin):
+    """Weights of the joint video/caption attention; the computation lives in the processor."""
+
+    _default_processor_cls = LuminaVideoAttnProcessor
+    _available_processors = [LuminaVideoAttnProcessor]
+    _supports_qkv_fusion = False
+
+    def __init__(
+        self,
+        dim: int,
+        heads: int,
+        kv_heads: int,
+        context_dim: int,
+        qk_norm: bool = True,
+        processor: LuminaVideoAttnProcessor | None = None,
+    ):
+        super().__init__()
+        head_dim = dim // heads
+        kv_dim = head_dim * kv_heads
+        self.heads = heads
+        self.kv_heads = kv_heads
+
+        self.to_q = nn.Linear(dim, dim, bias=False)
+        self.to_k = nn.Linear(dim, kv_dim, bias=False)
+        self.to_v = nn.Linear(dim, kv_dim, bias=False)
+        self.add_k_proj = nn.Linear(context_dim, kv_dim, bias=False)
+        self.add_v_proj = nn.Linear(context_dim, kv_dim, bias=False)
+        self.to_out = nn.ModuleList([nn.Linear(dim, dim, bias=False)])
+        # The reference normalises the whole projected width at once (all heads), before the head split.
+        self.norm_q = nn.LayerNorm(dim, eps=1e-5) if qk_norm else nn.Identity()
+        self.norm_k = nn.LayerNorm(kv_dim, eps=1e-5) if qk_norm else nn.Identity()
+        self.norm_added_k = nn.LayerNorm(kv_dim, eps=1e-5) if qk_norm else nn.Identity()
+        self.gate = nn.Parameter(torch.zeros(heads))
+
+        self.set_processor(processor or self._default_processor_cls())
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        encoder_hidden_states: torch.Tensor,
+        encoder_attention_mask: torch.Tensor,
+        rotary_emb: tuple[torch.Tensor, torch.Tensor],
+        **kwargs,
+    ) -> torch.Tensor:
+        return self.processor(self, hidden_states, encoder_hidden_states, encoder_attention_mask, rotary_emb, **kwargs)
+
+
+class LuminaVideoConditionEmbedding(nn.Module):
+    """Timestep, motion score and pooled caption, summed into the one conditioning vector of every block."""
+
+    def __init__(self, conditioning_dim: int, cap_feat_dim: int, frequency_dim: int = 256):
+        super().__init__()
+        self.time_proj = Timesteps(num_channels=frequency_dim, flip_sin_to_cos=True, downscale_freq_shift=0.0)
+        self.timestep_embedder = TimestepEmbedding(frequency_dim, conditioning_dim)
+        self.motion_embedder = TimestepEmbedding(frequency_dim, conditioning_dim)
+        self.caption_embedder = nn.Sequential(nn.LayerNorm(cap_feat_dim, eps=1e-5), nn.Linear(cap_feat_dim, conditioning_dim))
+
+    def forward(
+        self,
+        timestep: torch.Tensor,
+        motion: torch.Tensor,
+        encoder_hidden_states: torch.Tensor,
+        encoder_attention_mask: torch.Tensor,
+    ) -> torch.Tensor:
+        dtype = self.timestep_embedder.linear_1.weight.dtype
+        time_emb = self.timestep_embedder(self.time_proj(timestep).to(dtype))
+
+        # A negative motion value means "no motion condition": embed 0 and zero the result.
+        present = motion >= 0
+        motion_emb = self.motion_embedder(self.time_proj(motion.clamp(min=0)).to(dtype))
+        motion_emb = motion_emb * present[:, None].to(motion_emb.dtype)
+
+        mask = encoder_attention_mask[..., None].to(encoder_hidden_states.dtype)
+        pooled = (encoder_hidden_states * mask).sum(dim=1) / mask.sum(dim=1)
+        caption_emb = self.caption_embedder(pooled.to(dtype))
+        return time_emb + motion_emb + caption_emb
+
+
+class LuminaVideoRotaryPosEmbed(nn.Module):
+    """3D RoPE over integer positions of the patchified grid; axes f/h/w take 2/8, 3/8 and 3/8 of the head dim.
+
+    The per-axis tables are built once for `max_positions` and sliced per grid shape.
+    """
+
+    def __init__(self, attention_head_dim: int, theta: float, max_positions: int = 1024):
+        super().__init__()
+        if attention_head_dim % 16 != 0:
+            raise ValueError(f"attention head dim must be a multiple of 16 for 3D RoPE, got {attention_head_dim}.")
+        unit = attention_head_dim // 8
+        self.axes_dims = (2 * unit, 3 * unit, 3 * unit)
+        self.max_positions = max_positions
+        positions = torch.arange(max_positions, dtype=torch.float64)
+        angles = []
+        for axis_dim in self.axes_dims:
+            inv_freq = 1.0 / theta ** (torch.arange(0, axis_dim, 2, dtype=torch.float64) / axis_dim)
+            angles.append(torch.outer(positions, inv_freq))
+        angles = torch.cat(angles, dim=1)
+        self.register_buffer("freqs_cos", angles.cos().float(), persistent=False)
+        self.register_buffer("freqs_sin", angles.sin().float(), persistent=False)
+
+    def forward(self, grid: tuple[int, int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+        if max(grid) > self.max_positions:
+            raise ValueError(f"patch grid {grid} exceeds the {self.max_positions} RoPE positions per axis.")
+        splits = [d // 2 for d in self.axes_dims]
+        tables = []
+        for freqs in (self.freqs_cos, self.freqs_sin):
+            f_part, h_part, w_part = freqs.split(splits, dim=1)
+            f_part = f_part[: grid[0], None, None, :].expand(*grid, -1)
+            h_part = h_part[None, : grid[1], None, :].expand(*grid, -1)
+            w_part = w_part[None, None, : grid[2], :].expand(*grid, -1)
+            tables.append(torch.cat([f_part, h_part, w_part], dim=-1).flatten(0, 2))
+        return tables[0], tables[1]
+
+
+@maybe_allow_in_graph
+class LuminaVideoTransformerBlock(nn.Module):
+    """Next-DiT block: sandwich RMSNorm around attention and SwiGLU, each scaled and tanh-gated by the condition."""
+
+    def __init__(
+        self,
+        dim: int,
+        num_attention_heads: int,
+        num_kv_heads: int,
+        cap_feat_dim: int,
+        multiple_of: int,
+        ffn_dim_multiplier: float | None,
+        norm_eps: float,
+        qk_norm: bool,
+    ):
+        super().__init__()
+        self.norm1 = LuminaRMSNormZero(dim, norm_eps=norm_eps, norm_elementwise_affine=True)
+        self.norm1_context = RMSNorm(cap_feat_dim, eps=norm_eps)
+        self.attn = LuminaVideoAttention(dim, num_attention_heads, num_kv_heads, cap_feat_dim, qk_norm=qk_norm)
+        self.norm2 = RMSNorm(dim, eps=norm_eps)
+        self.ffn_norm1 = RMSNorm(dim, eps=norm_eps)
+        self.feed_forward = LuminaFeedForward(
+            dim, int(2 * 4 * dim / 3), multiple_of=multiple_of, ffn_dim_multiplier=ffn_dim_multiplier
+        )
+        self.ffn_norm2 = RMSNorm(dim, eps=norm_eps)
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        encoder_hidden_states: torch.Tensor,
+        encoder_attention_mask: torch.Tensor,
+        temb: torch.Tensor,
+        rotary_emb: tuple[torch.Tensor, torch.Tensor],
+    ) -> torch.Tensor:
+        norm_hidden_states, gate_msa, scale_mlp, gate_mlp = self.norm1(hidden_states, temb)
+        attn_output = self.attn(
+            norm_hidden_states, self.norm1_context(encoder_hidden_states), encoder_attention_mask, rotary_emb
+        )
+        hidden_states = hidden_states + gate_msa.tanh()[:, None] * self.norm2(attn_output)
+
+        ff_output = self.feed_forward(self.ffn_norm1(hidden_states) * (1 + scale_mlp[:, None]))
+        hidden_states = hidden_states + gate_mlp.tanh()[:, None] * self.ffn_norm2(ff_output)
+        return hidden_states
+
+
+class LuminaVideoTransformer3DModel(
+    ModelMixin,
+    ConfigMixin,
+    AttentionMixin,
+    PeftAdapterMixin,
+    CacheMixin,
+    LuminaVideoFromOriginalModelMixin,
+):
+    r"""
+    The Multi-scale Next-DiT of Lumina-Video: one set of transformer blocks shared by several patchifications, each
+    with its own patch embedder and output head, so sampling can move from coarse to fine patches.
+
+    Args:
+        patch_sizes (`tuple[tuple[int, int, int], ...]`): The trained patchifications as `(pF, pH, pW)`.
+        in_channels (`int`): Latent channels.
+        hidden_size (`int`): Width of the token stream.
+        num_layers (`int`): Number of transformer blocks.
+        num_attention_heads (`int`): Query heads.
+        num_kv_heads (`int`): Key/value heads (grouped-query attention).
+        multiple_of (`int`), ffn_dim_multiplier (`float`, *optional*): SwiGLU width rounding, as in the reference.
+        norm_eps (`float`): Epsilon of the RMS norms.
+        qk_norm (`bool`): LayerNorm on queries and keys.
+        cap_feat_dim (`int`): Width of the text encoder features.
+        rope_theta (`float`): RoPE base.
+        timestep_scale (`float`): Factor on the time in [0, 1] before its sinusoidal embedding.
+        motion_scale (`float`): Factor on the motion score before its sinusoidal embedding.
+    """
+
+    _supports_gradient_checkpointing = True
+    _no_split_modules = ["LuminaVideoTransformerBlock"]
+    _repeated_blocks = ["LuminaVideoTransformerBlock"]
+    _skip_layerwise_casting_patterns = ["patch_embedders", "condition_embedder", "norm"]
+    _keep_in_fp32_modules = ["condition_embedder"]
+
+    @register_to_config
+    def __init__(
+        self,
+        patch_sizes: tuple[PatchSize, ...] = ((1, 2, 2), (2, 2, 2), (2, 4, 4)),
+        in_channels: int = 16,
+        hidden_size: int = 2304,
+        num_layers: int = 24,
+        num_attention_heads: int = 16,
+        num_kv_heads: int = 8,
+        multiple_of: int = 256,
+        ffn_dim_multiplier: float | None = None,
+        norm_eps: float = 1e-5,
+        qk_norm: bool = True,
+        cap_feat_dim: int = 2304,
+        rope_theta: float = 256.0,
+        timestep_scale: float = 1000.0,
+        motion_scale: float = 20.0,
+    ):
+        super().__init__()
+        patch_sizes = tuple(tuple(int(p) for p in patch) for patch in patch_sizes)
+        if any(len(patch) != 3 for patch in patch_sizes):
+            raise ValueError(f"`patch_sizes` must hold (pF, pH, pW) triples, got {patch_sizes}.")
+        if num_attention_heads % num_kv_heads != 0:
+            raise ValueError(
+                f"`num_attention_heads` ({num_attention_heads}) must be a multiple of `num_kv_heads` ({num_kv_heads})."
+            )
+        # JSON turns tuples into lists; keep the config in the documented tuple form.
+        self.register_to_config(patch_sizes=patch_sizes)
+        conditioning_dim = min(hidden_size, 1024)
+
+        self.patch_embedders = nn.ModuleDict(
+            {patch_size_key(p): nn.Linear(in_channels * p[0] * p[1] * p[2], hidden_size) for p in patch_sizes}
+        )
+        self.rope = LuminaVideoRotaryPosEmbed(hidden_size // num_attention_heads, rope_theta)
+        self.condition_embedder = LuminaVideoConditionEmbedding(conditioning_dim, cap_feat_dim)
+        self.layers = nn.ModuleList(
+            [
+                LuminaVideoTransformerBlock(
+                    hidden_size,
+                    num_attention_heads,
+                    num_kv_heads,
+                    cap_feat_dim,
+                    multiple_of,
+                    ffn_dim_multiplier,
+                    norm_eps,
+                    qk_norm,
+                )
+                for _ in range(num_layers)
+            ]
+        )
+        self.norm_outs = nn.ModuleDict(
+            {
+                patch_size_key(p): LuminaLayerNormContinuous(
+                    hidden_size,
+                    conditioning_dim,
+                    elementwise_affine=False,
+                    eps=1e-6,
+                    out_dim=in_channels * p[0] * p[1] * p[2],
+                )
+                for p in patch_sizes
+            }
+        )
+        self.gradient_checkpointing = False
+
+    @property
+    def finest_patch_size(self) -> PatchSize:
+        """The patchification with the smallest patches (the most tokens), the default."""
+        return min(self.config.patch_sizes, key=math.prod)
+
+    def _check_inputs(
+        self,
+        hidden_states: torch.Tensor,
+        timestep: torch.Tensor,
+        encoder_hidden_states: torch.Tensor,
+        encoder_attention_mask: torch.Tensor,
+        motion_score: torch.Tensor,
+        patch_size: PatchSize,
+    ) -> None:
+        allowed = self.config.patch_sizes
+        if patch_size not in allowed:
+            raise ValueError(f"`patch_size` must be one of {list(allowed)}, got {patch_size}.")
+        if hidden_states.ndim != 5 or hidden_states.shape[1] != self.config.in_channels:
+            raise ValueError(
+                f"`hidden_states` must be [B, {self.config.in_channels}, F, H, W], got {tuple(hidden_states.shape)}."
+            )
+        batch_size, _, frames, height, width = hidden_states.shape
+        p_f, p_h, p_w = patch_size
+        if frames % p_f != 0 and frames != 1:
+            raise ValueError(f"`hidden_states` has {frames} frames, not divisible by the temporal patch {p_f}.")
+        if height % p_h != 0 or width % p_w != 0:
+            raise ValueError(
+                f"`hidden_states` height {height} and width {width} must be divisible by the patch {p_h}x{p_w}."
+            )
+        if encoder_hidden_states.ndim != 3 or encoder_hidden_states.shape[-1] != self.config.cap_feat_dim:
+            raise ValueError(
+                f"`encoder_hidden_states` must be [B, L, {self.config.cap_feat_dim}], "
+                f"got {tuple(encoder_hidden_states.shape)}."
+            )
+        if encoder_attention_mask.shape != encoder_hidden_states.shape[:2]:
+            raise ValueError(
+                f"`encoder_attention_mask` must have shape {tuple(encoder_hidden_states.shape[:2])} (batch, tokens), "
+                f"got {tuple(encoder_attention_mask.shape)}."
+            )
+        for name, value in (
+            ("timestep", timestep),
+            ("encoder_hidden_states", encoder_hidden_states),
+            ("motion_score", motion_score),
+        ):
+            if value.shape[0] != batch_size:
+                raise ValueError(f"`{name}` has batch size {value.shape[0]}, but `hidden_states` has {batch_size}.")
+
+    @apply_lora_scale("attention_kwargs")
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        timestep: torch.Tensor,
+        encoder_hidden_states: torch.Tensor,
+        encoder_attention_mask: torch.Tensor,
+        motion_score: float | torch.Tensor | None = None,
+        patch_size: PatchSize | None = None,
+        attention_kwargs: dict[str, Any] | None = None,
+        return_dict: bool = True,
+    ) -> Transformer2DModelOutput | tuple[torch.Tensor]:
+        r"""
+        Predicts the velocity from noise to data.
+
+        Args:
+            hidden_states (`torch.Tensor` of shape `[B, C, F, H, W]`): Latents.
+            timestep (`torch.Tensor` of shape `[B]` or a float): Time in [0, 1], 0 = pure noise, 1 = clean data.
+            encoder_hidden_states (`torch.Tensor` of shape `[B, L, cap_feat_dim]`): Caption features.
+            encoder_attention_mask (`torch.Tensor` of shape `[B, L]`): 1 for real caption tokens.
+            motion_score (`float` or `torch.Tensor` of shape `[B]`, *optional*):
+                Motion condition; `None` or a negative value means no motion condition.
+            patch_size (`tuple[int, int, int]`, *optional*): One of `config.patch_sizes`; defaults to the finest.
+            attention_kwargs (`dict`, *optional*): `{"scale": ...}` sets the LoRA scale.
+            return_dict (`bool`): Return a `Transformer2DModelOutput` instead of a tuple.
+        """
+        batch_size = hidden_states.shape[0]
+        device = hidden_states.device
+        patch_size = tuple(patch_size) if patch_size is not None else self.finest_patch_size
+        timestep = torch.as_tensor(timestep, device=device, dtype=torch.float32).reshape(-1).expand(batch_size)
+        motion_score = -1.0 if motion_score is None else motion_score
+        motion_score = torch.as_tensor(motion_score, device=device, dtype=torch.float32).reshape(-1)
+        if motion_score.numel() == 1:
+            motion_score = motion_score.expand(batch_size)
+        self._check_inputs(
+            hidden_states, timestep, encoder_hidden_states, encoder_attention_mask, motion_score, patch_size
+        )
+
+        # 1. A single frame goes through a temporal patch by repetition; the output is cut back to one frame.
+        num_frames = hidden_states.shape[2]
+        if num_frames == 1 and patch_size[0] > 1:
+            hidden_states = hidden_states.repeat(1, 1, patch_size[0], 1, 1)
+
+        # 2. Patch embedding and RoPE for this grid
+        key = patch_size_key(patch_size)
+        tokens, grid = patchify(hidden_states, patch_size)
+        tokens = self.patch_embedders[key](tokens)
+        rotary_emb = self.rope(grid)
+
+        # 3. Conditioning
+        temb = self.condition_embedder(
+            timestep * self.config.timestep_scale,
+            motion_score * self.config.motion_scale,
+            encoder_hidden_states,
+            encoder_attention_mask,
+        ).to(tokens.dtype)
+
+        # 4. Transformer blocks
+        for block in self.layers:
+            if torch.is_grad_enabled() and self.gradient_checkpointing:
+                tokens = self._gradient_checkpointing_func(
+                    block, tokens, encoder_hidden_states, encoder_attention_mask, temb, rotary_emb
+                )
+            else:
+                tokens = block(tokens, encoder_hidden_states, encoder_attention_mask, temb, rotary_emb)
+
+        # 5. Output head of this patchification and unpatchify
+        tokens = self.norm_outs[key](tokens, temb)
+        output = unpatchify(tokens, patch_size, grid)[:, :, :num_frames]
+
+        if not return_dict:
+            return (output,)
+        return Transformer2DModelOutput(sample=output)

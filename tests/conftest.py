@@ -1,0 +1,41 @@
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+
+GOLDEN_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "golden" / "lumina_video_tiny"
+SHAPES_MANIFEST = GOLDEN_DIR.parents[1] / "reference" / "f24R960_state_dict_shapes.json"
+
+# Tolerances a faithful float32 port meets (shared/golden/README.md).
+FORWARD_TOLERANCE = {"atol": 1e-4, "rtol": 1e-4}
+TRAJECTORY_ATOL = 1e-3
+
+
+@pytest.fixture(scope="session")
+def golden_dir() -> Path:
+    return GOLDEN_DIR
+
+
+@pytest.fixture(scope="session")
+def golden() -> dict[str, torch.Tensor]:
+    return load_file(str(GOLDEN_DIR / "golden.safetensors"))
+
+
+@pytest.fixture(scope="session")
+def golden_spec() -> dict:
+    return json.loads((GOLDEN_DIR / "golden.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def shapes_manifest() -> dict:
+    return json.loads(SHAPES_MANIFEST.read_text())
+
+
+@pytest.fixture(scope="session")
+def golden_transformer():
+    from diffusers_lumina_video import LuminaVideoTransformer3DModel
+
+    return LuminaVideoTransformer3DModel.from_single_file(GOLDEN_DIR)
