@@ -1,0 +1,107 @@
+"""A tiny Lumina-Video pipeline with random weights, built locally (no download).
+
+It has the real component classes (Gemma2 text encoder, CogVideoX VAE, Multi-scale Next-DiT, flow-matching
+scheduler) at toy sizes, so every loading, saving and sampling path can run in seconds on a CPU. Its videos are
+noise: the weights are random.
+"""
+
+from diffusers import AutoencoderKLCogVideoX, FlowMatchEulerDiscreteScheduler
+from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
+from transformers import Gemma2Config, Gemma2Model, PreTrainedTokenizerFast
+
+from ..models import LuminaVideoTransformer3DModel
+
+
+TINY_RANDOM_ID = "tiny-random"
+SPECIAL_TOKENS = ["<pad>", "<eos>", "<bos>", "<unk>"]
+TINY_TEXT_DIM = 32
+TINY_LATENT_CHANNELS = 4
+
+
+def tiny_tokenizer(vocab_size: int = 512) -> PreTrainedTokenizerFast:
+    """A lowercasing word-level tokenizer that, like Gemma's, starts every text with `<bos>`; words outside its
+    small vocabulary map to `<unk>`."""
+    words = [*"abcdefghijklmnopqrstuvwxyz0123456789.,!?'<>-"]
+    words += "a an the of in on at to and with is are video videos high quality you assistant designed".split()
+    words += [f"w{i}" for i in range(vocab_size - len(SPECIAL_TOKENS) - len(words))]
+    vocab = {token: index for index, token in enumerate(SPECIAL_TOKENS + list(dict.fromkeys(words)))}
+    tokenizer = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+    tokenizer.normalizer = normalizers.Lowercase()
+    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single="<bos> $A", pair="<bos> $A $B", special_tokens=[("<bos>", vocab["<bos>"])]
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer,
+        bos_token="<bos>",
+        eos_token="<eos>",
+        pad_token="<pad>",
+        unk_token="<unk>",
+        padding_side="right",
+        model_max_length=256,
+    )
+
+
+def tiny_text_encoder(vocab_size: int = 512) -> Gemma2Model:
+    config = Gemma2Config(
+        vocab_size=vocab_size,
+        hidden_size=TINY_TEXT_DIM,
+        intermediate_size=64,
+        num_hidden_layers=3,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        head_dim=16,
+        max_position_embeddings=512,
+        sliding_window=256,
+        pad_token_id=0,
+        eos_token_id=1,
+        bos_token_id=2,
+    )
+    return Gemma2Model(config).eval()
+
+
+def tiny_vae() -> AutoencoderKLCogVideoX:
+    """Same 8x spatial and 4x temporal compression as the CogVideoX-2b VAE, with few channels."""
+    return AutoencoderKLCogVideoX(
+        block_out_channels=(8, 8, 8, 8),
+        latent_channels=TINY_LATENT_CHANNELS,
+        layers_per_block=1,
+        norm_num_groups=2,
+        temporal_compression_ratio=4,
+        sample_height=64,
+        sample_width=64,
+    ).eval()
+
+
+def tiny_transformer() -> LuminaVideoTransformer3DModel:
+    return LuminaVideoTransformer3DModel(
+        patch_sizes=((1, 2, 2), (2, 2, 2), (2, 4, 4)),
+        in_channels=TINY_LATENT_CHANNELS,
+        hidden_size=64,
+        num_layers=2,
+        num_attention_heads=4,
+        num_kv_heads=2,
+        multiple_of=16,
+        cap_feat_dim=TINY_TEXT_DIM,
+    ).eval()
+
+
+def tiny_components(seed: int = 0) -> dict:
+    """The five pipeline components, initialised from `seed`."""
+    import torch
+
+    torch.manual_seed(seed)
+    return {
+        "transformer": tiny_transformer(),
+        "vae": tiny_vae(),
+        "text_encoder": tiny_text_encoder(),
+        "tokenizer": tiny_tokenizer(),
+        "scheduler": FlowMatchEulerDiscreteScheduler(shift=8.0),
+    }
+
+
+def tiny_random_pipeline(seed: int = 0):
+    """A `LuminaVideoPipeline` of tiny random components."""
+    from ..pipelines import LuminaVideoPipeline
+
+    return LuminaVideoPipeline(**tiny_components(seed))
