@@ -2,10 +2,23 @@
 
 from ._registration import register_with_diffusers
 from .models import LuminaVideoTransformer3DModel
+from .pipelines import SAMPLING_PRESETS, LuminaVideoPipeline, LuminaVideoPipelineOutput
 
 
 __version__ = "0.1.0"
 
-__all__ = ["LuminaVideoTransformer3DModel"]
+__all__ = [
+    "SAMPLING_PRESETS",
+    "LuminaVideoPipeline",
+    "LuminaVideoPipelineOutput",
+    "LuminaVideoTransformer3DModel",
+]
 
-register_with_diffusers({name: globals()[name] for name in __all__})
+register_with_diffusers(
+    {
+        "LuminaVideoPipeline": LuminaVideoPipeline,
+        "LuminaVideoPipelineOutput": LuminaVideoPipelineOutput,
+        "LuminaVideoTransformer3DModel": LuminaVideoTransformer3DModel,
+    },
+    loadable_models=["LuminaVideoTransformer3DModel"],
+)

@@ -1,14 +1,23 @@
-"""Makes this package's classes reachable the way Diffusers reaches its own.
+"""Makes this package's classes reachable the way Diffusers reaches its own, without touching Diffusers' files.
 
-`DiffusionPipeline.from_pretrained` looks the `_class_name` of `model_index.json` up on the `diffusers` module, and
-`diffusers.AutoModel` does the same for a model's `config.json`; components are found through the library name
-stored next to them (`diffusers_lumina_video`). Exposing the classes as attributes of `diffusers` is all it takes,
-without touching Diffusers' files.
+- `DiffusionPipeline.from_pretrained` and `diffusers.AutoModel` look a folder's `_class_name` up on the `diffusers`
+  module, so the public classes are exposed there.
+- Pipeline components are saved as `[library, class]` pairs. Listing this package among Diffusers' loadable
+  libraries makes them read `["diffusers_lumina_video", "LuminaVideoTransformer3DModel"]` (instead of a private
+  module path) and tells the loader which methods save and load them.
 """
 
 import diffusers
+from diffusers.pipelines import pipeline_loading_utils
 
 
-def register_with_diffusers(classes: dict[str, type]) -> None:
+LIBRARY_NAME = "diffusers_lumina_video"
+_SAVE_LOAD_METHODS = ["save_pretrained", "from_pretrained"]
+
+
+def register_with_diffusers(classes: dict[str, type], loadable_models: list[str]) -> None:
     for name, cls in classes.items():
         setattr(diffusers, name, cls)
+    loadable = {name: list(_SAVE_LOAD_METHODS) for name in loadable_models}
+    pipeline_loading_utils.LOADABLE_CLASSES.setdefault(LIBRARY_NAME, {}).update(loadable)
+    pipeline_loading_utils.ALL_IMPORTABLE_CLASSES.update(loadable)

@@ -1,0 +1,560 @@
+# Copyright 2026 The diffusers-lumina-video authors. All rights reserved.
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""Text-to-video with Lumina-Video: multi-scale sampling, motion control and time-aware guidance."""
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from diffusers import AutoencoderKLCogVideoX, DiffusionPipeline, FlowMatchEulerDiscreteScheduler
+from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback
+from diffusers.utils import logging, replace_example_docstring
+from diffusers.utils.torch_utils import randn_tensor
+from diffusers.video_processor import VideoProcessor
+from transformers import Gemma2Model, PreTrainedTokenizerBase
+
+from ...models import LuminaVideoTransformer3DModel
+from .pipeline_output import LuminaVideoPipelineOutput
+from .presets import SAMPLING_PRESETS
+from .schedules import SamplingSchedule, StepSettings
+
+
+logger = logging.get_logger(__name__)
+
+SYSTEM_PROMPT = (
+    "You are an assistant designed to generate high-quality videos with the highest degree of image-text alignment "
+    "based on user prompts. <Prompt Start> "
+)
+OUTPUT_TYPES = ("np", "pil", "pt", "latent")
+_DEFAULTS = SAMPLING_PRESETS["f24F96R960"]
+
+EXAMPLE_DOC_STRING = """
+    Examples:
+        ```py
+        >>> import torch
+        >>> import diffusers_lumina_video  # registers the classes with Diffusers
+        >>> from diffusers import DiffusionPipeline
+        >>> from diffusers.utils import export_to_video
+
+        >>> pipe = DiffusionPipeline.from_pretrained("path/to/Lumina-Video-f24R960-diffusers", torch_dtype=torch.bfloat16)
+        >>> pipe.enable_model_cpu_offload()
+        >>> pipe.vae.enable_tiling()
+        >>> call_kwargs = pipe.use_sampling_preset("f24F96R960-MultiScale")
+        >>> video = pipe("A red panda eating bamboo in a misty forest", **call_kwargs).frames[0]
+        >>> export_to_video(video, "red_panda.mp4", fps=24)
+        ```
+"""
+
+
+class LuminaVideoPipeline(DiffusionPipeline):
+    r"""
+    Text-to-video generation with the Multi-scale Next-DiT of Lumina-Video.
+
+    Args:
+        transformer ([`LuminaVideoTransformer3DModel`]): Predicts the velocity from noise to data.
+        scheduler ([`FlowMatchEulerDiscreteScheduler`]): Euler steps; its `shift` is the sampling time shift.
+        vae ([`AutoencoderKLCogVideoX`], *optional*): Decodes latents into frames; not needed for latent output.
+        text_encoder ([`Gemma2Model`], *optional*): Its second-to-last hidden state is the caption feature.
+        tokenizer (*optional*): The Gemma tokenizer; not needed when embeddings are given.
+    """
+
+    model_cpu_offload_seq = "text_encoder->transformer->vae"
+    _optional_components = ["vae", "text_encoder", "tokenizer"]
+    _callback_tensor_inputs = ["latents", "prompt_embeds", "negative_prompt_embeds"]
+
+    def __init__(
+        self,
+        transformer: LuminaVideoTransformer3DModel,
+        scheduler: FlowMatchEulerDiscreteScheduler,
+        vae: AutoencoderKLCogVideoX | None = None,
+        text_encoder: Gemma2Model | None = None,
+        tokenizer: PreTrainedTokenizerBase | None = None,
+    ):
+        super().__init__()
+        self.register_modules(
+            transformer=transformer, scheduler=scheduler, vae=vae, text_encoder=text_encoder, tokenizer=tokenizer
+        )
+        self.vae_scale_factor_spatial = 2 ** (len(vae.config.block_out_channels) - 1) if vae is not None else 8
+        self.vae_scale_factor_temporal = vae.config.temporal_compression_ratio if vae is not None else 4
+        self.video_processor = VideoProcessor(vae_scale_factor=self.vae_scale_factor_spatial)
+        if tokenizer is not None:
+            tokenizer.padding_side = "right"
+
+    # ------------------------------------------------------------------ text
+    def _tokenize(self, texts: list[str], max_sequence_length: int, device: torch.device):
+        """Tokenizes all texts together (one padded length, a multiple of 8) and warns about what was cut."""
+        inputs = self.tokenizer(
+            texts,
+            padding=True,
+            pad_to_multiple_of=8,
+            max_length=max_sequence_length,
+            truncation=True,
+            return_tensors="pt",
+        )
+        full_ids = self.tokenizer(texts, padding=True, return_tensors="pt").input_ids
+        if full_ids.shape[-1] > inputs.input_ids.shape[-1]:
+            removed = self.tokenizer.batch_decode(full_ids[:, max_sequence_length:], skip_special_tokens=True)
+            logger.warning(
+                f"Prompts were cut to `max_sequence_length={max_sequence_length}` tokens; this part was removed: "
+                f"{[text for text in removed if text]}"
+            )
+        return inputs.input_ids.to(device), inputs.attention_mask.to(device)
+
+    def _encode_texts(
+        self, texts: list[str], max_sequence_length: int, device: torch.device
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        input_ids, attention_mask = self._tokenize(texts, max_sequence_length, device)
+        outputs = self.text_encoder(input_ids, attention_mask=attention_mask, output_hidden_states=True)
+        return outputs.hidden_states[-2], attention_mask
+
+    def encode_prompt(
+        self,
+        prompt: str | list[str] | None,
+        negative_prompt: str | list[str] | None = None,
+        do_classifier_free_guidance: bool = True,
+        num_videos_per_prompt: int = 1,
+        device: torch.device | None = None,
+        prompt_embeds: torch.Tensor | None = None,
+        prompt_attention_mask: torch.Tensor | None = None,
+        negative_prompt_embeds: torch.Tensor | None = None,
+        negative_prompt_attention_mask: torch.Tensor | None = None,
+        system_prompt: str | None = None,
+        max_sequence_length: int = 256,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        r"""
+        Encodes `system_prompt + prompt` (and the negative prompt, same prefix) with the Gemma2 text encoder.
+
+        Positive and negative texts are padded together, as the reference does. Returns `(prompt_embeds,
+        prompt_attention_mask, negative_prompt_embeds, negative_prompt_attention_mask)`, each repeated
+        `num_videos_per_prompt` times; the negatives are `None` without classifier-free guidance.
+        """
+        device = device or self._execution_device
+        system_prompt = SYSTEM_PROMPT if system_prompt is None else system_prompt
+        prompts = [prompt] if isinstance(prompt, str) else prompt
+        batch_size = len(prompts) if prompts is not None else prompt_embeds.shape[0]
+
+        texts = []
+        if prompt_embeds is None:
+            texts += [system_prompt + text for text in prompts]
+        need_negative = do_classifier_free_guidance and negative_prompt_embeds is None
+        if need_negative:
+            negatives = negative_prompt or ""
+            negatives = [negatives] * batch_size if isinstance(negatives, str) else negatives
+            texts += [system_prompt + text for text in negatives]
+        if texts:
+            embeds, masks = self._encode_texts(texts, max_sequence_length, device)
+            if prompt_embeds is None:
+                prompt_embeds, prompt_attention_mask = embeds[:batch_size], masks[:batch_size]
+            if need_negative:
+                negative_prompt_embeds, negative_prompt_attention_mask = embeds[-batch_size:], masks[-batch_size:]
+
+        def repeat(tensor: torch.Tensor | None) -> torch.Tensor | None:
+            return None if tensor is None else tensor.repeat_interleave(num_videos_per_prompt, dim=0).to(device)
+
+        if not do_classifier_free_guidance:
+            negative_prompt_embeds = negative_prompt_attention_mask = None
+        return tuple(
+            repeat(t)
+            for t in (prompt_embeds, prompt_attention_mask, negative_prompt_embeds, negative_prompt_attention_mask)
+        )
+
+    # ------------------------------------------------------------------ checks
+    def check_inputs(
+        self,
+        prompt,
+        negative_prompt,
+        height: int,
+        width: int,
+        num_frames: int,
+        schedule: SamplingSchedule,
+        guidance_renorm: float | None,
+        prompt_embeds,
+        prompt_attention_mask,
+        negative_prompt_embeds,
+        negative_prompt_attention_mask,
+        output_type: str,
+        callback_on_step_end_tensor_inputs: list[str] | None,
+        latents: torch.Tensor | None,
+    ) -> None:
+        if (prompt is None) == (prompt_embeds is None):
+            raise ValueError("Pass exactly one of `prompt` and `prompt_embeds`.")
+        if prompt is not None and not (
+            isinstance(prompt, str) or (isinstance(prompt, list) and all(isinstance(p, str) for p in prompt))
+        ):
+            raise ValueError(f"`prompt` must be a string or a list of strings, got {type(prompt).__name__}.")
+        if negative_prompt is not None and negative_prompt_embeds is not None:
+            raise ValueError("Pass at most one of `negative_prompt` and `negative_prompt_embeds`.")
+        for embeds, mask, name in (
+            (prompt_embeds, prompt_attention_mask, "prompt"),
+            (negative_prompt_embeds, negative_prompt_attention_mask, "negative_prompt"),
+        ):
+            if embeds is not None and mask is None:
+                raise ValueError(f"`{name}_embeds` needs `{name}_attention_mask` (1 for real tokens).")
+            if embeds is not None and (embeds.ndim != 3 or tuple(mask.shape) != tuple(embeds.shape[:2])):
+                raise ValueError(
+                    f"`{name}_attention_mask` must have shape {tuple(embeds.shape[:2])} to match `{name}_embeds`, "
+                    f"got {tuple(mask.shape)}."
+                )
+        if prompt_embeds is not None and negative_prompt_embeds is not None:
+            if prompt_embeds.shape[0] != negative_prompt_embeds.shape[0]:
+                raise ValueError(
+                    f"`prompt_embeds` has batch size {prompt_embeds.shape[0]} but `negative_prompt_embeds` has "
+                    f"{negative_prompt_embeds.shape[0]}."
+                )
+        batch_size = len(prompt) if isinstance(prompt, list) else 1 if prompt is not None else prompt_embeds.shape[0]
+        if isinstance(negative_prompt, list) and len(negative_prompt) != batch_size:
+            raise ValueError(f"`negative_prompt` has {len(negative_prompt)} entries but there are {batch_size} prompts.")
+        if prompt is not None and (self.text_encoder is None or self.tokenizer is None):
+            raise ValueError("This pipeline has no `text_encoder`/`tokenizer`; pass `prompt_embeds` instead of `prompt`.")
+        if schedule.uses_guidance and negative_prompt_embeds is None and self.text_encoder is None:
+            raise ValueError(
+                "`guidance_scale` > 1 needs a negative branch: pass `negative_prompt_embeds` (and its mask) or load "
+                "a `text_encoder`."
+            )
+
+        multiple = self.vae_scale_factor_spatial * max(max(p[1:]) for p in schedule.patch_size.values)
+        if height <= 0 or width <= 0 or height % multiple or width % multiple:
+            raise ValueError(
+                f"`height` and `width` must be positive multiples of {multiple} (VAE factor "
+                f"{self.vae_scale_factor_spatial} x the largest patch in `patch_size`), got {height}x{width}."
+            )
+        step = self.vae_scale_factor_temporal
+        if num_frames < 1 or (num_frames - 1) % step:
+            lower = max(1, (num_frames - 1) // step * step + 1)
+            raise ValueError(
+                f"`num_frames` must be 1 + a multiple of {step} (the VAE's temporal compression), got {num_frames}; "
+                f"the nearest valid values are {lower} and {lower + step}."
+            )
+        if guidance_renorm is not None and guidance_renorm <= 0:
+            raise ValueError(f"`guidance_renorm` must be None (off) or > 0, got {guidance_renorm}.")
+        if output_type not in OUTPUT_TYPES:
+            raise ValueError(f"`output_type` must be one of {list(OUTPUT_TYPES)}, got {output_type!r}.")
+        if output_type != "latent" and self.vae is None:
+            raise ValueError(f"`output_type={output_type!r}` needs a `vae`; use `output_type='latent'` without one.")
+        unknown = set(callback_on_step_end_tensor_inputs or []) - set(self._callback_tensor_inputs)
+        if unknown:
+            raise ValueError(
+                f"`callback_on_step_end_tensor_inputs` has {sorted(unknown)}; allowed: {self._callback_tensor_inputs}."
+            )
+        if latents is not None and latents.ndim != 5:
+            raise ValueError(f"`latents` must be [B, C, F, H, W], got shape {tuple(latents.shape)}.")
+
+    # ------------------------------------------------------------------ latents
+    def num_latent_frames(self, num_frames: int) -> int:
+        """The causal VAE turns 1 + 4k frames into 1 + k latent frames."""
+        return (num_frames - 1) // self.vae_scale_factor_temporal + 1
+
+    def prepare_latents(
+        self,
+        batch_size: int,
+        num_channels_latents: int,
+        height: int,
+        width: int,
+        num_frames: int,
+        dtype: torch.dtype,
+        device: torch.device,
+        generator: torch.Generator | list[torch.Generator] | None,
+        latents: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        shape = (
+            batch_size,
+            num_channels_latents,
+            self.num_latent_frames(num_frames),
+            height // self.vae_scale_factor_spatial,
+            width // self.vae_scale_factor_spatial,
+        )
+        if latents is not None:
+            if tuple(latents.shape) != shape:
+                raise ValueError(f"`latents` must have shape {shape} for these arguments, got {tuple(latents.shape)}.")
+            return latents.to(device=device, dtype=dtype)
+        if isinstance(generator, list) and len(generator) != batch_size:
+            raise ValueError(f"`generator` is a list of {len(generator)}, but {batch_size} videos are generated.")
+        return randn_tensor(shape, generator=generator, device=device, dtype=dtype)
+
+    # ------------------------------------------------------------------ sampling
+    def _predict_velocity(
+        self,
+        latents: torch.Tensor,
+        time: float,
+        step: StepSettings,
+        text: dict[str, torch.Tensor],
+        guidance_renorm: float | None,
+    ) -> torch.Tensor:
+        """One transformer call (both guidance branches batched) and classifier-free guidance with renorm."""
+        batch_size, _, num_frames = latents.shape[:3]
+        guided = step.guidance_scale > 1.0
+        model_input = torch.cat([latents, latents]) if guided else latents
+        motion = [step.motion_score] * batch_size + [step.negative_motion_score] * batch_size * guided
+        # A temporal patch longer than an odd frame count: pad with the last frame, crop the prediction.
+        pad = (-num_frames) % step.patch_size[0] if num_frames > 1 else 0
+        if pad:
+            model_input = torch.cat([model_input, model_input[:, :, -1:].expand(-1, -1, pad, -1, -1)], dim=2)
+
+        velocity = self.transformer(
+            hidden_states=model_input.to(self.transformer.dtype),
+            timestep=torch.full((model_input.shape[0],), time, device=latents.device),
+            encoder_hidden_states=text["embeds"] if guided else text["embeds"][:batch_size],
+            encoder_attention_mask=text["mask"] if guided else text["mask"][:batch_size],
+            motion_score=torch.tensor(motion, device=latents.device),
+            patch_size=step.patch_size,
+            attention_kwargs=self.attention_kwargs,
+            return_dict=False,
+        )[0][:, :, :num_frames].float()
+        if not guided:
+            return velocity
+
+        positive, negative = velocity.chunk(2)
+        velocity = negative + step.guidance_scale * (positive - negative)
+        if guidance_renorm is not None:
+            dims = tuple(range(1, velocity.ndim))
+            max_norm = guidance_renorm * torch.linalg.vector_norm(positive, dim=dims, keepdim=True)
+            norm = torch.linalg.vector_norm(velocity, dim=dims, keepdim=True)
+            velocity = velocity * (max_norm / norm).clamp(max=1.0)
+        return velocity
+
+    @staticmethod
+    def _pad_and_join(
+        embeds: torch.Tensor, mask: torch.Tensor, negative_embeds: torch.Tensor | None, negative_mask: torch.Tensor | None
+    ) -> dict[str, torch.Tensor]:
+        """Positive rows then negative rows, right-padded to one length so both branches run in one batch."""
+        if negative_embeds is None:
+            return {"embeds": embeds, "mask": mask}
+        length = max(embeds.shape[1], negative_embeds.shape[1])
+        rows = [(embeds, mask), (negative_embeds, negative_mask.to(mask.dtype))]
+        return {
+            "embeds": torch.cat([F.pad(e, (0, 0, 0, length - e.shape[1])) for e, _ in rows]),
+            "mask": torch.cat([F.pad(m, (0, length - m.shape[1])) for _, m in rows]),
+        }
+
+    def use_sampling_preset(self, name: str) -> dict[str, Any]:
+        """Sets the scheduler's shift for a released sampling config and returns its call arguments."""
+        if name not in SAMPLING_PRESETS:
+            raise ValueError(f"Unknown sampling preset {name!r}; choose from {sorted(SAMPLING_PRESETS)}.")
+        call_kwargs = dict(SAMPLING_PRESETS[name])
+        self.scheduler = FlowMatchEulerDiscreteScheduler.from_config(self.scheduler.config, shift=call_kwargs.pop("shift"))
+        return call_kwargs
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def guidance_scale(self) -> float:
+        return self._guidance_scale
+
+    @property
+    def num_timesteps(self) -> int:
+        return self._num_timesteps
+
+    @property
+    def current_timestep(self) -> torch.Tensor | None:
+        return self._current_timestep
+
+    @property
+    def interrupt(self) -> bool:
+        return self._interrupt
+
+    @property
+    def attention_kwargs(self) -> dict[str, Any] | None:
+        return self._attention_kwargs
+
+    @torch.no_grad()
+    @replace_example_docstring(EXAMPLE_DOC_STRING)
+    def __call__(
+        self,
+        prompt: str | list[str] | None = None,
+        negative_prompt: str | list[str] | None = None,
+        height: int = _DEFAULTS["height"],
+        width: int = _DEFAULTS["width"],
+        num_frames: int = _DEFAULTS["num_frames"],
+        num_inference_steps: int = _DEFAULTS["num_inference_steps"],
+        guidance_scale: float | list[tuple[float, float]] = tuple(_DEFAULTS["guidance_scale"]),
+        guidance_renorm: float | None = _DEFAULTS["guidance_renorm"],
+        motion_score: float | list[tuple[float, float]] = _DEFAULTS["motion_score"],
+        negative_motion_score: float | list[tuple[float, float]] = tuple(_DEFAULTS["negative_motion_score"]),
+        patch_size: tuple[int, int, int] | list[tuple[float, tuple[int, int, int]]] | None = None,
+        num_videos_per_prompt: int = 1,
+        generator: torch.Generator | list[torch.Generator] | None = None,
+        latents: torch.Tensor | None = None,
+        prompt_embeds: torch.Tensor | None = None,
+        prompt_attention_mask: torch.Tensor | None = None,
+        negative_prompt_embeds: torch.Tensor | None = None,
+        negative_prompt_attention_mask: torch.Tensor | None = None,
+        output_type: str = "np",
+        return_dict: bool = True,
+        callback_on_step_end: Callable[[Any, int, torch.Tensor, dict], dict]
+        | PipelineCallback
+        | MultiPipelineCallbacks
+        | None = None,
+        callback_on_step_end_tensor_inputs: list[str] = ("latents",),
+        max_sequence_length: int = 256,
+        system_prompt: str | None = None,
+        attention_kwargs: dict[str, Any] | None = None,
+    ) -> LuminaVideoPipelineOutput | tuple:
+        r"""
+        Generates videos from text. Time-aware arguments take a constant or a schedule: a list of `(t_start, value)`
+        pairs, first `t_start` 0.0 and increasing, where t is the Lumina time at the start of a step (0 = noise,
+        1 = data); the value in force is the one with the largest `t_start <= t`.
+
+        Args:
+            prompt (`str` or `list[str]`): What to generate; prefixed with `system_prompt`.
+            negative_prompt (`str` or `list[str]`, *optional*): The negative branch's text (default: empty, i.e. the
+                system prompt alone).
+            height (`int`), width (`int`): Pixel size; multiples of 8 x the largest patch used (32 for (2, 4, 4)).
+            num_frames (`int`): `1 + 4k` frames, what the CogVideoX VAE decodes `1 + k` latent frames into (93 for the
+                reference's "96 frames", 1 for an image). Other values are refused with the nearest valid ones.
+            num_inference_steps (`int`): Transformer evaluations per branch (the reference's `steps` minus one).
+            guidance_scale (`float` or schedule): `w` in `neg + w * (pos - neg)` (the reference's `cfg + 1`); where
+                `w <= 1` the negative branch is not run.
+            guidance_renorm (`float`, *optional*): Caps the guided velocity's norm at this multiple of the
+                positive velocity's norm; `None` turns it off.
+            motion_score (`float` or schedule): Motion condition of the positive branch (negative = none).
+            negative_motion_score (`float` or schedule): Motion condition of the negative branch; the difference to
+                `motion_score` controls how much motion there is.
+            patch_size (`tuple` or schedule, *optional*): `(pF, pH, pW)` from `transformer.config.patch_sizes`;
+                coarse-to-fine schedules give multi-scale sampling. Defaults to the finest patch.
+            num_videos_per_prompt (`int`): Videos per prompt.
+            generator (`torch.Generator` or `list[torch.Generator]`, *optional*): One, or one per video.
+            latents (`torch.Tensor`, *optional*): Starting noise `[B, C, 1 + (num_frames - 1) // 4, H / 8, W / 8]`.
+            prompt_embeds, prompt_attention_mask (`torch.Tensor`, *optional*): Caption features and their mask.
+            negative_prompt_embeds, negative_prompt_attention_mask (`torch.Tensor`, *optional*): Same, negative.
+            output_type (`str`): `"np"`, `"pil"`, `"pt"` or `"latent"` (the final latents, scaling not undone).
+            return_dict (`bool`): Return a [`LuminaVideoPipelineOutput`] instead of a tuple.
+            callback_on_step_end (*optional*): Called after each step as `(pipe, step, timestep, tensors)`; may
+                return replacements for the tensors in `callback_on_step_end_tensor_inputs`.
+            callback_on_step_end_tensor_inputs (`list[str]`): Tensors passed to the callback.
+            max_sequence_length (`int`): Longest tokenized text; longer texts are cut with a warning.
+            system_prompt (`str`, *optional*): Prefix of every text; defaults to the reference's.
+            attention_kwargs (`dict`, *optional*): Passed to the transformer (e.g. `{"scale": 0.7}` for LoRA).
+
+        Examples:
+
+        Returns:
+            [`LuminaVideoPipelineOutput`] or `tuple`: the videos in `frames` (or the first tuple element).
+        """
+        if isinstance(callback_on_step_end, (PipelineCallback, MultiPipelineCallbacks)):
+            callback_on_step_end_tensor_inputs = callback_on_step_end.tensor_inputs
+        if patch_size is None:
+            patch_size = self.transformer.finest_patch_size
+        schedule = SamplingSchedule.parse(
+            guidance_scale, motion_score, negative_motion_score, patch_size, self.transformer.config.patch_sizes
+        )
+        self.check_inputs(
+            prompt,
+            negative_prompt,
+            height,
+            width,
+            num_frames,
+            schedule,
+            guidance_renorm,
+            prompt_embeds,
+            prompt_attention_mask,
+            negative_prompt_embeds,
+            negative_prompt_attention_mask,
+            output_type,
+            callback_on_step_end_tensor_inputs,
+            latents,
+        )
+        self._guidance_scale = schedule.guidance_scale.at(0.0)
+        self._attention_kwargs = attention_kwargs
+        self._current_timestep = None
+        self._interrupt = False
+        device = self._execution_device
+
+        # 1. Text features (positive and negative padded together)
+        prompt_embeds, prompt_attention_mask, negative_prompt_embeds, negative_prompt_attention_mask = (
+            self.encode_prompt(
+                prompt,
+                negative_prompt,
+                do_classifier_free_guidance=schedule.uses_guidance,
+                num_videos_per_prompt=num_videos_per_prompt,
+                device=device,
+                prompt_embeds=prompt_embeds,
+                prompt_attention_mask=prompt_attention_mask,
+                negative_prompt_embeds=negative_prompt_embeds,
+                negative_prompt_attention_mask=negative_prompt_attention_mask,
+                system_prompt=system_prompt,
+                max_sequence_length=max_sequence_length,
+            )
+        )
+        transformer_dtype = self.transformer.dtype
+        prompt_embeds = prompt_embeds.to(transformer_dtype)
+        if negative_prompt_embeds is not None:
+            negative_prompt_embeds = negative_prompt_embeds.to(transformer_dtype)
+
+        # 2. Time grid: sigma = 1 - t, the reference's `steps = num_inference_steps + 1` points before the shift
+        sigmas = np.linspace(1.0, 1.0 / num_inference_steps, num_inference_steps)
+        self.scheduler.set_timesteps(sigmas=sigmas, device=device)
+        timesteps = self.scheduler.timesteps
+        self._num_timesteps = len(timesteps)
+        self.scheduler.set_begin_index(0)
+
+        # 3. Noise
+        latents = self.prepare_latents(
+            prompt_embeds.shape[0],
+            self.transformer.config.in_channels,
+            height,
+            width,
+            num_frames,
+            torch.float32,
+            device,
+            generator,
+            latents,
+        )
+
+        # 4. Denoising loop
+        text = self._pad_and_join(
+            prompt_embeds, prompt_attention_mask, negative_prompt_embeds, negative_prompt_attention_mask
+        )
+        with self.progress_bar(total=num_inference_steps) as progress_bar:
+            for i, t in enumerate(timesteps):
+                if self.interrupt:
+                    continue
+                self._current_timestep = t
+                time = 1.0 - float(self.scheduler.sigmas[i])
+                step = schedule.at(time)
+                self._guidance_scale = step.guidance_scale
+                velocity = self._predict_velocity(latents, time, step, text, guidance_renorm)
+                # The scheduler integrates d(sample)/d(sigma) = -velocity.
+                latents = self.scheduler.step(-velocity, t, latents, return_dict=False)[0]
+
+                if callback_on_step_end is not None:
+                    available = {
+                        "latents": latents,
+                        "prompt_embeds": prompt_embeds,
+                        "negative_prompt_embeds": negative_prompt_embeds,
+                    }
+                    tensors = {name: available[name] for name in callback_on_step_end_tensor_inputs}
+                    replaced = callback_on_step_end(self, i, t, tensors) or {}
+                    latents = replaced.pop("latents", latents)
+                    if "prompt_embeds" in replaced or "negative_prompt_embeds" in replaced:
+                        prompt_embeds = replaced.pop("prompt_embeds", prompt_embeds)
+                        negative_prompt_embeds = replaced.pop("negative_prompt_embeds", negative_prompt_embeds)
+                        text = self._pad_and_join(
+                            prompt_embeds, prompt_attention_mask, negative_prompt_embeds, negative_prompt_attention_mask
+                        )
+                progress_bar.update()
+        self._current_timestep = None
+
+        # 5. Decode
+        if output_type == "latent":
+            video = latents
+        else:
+            latents = latents.to(self.vae.dtype) / self.vae.config.scaling_factor
+            frames = self.vae.decode(latents, return_dict=False)[0]
+            video = self.video_processor.postprocess_video(frames[:, :, :num_frames], output_type=output_type)
+
+        self.maybe_free_model_hooks()
+        if not return_dict:
+            return (video,)
+        return LuminaVideoPipelineOutput(frames=video)
