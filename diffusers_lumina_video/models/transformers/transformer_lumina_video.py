@@ -168,7 +168,9 @@ class LuminaVideoConditionEmbedding(nn.Module):
         self.time_proj = Timesteps(num_channels=frequency_dim, flip_sin_to_cos=True, downscale_freq_shift=0.0)
         self.timestep_embedder = TimestepEmbedding(frequency_dim, conditioning_dim)
         self.motion_embedder = TimestepEmbedding(frequency_dim, conditioning_dim)
-        self.caption_embedder = nn.Sequential(nn.LayerNorm(cap_feat_dim, eps=1e-5), nn.Linear(cap_feat_dim, conditioning_dim))
+        self.caption_embedder = nn.Sequential(
+            nn.LayerNorm(cap_feat_dim, eps=1e-5), nn.Linear(cap_feat_dim, conditioning_dim)
+        )
 
     def forward(
         self,
@@ -375,6 +377,12 @@ class LuminaVideoTransformer3DModel(
         """The patchification with the smallest patches (the most tokens), the default."""
         return min(self.config.patch_sizes, key=math.prod)
 
+    @staticmethod
+    def _per_item(value: float | torch.Tensor, batch_size: int, device: torch.device) -> torch.Tensor:
+        """A float32 `[B]` tensor from a number, a one-element tensor or a `[B]` tensor."""
+        value = torch.as_tensor(value, device=device, dtype=torch.float32).reshape(-1)
+        return value.expand(batch_size) if value.numel() == 1 else value
+
     def _check_inputs(
         self,
         hidden_states: torch.Tensor,
@@ -404,11 +412,6 @@ class LuminaVideoTransformer3DModel(
                 f"`encoder_hidden_states` must be [B, L, {self.config.cap_feat_dim}], "
                 f"got {tuple(encoder_hidden_states.shape)}."
             )
-        if encoder_attention_mask.shape != encoder_hidden_states.shape[:2]:
-            raise ValueError(
-                f"`encoder_attention_mask` must have shape {tuple(encoder_hidden_states.shape[:2])} (batch, tokens), "
-                f"got {tuple(encoder_attention_mask.shape)}."
-            )
         for name, value in (
             ("timestep", timestep),
             ("encoder_hidden_states", encoder_hidden_states),
@@ -416,6 +419,11 @@ class LuminaVideoTransformer3DModel(
         ):
             if value.shape[0] != batch_size:
                 raise ValueError(f"`{name}` has batch size {value.shape[0]}, but `hidden_states` has {batch_size}.")
+        if encoder_attention_mask.shape != encoder_hidden_states.shape[:2]:
+            raise ValueError(
+                f"`encoder_attention_mask` must have shape {tuple(encoder_hidden_states.shape[:2])} (batch, tokens), "
+                f"got {tuple(encoder_attention_mask.shape)}."
+            )
 
     @apply_lora_scale("attention_kwargs")
     def forward(
@@ -446,11 +454,10 @@ class LuminaVideoTransformer3DModel(
         batch_size = hidden_states.shape[0]
         device = hidden_states.device
         patch_size = tuple(patch_size) if patch_size is not None else self.finest_patch_size
-        timestep = torch.as_tensor(timestep, device=device, dtype=torch.float32).reshape(-1).expand(batch_size)
-        motion_score = -1.0 if motion_score is None else motion_score
-        motion_score = torch.as_tensor(motion_score, device=device, dtype=torch.float32).reshape(-1)
-        if motion_score.numel() == 1:
-            motion_score = motion_score.expand(batch_size)
+        timestep, motion_score = (
+            self._per_item(value, batch_size, device)
+            for value in (timestep, -1.0 if motion_score is None else motion_score)
+        )
         self._check_inputs(
             hidden_states, timestep, encoder_hidden_states, encoder_attention_mask, motion_score, patch_size
         )

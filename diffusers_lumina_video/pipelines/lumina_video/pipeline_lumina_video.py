@@ -59,6 +59,21 @@ EXAMPLE_DOC_STRING = """
 """
 
 
+def check_video_size(height: int, width: int, num_frames: int, spatial_multiple: int, temporal_factor: int) -> None:
+    """Pixel sizes must patchify after the VAE; frame counts must be what the causal VAE decodes (1 + k * factor)."""
+    if height <= 0 or width <= 0 or height % spatial_multiple or width % spatial_multiple:
+        raise ValueError(
+            f"`height` and `width` must be positive multiples of {spatial_multiple} (the VAE's spatial factor x the "
+            f"largest patch in `patch_size`), got {height}x{width}."
+        )
+    if num_frames < 1 or (num_frames - 1) % temporal_factor:
+        lower = max(1, (num_frames - 1) // temporal_factor * temporal_factor + 1)
+        raise ValueError(
+            f"`num_frames` must be 1 + a multiple of {temporal_factor} (the VAE's temporal compression), got "
+            f"{num_frames}; the nearest valid values are {lower} and {lower + temporal_factor}."
+        )
+
+
 class LuminaVideoPipeline(DiffusionPipeline):
     r"""
     Text-to-video generation with the Multi-scale Next-DiT of Lumina-Video.
@@ -216,28 +231,26 @@ class LuminaVideoPipeline(DiffusionPipeline):
                 )
         batch_size = len(prompt) if isinstance(prompt, list) else 1 if prompt is not None else prompt_embeds.shape[0]
         if isinstance(negative_prompt, list) and len(negative_prompt) != batch_size:
-            raise ValueError(f"`negative_prompt` has {len(negative_prompt)} entries but there are {batch_size} prompts.")
+            raise ValueError(
+                f"`negative_prompt` has {len(negative_prompt)} entries but there are {batch_size} prompts."
+            )
         if prompt is not None and (self.text_encoder is None or self.tokenizer is None):
-            raise ValueError("This pipeline has no `text_encoder`/`tokenizer`; pass `prompt_embeds` instead of `prompt`.")
+            raise ValueError(
+                "This pipeline has no `text_encoder`/`tokenizer`; pass `prompt_embeds` instead of `prompt`."
+            )
         if schedule.uses_guidance and negative_prompt_embeds is None and self.text_encoder is None:
             raise ValueError(
                 "`guidance_scale` > 1 needs a negative branch: pass `negative_prompt_embeds` (and its mask) or load "
                 "a `text_encoder`."
             )
 
-        multiple = self.vae_scale_factor_spatial * max(max(p[1:]) for p in schedule.patch_size.values)
-        if height <= 0 or width <= 0 or height % multiple or width % multiple:
-            raise ValueError(
-                f"`height` and `width` must be positive multiples of {multiple} (VAE factor "
-                f"{self.vae_scale_factor_spatial} x the largest patch in `patch_size`), got {height}x{width}."
-            )
-        step = self.vae_scale_factor_temporal
-        if num_frames < 1 or (num_frames - 1) % step:
-            lower = max(1, (num_frames - 1) // step * step + 1)
-            raise ValueError(
-                f"`num_frames` must be 1 + a multiple of {step} (the VAE's temporal compression), got {num_frames}; "
-                f"the nearest valid values are {lower} and {lower + step}."
-            )
+        check_video_size(
+            height,
+            width,
+            num_frames,
+            spatial_multiple=self.vae_scale_factor_spatial * max(max(p[1:]) for p in schedule.patch_size.values),
+            temporal_factor=self.vae_scale_factor_temporal,
+        )
         if guidance_renorm is not None and guidance_renorm <= 0:
             raise ValueError(f"`guidance_renorm` must be None (off) or > 0, got {guidance_renorm}.")
         if output_type not in OUTPUT_TYPES:
@@ -327,7 +340,10 @@ class LuminaVideoPipeline(DiffusionPipeline):
 
     @staticmethod
     def _pad_and_join(
-        embeds: torch.Tensor, mask: torch.Tensor, negative_embeds: torch.Tensor | None, negative_mask: torch.Tensor | None
+        embeds: torch.Tensor,
+        mask: torch.Tensor,
+        negative_embeds: torch.Tensor | None,
+        negative_mask: torch.Tensor | None,
     ) -> dict[str, torch.Tensor]:
         """Positive rows then negative rows, right-padded to one length so both branches run in one batch."""
         if negative_embeds is None:
@@ -344,7 +360,9 @@ class LuminaVideoPipeline(DiffusionPipeline):
         if name not in SAMPLING_PRESETS:
             raise ValueError(f"Unknown sampling preset {name!r}; choose from {sorted(SAMPLING_PRESETS)}.")
         call_kwargs = dict(SAMPLING_PRESETS[name])
-        self.scheduler = FlowMatchEulerDiscreteScheduler.from_config(self.scheduler.config, shift=call_kwargs.pop("shift"))
+        self.scheduler = FlowMatchEulerDiscreteScheduler.from_config(
+            self.scheduler.config, shift=call_kwargs.pop("shift")
+        )
         return call_kwargs
 
     # ------------------------------------------------------------------ properties
@@ -541,7 +559,10 @@ class LuminaVideoPipeline(DiffusionPipeline):
                         prompt_embeds = replaced.pop("prompt_embeds", prompt_embeds)
                         negative_prompt_embeds = replaced.pop("negative_prompt_embeds", negative_prompt_embeds)
                         text = self._pad_and_join(
-                            prompt_embeds, prompt_attention_mask, negative_prompt_embeds, negative_prompt_attention_mask
+                            prompt_embeds,
+                            prompt_attention_mask,
+                            negative_prompt_embeds,
+                            negative_prompt_attention_mask,
                         )
                 progress_bar.update()
         self._current_timestep = None

@@ -1,0 +1,111 @@
+"""`lumina-video generate`: one prompt to one mp4."""
+
+import argparse
+import logging
+from pathlib import Path
+
+import torch
+from diffusers.utils import export_to_video
+
+from ..pipelines.lumina_video.pipeline_lumina_video import check_video_size
+from ..pipelines.lumina_video.presets import PRESET_FPS, SAMPLING_PRESETS
+from ..utils.atomic import atomic_output_file
+from ..utils.tiny_random import TINY_RANDOM_ID
+
+
+logger = logging.getLogger(__name__)
+
+DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+# Small enough for the tiny random model to write a video in seconds on a CPU.
+TINY_RANDOM_DEFAULTS = {"height": 64, "width": 64, "num_frames": 9, "num_inference_steps": 4}
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("generate", help="Generate a video from a text prompt and write it as mp4.")
+    parser.add_argument(
+        "--model",
+        required=True,
+        help=f"A converted pipeline folder or Hub id, or `{TINY_RANDOM_ID}` for a tiny random-weight pipeline.",
+    )
+    parser.add_argument("--prompt", required=True)
+    parser.add_argument("--negative-prompt", default=None)
+    parser.add_argument("--output", required=True, type=Path, help="The .mp4 file to write.")
+    parser.add_argument("--preset", default="f24F96R960", choices=sorted(SAMPLING_PRESETS))
+    parser.add_argument("--height", type=int)
+    parser.add_argument("--width", type=int)
+    parser.add_argument("--num-frames", type=int, help="1 + a multiple of 4 (e.g. 93 for the 96-frame setting).")
+    parser.add_argument("--steps", type=int, help="Transformer evaluations per guidance branch.")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--motion-score", type=float, help="Motion condition of the positive branch.")
+    parser.add_argument("--fps", type=int, help="Frame rate of the written video (default: the preset's).")
+    parser.add_argument("--offload", action="store_true", help="Model CPU offload (needs an accelerator).")
+    parser.add_argument("--dtype", choices=sorted(DTYPES), help="Default: bf16 on CUDA, fp32 on CPU.")
+    parser.set_defaults(run=run)
+
+
+def _call_kwargs(args: argparse.Namespace) -> dict:
+    """The preset's call arguments with the command-line overrides on top (shift excluded)."""
+    kwargs = {k: v for k, v in SAMPLING_PRESETS[args.preset].items() if k != "shift"}
+    if args.model == TINY_RANDOM_ID:
+        kwargs.update(TINY_RANDOM_DEFAULTS)
+    overrides = {
+        "height": args.height,
+        "width": args.width,
+        "num_frames": args.num_frames,
+        "num_inference_steps": args.steps,
+        "motion_score": args.motion_score,
+    }
+    kwargs.update({k: v for k, v in overrides.items() if v is not None})
+    return kwargs
+
+
+def _check_args(args: argparse.Namespace, kwargs: dict) -> None:
+    """Everything that can be checked before loading a model."""
+    if args.output.suffix.lower() != ".mp4":
+        raise ValueError(f"`--output` must end in .mp4, got {args.output}.")
+    if not args.output.parent.is_dir():
+        raise ValueError(f"`--output` folder {args.output.parent} does not exist.")
+    if kwargs["num_inference_steps"] < 1:
+        raise ValueError(f"`--steps` must be >= 1, got {kwargs['num_inference_steps']}.")
+    patch = kwargs["patch_size"]
+    patches = [value for _, value in patch] if isinstance(patch, list) else [patch]
+    check_video_size(
+        kwargs["height"],
+        kwargs["width"],
+        kwargs["num_frames"],
+        spatial_multiple=8 * max(max(p[1:]) for p in patches),
+        temporal_factor=4,
+    )
+
+
+def _load_pipeline(args: argparse.Namespace, dtype: torch.dtype):
+    if args.model == TINY_RANDOM_ID:
+        from ..utils.tiny_random import tiny_random_pipeline
+
+        logger.warning("`--model tiny-random` has random weights: the video is noise, not an answer to the prompt.")
+        pipe = tiny_random_pipeline()
+        return pipe if dtype == torch.float32 else pipe.to(dtype=dtype)
+    from diffusers import DiffusionPipeline
+
+    return DiffusionPipeline.from_pretrained(args.model, torch_dtype=dtype)
+
+
+def run(args: argparse.Namespace) -> int:
+    kwargs = _call_kwargs(args)
+    _check_args(args, kwargs)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    dtype = DTYPES[args.dtype] if args.dtype else (torch.bfloat16 if device == "cuda" else torch.float32)
+
+    pipe = _load_pipeline(args, dtype)
+    pipe.use_sampling_preset(args.preset)
+    if args.offload:
+        pipe.enable_model_cpu_offload()
+    else:
+        pipe.to(device)
+    generator = torch.Generator(device="cpu").manual_seed(args.seed)
+    video = pipe(args.prompt, negative_prompt=args.negative_prompt, generator=generator, **kwargs).frames[0]
+
+    with atomic_output_file(args.output) as temporary:
+        export_to_video(video, str(temporary), fps=args.fps or PRESET_FPS[args.preset])
+    print(f"Wrote {len(video)} frames to {args.output}")
+    return 0

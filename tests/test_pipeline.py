@@ -1,0 +1,339 @@
+import numpy as np
+import PIL.Image
+import pytest
+import torch
+from conftest import TRAJECTORY_ATOL
+from diffusers import DiffusionPipeline, FlowMatchEulerDiscreteScheduler
+
+from diffusers_lumina_video import SAMPLING_PRESETS, LuminaVideoPipeline, LuminaVideoPipelineOutput
+from diffusers_lumina_video.pipelines.lumina_video.pipeline_lumina_video import SYSTEM_PROMPT
+from diffusers_lumina_video.utils.tiny_random import tiny_random_pipeline
+
+
+SMALL = {"height": 32, "width": 32, "num_frames": 5, "num_inference_steps": 2}
+
+
+@pytest.fixture(scope="module")
+def pipe():
+    return tiny_random_pipeline()
+
+
+def _seeded(seed: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+# ---------------------------------------------------------------- golden sampling run
+def test_golden_sampling_run_after_save_and_reload(golden_transformer, golden, tmp_path):
+    LuminaVideoPipeline(golden_transformer, FlowMatchEulerDiscreteScheduler(shift=8.0)).save_pretrained(tmp_path)
+    pipe = DiffusionPipeline.from_pretrained(tmp_path)
+    assert isinstance(pipe, LuminaVideoPipeline) and pipe.vae is None and pipe.text_encoder is None
+
+    trajectory = []
+    output = pipe(
+        prompt_embeds=golden["sample_cap_feats"][:1],
+        prompt_attention_mask=golden["sample_cap_mask"][:1],
+        negative_prompt_embeds=golden["sample_cap_feats"][1:],
+        negative_prompt_attention_mask=golden["sample_cap_mask"][1:],
+        height=64,
+        width=128,
+        num_frames=13,
+        num_inference_steps=11,
+        guidance_scale=[(0.0, 6.0), (0.6, 1.0)],
+        guidance_renorm=2.0,
+        motion_score=6.0,
+        negative_motion_score=[(0.0, 2.0), (0.3, 6.0)],
+        patch_size=[(0.0, (2, 4, 4)), (0.2, (2, 2, 2)), (0.5, (1, 2, 2))],
+        latents=golden["sample_z"],
+        output_type="latent",
+        callback_on_step_end=lambda p, i, t, tensors: trajectory.append(tensors["latents"].clone()),
+    ).frames
+    torch.testing.assert_close(1 - pipe.scheduler.sigmas, golden["sample_t_grid"], atol=1e-6, rtol=0)
+    torch.testing.assert_close(torch.stack(trajectory), golden["sample_trajectory"][1:], atol=TRAJECTORY_ATOL, rtol=0)
+    torch.testing.assert_close(output, golden["sample_out"], atol=TRAJECTORY_ATOL, rtol=0)
+
+
+# ---------------------------------------------------------------- text path
+def test_encode_prompt_adds_system_prompt_pads_together_to_multiple_of_8(pipe):
+    seen = []
+    original = pipe.tokenizer.__class__.__call__
+
+    def spy(tokenizer, texts, **kwargs):
+        seen.append((list(texts), kwargs))
+        return original(tokenizer, texts, **kwargs)
+
+    pipe.tokenizer.__class__.__call__ = spy
+    try:
+        embeds, mask, negative, negative_mask = pipe.encode_prompt("a red cat on a mat", "blurry")
+    finally:
+        pipe.tokenizer.__class__.__call__ = original
+    assert seen[0][0] == [SYSTEM_PROMPT + "a red cat on a mat", SYSTEM_PROMPT + "blurry"]
+    assert seen[0][1]["pad_to_multiple_of"] == 8 and seen[0][1]["max_length"] == 256
+    assert embeds.shape[1] % 8 == 0 and embeds.shape == negative.shape
+    assert mask.sum() > negative_mask.sum() and mask[0, : mask.sum()].all()  # right padding
+    # Second-to-last hidden state of the text encoder.
+    ids = pipe.tokenizer([SYSTEM_PROMPT + "a red cat on a mat"], return_tensors="pt").input_ids
+    hidden = pipe.text_encoder(ids, output_hidden_states=True).hidden_states[-2]
+    torch.testing.assert_close(embeds[:, : ids.shape[1]], hidden)
+
+
+def test_empty_negative_prompt_is_system_prompt_alone(pipe):
+    _, _, negative, negative_mask = pipe.encode_prompt("a cat", None)
+    alone, alone_mask, _, _ = pipe.encode_prompt("", do_classifier_free_guidance=False)
+    length = int(alone_mask.sum())
+    assert int(negative_mask.sum()) == length
+    torch.testing.assert_close(negative[:, :length], alone[:, :length])
+
+
+def test_custom_system_prompt_changes_features(pipe):
+    default, _, _, _ = pipe.encode_prompt("a cat", do_classifier_free_guidance=False)
+    custom, _, _, _ = pipe.encode_prompt("a cat", do_classifier_free_guidance=False, system_prompt="")
+    assert default.shape[1] > custom.shape[1]
+
+
+def test_truncation_warns_with_the_removed_text(pipe, caplog):
+    long_prompt = " ".join(["the"] * 20) + " video"
+    with caplog.at_level("WARNING"):
+        embeds, mask, _, _ = pipe.encode_prompt(
+            long_prompt, do_classifier_free_guidance=False, system_prompt="", max_sequence_length=16
+        )
+    assert embeds.shape[1] == 16 and mask.all()
+    assert "max_sequence_length=16" in caplog.text and "video" in caplog.text
+
+
+# ---------------------------------------------------------------- end to end
+@pytest.mark.parametrize("output_type", ["np", "pil", "pt", "latent"])
+def test_end_to_end_output_types(pipe, output_type):
+    frames = pipe("a cat", generator=_seeded(), output_type=output_type, **SMALL).frames
+    if output_type == "np":
+        assert frames.shape == (1, 5, 32, 32, 3) and 0 <= frames.min() and frames.max() <= 1
+    elif output_type == "pil":
+        assert len(frames) == 1 and len(frames[0]) == 5 and isinstance(frames[0][0], PIL.Image.Image)
+    elif output_type == "pt":
+        assert frames.shape == (1, 5, 3, 32, 32)
+    else:
+        assert frames.shape == (1, 4, 2, 4, 4)
+
+
+def test_return_tuple_and_output_class(pipe):
+    output = pipe("a cat", generator=_seeded(), output_type="latent", **SMALL)
+    as_tuple = pipe("a cat", generator=_seeded(), output_type="latent", return_dict=False, **SMALL)
+    assert isinstance(output, LuminaVideoPipelineOutput) and isinstance(as_tuple, tuple)
+    torch.testing.assert_close(output.frames, as_tuple[0])
+
+
+def test_seed_determinism_and_per_prompt_generators(pipe):
+    first = pipe("a cat", generator=_seeded(1), output_type="latent", **SMALL).frames
+    again = pipe("a cat", generator=_seeded(1), output_type="latent", **SMALL).frames
+    other = pipe("a cat", generator=_seeded(2), output_type="latent", **SMALL).frames
+    torch.testing.assert_close(first, again, atol=0, rtol=0)
+    assert not torch.allclose(first, other)
+    pair = pipe(["a cat", "a cat"], generator=[_seeded(1), _seeded(2)], output_type="latent", **SMALL).frames
+    torch.testing.assert_close(pair[0:1], first, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(pair[1:2], other, atol=1e-4, rtol=1e-4)
+
+
+def test_num_videos_per_prompt(pipe):
+    frames = pipe(["a cat", "a dog"], num_videos_per_prompt=2, generator=_seeded(), output_type="latent", **SMALL)
+    assert frames.frames.shape[0] == 4
+
+
+def test_image_generation_with_one_frame_and_temporal_patch(pipe):
+    frames = pipe(
+        "a cat", generator=_seeded(), **{**SMALL, "num_frames": 1}, patch_size=(2, 2, 2), output_type="np"
+    ).frames
+    assert frames.shape == (1, 1, 32, 32, 3)
+
+
+def test_odd_latent_frames_with_temporal_patch_two(pipe):
+    # 9 frames -> 3 latent frames, padded to 4 for (2, 2, 2) and cropped back.
+    kwargs = {**SMALL, "num_frames": 9}
+    frames = pipe("a cat", generator=_seeded(), patch_size=(2, 2, 2), output_type="np", **kwargs).frames
+    assert frames.shape == (1, 9, 32, 32, 3) and np.isfinite(frames).all()
+
+
+def test_negative_branch_skipped_where_guidance_is_off(pipe):
+    batch_sizes = []
+    hook = pipe.transformer.register_forward_pre_hook(
+        lambda module, args, kwargs: batch_sizes.append(kwargs["hidden_states"].shape[0]), with_kwargs=True
+    )
+    try:
+        kwargs = {**SMALL, "num_inference_steps": 6}
+        pipe("a cat", generator=_seeded(), guidance_scale=[(0.0, 4.0), (0.1, 1.0)], output_type="latent", **kwargs)
+    finally:
+        hook.remove()
+    # Step start times with shift 8: 0, .024, .059, .111, .2, .385. Both branches share one call while w > 1.
+    assert batch_sizes == [2, 2, 2, 1, 1, 1]
+
+
+def test_guidance_and_motion_change_the_result(pipe):
+    base = pipe("a cat", generator=_seeded(), guidance_scale=1.0, output_type="latent", **SMALL).frames
+    guided = pipe("a cat", generator=_seeded(), guidance_scale=5.0, output_type="latent", **SMALL).frames
+    moving = pipe("a cat", generator=_seeded(), guidance_scale=1.0, motion_score=9.0, output_type="latent", **SMALL)
+    assert not torch.allclose(base, guided) and not torch.allclose(base, moving.frames)
+
+
+def test_guidance_renorm_caps_the_guided_velocity(pipe):
+    from diffusers_lumina_video.pipelines.lumina_video.schedules import StepSettings
+
+    latents = torch.randn(1, 4, 2, 4, 4, generator=_seeded())
+    embeds, mask, negative, negative_mask = pipe.encode_prompt("a cat", "a dog")
+    text = pipe._pad_and_join(embeds, mask, negative, negative_mask)
+    pipe._attention_kwargs = None
+
+    def velocity(scale: float, renorm: float | None) -> torch.Tensor:
+        step = StepSettings(guidance_scale=scale, motion_score=6.0, negative_motion_score=2.0, patch_size=(1, 2, 2))
+        return pipe._predict_velocity(latents, 0.3, step, text, renorm)
+
+    positive = velocity(1.0, None).norm()
+    assert velocity(50.0, None).norm() > 1.5 * positive
+    torch.testing.assert_close(velocity(50.0, 1.5).norm(), 1.5 * positive)
+    torch.testing.assert_close(velocity(50.0, 1e6), velocity(50.0, None))  # below the cap: unchanged
+
+
+def test_callback_can_replace_latents_and_interrupt(pipe):
+    steps = []
+
+    def callback(p, step, timestep, tensors):
+        steps.append(step)
+        assert set(tensors) == {"latents", "prompt_embeds"}
+        if step == 0:
+            p._interrupt = True
+        return {"latents": torch.zeros_like(tensors["latents"])}
+
+    frames = pipe(
+        "a cat",
+        generator=_seeded(),
+        output_type="latent",
+        callback_on_step_end=callback,
+        callback_on_step_end_tensor_inputs=["latents", "prompt_embeds"],
+        **{**SMALL, "num_inference_steps": 3},
+    ).frames
+    assert steps == [0] and torch.count_nonzero(frames) == 0
+
+
+def test_vae_tiling_and_slicing_through_the_pipeline(pipe):
+    kwargs = {**SMALL, "height": 128, "width": 128, "output_type": "pt"}
+    reference = pipe(["a cat", "a dog"], generator=_seeded(), **kwargs).frames
+    # CogVideoX tiling needs tiles whose overlaps are whole latent pixels: 96 px tiles, 1/6 overlap.
+    pipe.vae.enable_tiling(96, 96, tile_overlap_factor_height=1 / 6, tile_overlap_factor_width=1 / 6)
+    pipe.vae.enable_slicing()
+    try:
+        tiled = pipe(["a cat", "a dog"], generator=_seeded(), **kwargs).frames
+    finally:
+        pipe.vae.disable_tiling()
+        pipe.vae.disable_slicing()
+    assert tiled.shape == reference.shape and (tiled - reference).abs().mean() < 0.1
+
+
+def test_model_cpu_offload_runs(tmp_path):
+    pipe = tiny_random_pipeline()
+    reference = pipe("a cat", generator=_seeded(), output_type="latent", **SMALL).frames
+    pipe.enable_model_cpu_offload(device="cpu")
+    offloaded = pipe("a cat", generator=_seeded(), output_type="latent", **SMALL).frames
+    torch.testing.assert_close(offloaded, reference)
+
+
+def test_presets_are_complete_and_usable(pipe):
+    assert set(SAMPLING_PRESETS) == {"f24F96R960", "f24F96R960-MultiScale", "f16F64R512", "f16F64R512-MultiScale"}
+    single = SAMPLING_PRESETS["f24F96R960"]
+    assert single["num_inference_steps"] == 69 and single["shift"] == 24.0  # reference: 70 grid points
+    assert single["guidance_scale"] == [(0.0, 21.0), (0.2, 1.0)]  # reference cfg (20, (0.2, 0))
+    assert SAMPLING_PRESETS["f16F64R512-MultiScale"]["patch_size"][0] == (0.0, (2, 4, 4))
+    for name in SAMPLING_PRESETS:
+        kwargs = pipe.use_sampling_preset(name)
+        assert pipe.scheduler.config.shift == SAMPLING_PRESETS[name]["shift"] and "shift" not in kwargs
+        kwargs.update(SMALL, height=32, width=32)
+        frames = pipe("a cat", generator=_seeded(), output_type="latent", **kwargs).frames
+        assert frames.shape == (1, 4, 2, 4, 4)
+
+
+def test_defaults_reproduce_f24_preset():
+    import inspect
+
+    defaults = {k: p.default for k, p in inspect.signature(LuminaVideoPipeline.__call__).parameters.items()}
+    preset = SAMPLING_PRESETS["f24F96R960"]
+    for name in ("height", "width", "num_frames", "num_inference_steps", "guidance_renorm", "motion_score"):
+        assert defaults[name] == preset[name], name
+    assert list(defaults["guidance_scale"]) == preset["guidance_scale"]
+    assert list(defaults["negative_motion_score"]) == preset["negative_motion_score"]
+    assert defaults["patch_size"] is None  # the finest, (1, 2, 2)
+
+
+def test_unknown_preset_raises(pipe):
+    with pytest.raises(ValueError, match="Unknown sampling preset 'nope'; choose from"):
+        pipe.use_sampling_preset("nope")
+
+
+# ---------------------------------------------------------------- input checks
+def _embeds(batch=1, length=8):
+    return torch.randn(batch, length, 32), torch.ones(batch, length, dtype=torch.long)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"height": 40}, "`height` and `width` must be positive multiples of 16"),
+        ({"width": 48, "patch_size": (2, 4, 4)}, "`height` and `width` must be positive multiples of 32"),
+        ({"num_frames": 8}, "`num_frames` must be 1 \\+ a multiple of 4 .* nearest valid values are 5 and 9"),
+        ({"patch_size": (1, 4, 4)}, r"`patch_size` must be one of \[\(1, 2, 2\), \(2, 2, 2\), \(2, 4, 4\)\]"),
+        ({"patch_size": [(0.1, (1, 2, 2))]}, "`patch_size` schedule must start at t_start 0.0"),
+        ({"guidance_scale": [(0.0, 5.0), (0.5, 1.0), (0.3, 2.0)]}, "`guidance_scale` schedule needs increasing"),
+        ({"motion_score": "fast"}, "`motion_score` takes a number or a list of"),
+        ({"output_type": "gif"}, r"`output_type` must be one of \['np', 'pil', 'pt', 'latent'\]"),
+        ({"guidance_renorm": 0.0}, "`guidance_renorm` must be None"),
+        ({"callback_on_step_end_tensor_inputs": ["noise"]}, "`callback_on_step_end_tensor_inputs` has \\['noise'\\]"),
+        ({"prompt": None}, "Pass exactly one of `prompt` and `prompt_embeds`"),
+        ({"prompt_embeds": _embeds()[0]}, "Pass exactly one of `prompt` and `prompt_embeds`"),
+        ({"prompt": 3}, "`prompt` must be a string or a list of strings"),
+        ({"negative_prompt": ["x", "y"]}, "`negative_prompt` has 2 entries but there are 1 prompts"),
+        ({"latents": torch.randn(1, 4, 2, 4)}, r"`latents` must be \[B, C, F, H, W\]"),
+        ({"latents": torch.randn(1, 4, 3, 4, 4)}, r"`latents` must have shape \(1, 4, 2, 4, 4\)"),
+        ({"generator": [_seeded(), _seeded()]}, "`generator` is a list of 2, but 1 videos"),
+    ],
+)
+def test_check_inputs_errors(pipe, kwargs, message):
+    call = {"prompt": "a cat", **SMALL, "output_type": "latent", **kwargs}
+    with pytest.raises(ValueError, match=message):
+        pipe(**call)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"prompt_embeds": _embeds()[0]}, "`prompt_embeds` needs `prompt_attention_mask`"),
+        (
+            {"prompt_embeds": _embeds()[0], "prompt_attention_mask": torch.ones(1, 5)},
+            r"`prompt_attention_mask` must have shape \(1, 8\)",
+        ),
+        (
+            {
+                "prompt_embeds": _embeds(2)[0],
+                "prompt_attention_mask": _embeds(2)[1],
+                "negative_prompt_embeds": _embeds(1)[0],
+                "negative_prompt_attention_mask": _embeds(1)[1],
+            },
+            "`prompt_embeds` has batch size 2 but `negative_prompt_embeds` has 1",
+        ),
+        (
+            {"prompt_embeds": _embeds()[0], "prompt_attention_mask": _embeds()[1], "guidance_scale": 3.0},
+            "`guidance_scale` > 1 needs a negative branch",
+        ),
+        (
+            {"prompt_embeds": _embeds()[0], "prompt_attention_mask": _embeds()[1], "output_type": "np"},
+            "`output_type='np'` needs a `vae`",
+        ),
+    ],
+)
+def test_check_inputs_errors_without_text_encoder_or_vae(kwargs, message):
+    components = tiny_random_pipeline().components
+    pipe = LuminaVideoPipeline(components["transformer"], components["scheduler"])
+    call = {**SMALL, "guidance_scale": 1.0, "output_type": "latent", **kwargs}
+    with pytest.raises(ValueError, match=message):
+        pipe(**call)
+
+
+def test_prompt_without_text_encoder_is_refused():
+    components = tiny_random_pipeline().components
+    pipe = LuminaVideoPipeline(components["transformer"], components["scheduler"])
+    with pytest.raises(ValueError, match="no `text_encoder`/`tokenizer`; pass `prompt_embeds`"):
+        pipe("a cat", output_type="latent", **SMALL)

@@ -1,0 +1,190 @@
+import math
+
+import pytest
+import torch
+from conftest import FORWARD_TOLERANCE
+from diffusers import AutoModel
+
+from diffusers_lumina_video import LuminaVideoTransformer3DModel
+from diffusers_lumina_video.loaders.single_file_utils import (
+    convert_lumina_video_transformer_checkpoint_to_diffusers,
+    infer_transformer_config,
+)
+from diffusers_lumina_video.models.transformers.transformer_lumina_video import patchify, unpatchify
+from diffusers_lumina_video.utils.tiny_random import tiny_transformer
+
+
+def _run_case(model, golden, case):
+    patch = (case["f_patch_size"], case["patch_size"], case["patch_size"])
+    if case["input"] == "x":
+        inputs = (golden["x"], golden["t"], golden["cap_feats"], golden["cap_mask"], golden["motion_score"])
+    else:
+        motion = torch.tensor(case["motion_score"])
+        inputs = (golden["image"], golden["t"][:1], golden["cap_feats"][:1], golden["cap_mask"][:1], motion)
+    with torch.no_grad():
+        return model(*inputs, patch_size=patch).sample
+
+
+@pytest.mark.parametrize(
+    "case_name", ["video_f1p2", "video_f2p2", "video_f2p4", "image_f1p2", "image_f2p2", "image_f2p4"]
+)
+def test_golden_forward(golden_transformer, golden, golden_spec, case_name):
+    case = next(c for c in golden_spec["forward_cases"] if c["name"] == case_name)
+    output = _run_case(golden_transformer, golden, case)
+    torch.testing.assert_close(output, golden[case["output"]], **FORWARD_TOLERANCE)
+
+
+def test_golden_config_matches_reference_constructor(golden_transformer, golden_spec):
+    reference = golden_spec["config"]
+    config = golden_transformer.config
+    assert config.hidden_size == reference["dim"]
+    assert config.num_layers == reference["n_layers"]
+    assert config.num_attention_heads == reference["n_heads"]
+    assert config.num_kv_heads == reference["n_kv_heads"]
+    assert config.cap_feat_dim == reference["cap_feat_dim"]
+    expected = {(f, p, p) for p, f in zip(reference["all_patch_size"], reference["all_f_patch_size"], strict=True)}
+    assert set(config.patch_sizes) == expected
+    assert config.timestep_scale == reference["t_scale"] and config.motion_scale == reference["motion_scale"]
+
+
+def test_full_size_mapping_on_meta_device(shapes_manifest):
+    original = {key: torch.empty(shape, device="meta") for key, shape in shapes_manifest["state_dict_shapes"].items()}
+    config = infer_transformer_config(original, model_args=None)
+    constructor = shapes_manifest["constructor"]
+    assert (config["hidden_size"], config["num_layers"]) == (constructor["dim"], constructor["n_layers"])
+    assert (config["num_attention_heads"], config["num_kv_heads"]) == (
+        constructor["n_heads"],
+        constructor["n_kv_heads"],
+    )
+    assert config["multiple_of"] == constructor["multiple_of"] and config["ffn_dim_multiplier"] is None
+
+    with torch.device("meta"):
+        model = LuminaVideoTransformer3DModel(**config)
+        default = LuminaVideoTransformer3DModel()
+    public = lambda cfg: {k: v for k, v in cfg.items() if not k.startswith("_")}  # noqa: E731
+    assert public(model.config) == public(default.config)  # the defaults are the released model
+
+    converted = convert_lumina_video_transformer_checkpoint_to_diffusers(original)
+    expected = {name: tuple(p.shape) for name, p in model.state_dict().items()}
+    assert set(converted) == set(expected), set(converted) ^ set(expected)
+    for name, tensor in converted.items():
+        assert tuple(tensor.shape) == expected[name], name
+    assert sum(math.prod(s) for s in expected.values()) == shapes_manifest["num_parameters"] - constructor["dim"]
+
+
+def test_patchify_roundtrip_and_token_order():
+    x = torch.randn(2, 3, 4, 8, 12)
+    tokens, grid = patchify(x, (2, 2, 4))
+    assert grid == (2, 4, 3) and tokens.shape == (2, 24, 2 * 2 * 4 * 3)
+    # token (f=1, h=2, w=1), feature (pf=1, ph=0, pw=3, c=2)
+    token = (1 * 4 + 2) * 3 + 1
+    feature = ((1 * 2 + 0) * 4 + 3) * 3 + 2
+    assert tokens[0, token, feature] == x[0, 2, 1 * 2 + 1, 2 * 2 + 0, 1 * 4 + 3]
+    assert torch.equal(unpatchify(tokens, (2, 2, 4), grid), x)
+
+
+@pytest.fixture
+def tiny_inputs():
+    generator = torch.Generator().manual_seed(0)
+    return {
+        "hidden_states": torch.randn(2, 4, 4, 8, 8, generator=generator),
+        "timestep": torch.tensor([0.3, 0.7]),
+        "encoder_hidden_states": torch.randn(2, 6, 32, generator=generator),
+        "encoder_attention_mask": torch.tensor([[1, 1, 1, 1, 1, 1], [1, 1, 1, 0, 0, 0]]),
+        "motion_score": torch.tensor([4.0, -1.0]),
+    }
+
+
+def test_padded_batch_matches_items_alone(tiny_inputs):
+    model = tiny_transformer()
+    with torch.no_grad():
+        batched = model(**tiny_inputs, patch_size=(2, 2, 2)).sample
+        for index, length in enumerate((6, 3)):
+            single = model(
+                tiny_inputs["hidden_states"][index : index + 1],
+                tiny_inputs["timestep"][index : index + 1],
+                tiny_inputs["encoder_hidden_states"][index : index + 1, :length],
+                tiny_inputs["encoder_attention_mask"][index : index + 1, :length],
+                tiny_inputs["motion_score"][index : index + 1],
+                patch_size=(2, 2, 2),
+            ).sample
+            torch.testing.assert_close(batched[index : index + 1], single, atol=1e-5, rtol=1e-5)
+
+
+def test_motion_absent_equals_none_and_float_broadcasts(tiny_inputs):
+    model = tiny_transformer()
+    inputs = {k: v for k, v in tiny_inputs.items() if k != "motion_score"}
+    with torch.no_grad():
+        absent = model(**inputs, motion_score=torch.tensor([-1.0, -3.0])).sample
+        no_motion = model(**inputs).sample
+        as_float = model(**inputs, motion_score=4.0).sample
+        as_tensor = model(**inputs, motion_score=torch.tensor([4.0, 4.0])).sample
+    torch.testing.assert_close(absent, no_motion)
+    torch.testing.assert_close(as_float, as_tensor)
+    assert not torch.allclose(as_float, no_motion)
+
+
+def test_save_load_roundtrip_and_automodel(tmp_path, tiny_inputs):
+    model = tiny_transformer()
+    model.save_pretrained(tmp_path)
+    for loaded in (LuminaVideoTransformer3DModel.from_pretrained(tmp_path), AutoModel.from_pretrained(str(tmp_path))):
+        assert isinstance(loaded, LuminaVideoTransformer3DModel)
+        assert loaded.config.patch_sizes == ((1, 2, 2), (2, 2, 2), (2, 4, 4))
+        with torch.no_grad():
+            torch.testing.assert_close(loaded(**tiny_inputs).sample, model(**tiny_inputs).sample, atol=0, rtol=0)
+
+
+def test_gradient_checkpointing_gives_same_gradients(tiny_inputs):
+    def gradients(checkpointing: bool) -> dict[str, torch.Tensor]:
+        torch.manual_seed(0)
+        model = tiny_transformer().train()
+        if checkpointing:
+            model.enable_gradient_checkpointing()
+        model(**tiny_inputs, patch_size=(2, 2, 2)).sample.square().mean().backward()
+        return {name: p.grad for name, p in model.named_parameters() if p.grad is not None}
+
+    plain, checkpointed = gradients(False), gradients(True)
+    assert plain.keys() == checkpointed.keys() and len(plain) > 0
+    for name in plain:
+        torch.testing.assert_close(checkpointed[name], plain[name], atol=1e-6, rtol=1e-5)
+
+
+def test_bfloat16_forward_runs_close_to_float32(tiny_inputs):
+    model = tiny_transformer()
+    with torch.no_grad():
+        reference = model(**tiny_inputs).sample
+        model_bf16 = model.to(torch.bfloat16)
+        inputs = {k: v.to(torch.bfloat16) if v.is_floating_point() else v for k, v in tiny_inputs.items()}
+        output = model_bf16(**inputs).sample
+    assert output.dtype == torch.bfloat16 and torch.isfinite(output).all()
+    assert (output.float() - reference).abs().max() < 0.1 * reference.abs().max()
+
+
+def test_attention_backend_can_be_set(tiny_inputs):
+    model = tiny_transformer()
+    with torch.no_grad():
+        default = model(**tiny_inputs).sample
+        model.set_attention_backend("native")
+        native = model(**tiny_inputs).sample
+    assert all(p._attention_backend == "native" for p in model.attn_processors.values())
+    torch.testing.assert_close(native, default)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"patch_size": (4, 4, 4)}, "`patch_size` must be one of"),
+        ({"hidden_states": torch.randn(2, 4, 3, 8, 8)}, "not divisible by the temporal patch 2"),
+        ({"hidden_states": torch.randn(2, 4, 4, 7, 8)}, "must be divisible by the patch 2x2"),
+        ({"timestep": torch.tensor([0.1, 0.2, 0.3])}, "`timestep` has batch size 3"),
+        ({"encoder_hidden_states": torch.randn(1, 6, 32)}, "`encoder_hidden_states` has batch size 1"),
+        ({"encoder_attention_mask": torch.ones(2, 5)}, "`encoder_attention_mask` must have shape (2, 6)"),
+        ({"motion_score": torch.tensor([1.0, 2.0, 3.0])}, "`motion_score` has batch size 3"),
+        ({"hidden_states": torch.randn(2, 3, 4, 8, 8)}, "`hidden_states` must be [B, 4, F, H, W]"),
+    ],
+)
+def test_invalid_inputs_raise_naming_the_argument(tiny_inputs, change, message):
+    model = tiny_transformer()
+    kwargs = {**tiny_inputs, "patch_size": (2, 2, 2), **change}
+    with pytest.raises(ValueError, match=message.replace("[", r"\[").replace("(", r"\(").replace(")", r"\)")):
+        model(**kwargs)
