@@ -1,5 +1,6 @@
 """Time-aware sampling values: a constant, or `(t_start, value)` pairs over Lumina time (0 = noise, 1 = data)."""
 
+import itertools
 import numbers
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ class TimeSchedule(Generic[T]):
         starts = [t_start for t_start, _ in points]
         if starts[0] != 0.0:
             raise ValueError(f"`{name}` schedule must start at t_start 0.0, got {starts[0]} in {value!r}.")
-        if any(b <= a for a, b in zip(starts, starts[1:])) or starts[-1] >= 1.0:
+        if any(b <= a for a, b in itertools.pairwise(starts)) or starts[-1] >= 1.0:
             raise ValueError(f"`{name}` schedule needs increasing t_start values in [0, 1), got {starts}.")
         return cls(points)
 
