@@ -188,3 +188,17 @@ def test_invalid_inputs_raise_naming_the_argument(tiny_inputs, change, message):
     kwargs = {**tiny_inputs, "patch_size": (2, 2, 2), **change}
     with pytest.raises(ValueError, match=message.replace("[", r"\[").replace("(", r"\(").replace(")", r"\)")):
         model(**kwargs)
+
+
+@pytest.mark.parametrize("regional", [False, True], ids=["whole_model", "repeated_blocks"])
+def test_torch_compile_fullgraph_matches_eager(tiny_inputs, regional):
+    # `aot_eager` traces exactly what inductor would (no graph breaks allowed) without compiling kernels.
+    model = tiny_transformer()
+    with torch.no_grad():
+        eager = model(**tiny_inputs, patch_size=(2, 2, 2)).sample
+        if regional:
+            model.compile_repeated_blocks(fullgraph=True, backend="aot_eager")
+            compiled = model
+        else:
+            compiled = torch.compile(model, fullgraph=True, backend="aot_eager")
+        torch.testing.assert_close(compiled(**tiny_inputs, patch_size=(2, 2, 2)).sample, eager)
