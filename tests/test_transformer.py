@@ -202,3 +202,18 @@ def test_torch_compile_fullgraph_matches_eager(tiny_inputs, regional):
         else:
             compiled = torch.compile(model, fullgraph=True, backend="aot_eager")
         torch.testing.assert_close(compiled(**tiny_inputs, patch_size=(2, 2, 2)).sample, eager)
+
+
+def test_bfloat16_loading_keeps_conditioning_in_float32_and_layerwise_casting_runs(tmp_path, tiny_inputs):
+    tiny_transformer().save_pretrained(tmp_path)
+    model = LuminaVideoTransformer3DModel.from_pretrained(tmp_path, torch_dtype=torch.bfloat16)
+    assert model.condition_embedder.timestep_embedder.linear_1.weight.dtype == torch.float32
+    assert model.layers[0].attn.to_q.weight.dtype == torch.bfloat16
+    inputs = {k: v.to(torch.bfloat16) if v.is_floating_point() else v for k, v in tiny_inputs.items()}
+    with torch.no_grad():
+        reference = model(**inputs).sample
+        model.enable_layerwise_casting(storage_dtype=torch.float8_e4m3fn, compute_dtype=torch.bfloat16)
+        cast = model(**inputs).sample
+    assert model.layers[0].attn.to_q.weight.dtype == torch.float8_e4m3fn
+    assert cast.dtype == torch.bfloat16 and torch.isfinite(cast).all()
+    assert (cast.float() - reference.float()).abs().mean() < 0.2 * reference.float().abs().mean()
