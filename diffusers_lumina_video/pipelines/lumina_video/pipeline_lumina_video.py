@@ -26,6 +26,7 @@ from diffusers.utils.torch_utils import randn_tensor
 from diffusers.video_processor import VideoProcessor
 from transformers import Gemma2Model, PreTrainedTokenizerBase
 
+from ...loaders import LuminaVideoLoraLoaderMixin
 from ...models import LuminaVideoTransformer3DModel
 from .pipeline_output import LuminaVideoPipelineOutput
 from .presets import SAMPLING_PRESETS
@@ -74,7 +75,7 @@ def check_video_size(height: int, width: int, num_frames: int, spatial_multiple:
         )
 
 
-class LuminaVideoPipeline(DiffusionPipeline):
+class LuminaVideoPipeline(DiffusionPipeline, LuminaVideoLoraLoaderMixin):
     r"""
     Text-to-video generation with the Multi-scale Next-DiT of Lumina-Video.
 
