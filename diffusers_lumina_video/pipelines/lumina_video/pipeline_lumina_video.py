@@ -109,7 +109,6 @@ class LuminaVideoPipeline(DiffusionPipeline, LuminaVideoLoraLoaderMixin):
         if tokenizer is not None:
             tokenizer.padding_side = "right"
 
-    # ------------------------------------------------------------------ text
     def _tokenize(self, texts: list[str], max_sequence_length: int, device: torch.device):
         """Tokenizes all texts together (one padded length, a multiple of 8) and warns about what was cut."""
         inputs = self.tokenizer(
@@ -120,12 +119,14 @@ class LuminaVideoPipeline(DiffusionPipeline, LuminaVideoLoraLoaderMixin):
             truncation=True,
             return_tensors="pt",
         )
-        full_ids = self.tokenizer(texts, padding=True, return_tensors="pt").input_ids
-        if full_ids.shape[-1] > inputs.input_ids.shape[-1]:
-            removed = self.tokenizer.batch_decode(full_ids[:, max_sequence_length:], skip_special_tokens=True)
+        full_ids = self.tokenizer(texts).input_ids
+        removed = [
+            self.tokenizer.decode(ids[max_sequence_length:]) for ids in full_ids if len(ids) > max_sequence_length
+        ]
+        if removed:
             logger.warning(
                 f"Prompts were cut to `max_sequence_length={max_sequence_length}` tokens; this part was removed: "
-                f"{[text for text in removed if text]}"
+                f"{removed}"
             )
         return inputs.input_ids.to(device), inputs.attention_mask.to(device)
 
@@ -187,7 +188,6 @@ class LuminaVideoPipeline(DiffusionPipeline, LuminaVideoLoraLoaderMixin):
             for t in (prompt_embeds, prompt_attention_mask, negative_prompt_embeds, negative_prompt_attention_mask)
         )
 
-    # ------------------------------------------------------------------ checks
     def check_inputs(
         self,
         prompt,
@@ -266,7 +266,6 @@ class LuminaVideoPipeline(DiffusionPipeline, LuminaVideoLoraLoaderMixin):
         if latents is not None and latents.ndim != 5:
             raise ValueError(f"`latents` must be [B, C, F, H, W], got shape {tuple(latents.shape)}.")
 
-    # ------------------------------------------------------------------ latents
     def num_latent_frames(self, num_frames: int) -> int:
         """The causal VAE turns 1 + 4k frames into 1 + k latent frames."""
         return (num_frames - 1) // self.vae_scale_factor_temporal + 1
@@ -298,7 +297,6 @@ class LuminaVideoPipeline(DiffusionPipeline, LuminaVideoLoraLoaderMixin):
             raise ValueError(f"`generator` is a list of {len(generator)}, but {batch_size} videos are generated.")
         return randn_tensor(shape, generator=generator, device=device, dtype=dtype)
 
-    # ------------------------------------------------------------------ sampling
     def _predict_velocity(
         self,
         latents: torch.Tensor,
@@ -366,7 +364,6 @@ class LuminaVideoPipeline(DiffusionPipeline, LuminaVideoLoraLoaderMixin):
         )
         return call_kwargs
 
-    # ------------------------------------------------------------------ properties
     @property
     def guidance_scale(self) -> float:
         return self._guidance_scale
