@@ -204,6 +204,7 @@ class LuminaVideoPipeline(DiffusionPipeline, LuminaVideoLoraLoaderMixin):
         output_type: str,
         callback_on_step_end_tensor_inputs: list[str] | None,
         latents: torch.Tensor | None,
+        max_sequence_length: int,
     ) -> None:
         if (prompt is None) == (prompt_embeds is None):
             raise ValueError("Pass exactly one of `prompt` and `prompt_embeds`.")
@@ -252,6 +253,11 @@ class LuminaVideoPipeline(DiffusionPipeline, LuminaVideoLoraLoaderMixin):
             spatial_multiple=self.vae_scale_factor_spatial * max(max(p[1:]) for p in schedule.patch_size.values),
             temporal_factor=self.vae_scale_factor_temporal,
         )
+        if max_sequence_length <= 0 or max_sequence_length % 8:
+            raise ValueError(
+                f"`max_sequence_length` must be a positive multiple of 8 (texts are padded to multiples of 8), got "
+                f"{max_sequence_length}."
+            )
         if guidance_renorm is not None and guidance_renorm <= 0:
             raise ValueError(f"`guidance_renorm` must be None (off) or > 0, got {guidance_renorm}.")
         if output_type not in OUTPUT_TYPES:
@@ -480,6 +486,7 @@ class LuminaVideoPipeline(DiffusionPipeline, LuminaVideoLoraLoaderMixin):
             output_type,
             callback_on_step_end_tensor_inputs,
             latents,
+            max_sequence_length,
         )
         self._guidance_scale = schedule.guidance_scale.at(0.0)
         self._attention_kwargs = attention_kwargs
