@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import PIL.Image
 import pytest
@@ -25,6 +27,9 @@ def _seeded(seed: int = 0) -> torch.Generator:
 # ---------------------------------------------------------------- golden sampling run
 def test_golden_sampling_run_after_save_and_reload(golden_transformer, golden, tmp_path):
     LuminaVideoPipeline(golden_transformer, FlowMatchEulerDiscreteScheduler(shift=8.0)).save_pretrained(tmp_path)
+    model_index = json.loads((tmp_path / "model_index.json").read_text())
+    assert model_index["_class_name"] == "LuminaVideoPipeline"
+    assert model_index["transformer"] == ["diffusers_lumina_video", "LuminaVideoTransformer3DModel"]
     pipe = DiffusionPipeline.from_pretrained(tmp_path)
     assert isinstance(pipe, LuminaVideoPipeline) and pipe.vae is None and pipe.text_encoder is None
 
