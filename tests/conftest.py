@@ -1,4 +1,5 @@
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -39,3 +40,22 @@ def golden_transformer():
     from diffusers_lumina_video import LuminaVideoTransformer3DModel
 
     return LuminaVideoTransformer3DModel.from_single_file(GOLDEN_DIR)
+
+
+def run_golden_forward_case(model, golden: dict[str, torch.Tensor], case: dict) -> torch.Tensor:
+    """The transformer output for one `forward_cases` entry of golden.json."""
+    patch = (case["f_patch_size"], case["patch_size"], case["patch_size"])
+    if case["input"] == "x":
+        inputs = (golden["x"], golden["t"], golden["cap_feats"], golden["cap_mask"], golden["motion_score"])
+    else:
+        motion = torch.tensor(case["motion_score"])
+        inputs = (golden["image"], golden["t"][:1], golden["cap_feats"][:1], golden["cap_mask"][:1], motion)
+    with torch.no_grad():
+        return model(*inputs, patch_size=patch).sample
+
+
+def card_usage_code(card_text: str) -> str:
+    """The card's Python usage block."""
+    blocks = re.findall(r"```python\n(.*?)```", card_text, flags=re.DOTALL)
+    assert len(blocks) == 1, blocks
+    return blocks[0]

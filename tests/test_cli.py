@@ -3,7 +3,10 @@ import sys
 
 import imageio.v3 as iio
 import pytest
+import torch
+from conftest import FORWARD_TOLERANCE, run_golden_forward_case
 
+from diffusers_lumina_video import LuminaVideoTransformer3DModel
 from diffusers_lumina_video.cli import main
 
 
@@ -53,3 +56,12 @@ def test_generate_rejects_unknown_preset(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["generate", "--model", "tiny-random", "--prompt", "x", "--output", "x.mp4", "--preset", "nope"])
     assert "invalid choice: 'nope'" in capsys.readouterr().err
+
+
+def test_convert_subcommand_writes_a_loadable_transformer(golden_dir, golden, tmp_path):
+    output = tmp_path / "transformer"
+    args = ["convert", "--checkpoint_path", str(golden_dir), "--output_path", str(output), "--transformer_only"]
+    assert main([*args, "--dtype", "fp32"]) == 0
+    model = LuminaVideoTransformer3DModel.from_pretrained(output)
+    output = run_golden_forward_case(model, golden, {"input": "x", "f_patch_size": 2, "patch_size": 4})
+    torch.testing.assert_close(output, golden["out_f2p4"], **FORWARD_TOLERANCE)

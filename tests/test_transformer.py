@@ -2,7 +2,7 @@ import math
 
 import pytest
 import torch
-from conftest import FORWARD_TOLERANCE
+from conftest import FORWARD_TOLERANCE, run_golden_forward_case
 from diffusers import AutoModel
 
 from diffusers_lumina_video import LuminaVideoTransformer3DModel
@@ -14,23 +14,12 @@ from diffusers_lumina_video.models.transformers.transformer_lumina_video import 
 from diffusers_lumina_video.utils.tiny_random import tiny_transformer
 
 
-def _run_case(model, golden, case):
-    patch = (case["f_patch_size"], case["patch_size"], case["patch_size"])
-    if case["input"] == "x":
-        inputs = (golden["x"], golden["t"], golden["cap_feats"], golden["cap_mask"], golden["motion_score"])
-    else:
-        motion = torch.tensor(case["motion_score"])
-        inputs = (golden["image"], golden["t"][:1], golden["cap_feats"][:1], golden["cap_mask"][:1], motion)
-    with torch.no_grad():
-        return model(*inputs, patch_size=patch).sample
-
-
 @pytest.mark.parametrize(
     "case_name", ["video_f1p2", "video_f2p2", "video_f2p4", "image_f1p2", "image_f2p2", "image_f2p4"]
 )
 def test_golden_forward(golden_transformer, golden, golden_spec, case_name):
     case = next(c for c in golden_spec["forward_cases"] if c["name"] == case_name)
-    output = _run_case(golden_transformer, golden, case)
+    output = run_golden_forward_case(golden_transformer, golden, case)
     torch.testing.assert_close(output, golden[case["output"]], **FORWARD_TOLERANCE)
 
 

@@ -1,7 +1,7 @@
 """Subcommands of `lumina-video`. Each module exposes `register(subparsers)`, which adds its parser and sets
 `run=<callable(args) -> int | None>` as the parser default."""
 
-from . import generate
+from . import convert, generate
 
 
-COMMANDS = [generate]
+COMMANDS = [generate, convert]

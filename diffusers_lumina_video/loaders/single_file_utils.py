@@ -6,9 +6,11 @@ the weights.
 
 import math
 import os
+import pickle
 import re
 import types
-from collections.abc import Mapping
+import zipfile
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -53,9 +55,23 @@ _UNUSED_KEYS = ("pad_token",)
 # Defaults of the fields that tensor shapes cannot tell (the released model's values).
 MODEL_ARGS_DEFAULTS = {"rope_theta": 256.0, "t_scale": 1000.0, "motion_scale": 20.0}
 
+# Dimensions fixed by the reference's model constructors, named by `model_args.model`.
+KNOWN_MODELS = {
+    "MultiScaleNextDiT_2B": {"hidden_size": 2304, "num_layers": 24, "num_attention_heads": 16, "num_kv_heads": 16},
+    "MultiScaleNextDiT_2B_GQA": {"hidden_size": 2304, "num_layers": 24, "num_attention_heads": 16, "num_kv_heads": 8},
+    "MultiScaleNextDiT_4B_GQA": {"hidden_size": 3072, "num_layers": 32, "num_attention_heads": 24, "num_kv_heads": 8},
+}
+
+_HUB_REPO_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
+_LISTED_NAMES = 8
+
 
 class CheckpointFormatError(ValueError):
     """The file is not a Lumina-Video checkpoint this package can read."""
+
+
+class UnsafeCheckpointError(CheckpointFormatError):
+    """The file's pickle references Python objects that loading it would have to create or call."""
 
 
 def strip_compile_prefix(state_dict: Mapping[str, Any]) -> dict[str, Any]:
@@ -72,17 +88,60 @@ def _rename_key(key: str) -> str:
             return f"patch_embedders.{module}.{rest}"
         for old, new in _FINAL_LAYER_PARTS.items():
             if rest.startswith(old):
-                return f"norm_outs.{module}.{new}{rest[len(old):]}"
+                return f"norm_outs.{module}.{new}{rest[len(old) :]}"
         raise CheckpointFormatError(f"Unexpected final-layer key {key!r}.")
     for old, new in _RENAMES:
         key = key.replace(old, new)
     return key
 
 
-def convert_lumina_video_transformer_checkpoint_to_diffusers(state_dict: Mapping[str, Any]) -> dict[str, Any]:
-    """Maps an original state dict (`_orig_mod.` allowed) to `LuminaVideoTransformer3DModel` names."""
+def _listing(names: Sequence[str]) -> str:
+    shown = ", ".join(names[:_LISTED_NAMES])
+    return f"{shown}, and {len(names) - _LISTED_NAMES} more" if len(names) > _LISTED_NAMES else shown
+
+
+def convert_lumina_video_transformer_checkpoint_to_diffusers(
+    state_dict: Mapping[str, Any], expected_shapes: Mapping[str, Sequence[int]] | None = None
+) -> dict[str, Any]:
+    """Maps an original state dict (`_orig_mod.` allowed) to `LuminaVideoTransformer3DModel` names.
+
+    With `expected_shapes` (the state dict, or its shapes, of the model the weights are for), it also checks that no
+    weight is missing, left over or of another shape, so a wrong checkpoint fails here, naming the keys, rather than
+    half-loaded.
+    """
     state_dict = strip_compile_prefix(state_dict)
-    return {_rename_key(key): value for key, value in state_dict.items() if key not in _UNUSED_KEYS}
+    original_names = {_rename_key(key): key for key in state_dict if key not in _UNUSED_KEYS}
+    if expected_shapes is not None:
+        _check_keys_and_shapes(state_dict, original_names, expected_shapes)
+    return {new: state_dict[old] for new, old in original_names.items()}
+
+
+def _check_keys_and_shapes(
+    state_dict: Mapping[str, Any], original_names: Mapping[str, str], expected_shapes: Mapping[str, Any]
+) -> None:
+    def shape(value: Any) -> list[int]:
+        return list(value.shape if hasattr(value, "shape") else value)
+
+    missing = sorted(set(expected_shapes) - set(original_names))
+    unexpected = sorted(old for new, old in original_names.items() if new not in expected_shapes)
+    mismatched = [
+        f"{old} {shape(state_dict[old])} (expected {shape(expected_shapes[new])})"
+        for new, old in original_names.items()
+        if new in expected_shapes and shape(state_dict[old]) != shape(expected_shapes[new])
+    ]
+    problems = [
+        f"{label}: {_listing(names)}"
+        for label, names in (
+            ("missing weights", missing),
+            ("unexpected keys", unexpected),
+            ("wrong shapes", mismatched),
+        )
+        if names
+    ]
+    if problems:
+        raise CheckpointFormatError(
+            "The checkpoint does not match the Lumina-Video transformer its shapes describe; " + "; ".join(problems)
+        )
 
 
 def _ffn_rounding(hidden_size: int, ffn_hidden: int) -> tuple[int, float | None]:
@@ -121,7 +180,9 @@ def infer_transformer_config(state_dict: Mapping[str, Any], model_args: Any | No
     num_layers = 1 + max(int(key.split(".")[1]) for key in state_dict if key.startswith("layers."))
     num_heads = state_dict["layers.0.attention.gate"].shape[0]
     head_dim = hidden_size // num_heads
-    multiple_of, ffn_dim_multiplier = _ffn_rounding(hidden_size, state_dict["layers.0.feed_forward.w1.weight"].shape[0])
+    multiple_of, ffn_dim_multiplier = _ffn_rounding(
+        hidden_size, state_dict["layers.0.feed_forward.w1.weight"].shape[0]
+    )
     config = {
         "patch_sizes": sorted(patch_sizes, key=math.prod),
         "in_channels": in_channels,
@@ -134,66 +195,116 @@ def infer_transformer_config(state_dict: Mapping[str, Any], model_args: Any | No
         "qk_norm": "layers.0.attention.q_norm.weight" in state_dict,
         "cap_feat_dim": state_dict["cap_embedder.0.weight"].shape[0],
     }
-    config.update(_config_from_model_args(model_args, config))
-    return config
-
-
-def _config_from_model_args(model_args: Any | None, inferred: dict[str, Any]) -> dict[str, Any]:
     if model_args is None:
         logger.warning(
             f"No `{MODEL_ARGS_NAME}` given: dimensions come from the tensor shapes, and the rest takes the released "
             f"model's values {MODEL_ARGS_DEFAULTS}."
         )
-        args = dict(MODEL_ARGS_DEFAULTS)
     else:
-        args = {name: getattr(model_args, name, default) for name, default in MODEL_ARGS_DEFAULTS.items()}
-        checks = {}
-        if hasattr(model_args, "patch_sizes") and hasattr(model_args, "f_patch_sizes"):
-            from_args = sorted(
-                ((int(f), int(p), int(p)) for p, f in zip(model_args.patch_sizes, model_args.f_patch_sizes)),
-                key=math.prod,
+        _check_model_args(model_args, config)
+    args = {name: getattr(model_args, name, default) for name, default in MODEL_ARGS_DEFAULTS.items()}
+    config.update(
+        rope_theta=float(args["rope_theta"]),
+        timestep_scale=float(args["t_scale"]),
+        motion_scale=float(args["motion_scale"]),
+    )
+    return config
+
+
+def _check_model_args(model_args: Any, inferred: dict[str, Any]) -> None:
+    """Raises, naming the field, where `model_args` declares something other than what the weights hold."""
+    checks = {}
+    if hasattr(model_args, "patch_sizes") and hasattr(model_args, "f_patch_sizes"):
+        patches, f_patches = list(model_args.patch_sizes), list(model_args.f_patch_sizes)
+        if len(patches) != len(f_patches):
+            raise CheckpointFormatError(
+                f"`{MODEL_ARGS_NAME}` fields `patch_sizes` {patches} and `f_patch_sizes` {f_patches} differ in length."
             )
-            checks["patch_sizes / f_patch_sizes"] = (from_args, inferred["patch_sizes"])
-        if hasattr(model_args, "qk_norm"):
-            checks["qk_norm"] = (bool(model_args.qk_norm), inferred["qk_norm"])
-        for field, (declared, found) in checks.items():
-            if declared != found:
-                raise CheckpointFormatError(
-                    f"`{MODEL_ARGS_NAME}` field {field} says {declared}, but the weights have {found}."
-                )
-    return {
-        "rope_theta": float(args["rope_theta"]),
-        "timestep_scale": float(args["t_scale"]),
-        "motion_scale": float(args["motion_scale"]),
-    }
+        declared = sorted(((int(f), int(p), int(p)) for p, f in zip(patches, f_patches, strict=True)), key=math.prod)
+        checks["`patch_sizes`/`f_patch_sizes`"] = (declared, inferred["patch_sizes"])
+    if hasattr(model_args, "qk_norm"):
+        checks["`qk_norm`"] = (bool(model_args.qk_norm), inferred["qk_norm"])
+    model_name = getattr(model_args, "model", None)
+    if model_name in KNOWN_MODELS:
+        for name, value in KNOWN_MODELS[model_name].items():
+            checks[f"`model` ({model_name} has {name})"] = (value, inferred[name])
+    elif model_name is not None:
+        logger.info(f"`{MODEL_ARGS_NAME}` names the model {model_name!r}; its dimensions come from the weights.")
+    for field, (declared, found) in checks.items():
+        if declared != found:
+            raise CheckpointFormatError(
+                f"`{MODEL_ARGS_NAME}` field {field} says {declared}, but the weights have {found}."
+            )
+
+
+def is_hub_repo_id(path: str | os.PathLike) -> bool:
+    """True for `"owner/name"` that is not a local path: such a checkpoint is fetched from the Hub."""
+    return not Path(path).exists() and _HUB_REPO_ID.match(str(path)) is not None
 
 
 def resolve_checkpoint_paths(path: str | os.PathLike) -> tuple[Path, Path | None]:
-    """Accepts the release folder or the weights file itself; returns (weights file, `model_args.pth` or None)."""
-    path = Path(path)
-    if path.is_dir():
-        weights = next((path / name for name in WEIGHTS_NAMES if (path / name).is_file()), None)
+    """Accepts the release folder, the weights file itself, or a Hub repository id (downloaded to the Hub cache);
+    returns (weights file, `model_args.pth` or None)."""
+    local = _download_release(str(path)) if is_hub_repo_id(path) else Path(path)
+    if local.is_dir():
+        weights = next((local / name for name in WEIGHTS_NAMES if (local / name).is_file()), None)
         if weights is None:
             raise FileNotFoundError(f"`checkpoint_path` {path} holds none of {list(WEIGHTS_NAMES)}.")
-    elif path.is_file():
-        weights = path
+    elif local.is_file():
+        weights = local
     else:
         raise FileNotFoundError(f"`checkpoint_path` {path} does not exist.")
     model_args = weights.parent / MODEL_ARGS_NAME
     return weights, model_args if model_args.is_file() else None
 
 
-def load_original_state_dict(weights: str | os.PathLike, mmap: bool = True) -> dict[str, torch.Tensor]:
-    """Loads tensors without executing pickled code (`weights_only=True`), memory-mapped where possible."""
-    weights = Path(weights)
-    try:
-        if weights.suffix == ".safetensors":
-            from safetensors.torch import load_file
+def _download_release(repo_id: str) -> Path:
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import RepositoryNotFoundError
 
-            return load_file(str(weights))
-        state_dict = torch.load(weights, map_location="cpu", weights_only=True, mmap=mmap)
-    except Exception as error:  # a truncated zip, a foreign pickle, a corrupt safetensors header...
-        raise CheckpointFormatError(f"Cannot read {weights} as a Lumina-Video checkpoint: {error}") from error
+    try:
+        return Path(snapshot_download(repo_id, allow_patterns=[*WEIGHTS_NAMES, MODEL_ARGS_NAME]))
+    except RepositoryNotFoundError as error:
+        raise FileNotFoundError(
+            f"`checkpoint_path` {repo_id} is neither a local file or folder nor a Hub repository you can access."
+        ) from error
+
+
+def _torch_load_safely(path: Path, allowed_globals: Sequence[type] = (), mmap: bool = False) -> Any:
+    """`torch.load` restricted to tensors, plain containers and `allowed_globals`, so nothing in the pickle runs."""
+    allowed = ["tensors", "plain containers", *(f"`{cls.__module__}.{cls.__qualname__}`" for cls in allowed_globals)]
+    try:
+        with torch.serialization.safe_globals(list(allowed_globals)):
+            return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+    except pickle.UnpicklingError as error:
+        # Raised without the unpickler's own message, which suggests turning `weights_only` off.
+        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(error))
+        if found is None:  # a damaged or foreign pickle that references no code
+            detail = re.search(r"WeightsUnpickler error:\s*(.+?)\n\n", str(error), flags=re.DOTALL)
+            reason = detail.group(1).strip() if detail else str(error)
+            raise CheckpointFormatError(f"Cannot read {path} as a Lumina-Video checkpoint: {reason}.") from None
+        raise UnsafeCheckpointError(
+            f"Refusing to load {path}: its pickle references `{found.group(1)}`, and only {', '.join(allowed[:-1])} "
+            f"and {allowed[-1]} are allowed. Unpickling anything else could run code stored in the file, so nothing "
+            "from it was loaded."
+        ) from None
+    except Exception as error:  # a truncated zip, not a torch file at all...
+        raise CheckpointFormatError(f"Cannot read {path} as a Lumina-Video checkpoint: {error}") from error
+
+
+def load_original_state_dict(weights: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """Loads tensors without executing pickled code (`weights_only=True`), memory-mapped where the format allows,
+    so the weights are paged in from the file instead of copied into memory."""
+    weights = Path(weights)
+    if weights.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        try:
+            state_dict = load_file(str(weights))
+        except Exception as error:
+            raise CheckpointFormatError(f"Cannot read {weights} as a Lumina-Video checkpoint: {error}") from error
+    else:
+        state_dict = _torch_load_safely(weights, mmap=zipfile.is_zipfile(weights))
     if not isinstance(state_dict, Mapping) or not all(isinstance(v, torch.Tensor) for v in state_dict.values()):
         raise CheckpointFormatError(f"{weights} does not hold a state dict of tensors.")
     return dict(state_dict)
@@ -201,13 +312,7 @@ def load_original_state_dict(weights: str | os.PathLike, mmap: bool = True) -> d
 
 def load_model_args(path: str | os.PathLike) -> types.SimpleNamespace:
     """Loads `model_args.pth`, allowing `types.SimpleNamespace` and nothing else to be unpickled."""
-    try:
-        with torch.serialization.safe_globals([types.SimpleNamespace]):
-            args = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:
-        raise CheckpointFormatError(
-            f"Refusing to load {path}: it is not a plain `types.SimpleNamespace` of training arguments ({error})."
-        ) from error
+    args = _torch_load_safely(Path(path), allowed_globals=[types.SimpleNamespace])
     if not isinstance(args, types.SimpleNamespace):
         raise CheckpointFormatError(f"{path} holds a {type(args).__name__}, expected `types.SimpleNamespace`.")
     return args
