@@ -31,6 +31,7 @@ from .loaders.single_file_utils import is_hub_repo_id
 from .model_card import create_pipeline_model_card
 from .models import LuminaVideoTransformer3DModel
 from .pipelines import SAMPLING_PRESETS, LuminaVideoPipeline
+from .utils.atomic import permissions_from_umask, replace_folder
 
 
 logger = logging.getLogger(__name__)
@@ -232,34 +233,15 @@ def _build_atomically(output_path: Path, overwrite: bool) -> Iterator[Path]:
     first_created = next((p for p in reversed([output_path, *output_path.parents]) if not p.exists()), None)
     output_path.parent.mkdir(parents=True, exist_ok=True)
     building = Path(tempfile.mkdtemp(prefix=f".{output_path.name}.", suffix=".partial", dir=output_path.parent))
-    umask = os.umask(0)
-    os.umask(umask)
-    building.chmod(0o777 & ~umask)  # `mkdtemp` makes the folder private; the result gets the usual permissions
+    building.chmod(permissions_from_umask(0o777))  # `mkdtemp` makes the folder private
     try:
         yield building
-        _move_into_place(building, output_path)
+        replace_folder(building, output_path)
     except BaseException:
         shutil.rmtree(building, ignore_errors=True)
         if first_created is not None and first_created != output_path:
             shutil.rmtree(first_created, ignore_errors=True)
         raise
-
-
-def _move_into_place(source: Path, target: Path) -> None:
-    """Renames `source` to `target`; an existing `target` is set aside first and deleted only once `source` is in."""
-    if not target.exists():
-        source.rename(target)
-        return
-    previous = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".previous", dir=target.parent))
-    target.rename(previous / target.name)
-    try:
-        source.rename(target)
-    except BaseException:
-        (previous / target.name).rename(target)
-        raise
-    finally:
-        if target.exists():
-            shutil.rmtree(previous, ignore_errors=True)
 
 
 def _upload(folder: Path, repo_id: str, private: bool) -> None:

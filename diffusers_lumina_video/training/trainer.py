@@ -1,0 +1,646 @@
+"""LoRA training of the Lumina-Video transformer on accelerate.
+
+accelerate owns devices, precision and processes (DDP, or FSDP from an accelerate config); the loss is
+`recipe.flow_matching_loss`; the data comes from the cache `prepare.py` writes. A run writes into `output_dir`:
+
+    checkpoints/checkpoint-N/    LoRA, optimizer, scheduler and RNG states (`accelerator.save_state`), resumable
+    logs/loss.csv, logs/loss.png the loss per step (the plot when matplotlib is installed); tensorboard events
+    validation/step-N-I.mp4      validation videos, same seed at every step
+    pytorch_lora_weights.safetensors, README.md   the LoRA (`load_lora_weights` format) and its model card
+"""
+
+import csv
+import json
+import logging
+import shutil
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+from accelerate import Accelerator, DistributedDataParallelKwargs, PartialState, init_empty_weights
+from accelerate.utils import ProjectConfiguration, set_seed
+from diffusers.optimization import get_scheduler
+from diffusers.training_utils import cast_training_params
+from diffusers.utils import export_to_video
+from peft import LoraConfig, set_peft_model_state_dict
+from peft.utils import get_peft_model_state_dict
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from ..loaders.lora_pipeline import (
+    LUMINA_VIDEO_LORA_TARGET_MODULES,
+    LuminaVideoLoraLoaderMixin,
+    check_lora_target_modules,
+)
+from ..model_card import create_lora_model_card
+from ..models import LuminaVideoTransformer3DModel
+from ..models.transformers.transformer_lumina_video import patch_size_key
+from ..pipelines.lumina_video import LuminaVideoPipeline
+from ..utils.atomic import atomic_output_file, replace_folder
+from .batches import MicroBatchDataset, MicroBatchPlanner, PreparedDataset, unbatched
+from .config import LoraTrainingConfig, PatchSize, parse_patch_size
+from .prepare import cache_is_current, load_dataset_items, prepare_dataset, resolved_system_prompt
+from .recipe import REFERENCE_TIMESTEP_SHIFTS, TrainingBatch, flow_matching_loss, sample_generator
+
+
+logger = logging.getLogger(__name__)
+
+LORA_WEIGHT_NAME = "pytorch_lora_weights.safetensors"
+CHECKPOINT_PREFIX = "checkpoint-"
+TRAINER_STATE_FILE = "trainer_state.json"
+DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
+# Settings shown on the model card.
+CARD_SETTINGS = (
+    "rank",
+    "lora_alpha",
+    "target_modules",
+    "learning_rate",
+    "lr_scheduler",
+    "max_train_steps",
+    "train_batch_size",
+    "gradient_accumulation_steps",
+    "patch_sizes",
+    "timestep_shifts",
+    "image_timestep_shift",
+    "vd_weight",
+    "caption_dropout",
+    "motion_dropout",
+    "resolution",
+    "num_frames",
+    "fps",
+    "mixed_precision",
+    "seed",
+)
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    """What the config means for this transformer, resolved and checked before any weight is loaded."""
+
+    patch_sizes: list[PatchSize]
+    video_shifts: dict[PatchSize, float]
+    target_modules: list[str]
+    per_patch_targets: bool  # LoRA on a module only one patchification uses (its embedder or output head)
+
+
+def resolve_model_settings(config: LoraTrainingConfig) -> ModelSettings:
+    """Checks patch sizes, time shifts and LoRA targets against the transformer's config, on a weightless copy."""
+    transformer_config = LuminaVideoTransformer3DModel.load_config(
+        config.pretrained_model_name_or_path, subfolder="transformer", revision=config.revision
+    )
+    with init_empty_weights():
+        transformer = LuminaVideoTransformer3DModel.from_config(transformer_config)
+    available = [tuple(p) for p in transformer.config.patch_sizes]
+    patch_sizes = config.parsed_patch_sizes or available
+    unknown = [p for p in patch_sizes if p not in available]
+    if unknown:
+        raise ValueError(
+            f"`patch_sizes` {[patch_size_key(p) for p in unknown]} are not patchifications of this transformer; it "
+            f"has {[patch_size_key(p) for p in available]}."
+        )
+    configured = {parse_patch_size(key): shift for key, shift in (config.timestep_shifts or {}).items()}
+    shifts = {**REFERENCE_TIMESTEP_SHIFTS, **configured}
+    missing = [patch_size_key(p) for p in patch_sizes if p not in shifts]
+    if missing:
+        raise ValueError(f"`timestep_shifts` needs a value for {missing} (e.g. '{missing[0]}=2').")
+
+    target_modules = list(config.target_modules or LUMINA_VIDEO_LORA_TARGET_MODULES)
+    check_lora_target_modules(transformer, target_modules)
+    wrapped = [
+        name
+        for name, module in transformer.named_modules()
+        if isinstance(module, nn.Linear) and any(name == t or name.endswith(f".{t}") for t in target_modules)
+    ]
+    per_patch = any(f".{patch_size_key(p)}." in f".{name}." for name in wrapped for p in available)
+    return ModelSettings(patch_sizes, {p: shifts[p] for p in patch_sizes}, target_modules, per_patch)
+
+
+def encoder_dtype(device: torch.device, mixed_precision: str | None) -> torch.dtype:
+    """The VAE and text encoder run in the training precision on GPUs, in float32 elsewhere (half precision is slow
+    on CPUs)."""
+    return DTYPES.get(mixed_precision, torch.float32) if device.type == "cuda" else torch.float32
+
+
+def prepare_lora_data(config: LoraTrainingConfig) -> Path:
+    """The `--prepare_only` step: checks the dataset and writes the cache, in one process."""
+    config.validate()
+    resolve_model_settings(config)
+    state = PartialState()
+    if state.num_processes > 1:
+        raise RuntimeError("Prepare the data in a single process (without `accelerate launch --num_processes`).")
+    return prepare_dataset(config, state.device, encoder_dtype(state.device, config.mixed_precision))
+
+
+def train_lora(config: LoraTrainingConfig) -> Path:
+    """Trains a LoRA as `config` says and returns the path of the saved weights."""
+    return LoraTrainer(config).train()
+
+
+# ---------------------------------------------------------------------- checkpoints
+def list_checkpoints(folder: Path) -> list[tuple[int, Path]]:
+    """Complete checkpoints (`checkpoint-N`), oldest first; unfinished ones have another name."""
+    found = []
+    for path in folder.glob(f"{CHECKPOINT_PREFIX}*") if folder.is_dir() else []:
+        suffix = path.name[len(CHECKPOINT_PREFIX) :]
+        if suffix.isdigit() and (path / TRAINER_STATE_FILE).is_file():
+            found.append((int(suffix), path))
+    return sorted(found)
+
+
+def resolve_resume_path(config: LoraTrainingConfig) -> Path | None:
+    """The checkpoint to continue from, if any. A new run may not start among another run's checkpoints: keeping the
+    last K would then delete its own."""
+    checkpoints = list_checkpoints(config.output_path / "checkpoints")
+    if config.resume_from_checkpoint is None:
+        if checkpoints:
+            raise FileExistsError(
+                f"{config.output_path} holds checkpoints of an earlier run (up to step {checkpoints[-1][0]}). Pass "
+                "`--resume latest` to continue it, or choose another `output_dir`."
+            )
+        return None
+    if config.resume_from_checkpoint == "latest":
+        return checkpoints[-1][1] if checkpoints else None
+    path = Path(config.resume_from_checkpoint)
+    if not (path / TRAINER_STATE_FILE).is_file():
+        raise FileNotFoundError(
+            f"`resume_from_checkpoint` {path} is not a complete checkpoint (no {TRAINER_STATE_FILE}); use 'latest' "
+            f"or a folder under {config.output_path / 'checkpoints'}."
+        )
+    return path
+
+
+class LossLog:
+    """`loss.csv`, one row per optimizer step. On resume, rows after the checkpoint's step are dropped first, so the
+    file always describes one run."""
+
+    def __init__(self, path: Path, columns: list[str], resume_step: int):
+        self.path = path
+        self.columns = columns
+        path.parent.mkdir(parents=True, exist_ok=True)
+        kept = []
+        if path.is_file() and resume_step > 0:
+            with path.open(newline="") as file:
+                kept = [row for row in csv.DictReader(file) if int(row["step"]) <= resume_step]
+        with atomic_output_file(path) as staging, staging.open("w", newline="") as file:
+            writer = csv.DictWriter(file, fieldnames=columns)
+            writer.writeheader()
+            writer.writerows(kept)
+        self.file = path.open("a", newline="")
+        self.writer = csv.DictWriter(self.file, fieldnames=columns)
+
+    def write(self, row: dict) -> None:
+        self.writer.writerow(row)
+        self.file.flush()
+
+    def close(self) -> None:
+        self.file.close()
+
+    def plot(self, png_path: Path) -> None:
+        """A loss curve as PNG when matplotlib is installed (it is not a dependency)."""
+        try:
+            from matplotlib.figure import Figure  # no pyplot: no global backend or figure state
+        except ImportError:
+            return
+        with self.path.open(newline="") as file:
+            rows = list(csv.DictReader(file))
+        figure = Figure(figsize=(8, 4.5))
+        axis = figure.subplots()
+        for column in [c for c in self.columns if c.startswith("loss")]:
+            axis.plot([int(r["step"]) for r in rows], [float(r[column]) for r in rows], label=column, linewidth=1)
+        axis.set_xlabel("step")
+        axis.set_ylabel("loss")
+        axis.legend()
+        with atomic_output_file(png_path) as staging:
+            figure.savefig(staging, dpi=120)
+
+
+class LoraTrainer:
+    """One training run. `train()` checks everything it can without weights, sets up accelerate, the data and the
+    model, resumes if asked, then loops; each part is a method so it reads in order."""
+
+    def __init__(self, config: LoraTrainingConfig):
+        self.config = config.validate()
+
+    # ------------------------------------------------------------------ setup
+    def _check_before_start(self) -> None:
+        """Every check that needs no model weights: settings, data files, resume folder, Hub login."""
+        config = self.config
+        self.model_settings = resolve_model_settings(config)
+        self.items = load_dataset_items(config)
+        self.resume_path = resolve_resume_path(config)
+        if config.push_to_hub:
+            from huggingface_hub import get_token
+
+            if get_token() is None:
+                raise RuntimeError("`push_to_hub` needs a Hub token: run `hf auth login` first.")
+
+    def _setup_accelerator(self) -> None:
+        config = self.config
+        self.accelerator = Accelerator(
+            mixed_precision=config.mixed_precision,
+            log_with="tensorboard" if config.report_to == "tensorboard" else None,
+            project_config=ProjectConfiguration(
+                project_dir=str(config.output_path), logging_dir=str(config.output_path / "logs")
+            ),
+            # Each micro-batch runs one patchification; LoRA on one patchification's own modules leaves them unused
+            # in the others, which DDP must be told about.
+            kwargs_handlers=[
+                DistributedDataParallelKwargs(find_unused_parameters=self.model_settings.per_patch_targets)
+            ],
+        )
+        self.weight_dtype = DTYPES.get(self.accelerator.mixed_precision, torch.float32)
+        if self.accelerator.is_main_process:
+            config.output_path.mkdir(parents=True, exist_ok=True)
+            for stale in (config.output_path / "checkpoints").glob(f".{CHECKPOINT_PREFIX}*.tmp"):  # from a killed run
+                shutil.rmtree(stale)
+            with atomic_output_file(config.output_path / "training_config.json") as staging:
+                staging.write_text(json.dumps(config.to_dict(), indent=2))
+
+    def _setup_data(self) -> None:
+        config, accelerator = self.config, self.accelerator
+        if accelerator.num_processes > 1 and not cache_is_current(config, self.items):
+            raise RuntimeError(
+                f"The prepared data in {config.cache_path} is missing or out of date. Prepare it in one process "
+                "first: `lumina-video train-lora --config ... --prepare_only`."
+            )
+        dtype = encoder_dtype(accelerator.device, accelerator.mixed_precision)
+        prepare_dataset(config, accelerator.device, dtype, self.items)  # returns at once when up to date
+        self.data = PreparedDataset(config.cache_path)
+        self.streams = self.data.build_streams(
+            self.model_settings.patch_sizes, self.model_settings.video_shifts, config.image_timestep_shift
+        )
+        trained = {s.patch_size for s in self.streams}
+        for patch in self.model_settings.patch_sizes:
+            if patch not in trained:
+                logger.warning(f"No sample can train patchification {patch_size_key(patch)}; it is skipped.")
+        self.planner = MicroBatchPlanner(
+            self.streams,
+            global_batch_size=config.train_batch_size * accelerator.num_processes,
+            rounds=config.gradient_accumulation_steps,
+            seed=config.seed,
+        )
+
+    def _setup_model(self) -> None:
+        config, accelerator = self.config, self.accelerator
+        set_seed(config.seed)
+        transformer = LuminaVideoTransformer3DModel.from_pretrained(
+            config.pretrained_model_name_or_path,
+            subfolder="transformer",
+            revision=config.revision,
+            variant=config.variant,
+            torch_dtype=self.weight_dtype,
+        )
+        transformer.requires_grad_(False)
+        self.data.check_compatible(transformer.config.in_channels, transformer.config.cap_feat_dim)
+        if config.gradient_checkpointing:
+            transformer.enable_gradient_checkpointing()
+        transformer.add_adapter(
+            LoraConfig(
+                r=config.rank,
+                lora_alpha=config.lora_alpha or config.rank,
+                lora_dropout=config.lora_dropout,
+                init_lora_weights=True,
+                target_modules=self.model_settings.target_modules,
+            )
+        )
+        transformer.to(accelerator.device)
+        cast_training_params(transformer, torch.float32)
+        self.lora_metadata = transformer.peft_config["default"].to_dict()
+        self.trainable = [p for p in transformer.parameters() if p.requires_grad]
+
+        optimizer = torch.optim.AdamW(
+            self.trainable,
+            lr=config.learning_rate,
+            betas=(config.adam_beta1, config.adam_beta2),
+            weight_decay=config.adam_weight_decay,
+            eps=config.adam_epsilon,
+        )
+        # accelerate steps a prepared scheduler once per process per call; these counts keep the schedule in steps.
+        lr_scheduler = get_scheduler(
+            config.lr_scheduler,
+            optimizer,
+            num_warmup_steps=config.lr_warmup_steps * accelerator.num_processes,
+            num_training_steps=config.max_train_steps * accelerator.num_processes,
+        )
+        self.transformer, self.optimizer, self.lr_scheduler = accelerator.prepare(transformer, optimizer, lr_scheduler)
+        accelerator.register_save_state_pre_hook(self._save_lora_hook)
+        accelerator.register_load_state_pre_hook(self._load_lora_hook)
+
+    # ------------------------------------------------------------------ LoRA state
+    def lora_layers(self) -> dict[str, torch.Tensor] | None:
+        """The LoRA weights on the main process (None elsewhere); gathered from all processes under FSDP."""
+        state_dict = self.accelerator.get_state_dict(self.transformer)
+        if not self.accelerator.is_main_process:
+            return None
+        layers = get_peft_model_state_dict(self.accelerator.unwrap_model(self.transformer), state_dict=state_dict)
+        return {name: tensor.detach().cpu().contiguous() for name, tensor in layers.items()}
+
+    def _write_lora(self, layers: dict[str, torch.Tensor], folder: Path, weight_name: str = LORA_WEIGHT_NAME) -> None:
+        LuminaVideoLoraLoaderMixin.save_lora_weights(
+            folder,
+            transformer_lora_layers=layers,
+            weight_name=weight_name,
+            transformer_lora_adapter_metadata=self.lora_metadata,
+        )
+
+    def _save_lora_hook(self, models: list, weights: list, output_dir: str) -> None:
+        """Checkpoints hold the LoRA only, not the frozen transformer."""
+        layers = self.lora_layers()
+        if layers is not None:
+            self._write_lora(layers, Path(output_dir))
+        if weights:
+            weights.pop()
+
+    def _load_lora_hook(self, models: list, input_dir: str) -> None:
+        model = self.accelerator.unwrap_model(models.pop())
+        state_dict = LuminaVideoLoraLoaderMixin.lora_state_dict(input_dir, weight_name=LORA_WEIGHT_NAME)
+        prefix = f"{LuminaVideoLoraLoaderMixin.transformer_name}."
+        state_dict = {k.removeprefix(prefix): v for k, v in state_dict.items()}
+        result = set_peft_model_state_dict(model, state_dict, adapter_name="default")
+        if result.unexpected_keys:
+            raise ValueError(f"Checkpoint {input_dir} has LoRA weights this run does not: {result.unexpected_keys}.")
+
+    # ------------------------------------------------------------------ checkpoints
+    def save_checkpoint(self, step: int) -> None:
+        """`checkpoint-{step}`, written under a temporary name and renamed when complete; older ones beyond
+        `checkpoints_total_limit` are removed after."""
+        accelerator = self.accelerator
+        folder = self.config.output_path / "checkpoints"
+        staging, final = folder / f".{CHECKPOINT_PREFIX}{step}.tmp", folder / f"{CHECKPOINT_PREFIX}{step}"
+        if accelerator.is_main_process:
+            shutil.rmtree(staging, ignore_errors=True)
+            staging.mkdir(parents=True)
+        accelerator.wait_for_everyone()
+        accelerator.save_state(str(staging))
+        if accelerator.is_main_process:
+            state = {"global_step": step, "global_batch_size": self.planner.global_batch_size}
+            (staging / TRAINER_STATE_FILE).write_text(json.dumps(state))
+            replace_folder(staging, final)  # an existing one when re-running from an older checkpoint
+            limit = self.config.checkpoints_total_limit
+            for _, old in list_checkpoints(folder)[: -limit if limit else 0]:
+                shutil.rmtree(old)
+            logger.info(f"Saved {final}.")
+        accelerator.wait_for_everyone()
+
+    def _resume(self) -> int:
+        if self.resume_path is None:
+            if self.config.resume_from_checkpoint == "latest":
+                logger.info("No checkpoint to resume from; starting a new run.")
+            return 0
+        state = json.loads((self.resume_path / TRAINER_STATE_FILE).read_text())
+        if state["global_batch_size"] != self.planner.global_batch_size:
+            logger.warning(
+                f"The checkpoint was trained with a global batch of {state['global_batch_size']}, this run uses "
+                f"{self.planner.global_batch_size}: the data order differs from the interrupted run."
+            )
+        self.accelerator.load_state(str(self.resume_path))
+        logger.info(f"Resumed from {self.resume_path} at step {state['global_step']}.")
+        return state["global_step"]
+
+    # ------------------------------------------------------------------ validation
+    def _encode_validation_prompts(self) -> None:
+        """Text features of the validation prompts, computed once; the text encoder is freed right after."""
+        config = self.config
+        self.validation_embeds = None
+        if not config.validation_prompts or not self.accelerator.is_main_process:
+            return
+        pipe = LuminaVideoPipeline.from_pretrained(
+            config.pretrained_model_name_or_path,
+            transformer=None,
+            vae=None,
+            revision=config.revision,
+            variant=config.variant,
+            torch_dtype=self.weight_dtype,
+        ).to(self.accelerator.device)
+        with torch.no_grad():
+            embeds = pipe.encode_prompt(
+                config.validation_prompts,
+                negative_prompt=[config.validation_negative_prompt] * len(config.validation_prompts),
+                do_classifier_free_guidance=True,
+                system_prompt=resolved_system_prompt(config),
+                max_sequence_length=config.max_sequence_length,
+            )
+        self.validation_embeds = [
+            tuple(t[i : i + 1].cpu() for t in embeds) for i in range(len(config.validation_prompts))
+        ]
+        del pipe
+
+    def validate(self, step: int) -> list[Path]:
+        """Renders every validation prompt with the same seed; returns the mp4 paths (main process)."""
+        config, accelerator = self.config, self.accelerator
+        paths = []
+        if self.validation_embeds is not None:
+            transformer = accelerator.unwrap_model(self.transformer)
+            pipe = LuminaVideoPipeline.from_pretrained(
+                config.pretrained_model_name_or_path,
+                transformer=transformer,
+                text_encoder=None,
+                tokenizer=None,
+                revision=config.revision,
+                variant=config.variant,
+                torch_dtype=self.weight_dtype,
+            ).to(accelerator.device)
+            pipe.set_progress_bar_config(disable=True)
+            folder = config.output_path / "validation"
+            folder.mkdir(parents=True, exist_ok=True)
+            call_kwargs = {
+                "height": config.validation_height or config.resolution,
+                "width": config.validation_width or config.resolution,
+                "num_frames": config.validation_num_frames or config.num_frames,
+                "num_inference_steps": config.validation_num_inference_steps,
+                "guidance_scale": config.validation_guidance_scale,
+                "output_type": "np",
+            }
+            if config.validation_motion_score is not None:
+                call_kwargs["motion_score"] = config.validation_motion_score
+            seed = config.seed if config.validation_seed is None else config.validation_seed
+            transformer.eval()
+            # Validation must not move the training's random streams, or a resumed run would diverge.
+            devices = [accelerator.device] if accelerator.device.type == "cuda" else []
+            with torch.random.fork_rng(devices=devices), torch.no_grad(), accelerator.autocast():
+                for index, (embeds, mask, negative_embeds, negative_mask) in enumerate(self.validation_embeds):
+                    video = pipe(
+                        prompt_embeds=embeds.to(accelerator.device),
+                        prompt_attention_mask=mask.to(accelerator.device),
+                        negative_prompt_embeds=negative_embeds.to(accelerator.device),
+                        negative_prompt_attention_mask=negative_mask.to(accelerator.device),
+                        generator=torch.Generator(accelerator.device).manual_seed(seed),
+                        **call_kwargs,
+                    ).frames[0]
+                    path = folder / f"step-{step:06d}-{index}.mp4"
+                    with atomic_output_file(path) as staging:
+                        export_to_video(list(video), str(staging), fps=round(config.fps or 16))
+                    paths.append(path)
+            transformer.train()
+            del pipe
+            logger.info(f"Validation videos of step {step}: {[str(p) for p in paths]}")
+        accelerator.wait_for_everyone()
+        return paths
+
+    # ------------------------------------------------------------------ training
+    def train(self) -> Path:
+        self._check_before_start()
+        self._setup_accelerator()
+        self._setup_data()
+        self._setup_model()
+        self._encode_validation_prompts()
+        config, accelerator = self.config, self.accelerator
+        global_step = self._resume()
+
+        keys = [s.key for s in self.streams]
+        columns = ["step", "loss", *[f"loss_{k}" for k in keys], "lr", "grad_norm", "seconds"]
+        loss_log = (
+            LossLog(config.output_path / "logs" / "loss.csv", columns, global_step)
+            if accelerator.is_main_process
+            else None
+        )
+        if config.report_to == "tensorboard":
+            accelerator.init_trackers(
+                "lumina-video-lora",
+                config={k: v for k, v in config.to_dict().items() if isinstance(v, (int, float, str, bool))},
+            )
+        per_step = self.planner.micro_batches_per_step
+        loader = DataLoader(
+            MicroBatchDataset(
+                self.data,
+                self.planner,
+                accelerator.process_index,
+                config.train_batch_size,
+                config.caption_dropout,
+                config.motion_dropout,
+                config.image_motion_zero_prob,
+            ),
+            batch_size=None,
+            sampler=range(global_step * per_step, config.max_train_steps * per_step),
+            num_workers=config.dataloader_num_workers,
+            collate_fn=unbatched,
+        )
+        batches = iter(loader)
+        if accelerator.is_main_process:
+            logger.info(
+                f"Training {len(self.data)} samples, patchifications {keys}, {config.max_train_steps} steps of "
+                f"{per_step} micro-batches of {self.planner.global_batch_size} samples."
+            )
+        progress = tqdm(
+            total=config.max_train_steps,
+            initial=global_step,
+            desc="Training",
+            unit="step",
+            disable=not accelerator.is_local_main_process,
+        )
+        sample_paths: list[Path] = []
+        self.transformer.train()
+        while global_step < config.max_train_steps:
+            started = time.perf_counter()
+            logs = self._optimizer_step(batches, keys)
+            global_step += 1
+            if loss_log is not None:
+                loss_log.write({"step": global_step, **logs, "seconds": round(time.perf_counter() - started, 4)})
+            accelerator.log(logs, step=global_step)
+            progress.set_postfix(loss=f"{logs['loss']:.4f}", lr=f"{logs['lr']:.2e}")
+            progress.update()
+
+            if global_step % config.checkpointing_steps == 0:
+                self.save_checkpoint(global_step)
+            at_end = global_step == config.max_train_steps
+            if at_end or (config.validation_steps and global_step % config.validation_steps == 0):
+                sample_paths = self.validate(global_step)
+        progress.close()
+        return self._finish(loss_log, sample_paths)
+
+    def _optimizer_step(self, batches: Iterator[TrainingBatch], keys: list[str]) -> dict[str, float]:
+        """One micro-batch per patchification (per accumulation round), then one AdamW step; returns the losses
+        averaged over processes, per patchification and overall."""
+        config, accelerator = self.config, self.accelerator
+        stream_losses = torch.zeros(len(keys), device=accelerator.device)
+        for within in range(self.planner.micro_batches_per_step):
+            batch = next(batches).to(accelerator.device)
+            generators = [sample_generator(seed, "noise") for seed in batch.seeds]
+            output = flow_matching_loss(self.transformer, batch, generators, config.vd_weight)
+            # The reference sums the losses of the patchifications; accumulation rounds are averaged.
+            accelerator.backward(output.loss / config.gradient_accumulation_steps)
+            stream_losses[within % len(keys)] += output.loss.detach() / config.gradient_accumulation_steps
+        grad_norm = accelerator.clip_grad_norm_(self.trainable, config.max_grad_norm)
+        self.optimizer.step()
+        self.lr_scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+
+        stream_losses = accelerator.reduce(stream_losses, reduction="mean")
+        return {
+            "loss": stream_losses.mean().item(),
+            **{f"loss_{k}": v.item() for k, v in zip(keys, stream_losses, strict=True)},
+            "lr": self.lr_scheduler.get_last_lr()[0],
+            "grad_norm": float(grad_norm),
+        }
+
+    def _finish(self, loss_log: LossLog | None, sample_paths: list[Path]) -> Path:
+        """The LoRA in `load_lora_weights` format, the model card, the loss plot, and the Hub upload."""
+        config, accelerator = self.config, self.accelerator
+        output = config.output_path
+        accelerator.wait_for_everyone()
+        layers = self.lora_layers()
+        if accelerator.is_main_process:
+            with atomic_output_file(output / LORA_WEIGHT_NAME) as staging:
+                self._write_lora(layers, staging.parent, weight_name=staging.name)
+            loss_log.close()
+            loss_log.plot(output / "logs" / "loss.png")
+            repo_id = self._create_repo() if config.push_to_hub else None
+            self._write_model_card(sample_paths, repo_id or str(output))
+            if repo_id is not None:
+                self._upload(repo_id, sample_paths)
+            logger.info(f"Saved the LoRA to {output / LORA_WEIGHT_NAME}.")
+        accelerator.end_training()
+        return output / LORA_WEIGHT_NAME
+
+    def _create_repo(self) -> str:
+        """The Hub repository (created if needed), by its full id."""
+        from huggingface_hub import create_repo
+
+        config = self.config
+        name = config.hub_model_id or config.output_path.resolve().name
+        return create_repo(name, exist_ok=True, private=config.hub_private).repo_id
+
+    def _write_model_card(self, sample_paths: list[Path], repo_id: str) -> None:
+        """`README.md`; `repo_id` is where the card's usage code loads the LoRA from."""
+        config = self.config
+        settings = {name: getattr(config, name) for name in CARD_SETTINGS}
+        settings |= {
+            "target_modules": self.model_settings.target_modules,
+            "patch_sizes": [patch_size_key(p) for p in self.model_settings.patch_sizes],
+            "timestep_shifts": {patch_size_key(p): s for p, s in self.model_settings.video_shifts.items()},
+            "lora_alpha": config.lora_alpha or config.rank,
+            "mixed_precision": self.accelerator.mixed_precision,
+            "samples": len(self.data),
+        }
+        card = create_lora_model_card(
+            repo_id=repo_id,
+            base_model=config.pretrained_model_name_or_path,
+            training_settings=settings,
+            validation_video=sample_paths[0].relative_to(config.output_path).as_posix() if sample_paths else None,
+            validation_prompt=config.validation_prompts[0] if sample_paths else None,
+            trigger_phrase=config.trigger_word,
+        )
+        with atomic_output_file(config.output_path / "README.md") as staging:
+            card.save(staging)
+
+    def _upload(self, repo_id: str, sample_paths: list[Path]) -> None:
+        from huggingface_hub import upload_folder
+
+        output = self.config.output_path
+        upload_folder(
+            repo_id=repo_id,
+            folder_path=output,
+            allow_patterns=[
+                LORA_WEIGHT_NAME,
+                "README.md",
+                "training_config.json",
+                "logs/loss.csv",
+                "logs/loss.png",
+                *[p.relative_to(output).as_posix() for p in sample_paths],
+            ],
+            commit_message="Lumina-Video LoRA",
+        )
+        logger.info(f"Pushed to https://huggingface.co/{repo_id}.")

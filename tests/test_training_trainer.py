@@ -1,0 +1,316 @@
+"""LoRA training end to end on the tiny pipeline (CPU): preparation, training, outputs, loading the LoRA, resuming
+after a real SIGKILL, and the bad inputs that must stop a run before it starts.
+
+Runs go through the command line in subprocesses, as users run them; each uses one CPU thread so timings and
+results do not depend on how busy the machine is.
+"""
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from statistics import mean
+from types import SimpleNamespace
+
+import imageio.v2 as imageio
+import pytest
+import torch
+from diffusers import DiffusionPipeline
+from huggingface_hub import ModelCard
+from safetensors.torch import load_file
+from test_training_data import save_tiny_pipeline, write_clip, write_dataset
+
+from diffusers_lumina_video.training import LoraTrainingConfig, train_lora
+from diffusers_lumina_video.training.batches import PreparedDataset, pad_captions
+from diffusers_lumina_video.training.recipe import TrainingBatch, flow_matching_loss, sample_generator
+from diffusers_lumina_video.training.trainer import LORA_WEIGHT_NAME, LossLog
+
+
+COMMAND = [sys.executable, "-m", "diffusers_lumina_video.commands.train_lora"]
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+STEPS = 40
+
+
+@pytest.fixture(scope="module")
+def tiny_pipeline_dir(tmp_path_factory) -> Path:
+    return save_tiny_pipeline(tmp_path_factory.mktemp("tiny_pipeline"))
+
+
+def run_command(args: list[str], log: Path) -> None:
+    with log.open("w") as file:
+        result = subprocess.run(COMMAND + args, env=ENV, stdout=file, stderr=subprocess.STDOUT, timeout=300)
+    assert result.returncode == 0, log.read_text()[-3000:]
+
+
+def train_args(model: Path, dataset: Path, cache: Path, output: Path) -> list[str]:
+    return [
+        *("--pretrained_model_name_or_path", str(model), "--dataset", str(dataset), "--cache_dir", str(cache)),
+        *("--output_dir", str(output), "--resolution", "64", "--num_frames", "9", "--rank", "8"),
+        *("--learning_rate", "5e-3", "--max_train_steps", str(STEPS), "--seed", "0"),
+        *("--checkpointing_steps", "5", "--checkpoints_total_limit", "2", "--trigger_word", "w1"),
+        *("--validation_prompts", "w1 w2", "--validation_steps", "20", "--validation_num_frames", "9"),
+        *("--validation_num_inference_steps", "2", "--report_to", "tensorboard", "--dataloader_num_workers", "1"),
+    ]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, tiny_pipeline_dir):
+    """Prepares a generated dataset with `--prepare_only`, then trains one uninterrupted run on it."""
+    root = tmp_path_factory.mktemp("training")
+    dataset = write_dataset(root / "data", "jsonl")
+    cache = root / "cache"
+    base = train_args(tiny_pipeline_dir, dataset, cache, root / "uninterrupted")
+    run_command([*base, "--prepare_only"], root / "prepare.log")
+    run_command(base, root / "train.log")
+    return {
+        "root": root,
+        "dataset": dataset,
+        "cache": cache,
+        "output": root / "uninterrupted",
+        "model": tiny_pipeline_dir,
+    }
+
+
+def loss_rows(output: Path) -> list[dict]:
+    with (output / "logs" / "loss.csv").open() as file:
+        return [{k: v for k, v in row.items() if k != "seconds"} for row in csv.DictReader(file)]
+
+
+def test_training_writes_the_lora_logs_checkpoints_videos_and_card(runs):
+    output = runs["output"]
+    assert "Using the prepared data" in (runs["root"] / "train.log").read_text()
+    assert (output / LORA_WEIGHT_NAME).is_file() and (output / "training_config.json").is_file()
+
+    rows = loss_rows(output)
+    assert [int(r["step"]) for r in rows] == list(range(1, STEPS + 1))
+    assert {"loss_1x2x2", "loss_2x2x2", "loss_2x4x4", "lr", "grad_norm"} <= set(rows[0])
+    losses = [float(r["loss"]) for r in rows]
+    assert mean(losses[-10:]) < 0.95 * mean(losses[:10]), losses
+    assert list(output.glob("logs/**/events.out.tfevents*")), "tensorboard events"
+
+    # Keep-last-2 and nothing half-written left behind.
+    assert sorted(p.name for p in (output / "checkpoints").iterdir()) == ["checkpoint-35", "checkpoint-40"]
+    assert {p.name for p in (output / "checkpoints" / "checkpoint-40").iterdir()} >= {
+        LORA_WEIGHT_NAME,
+        "optimizer.bin",
+        "scheduler.bin",
+        "random_states_0.pkl",
+        "trainer_state.json",
+    }
+
+    for step in (20, 40):
+        frames = imageio.mimread(output / "validation" / f"step-{step:06d}-0.mp4", format="FFMPEG")
+        assert len(frames) == 9 and frames[0].shape == (64, 64, 3)
+
+    card = ModelCard.load(output / "README.md")
+    assert card.data.base_model == str(runs["model"]) and {"lora", "text-to-video"} <= set(card.data.tags)
+    assert card.data.instance_prompt == "w1" and "validation/step-000040-0.mp4" in card.text
+    assert "| `rank` | `8` |" in card.text and "| `timestep_shifts` |" in card.text
+
+
+def evaluation_loss(transformer, cache: Path) -> float:
+    """The training loss on every cached sample (finest patch) with fixed draws, so two models compare fairly."""
+    data = PreparedDataset(cache)
+    losses = []
+    with torch.no_grad():
+        for index, entry in enumerate(data.samples):
+            tensors = data.load(index)
+            embeds, mask = pad_captions([tensors["prompt_embeds"]])
+            motion = torch.tensor([entry["motion_score"] if entry["motion_score"] is not None else -1.0])
+            batch = TrainingBatch(tensors["latents"][None], embeds, mask, motion, (1, 2, 2), 2.0, [index])
+            for draw in range(4):
+                generator = sample_generator(1000 * draw + index, "evaluation")
+                losses.append(flow_matching_loss(transformer, batch, [generator], vd_weight=1.0).loss.item())
+    return mean(losses)
+
+
+def test_saved_lora_loads_into_a_fresh_pipeline_and_changes_what_it_makes(runs):
+    pipe = DiffusionPipeline.from_pretrained(runs["model"])
+
+    def sample():
+        return pipe(
+            "w1 w2", height=64, width=64, num_frames=9, num_inference_steps=2, guidance_scale=1.0,
+            generator=torch.Generator().manual_seed(0), output_type="latent",
+        ).frames  # fmt: skip
+
+    before, base_loss = sample(), evaluation_loss(pipe.transformer, runs["cache"])
+    pipe.load_lora_weights(runs["output"])
+    after, lora_loss = sample(), evaluation_loss(pipe.transformer, runs["cache"])
+    assert (after - before).abs().max() > 1e-3
+    assert lora_loss < 0.95 * base_loss, (base_loss, lora_loss)
+
+
+def test_resume_after_a_kill_ends_with_the_same_weights_as_an_uninterrupted_run(runs):
+    output = runs["root"] / "killed"
+    args = [*train_args(runs["model"], runs["dataset"], runs["cache"], output), "--resume", "latest"]
+    log = runs["root"] / "killed.log"
+    with log.open("w") as file:
+        process = subprocess.Popen(COMMAND + args, env=ENV, stdout=file, stderr=subprocess.STDOUT)
+    first_checkpoint, deadline = output / "checkpoints" / "checkpoint-5", time.monotonic() + 120
+    while not first_checkpoint.is_dir():
+        assert process.poll() is None, log.read_text()[-3000:]
+        assert time.monotonic() < deadline, "no checkpoint after 120 s"
+        time.sleep(0.01)
+    assert process.poll() is None, "the run must still be training when it is killed"
+    process.send_signal(signal.SIGKILL)
+    assert process.wait() == -signal.SIGKILL
+    assert not (output / LORA_WEIGHT_NAME).exists()
+    killed_at = max(int(p.name.split("-")[1]) for p in (output / "checkpoints").glob("checkpoint-*"))
+    assert killed_at < STEPS
+
+    run_command(args, runs["root"] / "resumed.log")
+    assert f"at step {killed_at}" in (runs["root"] / "resumed.log").read_text()
+    resumed, uninterrupted = load_file(output / LORA_WEIGHT_NAME), load_file(runs["output"] / LORA_WEIGHT_NAME)
+    assert resumed.keys() == uninterrupted.keys()
+    assert all(torch.equal(resumed[k], uninterrupted[k]) for k in resumed), "weights must match bitwise"
+    assert loss_rows(output) == loss_rows(runs["output"]), "same loss curve, rows past the checkpoint replaced"
+
+
+# ---------------------------------------------------------------------- inputs refused before training starts
+def bad_config(tmp_path: Path, model: Path, **overrides) -> LoraTrainingConfig:
+    values = {
+        "pretrained_model_name_or_path": str(model),
+        "dataset": str(write_dataset(tmp_path / "data")),
+        "output_dir": str(tmp_path / "out"),
+        "resolution": 64,
+        "num_frames": 9,
+    }
+    return LoraTrainingConfig(**(values | overrides))
+
+
+def with_manifest(tmp_path: Path, line: str) -> str:
+    manifest = tmp_path / "data" / "bad.jsonl"
+    manifest.write_text((tmp_path / "data" / "data.jsonl").read_text() + line + "\n")
+    return str(manifest)
+
+
+@pytest.mark.parametrize(
+    ("case", "error", "message"),
+    [
+        ("missing file", FileNotFoundError, r"1 file\(s\) listed in .*bad.jsonl do not exist: .*gone.mp4"),
+        ("caption column", ValueError, r"`caption_column` 'text' is not a column of .*columns are \['path'"),
+        ("zero-length video", ValueError, r"no decodable frame \(zero-length or broken\): .*empty.mp4 \(empty file\)"),
+        ("resolution", ValueError, "`resolution` must be a positive multiple of 32 .*got 100"),
+        ("rank", ValueError, "`rank` must be a positive integer, got 0"),
+        ("target module", ValueError, r"LoRA target modules \['attn.to_qq'\] are not linear layers"),
+        ("patch size", ValueError, r"`patch_sizes` \['1x1x1'\] are not patchifications of this transformer"),
+    ],
+)
+def test_bad_inputs_stop_the_run_before_it_starts(tmp_path, tiny_pipeline_dir, case, error, message):
+    config = bad_config(tmp_path, tiny_pipeline_dir)
+    if case == "missing file":
+        config.dataset = with_manifest(tmp_path, '{"path": "gone.mp4", "caption": "x"}')
+    elif case == "caption column":
+        config.caption_column = "text"
+    elif case == "zero-length video":
+        (tmp_path / "data" / "empty.mp4").write_bytes(b"")
+        config.dataset = with_manifest(tmp_path, '{"path": "empty.mp4", "caption": "x"}')
+    elif case == "resolution":
+        config.resolution = 100
+    elif case == "rank":
+        config.rank = 0
+    elif case == "target module":
+        config.target_modules = ["attn.to_q", "attn.to_qq"]
+    elif case == "patch size":
+        config.patch_sizes = ["1x2x2", "1x1x1"]
+    with pytest.raises(error, match=message):
+        train_lora(config)
+    assert not (tmp_path / "out").exists(), "nothing may be written before the checks pass"
+
+
+def test_command_line_reports_a_bad_setting_and_fails(tmp_path, tiny_pipeline_dir):
+    clip = write_clip(tmp_path / "clip.mp4")
+    clip.with_suffix(".txt").write_text("a clip")
+    result = subprocess.run(
+        COMMAND
+        + ["--pretrained_model_name_or_path", str(tiny_pipeline_dir), "--dataset", str(tmp_path)]
+        + ["--output_dir", str(tmp_path / "out"), "--rank", "0", "--num_frames", "20"],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode != 0
+    assert "`rank` must be a positive integer, got 0" in result.stderr
+    assert "`num_frames` must be 1 + a multiple of 8" in result.stderr
+
+
+def test_a_new_run_does_not_start_among_another_runs_checkpoints(tmp_path, tiny_pipeline_dir):
+    config = bad_config(tmp_path, tiny_pipeline_dir)
+    old = tmp_path / "out" / "checkpoints" / "checkpoint-30"
+    old.mkdir(parents=True)
+    (old / "trainer_state.json").write_text('{"global_step": 30}')
+    with pytest.raises(
+        FileExistsError, match=r"checkpoints of an earlier run \(up to step 30\). Pass `--resume latest`"
+    ):
+        train_lora(config)
+
+
+@pytest.fixture
+def fresh_accelerate_state():
+    """accelerate keeps its state per process; an in-process run must not leave it to the next test."""
+    from accelerate.state import AcceleratorState
+
+    yield
+    AcceleratorState._reset_state(reset_partial_state=True)
+
+
+def test_push_to_hub_uploads_the_lora_card_and_sample(
+    tmp_path, tiny_pipeline_dir, monkeypatch, fresh_accelerate_state
+):
+    import huggingface_hub
+
+    calls = {}
+    monkeypatch.setattr(huggingface_hub, "get_token", lambda: "hf_token")
+    monkeypatch.setattr(
+        huggingface_hub,
+        "create_repo",
+        lambda repo_id, **kwargs: (
+            calls.setdefault("create_repo", (repo_id, kwargs)) and SimpleNamespace(repo_id=f"me/{repo_id}")
+        ),
+    )
+    monkeypatch.setattr(huggingface_hub, "upload_folder", lambda **kwargs: calls.setdefault("upload_folder", kwargs))
+    config = bad_config(
+        tmp_path,
+        tiny_pipeline_dir,
+        max_train_steps=2,
+        checkpointing_steps=2,
+        report_to="none",
+        validation_prompts=["w1 w2"],
+        validation_num_frames=9,
+        validation_num_inference_steps=1,
+        push_to_hub=True,
+        hub_model_id="my-lora",
+        hub_private=True,
+    )
+    train_lora(config)
+    assert calls["create_repo"] == ("my-lora", {"exist_ok": True, "private": True})
+    upload = calls["upload_folder"]
+    assert upload["repo_id"] == "me/my-lora" and upload["folder_path"] == tmp_path / "out"
+    assert {LORA_WEIGHT_NAME, "README.md", "validation/step-000002-0.mp4"} <= set(upload["allow_patterns"])
+    assert 'pipe.load_lora_weights("me/my-lora")' in (tmp_path / "out" / "README.md").read_text()
+
+
+def write_loss_log(path: Path, resume_step: int, steps: range) -> LossLog:
+    log = LossLog(path, ["step", "loss", "loss_1x2x2", "seconds"], resume_step)
+    for step in steps:
+        log.write({"step": step, "loss": 1.0 / step, "loss_1x2x2": 2.0 / step, "seconds": 0.1})
+    log.close()
+    return log
+
+
+def test_loss_log_of_a_resumed_run_replaces_the_rows_after_its_checkpoint(tmp_path):
+    path = tmp_path / "logs" / "loss.csv"
+    write_loss_log(path, resume_step=0, steps=range(1, 6))
+    write_loss_log(path, resume_step=3, steps=range(4, 5))  # resumed from step 3, then killed again after step 4
+    with path.open() as file:
+        assert [int(row["step"]) for row in csv.DictReader(file)] == [1, 2, 3, 4]
+
+
+def test_loss_curve_is_plotted_when_matplotlib_is_there(tmp_path):
+    pytest.importorskip("matplotlib")
+    write_loss_log(tmp_path / "loss.csv", resume_step=0, steps=range(1, 6)).plot(tmp_path / "loss.png")
+    assert (tmp_path / "loss.png").read_bytes()[:4] == b"\x89PNG"
