@@ -25,8 +25,9 @@ from test_training_data import save_tiny_pipeline, write_clip, write_dataset
 
 from diffusers_lumina_video.training import LoraTrainingConfig, train_lora
 from diffusers_lumina_video.training.batches import PreparedDataset, pad_captions
+from diffusers_lumina_video.training.loss_log import LossLog
 from diffusers_lumina_video.training.recipe import TrainingBatch, flow_matching_loss, sample_generator
-from diffusers_lumina_video.training.trainer import LORA_WEIGHT_NAME, LossLog
+from diffusers_lumina_video.training.trainer import LORA_WEIGHT_NAME
 
 
 COMMAND = [sys.executable, "-m", "diffusers_lumina_video.commands.train_lora"]

@@ -147,7 +147,6 @@ class LoraTrainingConfig:
     def __post_init__(self) -> None:
         self._coerce_fields()
 
-    # ------------------------------------------------------------------ building
     @classmethod
     def field_names(cls) -> list[str]:
         return [f.name for f in dataclasses.fields(cls)]
@@ -191,7 +190,6 @@ class LoraTrainingConfig:
         for name in self.field_names():
             setattr(self, name, _coerce(name, getattr(self, name), hints[name]))
 
-    # ------------------------------------------------------------------ derived values
     @property
     def output_path(self) -> Path:
         return Path(self.output_dir)
@@ -204,7 +202,6 @@ class LoraTrainingConfig:
     def parsed_patch_sizes(self) -> list[PatchSize] | None:
         return None if self.patch_sizes is None else [parse_patch_size(p) for p in self.patch_sizes]
 
-    # ------------------------------------------------------------------ checks
     def validate(self) -> "LoraTrainingConfig":
         """Raises one `ValueError` listing every setting that is wrong, with the allowed values."""
         errors = []
@@ -311,7 +308,6 @@ class LoraTrainingConfig:
         return self
 
 
-# ---------------------------------------------------------------------- value coercion
 def _load_toml(text: str) -> dict[str, Any]:
     try:
         import tomllib
@@ -373,7 +369,6 @@ def _parse_mapping(name: str, text: str) -> dict[str, str]:
     return {key.strip(): value.strip() for key, value in pairs}
 
 
-# ---------------------------------------------------------------------- command-line flags
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     """One flag per setting (`--max_train_steps` and `--max-train-steps`); only flags given on the command line are
     set, so they override the config file without resetting its other values."""

@@ -52,7 +52,6 @@ def _listing(paths: Sequence[object]) -> str:
     return shown + (f" and {len(paths) - _MAX_LISTED} more" if len(paths) > _MAX_LISTED else "")
 
 
-# ---------------------------------------------------------------------- manifest
 def read_manifest(
     dataset: str | Path,
     path_column: str = "path",
@@ -169,7 +168,6 @@ def check_media(items: list[MediaItem]) -> None:
         raise ValueError(f"{len(broken)} file(s) have no decodable frame (zero-length or broken): {_listing(broken)}.")
 
 
-# ---------------------------------------------------------------------- decoding
 def load_image(path: Path) -> Image.Image:
     """An RGB image; transparent pixels become white, as in the reference."""
     image = Image.open(path)
@@ -216,7 +214,6 @@ def read_video_clip(path: Path, num_frames: int, fps: float | None, extra_times:
     )
 
 
-# ---------------------------------------------------------------------- aspect-ratio buckets
 def bucket_sizes(resolution: int, max_aspect_ratio: float = 4.0) -> list[tuple[int, int]]:
     """`(height, width)` sizes, multiples of 32 px, whose area is at most `resolution**2` (as many 32 px patches as
     the square has), from wide to tall; the reference's `generate_crop_size_list`."""

@@ -9,7 +9,6 @@ accelerate owns devices, precision and processes (DDP, or FSDP from an accelerat
     pytorch_lora_weights.safetensors, README.md   the LoRA (`load_lora_weights` format) and its model card
 """
 
-import csv
 import json
 import logging
 import shutil
@@ -41,7 +40,9 @@ from ..models.transformers.transformer_lumina_video import patch_size_key
 from ..pipelines.lumina_video import LuminaVideoPipeline
 from ..utils.atomic import atomic_output_file, replace_folder
 from .batches import MicroBatchDataset, MicroBatchPlanner, PreparedDataset, unbatched
+from .checkpoints import CHECKPOINT_PREFIX, TRAINER_STATE_FILE, list_checkpoints, resolve_resume_path
 from .config import LoraTrainingConfig, PatchSize, parse_patch_size
+from .loss_log import LossLog
 from .prepare import cache_is_current, load_dataset_items, prepare_dataset, resolved_system_prompt
 from .recipe import REFERENCE_TIMESTEP_SHIFTS, TrainingBatch, flow_matching_loss, sample_generator
 
@@ -49,8 +50,6 @@ from .recipe import REFERENCE_TIMESTEP_SHIFTS, TrainingBatch, flow_matching_loss
 logger = logging.getLogger(__name__)
 
 LORA_WEIGHT_NAME = "pytorch_lora_weights.safetensors"
-CHECKPOINT_PREFIX = "checkpoint-"
-TRAINER_STATE_FILE = "trainer_state.json"
 DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
 # Settings shown on the model card.
 CARD_SETTINGS = (
@@ -139,84 +138,6 @@ def train_lora(config: LoraTrainingConfig) -> Path:
     return LoraTrainer(config).train()
 
 
-# ---------------------------------------------------------------------- checkpoints
-def list_checkpoints(folder: Path) -> list[tuple[int, Path]]:
-    """Complete checkpoints (`checkpoint-N`), oldest first; unfinished ones have another name."""
-    found = []
-    for path in folder.glob(f"{CHECKPOINT_PREFIX}*") if folder.is_dir() else []:
-        suffix = path.name[len(CHECKPOINT_PREFIX) :]
-        if suffix.isdigit() and (path / TRAINER_STATE_FILE).is_file():
-            found.append((int(suffix), path))
-    return sorted(found)
-
-
-def resolve_resume_path(config: LoraTrainingConfig) -> Path | None:
-    """The checkpoint to continue from, if any. A new run may not start among another run's checkpoints: keeping the
-    last K would then delete its own."""
-    checkpoints = list_checkpoints(config.output_path / "checkpoints")
-    if config.resume_from_checkpoint is None:
-        if checkpoints:
-            raise FileExistsError(
-                f"{config.output_path} holds checkpoints of an earlier run (up to step {checkpoints[-1][0]}). Pass "
-                "`--resume latest` to continue it, or choose another `output_dir`."
-            )
-        return None
-    if config.resume_from_checkpoint == "latest":
-        return checkpoints[-1][1] if checkpoints else None
-    path = Path(config.resume_from_checkpoint)
-    if not (path / TRAINER_STATE_FILE).is_file():
-        raise FileNotFoundError(
-            f"`resume_from_checkpoint` {path} is not a complete checkpoint (no {TRAINER_STATE_FILE}); use 'latest' "
-            f"or a folder under {config.output_path / 'checkpoints'}."
-        )
-    return path
-
-
-class LossLog:
-    """`loss.csv`, one row per optimizer step. On resume, rows after the checkpoint's step are dropped first, so the
-    file always describes one run."""
-
-    def __init__(self, path: Path, columns: list[str], resume_step: int):
-        self.path = path
-        self.columns = columns
-        path.parent.mkdir(parents=True, exist_ok=True)
-        kept = []
-        if path.is_file() and resume_step > 0:
-            with path.open(newline="") as file:
-                kept = [row for row in csv.DictReader(file) if int(row["step"]) <= resume_step]
-        with atomic_output_file(path) as staging, staging.open("w", newline="") as file:
-            writer = csv.DictWriter(file, fieldnames=columns)
-            writer.writeheader()
-            writer.writerows(kept)
-        self.file = path.open("a", newline="")
-        self.writer = csv.DictWriter(self.file, fieldnames=columns)
-
-    def write(self, row: dict) -> None:
-        self.writer.writerow(row)
-        self.file.flush()
-
-    def close(self) -> None:
-        self.file.close()
-
-    def plot(self, png_path: Path) -> None:
-        """A loss curve as PNG when matplotlib is installed (it is not a dependency)."""
-        try:
-            from matplotlib.figure import Figure  # no pyplot: no global backend or figure state
-        except ImportError:
-            return
-        with self.path.open(newline="") as file:
-            rows = list(csv.DictReader(file))
-        figure = Figure(figsize=(8, 4.5))
-        axis = figure.subplots()
-        for column in [c for c in self.columns if c.startswith("loss")]:
-            axis.plot([int(r["step"]) for r in rows], [float(r[column]) for r in rows], label=column, linewidth=1)
-        axis.set_xlabel("step")
-        axis.set_ylabel("loss")
-        axis.legend()
-        with atomic_output_file(png_path) as staging:
-            figure.savefig(staging, dpi=120)
-
-
 class LoraTrainer:
     """One training run. `train()` checks everything it can without weights, sets up accelerate, the data and the
     model, resumes if asked, then loops; each part is a method so it reads in order."""
@@ -224,7 +145,6 @@ class LoraTrainer:
     def __init__(self, config: LoraTrainingConfig):
         self.config = config.validate()
 
-    # ------------------------------------------------------------------ setup
     def _check_before_start(self) -> None:
         """Every check that needs no model weights: settings, data files, resume folder, Hub login."""
         config = self.config
@@ -329,7 +249,6 @@ class LoraTrainer:
         accelerator.register_save_state_pre_hook(self._save_lora_hook)
         accelerator.register_load_state_pre_hook(self._load_lora_hook)
 
-    # ------------------------------------------------------------------ LoRA state
     def lora_layers(self) -> dict[str, torch.Tensor] | None:
         """The LoRA weights on the main process (None elsewhere); gathered from all processes under FSDP."""
         state_dict = self.accelerator.get_state_dict(self.transformer)
@@ -363,7 +282,6 @@ class LoraTrainer:
         if result.unexpected_keys:
             raise ValueError(f"Checkpoint {input_dir} has LoRA weights this run does not: {result.unexpected_keys}.")
 
-    # ------------------------------------------------------------------ checkpoints
     def save_checkpoint(self, step: int) -> None:
         """`checkpoint-{step}`, written under a temporary name and renamed when complete; older ones beyond
         `checkpoints_total_limit` are removed after."""
@@ -400,7 +318,6 @@ class LoraTrainer:
         logger.info(f"Resumed from {self.resume_path} at step {state['global_step']}.")
         return state["global_step"]
 
-    # ------------------------------------------------------------------ validation
     def _encode_validation_prompts(self) -> None:
         """Text features of the validation prompts, computed once; the text encoder is freed right after."""
         config = self.config
@@ -480,7 +397,6 @@ class LoraTrainer:
         accelerator.wait_for_everyone()
         return paths
 
-    # ------------------------------------------------------------------ training
     def train(self) -> Path:
         self._check_before_start()
         self._setup_accelerator()
