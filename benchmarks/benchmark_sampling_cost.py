@@ -59,7 +59,9 @@ def main() -> None:
     config, latent_shape = SIZES[args.size]
     dtype = DTYPES[args.dtype]
     torch.manual_seed(0)
-    model = LuminaVideoTransformer3DModel(**config).to(args.device, dtype).eval()
+    model = LuminaVideoTransformer3DModel(**config).to(args.device).eval()
+    if dtype != torch.float32:
+        model.to(dtype)
     latents = torch.randn(1, *latent_shape, device=args.device, dtype=dtype)
     text = torch.randn(1, 128, model.config.cap_feat_dim, device=args.device, dtype=dtype)
     mask = torch.ones(1, 128, dtype=torch.long, device=args.device)
