@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
-from test_training_data import save_tiny_pipeline, write_dataset
+from synthetic_media import save_tiny_pipeline, write_dataset
 
 from diffusers_lumina_video.training.trainer import LORA_WEIGHT_NAME
 

@@ -21,7 +21,7 @@ import torch
 from diffusers import DiffusionPipeline
 from huggingface_hub import ModelCard
 from safetensors.torch import load_file
-from test_training_data import save_tiny_pipeline, write_clip, write_dataset
+from synthetic_media import save_tiny_pipeline, write_clip, write_dataset
 
 from diffusers_lumina_video.training import LoraTrainingConfig, train_lora
 from diffusers_lumina_video.training.batches import PreparedDataset, pad_captions
