@@ -35,7 +35,7 @@ def test_generate_console_script_with_overrides(tmp_path):
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        (["--num-frames", "8"], "`num_frames` must be 1 \\+ a multiple of 4"),
+        (["--num-frames", "0"], "`num_frames` must be >= 1"),
         (["--height", "40"], "`height` and `width` must be positive multiples of 16"),
         (["--steps", "0"], "`--steps` must be >= 1"),
     ],

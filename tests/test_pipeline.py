@@ -143,6 +143,23 @@ def test_num_videos_per_prompt(pipe):
     assert frames.frames.shape[0] == 4
 
 
+def test_decoded_frame_count_rule_matches_the_vae(pipe):
+    for num_latent_frames in range(1, 7):
+        latents = torch.zeros(1, 4, num_latent_frames, 2, 2)
+        with torch.no_grad():
+            decoded = pipe.vae.decode(latents).sample.shape[2]
+        assert pipe.decoded_num_frames(num_latent_frames) == decoded, num_latent_frames
+    # The reference's settings: 96 frames -> 24 latent frames, 64 -> 16.
+    assert pipe.num_latent_frames(96) == 24 and pipe.num_latent_frames(64) == 16 and pipe.num_latent_frames(49) == 13
+
+
+@pytest.mark.parametrize("num_frames", [1, 5, 8, 12, 17])
+def test_output_has_the_requested_number_of_frames(pipe, num_frames):
+    kwargs = {**SMALL, "num_frames": num_frames}
+    frames = pipe("a cat", generator=_seeded(), output_type="np", **kwargs).frames
+    assert frames.shape == (1, num_frames, 32, 32, 3)
+
+
 def test_image_generation_with_one_frame_and_temporal_patch(pipe):
     frames = pipe(
         "a cat", generator=_seeded(), **{**SMALL, "num_frames": 1}, patch_size=(2, 2, 2), output_type="np"
@@ -194,6 +211,8 @@ def test_guidance_renorm_caps_the_guided_velocity(pipe):
     assert velocity(50.0, None).norm() > 1.5 * positive
     torch.testing.assert_close(velocity(50.0, 1.5).norm(), 1.5 * positive)
     torch.testing.assert_close(velocity(50.0, 1e6), velocity(50.0, None))  # below the cap: unchanged
+    # As in the reference, the cap also applies where guidance is off (it only bites below 1).
+    torch.testing.assert_close(velocity(1.0, 0.5), 0.5 * velocity(1.0, None))
 
 
 def test_callback_can_replace_latents_and_interrupt(pipe):
@@ -280,7 +299,19 @@ def _embeds(batch=1, length=8):
     [
         ({"height": 40}, "`height` and `width` must be positive multiples of 16"),
         ({"width": 48, "patch_size": (2, 4, 4)}, "`height` and `width` must be positive multiples of 32"),
-        ({"num_frames": 8}, "`num_frames` must be 1 \\+ a multiple of 4 .* nearest valid values are 5 and 9"),
+        ({"num_frames": 0}, "`num_frames` must be >= 1"),
+        ({"height": None}, "`height`, `width` and `num_frames` must be integers"),
+        ({"num_inference_steps": 0}, "`num_inference_steps` must be an integer >= 1"),
+        ({"num_videos_per_prompt": 0}, "`num_videos_per_prompt` must be an integer >= 1"),
+        ({"prompt": []}, "`prompt` must be a string or a non-empty list of strings"),
+        (
+            {
+                "prompt": ["a", "b"],
+                "negative_prompt_embeds": _embeds()[0],
+                "negative_prompt_attention_mask": _embeds()[1],
+            },
+            "`negative_prompt_embeds` has batch size 1, but there are 2 prompts",
+        ),
         ({"patch_size": (1, 4, 4)}, r"`patch_size` must be one of \[\(1, 2, 2\), \(2, 2, 2\), \(2, 4, 4\)\]"),
         ({"patch_size": [(0.1, (1, 2, 2))]}, "`patch_size` schedule must start at t_start 0.0"),
         ({"guidance_scale": [(0.0, 5.0), (0.5, 1.0), (0.3, 2.0)]}, "`guidance_scale` schedule needs increasing"),
@@ -291,7 +322,7 @@ def _embeds(batch=1, length=8):
         ({"callback_on_step_end_tensor_inputs": ["noise"]}, "`callback_on_step_end_tensor_inputs` has \\['noise'\\]"),
         ({"prompt": None}, "Pass exactly one of `prompt` and `prompt_embeds`"),
         ({"prompt_embeds": _embeds()[0]}, "Pass exactly one of `prompt` and `prompt_embeds`"),
-        ({"prompt": 3}, "`prompt` must be a string or a list of strings"),
+        ({"prompt": 3}, "`prompt` must be a string or a non-empty list of strings"),
         ({"negative_prompt": ["x", "y"]}, "`negative_prompt` has 2 entries but there are 1 prompts"),
         ({"latents": torch.randn(1, 4, 2, 4)}, r"`latents` must be \[B, C, F, H, W\]"),
         ({"latents": torch.randn(1, 4, 3, 4, 4)}, r"`latents` must have shape \(1, 4, 2, 4, 4\)"),
@@ -319,7 +350,11 @@ def test_check_inputs_errors(pipe, kwargs, message):
                 "negative_prompt_embeds": _embeds(1)[0],
                 "negative_prompt_attention_mask": _embeds(1)[1],
             },
-            "`prompt_embeds` has batch size 2 but `negative_prompt_embeds` has 1",
+            "`negative_prompt_embeds` has batch size 1, but there are 2 prompts",
+        ),
+        (
+            {"prompt_embeds": _embeds()[0], "prompt_attention_mask": torch.zeros(1, 8)},
+            "Every row of `prompt_attention_mask` needs at least one real token",
         ),
         (
             {"prompt_embeds": _embeds()[0], "prompt_attention_mask": _embeds()[1], "guidance_scale": 3.0},

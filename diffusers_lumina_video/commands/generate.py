@@ -33,7 +33,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--preset", default="f24F96R960", choices=sorted(SAMPLING_PRESETS))
     parser.add_argument("--height", type=int)
     parser.add_argument("--width", type=int)
-    parser.add_argument("--num-frames", type=int, help="1 + a multiple of 4 (e.g. 93 for the 96-frame setting).")
+    parser.add_argument(
+        "--num-frames",
+        type=int,
+        help="Frames of the video (multiples of 8, or 1 + a multiple of 8, waste no compute).",
+    )
     parser.add_argument("--steps", type=int, help="Transformer evaluations per guidance branch.")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--motion-score", type=float, help="Motion condition of the positive branch.")
@@ -74,7 +78,6 @@ def _check_args(args: argparse.Namespace, kwargs: dict) -> None:
         kwargs["width"],
         kwargs["num_frames"],
         spatial_multiple=8 * max(max(p[1:]) for p in patches),
-        temporal_factor=4,
     )
 
 

@@ -60,19 +60,17 @@ EXAMPLE_DOC_STRING = """
 """
 
 
-def check_video_size(height: int, width: int, num_frames: int, spatial_multiple: int, temporal_factor: int) -> None:
-    """Pixel sizes must patchify after the VAE; frame counts must be what the causal VAE decodes (1 + k * factor)."""
+def check_video_size(height: int, width: int, num_frames: int, spatial_multiple: int) -> None:
+    """Pixel sizes must patchify after the VAE; any positive frame count works (see `num_latent_frames`)."""
+    if not all(isinstance(v, int) for v in (height, width, num_frames)):
+        raise ValueError(f"`height`, `width` and `num_frames` must be integers, got {height}, {width}, {num_frames}.")
     if height <= 0 or width <= 0 or height % spatial_multiple or width % spatial_multiple:
         raise ValueError(
             f"`height` and `width` must be positive multiples of {spatial_multiple} (the VAE's spatial factor x the "
             f"largest patch in `patch_size`), got {height}x{width}."
         )
-    if num_frames < 1 or (num_frames - 1) % temporal_factor:
-        lower = max(1, (num_frames - 1) // temporal_factor * temporal_factor + 1)
-        raise ValueError(
-            f"`num_frames` must be 1 + a multiple of {temporal_factor} (the VAE's temporal compression), got "
-            f"{num_frames}; the nearest valid values are {lower} and {lower + temporal_factor}."
-        )
+    if num_frames < 1:
+        raise ValueError(f"`num_frames` must be >= 1, got {num_frames}.")
 
 
 class LuminaVideoPipeline(DiffusionPipeline, LuminaVideoLoraLoaderMixin):
@@ -205,13 +203,16 @@ class LuminaVideoPipeline(DiffusionPipeline, LuminaVideoLoraLoaderMixin):
         callback_on_step_end_tensor_inputs: list[str] | None,
         latents: torch.Tensor | None,
         max_sequence_length: int,
+        num_inference_steps: int,
+        num_videos_per_prompt: int,
     ) -> None:
         if (prompt is None) == (prompt_embeds is None):
             raise ValueError("Pass exactly one of `prompt` and `prompt_embeds`.")
         if prompt is not None and not (
-            isinstance(prompt, str) or (isinstance(prompt, list) and all(isinstance(p, str) for p in prompt))
+            isinstance(prompt, str)
+            or (isinstance(prompt, list) and prompt and all(isinstance(p, str) for p in prompt))
         ):
-            raise ValueError(f"`prompt` must be a string or a list of strings, got {type(prompt).__name__}.")
+            raise ValueError(f"`prompt` must be a string or a non-empty list of strings, got {prompt!r}.")
         if negative_prompt is not None and negative_prompt_embeds is not None:
             raise ValueError("Pass at most one of `negative_prompt` and `negative_prompt_embeds`.")
         for embeds, mask, name in (
@@ -225,17 +226,24 @@ class LuminaVideoPipeline(DiffusionPipeline, LuminaVideoLoraLoaderMixin):
                     f"`{name}_attention_mask` must have shape {tuple(embeds.shape[:2])} to match `{name}_embeds`, "
                     f"got {tuple(mask.shape)}."
                 )
-        if prompt_embeds is not None and negative_prompt_embeds is not None:
-            if prompt_embeds.shape[0] != negative_prompt_embeds.shape[0]:
-                raise ValueError(
-                    f"`prompt_embeds` has batch size {prompt_embeds.shape[0]} but `negative_prompt_embeds` has "
-                    f"{negative_prompt_embeds.shape[0]}."
-                )
+            if embeds is not None and not mask.bool().any(dim=1).all():
+                raise ValueError(f"Every row of `{name}_attention_mask` needs at least one real token (a 1).")
         batch_size = len(prompt) if isinstance(prompt, list) else 1 if prompt is not None else prompt_embeds.shape[0]
+        if negative_prompt_embeds is not None and negative_prompt_embeds.shape[0] != batch_size:
+            raise ValueError(
+                f"`negative_prompt_embeds` has batch size {negative_prompt_embeds.shape[0]}, but there are {batch_size} "
+                "prompts."
+            )
         if isinstance(negative_prompt, list) and len(negative_prompt) != batch_size:
             raise ValueError(
                 f"`negative_prompt` has {len(negative_prompt)} entries but there are {batch_size} prompts."
             )
+        for name, value in (
+            ("num_inference_steps", num_inference_steps),
+            ("num_videos_per_prompt", num_videos_per_prompt),
+        ):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"`{name}` must be an integer >= 1, got {value!r}.")
         if prompt is not None and (self.text_encoder is None or self.tokenizer is None):
             raise ValueError(
                 "This pipeline has no `text_encoder`/`tokenizer`; pass `prompt_embeds` instead of `prompt`."
@@ -251,7 +259,6 @@ class LuminaVideoPipeline(DiffusionPipeline, LuminaVideoLoraLoaderMixin):
             width,
             num_frames,
             spatial_multiple=self.vae_scale_factor_spatial * max(max(p[1:]) for p in schedule.patch_size.values),
-            temporal_factor=self.vae_scale_factor_temporal,
         )
         if max_sequence_length <= 0 or max_sequence_length % 8:
             raise ValueError(
@@ -272,9 +279,19 @@ class LuminaVideoPipeline(DiffusionPipeline, LuminaVideoLoraLoaderMixin):
         if latents is not None and latents.ndim != 5:
             raise ValueError(f"`latents` must be [B, C, F, H, W], got shape {tuple(latents.shape)}.")
 
+    def decoded_num_frames(self, num_latent_frames: int) -> int:
+        """Frames the CogVideoX VAE decodes `num_latent_frames` into. It decodes latent frames two at a time, an odd
+        count putting three in the first chunk, whose first frame is not upsampled in time: 13 -> 49, 24 -> 96."""
+        factor = self.vae_scale_factor_temporal
+        return factor * num_latent_frames if num_latent_frames % 2 == 0 else factor * (num_latent_frames - 1) + 1
+
     def num_latent_frames(self, num_frames: int) -> int:
-        """The causal VAE turns 1 + 4k frames into 1 + k latent frames."""
-        return (num_frames - 1) // self.vae_scale_factor_temporal + 1
+        """The fewest latent frames that decode into at least `num_frames` frames (the reference's `frames // 4` for
+        its 96- and 64-frame settings); the few extra decoded frames are cropped."""
+        num_latent_frames = 1
+        while self.decoded_num_frames(num_latent_frames) < num_frames:
+            num_latent_frames += 1
+        return num_latent_frames
 
     def prepare_latents(
         self,
@@ -331,11 +348,11 @@ class LuminaVideoPipeline(DiffusionPipeline, LuminaVideoLoraLoaderMixin):
             attention_kwargs=self.attention_kwargs,
             return_dict=False,
         )[0][:, :, :num_frames].float()
-        if not guided:
-            return velocity
-
-        positive, negative = velocity.chunk(2)
-        velocity = negative + step.guidance_scale * (positive - negative)
+        if guided:
+            positive, negative = velocity.chunk(2)
+            velocity = negative + step.guidance_scale * (positive - negative)
+        else:
+            positive = velocity
         if guidance_renorm is not None:
             dims = tuple(range(1, velocity.ndim))
             max_norm = guidance_renorm * torch.linalg.vector_norm(positive, dim=dims, keepdim=True)
@@ -433,8 +450,9 @@ class LuminaVideoPipeline(DiffusionPipeline, LuminaVideoLoraLoaderMixin):
             negative_prompt (`str` or `list[str]`, *optional*): The negative branch's text (default: empty, i.e. the
                 system prompt alone).
             height (`int`), width (`int`): Pixel size; multiples of 8 x the largest patch used (32 for (2, 4, 4)).
-            num_frames (`int`): `1 + 4k` frames, what the CogVideoX VAE decodes `1 + k` latent frames into (93 for the
-                reference's "96 frames", 1 for an image). Other values are refused with the nearest valid ones.
+            num_frames (`int`): Frames of the output video (1 for an image). The CogVideoX VAE decodes `L` latent
+                frames into `4L` frames (`L` even) or `4L - 3` (`L` odd); the pipeline samples the fewest latent frames
+                that cover `num_frames` and crops the rest, so counts of `8k` or `8k + 1` waste nothing.
             num_inference_steps (`int`): Transformer evaluations per branch (the reference's `steps` minus one).
             guidance_scale (`float` or schedule): `w` in `neg + w * (pos - neg)` (the reference's `cfg + 1`); where
                 `w <= 1` the negative branch is not run.
@@ -447,7 +465,8 @@ class LuminaVideoPipeline(DiffusionPipeline, LuminaVideoLoraLoaderMixin):
                 coarse-to-fine schedules give multi-scale sampling. Defaults to the finest patch.
             num_videos_per_prompt (`int`): Videos per prompt.
             generator (`torch.Generator` or `list[torch.Generator]`, *optional*): One, or one per video.
-            latents (`torch.Tensor`, *optional*): Starting noise `[B, C, 1 + (num_frames - 1) // 4, H / 8, W / 8]`.
+            latents (`torch.Tensor`, *optional*): Starting noise `[B, C, pipe.num_latent_frames(num_frames), H / 8,
+                W / 8]`.
             prompt_embeds, prompt_attention_mask (`torch.Tensor`, *optional*): Caption features and their mask.
             negative_prompt_embeds, negative_prompt_attention_mask (`torch.Tensor`, *optional*): Same, negative.
             output_type (`str`): `"np"`, `"pil"`, `"pt"` or `"latent"` (the final latents, scaling not undone).
@@ -487,6 +506,8 @@ class LuminaVideoPipeline(DiffusionPipeline, LuminaVideoLoraLoaderMixin):
             callback_on_step_end_tensor_inputs,
             latents,
             max_sequence_length,
+            num_inference_steps,
+            num_videos_per_prompt,
         )
         self._guidance_scale = schedule.guidance_scale.at(0.0)
         self._attention_kwargs = attention_kwargs

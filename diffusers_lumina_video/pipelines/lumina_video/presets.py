@@ -1,8 +1,8 @@
 """The four released sampling configurations, in this pipeline's terms.
 
 Translation from the reference: `steps` grid points = `num_inference_steps + 1`; `cfg` = `guidance_scale - 1`;
-"pFxp" patchification = `(pF, p, p)`; "96 frames" = 24 latent frames, which the CogVideoX VAE decodes into 93
-frames (64 -> 16 latent frames -> 61). `shift` belongs to the scheduler, not to the call.
+"pFxp" patchification = `(pF, p, p)`; 96 frames = 24 latent frames (64 -> 16). `shift` belongs to the scheduler,
+not to the call.
 """
 
 _F24_SETTINGS = {
@@ -14,7 +14,7 @@ _F24_SETTINGS = {
     "negative_motion_score": [(0.0, 2.0), (0.05, 6.0)],
     "height": 704,
     "width": 1248,
-    "num_frames": 93,
+    "num_frames": 96,
 }
 _F16_SETTINGS = {
     "num_inference_steps": 69,
@@ -25,7 +25,7 @@ _F16_SETTINGS = {
     "negative_motion_score": [(0.0, 2.0), (0.05, 6.0)],
     "height": 384,
     "width": 672,
-    "num_frames": 61,
+    "num_frames": 64,
 }
 
 SAMPLING_PRESETS: dict[str, dict] = {
