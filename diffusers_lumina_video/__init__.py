@@ -2,6 +2,7 @@
 
 from ._registration import register_with_diffusers
 from .models import LuminaVideoTransformer3DModel
+from .models.transformers.transformer_lumina_video import LuminaVideoTransformerBlock
 from .pipelines import SAMPLING_PRESETS, LuminaVideoPipeline, LuminaVideoPipelineOutput
 
 
@@ -21,4 +22,5 @@ register_with_diffusers(
         "LuminaVideoTransformer3DModel": LuminaVideoTransformer3DModel,
     },
     loadable_models=["LuminaVideoTransformer3DModel"],
+    transformer_blocks=[LuminaVideoTransformerBlock],
 )

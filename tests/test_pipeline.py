@@ -201,11 +201,11 @@ def test_guidance_renorm_caps_the_guided_velocity(pipe):
     latents = torch.randn(1, 4, 2, 4, 4, generator=_seeded())
     embeds, mask, negative, negative_mask = pipe.encode_prompt("a cat", "a dog")
     text = pipe._pad_and_join(embeds, mask, negative, negative_mask)
-    pipe._attention_kwargs = None
+    pipe._attention_kwargs, pipe._num_timesteps = None, 1
 
     def velocity(scale: float, renorm: float | None) -> torch.Tensor:
         step = StepSettings(guidance_scale=scale, motion_score=6.0, negative_motion_score=2.0, patch_size=(1, 2, 2))
-        return pipe._predict_velocity(latents, 0.3, step, text, renorm)
+        return pipe._predict_velocity(latents, 0.3, step, text, renorm, step_index=0)
 
     positive = velocity(1.0, None).norm()
     assert velocity(50.0, None).norm() > 1.5 * positive
@@ -379,3 +379,18 @@ def test_prompt_without_text_encoder_is_refused():
     pipe = LuminaVideoPipeline(components["transformer"], components["scheduler"])
     with pytest.raises(ValueError, match="no `text_encoder`/`tokenizer`; pass `prompt_embeds`"):
         pipe("a cat", output_type="latent", **SMALL)
+
+
+def test_first_block_cache_through_the_multiscale_pipeline():
+    from diffusers import FirstBlockCacheConfig
+
+    pipe = tiny_random_pipeline()
+    kwargs = {**SMALL, "num_inference_steps": 6, "output_type": "latent", "guidance_scale": [(0.0, 3.0), (0.1, 1.0)]}
+    kwargs["patch_size"] = [(0.0, (2, 4, 4)), (0.05, (1, 2, 2))]
+    reference = pipe("a cat", generator=_seeded(), **kwargs).frames
+    pipe.transformer.enable_cache(FirstBlockCacheConfig(threshold=0.0))  # never reuses: same result
+    torch.testing.assert_close(pipe("a cat", generator=_seeded(), **kwargs).frames, reference)
+    pipe.transformer.disable_cache()
+    pipe.transformer.enable_cache(FirstBlockCacheConfig(threshold=10.0))  # reuses whenever it can
+    reused = pipe("a cat", generator=_seeded(), **kwargs).frames
+    assert reused.shape == reference.shape and torch.isfinite(reused).all() and not torch.allclose(reused, reference)

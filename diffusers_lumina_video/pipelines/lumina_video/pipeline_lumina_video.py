@@ -28,6 +28,7 @@ from transformers import Gemma2Model, PreTrainedTokenizerBase
 
 from ...loaders import LuminaVideoLoraLoaderMixin
 from ...models import LuminaVideoTransformer3DModel
+from ...models.transformers.transformer_lumina_video import patch_size_key
 from .pipeline_output import LuminaVideoPipelineOutput
 from .presets import SAMPLING_PRESETS
 from .schedules import SamplingSchedule, StepSettings
@@ -327,6 +328,7 @@ class LuminaVideoPipeline(DiffusionPipeline, LuminaVideoLoraLoaderMixin):
         step: StepSettings,
         text: dict[str, torch.Tensor],
         guidance_renorm: float | None,
+        step_index: int,
     ) -> torch.Tensor:
         """One transformer call (both guidance branches batched) and classifier-free guidance with renorm."""
         batch_size, _, num_frames = latents.shape[:3]
@@ -338,16 +340,25 @@ class LuminaVideoPipeline(DiffusionPipeline, LuminaVideoLoraLoaderMixin):
         if pad:
             model_input = torch.cat([model_input, model_input[:, :, -1:].expand(-1, -1, pad, -1, -1)], dim=2)
 
-        velocity = self.transformer(
-            hidden_states=model_input.to(self.transformer.dtype),
-            timestep=torch.full((model_input.shape[0],), time, device=latents.device),
-            encoder_hidden_states=text["embeds"] if guided else text["embeds"][:batch_size],
-            encoder_attention_mask=text["mask"] if guided else text["mask"][:batch_size],
-            motion_score=torch.tensor(motion, device=latents.device),
-            patch_size=step.patch_size,
-            attention_kwargs=self.attention_kwargs,
-            return_dict=False,
-        )[0][:, :, :num_frames].float()
+        # Cache methods keep one state per kind of call: batched branches, the positive branch alone, and each
+        # patchification have differently shaped activations.
+        cache_context = self.transformer.cache_context(
+            f"{'cond_uncond' if guided else 'cond'}_{patch_size_key(step.patch_size)}",
+            step_index=step_index,
+            sigma=1.0 - time,
+            num_inference_steps=self._num_timesteps,
+        )
+        with cache_context:
+            velocity = self.transformer(
+                hidden_states=model_input.to(self.transformer.dtype),
+                timestep=torch.full((model_input.shape[0],), time, device=latents.device),
+                encoder_hidden_states=text["embeds"] if guided else text["embeds"][:batch_size],
+                encoder_attention_mask=text["mask"] if guided else text["mask"][:batch_size],
+                motion_score=torch.tensor(motion, device=latents.device),
+                patch_size=step.patch_size,
+                attention_kwargs=self.attention_kwargs,
+                return_dict=False,
+            )[0][:, :, :num_frames].float()
         if guided:
             positive, negative = velocity.chunk(2)
             velocity = negative + step.guidance_scale * (positive - negative)
@@ -568,7 +579,7 @@ class LuminaVideoPipeline(DiffusionPipeline, LuminaVideoLoraLoaderMixin):
                 time = 1.0 - float(self.scheduler.sigmas[i])
                 step = schedule.at(time)
                 self._guidance_scale = step.guidance_scale
-                velocity = self._predict_velocity(latents, time, step, text, guidance_renorm)
+                velocity = self._predict_velocity(latents, time, step, text, guidance_renorm, step_index=i)
                 # The scheduler integrates d(sample)/d(sigma) = -velocity.
                 latents = self.scheduler.step(-velocity, t, latents, return_dict=False)[0]
 
