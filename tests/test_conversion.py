@@ -319,6 +319,18 @@ def test_missing_model_args_infers_dims_and_states_defaults(original, tmp_path, 
     assert_matches_golden(LuminaVideoTransformer3DModel.from_pretrained(output), golden, golden_spec)
 
 
+def test_model_args_without_some_fields_names_the_defaults_used(original, model_args, tmp_path, caplog):
+    partial = types.SimpleNamespace(
+        **{k: v for k, v in vars(model_args).items() if k not in ("rope_theta", "t_scale")}
+    )
+    release = write_release(tmp_path / "release", original, partial)
+    with caplog.at_level("WARNING"):
+        output = convert_lumina_video_checkpoint(release, tmp_path / "out", transformer_only=True, dtype="fp32")
+    assert "`model_args.pth` lacks ['rope_theta', 't_scale']" in caplog.text
+    config = LuminaVideoTransformer3DModel.load_config(output)
+    assert (config["rope_theta"], config["timestep_scale"]) == (256.0, 1000.0)
+
+
 def test_wrong_key_set_names_the_keys(original, model_args, tmp_path):
     state_dict = {k: v for k, v in original.items() if k != "layers.1.attention.wq.weight"}
     state_dict["layers.1.attention.extra.weight"] = torch.zeros(2)

@@ -87,6 +87,24 @@ def test_from_single_file_reads_a_hub_repository(golden_dir, monkeypatch, golden
     _assert_matches_golden(model, golden, golden_spec)
 
 
+def test_path_like_names_are_never_sent_to_the_hub(monkeypatch):
+    monkeypatch.setattr("huggingface_hub.snapshot_download", lambda *a, **k: pytest.fail("asked the Hub"))
+    for path in ("./no_such_release", "../no/such_release", "no/such/release"):
+        with pytest.raises(FileNotFoundError, match="does not exist"):
+            LuminaVideoTransformer3DModel.from_single_file(path)
+
+
+def test_unreachable_hub_repository_is_a_clear_error(monkeypatch):
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    def offline(*args, **kwargs):
+        raise LocalEntryNotFoundError("offline")
+
+    monkeypatch.setattr("huggingface_hub.snapshot_download", offline)
+    with pytest.raises(FileNotFoundError, match="nor a Hub repository that can be reached"):
+        LuminaVideoTransformer3DModel.from_single_file("someone/typo")
+
+
 def test_missing_paths_are_named(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"holds none of \['consolidated.00-of-01.safetensors'"):
         LuminaVideoTransformer3DModel.from_single_file(tmp_path)

@@ -202,6 +202,11 @@ def infer_transformer_config(state_dict: Mapping[str, Any], model_args: Any | No
         )
     else:
         _check_model_args(model_args, config)
+        missing = {name: value for name, value in MODEL_ARGS_DEFAULTS.items() if not hasattr(model_args, name)}
+        if missing:
+            logger.warning(
+                f"`{MODEL_ARGS_NAME}` lacks {sorted(missing)}; using the released model's values {missing}."
+            )
     args = {name: getattr(model_args, name, default) for name, default in MODEL_ARGS_DEFAULTS.items()}
     config.update(
         rope_theta=float(args["rope_theta"]),
@@ -238,8 +243,11 @@ def _check_model_args(model_args: Any, inferred: dict[str, Any]) -> None:
 
 
 def is_hub_repo_id(path: str | os.PathLike) -> bool:
-    """True for `"owner/name"` that is not a local path: such a checkpoint is fetched from the Hub."""
-    return not Path(path).exists() and _HUB_REPO_ID.match(str(path)) is not None
+    """True for `"owner/name"` that is not a local path: such a checkpoint is fetched from the Hub. Anything written
+    like a path (`./x`, `../x`, `/x`, `~/x`) is a path."""
+    text = str(path)
+    looks_like_path = text.startswith((".", "/", "~")) or os.sep in text.replace("/", "", 1)
+    return not looks_like_path and not Path(path).exists() and _HUB_REPO_ID.match(text) is not None
 
 
 def resolve_checkpoint_paths(path: str | os.PathLike) -> tuple[Path, Path | None]:
@@ -260,13 +268,14 @@ def resolve_checkpoint_paths(path: str | os.PathLike) -> tuple[Path, Path | None
 
 def _download_release(repo_id: str) -> Path:
     from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import RepositoryNotFoundError
+    from huggingface_hub.errors import LocalEntryNotFoundError, RepositoryNotFoundError
 
     try:
         return Path(snapshot_download(repo_id, allow_patterns=[*WEIGHTS_NAMES, MODEL_ARGS_NAME]))
-    except RepositoryNotFoundError as error:
+    except (RepositoryNotFoundError, LocalEntryNotFoundError) as error:
         raise FileNotFoundError(
-            f"`checkpoint_path` {repo_id} is neither a local file or folder nor a Hub repository you can access."
+            f"`checkpoint_path` {repo_id} is neither a local file or folder nor a Hub repository that can be reached "
+            f"({type(error).__name__})."
         ) from error
 
 
