@@ -51,8 +51,9 @@ def test_from_single_file_matches_golden(form, golden_dir, safetensors_release, 
     _assert_matches_golden(model, golden, golden_spec)
 
 
-def test_from_single_file_casts_but_keeps_fp32_modules(golden_dir):
-    model = LuminaVideoTransformer3DModel.from_single_file(golden_dir, torch_dtype=torch.bfloat16)
+@pytest.mark.parametrize("argument", ["torch_dtype", "dtype"])
+def test_from_single_file_casts_but_keeps_fp32_modules(golden_dir, argument):
+    model = LuminaVideoTransformer3DModel.from_single_file(golden_dir, **{argument: torch.bfloat16})
     dtypes = {name: param.dtype for name, param in model.named_parameters()}
     assert all(dtypes[n] == torch.float32 for n in dtypes if n.startswith("condition_embedder."))
     assert all(dtypes[n] == torch.bfloat16 for n in dtypes if not n.startswith("condition_embedder."))

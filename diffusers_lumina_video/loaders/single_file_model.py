@@ -57,6 +57,7 @@ class LuminaVideoFromOriginalModelMixin:
         pretrained_model_link_or_path: str | os.PathLike,
         torch_dtype: torch.dtype | None = None,
         model_args_path: str | os.PathLike | None = None,
+        dtype: torch.dtype | None = None,
     ):
         r"""
         Args:
@@ -65,7 +66,10 @@ class LuminaVideoFromOriginalModelMixin:
             torch_dtype (`torch.dtype`, *optional*): Cast the weights to this dtype (the modules listed in
                 `_keep_in_fp32_modules` stay in float32, as with `from_pretrained`).
             model_args_path (*optional*): `model_args.pth`, if it is not beside the weights.
+            dtype (`torch.dtype`, *optional*): The newer name of `torch_dtype`, as in `from_pretrained`; wins if both
+                are given.
         """
+        torch_dtype = dtype if dtype is not None else torch_dtype
         if torch_dtype is not None and not (isinstance(torch_dtype, torch.dtype) and torch_dtype.is_floating_point):
             raise ValueError(f"`torch_dtype` must be a floating-point `torch.dtype`, got {torch_dtype!r}.")
         model, state_dict = load_original_checkpoint(cls, pretrained_model_link_or_path, model_args_path)
