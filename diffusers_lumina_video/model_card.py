@@ -6,13 +6,17 @@ with the package without any data-file configuration.
 """
 
 import json
+import logging
 from typing import Any
 
 from huggingface_hub import ModelCard, ModelCardData
 
+from .loaders.single_file_utils import is_hub_repo_id
 from .pipelines import SAMPLING_PRESETS
 from .pipelines.lumina_video.presets import PRESET_FPS
 
+
+logger = logging.getLogger(__name__)
 
 PAPER_URL = "https://arxiv.org/abs/2502.06782"
 CODE_URL = "https://github.com/Alpha-VLLM/Lumina-Video"
@@ -262,7 +266,8 @@ def create_lora_model_card(
 
     Args:
         repo_id (`str`): Where the LoRA is loaded from in the usage code: its Hub id, or a local path.
-        base_model (`str`): The Diffusers-format Lumina-Video pipeline the LoRA was trained on (Hub id or path).
+        base_model (`str`): The Diffusers-format Lumina-Video pipeline the LoRA was trained on (Hub id or path). A
+            local path stays in the usage code but not in the metadata, where the Hub expects a model id.
         training_settings (`dict`, *optional*): Shown as a table, e.g. `{"rank": 32, "learning_rate": 2e-4}`.
         validation_video (`str`, *optional*): A video file in the repository (relative path), shown on the card and
             used as the Hub widget's example output.
@@ -276,19 +281,26 @@ def create_lora_model_card(
         raise ValueError("`validation_prompt` describes `validation_video`; pass the video as well.")
     prompt = validation_prompt or (f"{trigger_phrase}, {EXAMPLE_PROMPT}" if trigger_phrase else EXAMPLE_PROMPT)
     widget = [{"text": prompt, "output": {"url": validation_video}}] if validation_video else None
+    on_hub = is_hub_repo_id(base_model)
+    if not on_hub:
+        logger.warning(
+            f"`base_model` {base_model} is a local folder, so the card's metadata names no base model; train from "
+            "(or edit the card to name) the Hub id of the pipeline to link the LoRA to it."
+        )
     card_data = ModelCardData(
         license="apache-2.0",
         library_name="diffusers",
         pipeline_tag="text-to-video",
-        base_model=base_model,
-        base_model_relation="adapter",
+        base_model=base_model if on_hub else None,
+        base_model_relation="adapter" if on_hub else None,
         instance_prompt=trigger_phrase,
         widget=widget,
         tags=[*TAGS, "lora", "diffusers-training"],
     )
+    source = f"[`{base_model}`](https://huggingface.co/{base_model})" if on_hub else f"`{base_model}`"
     summary = (
-        f"A LoRA for the Lumina-Video transformer of [`{base_model}`](https://huggingface.co/{base_model}), trained "
-        f"with [diffusers-lumina-video]({PACKAGE_URL}). Lumina-Video: [paper]({PAPER_URL}), [code]({CODE_URL})."
+        f"A LoRA for the Lumina-Video transformer of {source}, trained with [diffusers-lumina-video]({PACKAGE_URL}). "
+        f"Lumina-Video: [paper]({PAPER_URL}), [code]({CODE_URL})."
     )
     usage = _generation_code(
         f'pipe = DiffusionPipeline.from_pretrained("{base_model}", torch_dtype=torch.bfloat16)\n'

@@ -100,6 +100,16 @@ def test_lora_card_without_optional_parts(tmp_path):
     assert "## Training settings" not in card.text and "<video" not in card.text
 
 
+def test_lora_card_trained_from_a_local_folder_names_no_base_model_in_metadata(tmp_path, caplog):
+    local_base = tmp_path / "Lumina-Video-diffusers"
+    local_base.mkdir()
+    with caplog.at_level("WARNING"):
+        card = reloaded(create_lora_model_card("me/lora", str(local_base)), tmp_path)
+    assert "base_model" not in card.data.to_dict() and "base_model_relation" not in card.data.to_dict()
+    assert "is a local folder" in caplog.text
+    assert f'DiffusionPipeline.from_pretrained("{local_base}"' in card_usage_code(card.text)
+
+
 def test_card_arguments_are_checked():
     with pytest.raises(ValueError, match="`sampling_preset` must be one of"):
         create_pipeline_model_card("me/x", "base", sampling_preset="f48")
