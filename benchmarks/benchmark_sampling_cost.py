@@ -19,7 +19,7 @@ from diffusers_lumina_video.pipelines.lumina_video.schedules import SamplingSche
 
 
 SIZES = {
-    # model config, latent shape [C, F, H, W] (the 2B model at 1248x704, 93 frames -> 24 latent frames)
+    # model config, latent shape [C, F, H, W] (the 2B model at 1248x704, 96 frames -> 24 latent frames)
     "mid": (
         {
             "hidden_size": 384,

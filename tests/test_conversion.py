@@ -215,7 +215,7 @@ def test_pipeline_folder_loads_with_the_presets_shift(converted_pipeline, golden
 def test_pipeline_card_usage_code_runs(converted_pipeline, tmp_path, monkeypatch):
     code = card_usage_code((converted_pipeline / "README.md").read_text())
     assert f'from_pretrained("{converted_pipeline.resolve()}"' in code and 'pipe.to("cuda")' in code
-    # The released preset samples 93 frames at 1248x704 in 69 steps; the same code at a toy size runs in seconds.
+    # The released preset samples 96 frames at 1248x704 in 69 steps; the same code at a toy size runs in seconds.
     toy = {**SAMPLING_PRESETS["f24F96R960"], "height": 32, "width": 32, "num_frames": 9, "num_inference_steps": 3}
     monkeypatch.setitem(SAMPLING_PRESETS, "f24F96R960", toy)
     monkeypatch.chdir(tmp_path)

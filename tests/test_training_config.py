@@ -101,7 +101,7 @@ def test_wrong_types_name_the_setting():
         ({"resolution": 250}, "`resolution` must be a positive multiple of 32 .* got 250"),
         ({"num_frames": 32}, r"`num_frames` must be 1 \+ a multiple of 8 \(e.g. 9, 17, 33, 97\), got 32"),
         ({"validation_width": 100}, "`validation_width` must be a positive multiple of 32, got 100"),
-        ({"validation_num_frames": 8}, r"`validation_num_frames` must be 1 \+ a multiple of 4"),
+        ({"validation_num_frames": 0}, r"`validation_num_frames` must be >= 1"),
         ({"caption_dropout": 1.5}, r"`caption_dropout` is a probability in \[0, 1\], got 1.5"),
         ({"lr_scheduler": "fancy"}, "`lr_scheduler` must be one of .*'constant'.*, got 'fancy'"),
         ({"mixed_precision": "fp8"}, r"`mixed_precision` must be one of \['no', 'fp16', 'bf16'\]"),

@@ -131,7 +131,7 @@ class LoraTrainingConfig:
     validation_steps: int = _option(500, "Render validation videos every N steps (0: only at the end).")
     validation_height: int | None = _option(None, "Validation video height (default: the resolution).")
     validation_width: int | None = _option(None, "Validation video width (default: the resolution).")
-    validation_num_frames: int | None = _option(None, "Validation frames, 1 + a multiple of 4 (default: num_frames).")
+    validation_num_frames: int | None = _option(None, "Frames of the validation videos (default: num_frames).")
     validation_num_inference_steps: int = _option(30, "Sampling steps of the validation videos.")
     validation_guidance_scale: float = _option(5.0, "Guidance scale of the validation videos.")
     validation_motion_score: float | None = _option(None, "Motion condition of the validation videos.")
@@ -294,8 +294,8 @@ class LoraTrainingConfig:
             )
         frames = self.validation_num_frames
         check(
-            frames is None or (frames >= 1 and (frames - 1) % 4 == 0),
-            f"`validation_num_frames` must be 1 + a multiple of 4 (what the VAE decodes), got {frames}.",
+            frames is None or frames >= 1,
+            f"`validation_num_frames` must be >= 1, got {frames}.",
         )
         check(
             self.validation_num_inference_steps >= 1,
