@@ -128,3 +128,13 @@ def test_the_example_config_is_valid(dataset):
     example = Path(__file__).resolve().parents[1] / "examples" / "lora_training.yaml"
     config = LoraTrainingConfig.from_file(example, dataset=dataset).validate()
     assert config.parsed_patch_sizes is None and config.timestep_shifts == {"1x2x2": 4.0, "2x2x2": 8.0, "2x4x4": 16.0}
+
+
+def test_example_config_is_valid_but_for_its_placeholder_paths():
+    example = Path(__file__).resolve().parents[1] / "examples" / "lora_training.yaml"
+    config = LoraTrainingConfig.from_file(example)
+    assert config.timestep_shifts == {"1x2x2": 4.0, "2x2x2": 8.0, "2x4x4": 16.0}
+    with pytest.raises(ValueError, match="Invalid LoRA training settings") as error:
+        config.validate()
+    # The only complaint is the placeholder dataset folder.
+    assert str(error.value).count("\n  - ") == 1 and "`dataset` data/my_clips does not exist" in str(error.value)
