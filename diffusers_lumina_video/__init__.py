@@ -1,7 +1,7 @@
 """Lumina-Video (Multi-scale Next-DiT text-to-video) for Hugging Face Diffusers."""
 
 from ._registration import register_with_diffusers
-from .models import LuminaVideoTransformer3DModel
+from .models import LuminaV2ATransformerModel, LuminaVideoTransformer3DModel
 from .models.transformers.transformer_lumina_video import LuminaVideoTransformerBlock
 from .pipelines import SAMPLING_PRESETS, LuminaVideoPipeline, LuminaVideoPipelineOutput
 
@@ -10,6 +10,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "SAMPLING_PRESETS",
+    "LuminaV2ATransformerModel",
     "LuminaVideoPipeline",
     "LuminaVideoPipelineOutput",
     "LuminaVideoTransformer3DModel",
@@ -20,7 +21,8 @@ register_with_diffusers(
         "LuminaVideoPipeline": LuminaVideoPipeline,
         "LuminaVideoPipelineOutput": LuminaVideoPipelineOutput,
         "LuminaVideoTransformer3DModel": LuminaVideoTransformer3DModel,
+        "LuminaV2ATransformerModel": LuminaV2ATransformerModel,
     },
-    loadable_models=["LuminaVideoTransformer3DModel"],
+    loadable_models=["LuminaVideoTransformer3DModel", "LuminaV2ATransformerModel"],
     transformer_blocks=[LuminaVideoTransformerBlock],
 )

@@ -1,4 +1,4 @@
-from .transformers import LuminaVideoTransformer3DModel
+from .transformers import LuminaV2ATransformerModel, LuminaVideoTransformer3DModel
 
 
-__all__ = ["LuminaVideoTransformer3DModel"]
+__all__ = ["LuminaV2ATransformerModel", "LuminaVideoTransformer3DModel"]

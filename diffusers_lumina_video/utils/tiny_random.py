@@ -9,13 +9,15 @@ from diffusers import AutoencoderKLCogVideoX, FlowMatchEulerDiscreteScheduler
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
 from transformers import Gemma2Config, Gemma2Model, PreTrainedTokenizerFast
 
-from ..models import LuminaVideoTransformer3DModel
+from ..models import LuminaV2ATransformerModel, LuminaVideoTransformer3DModel
 
 
 TINY_RANDOM_ID = "tiny-random"
 SPECIAL_TOKENS = ["<pad>", "<eos>", "<bos>", "<unk>"]
 TINY_TEXT_DIM = 32
 TINY_LATENT_CHANNELS = 4
+TINY_CLIP_DIM = 16
+TINY_SYNC_DIM = 24
 
 
 def tiny_tokenizer(vocab_size: int = 512) -> PreTrainedTokenizerFast:
@@ -83,6 +85,24 @@ def tiny_transformer() -> LuminaVideoTransformer3DModel:
         num_kv_heads=2,
         multiple_of=16,
         cap_feat_dim=TINY_TEXT_DIM,
+    ).eval()
+
+
+def tiny_v2a_transformer() -> LuminaV2ATransformerModel:
+    """A Lumina-V2A transformer over AudioLDM-shaped latents (8 channels, 16 frequency bins) at toy width."""
+    return LuminaV2ATransformerModel(
+        in_channels=8,
+        patch_size=(1, 4),
+        hidden_size=64,
+        num_layers=2,
+        num_attention_heads=4,
+        num_kv_heads=2,
+        multiple_of=16,
+        context_dim=32,
+        visual_feat_dim=TINY_CLIP_DIM,
+        text_feat_dim=TINY_CLIP_DIM,
+        sync_feat_dim=TINY_SYNC_DIM,
+        max_latent_frames=256,
     ).eval()
 
 

@@ -1,4 +1,5 @@
+from .transformer_lumina_v2a import LuminaV2ATransformerModel
 from .transformer_lumina_video import LuminaVideoTransformer3DModel
 
 
-__all__ = ["LuminaVideoTransformer3DModel"]
+__all__ = ["LuminaV2ATransformerModel", "LuminaVideoTransformer3DModel"]

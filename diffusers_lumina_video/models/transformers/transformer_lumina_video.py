@@ -43,23 +43,26 @@ def patch_size_key(patch_size: PatchSize) -> str:
     return "x".join(str(p) for p in patch_size)
 
 
-def patchify(hidden_states: torch.Tensor, patch_size: PatchSize) -> tuple[torch.Tensor, tuple[int, int, int]]:
-    """`[B, C, F, H, W]` -> tokens `[B, N, pF*pH*pW*C]` ordered (f, h, w), features ordered (pf, ph, pw, c)."""
-    batch_size, channels, frames, height, width = hidden_states.shape
-    p_f, p_h, p_w = patch_size
-    grid = (frames // p_f, height // p_h, width // p_w)
-    hidden_states = hidden_states.reshape(batch_size, channels, grid[0], p_f, grid[1], p_h, grid[2], p_w)
-    hidden_states = hidden_states.permute(0, 2, 4, 6, 3, 5, 7, 1)
-    return hidden_states.reshape(batch_size, grid[0] * grid[1] * grid[2], -1), grid
+def patchify(hidden_states: torch.Tensor, patch_size: tuple[int, ...]) -> tuple[torch.Tensor, tuple[int, ...]]:
+    """`[B, C, *sizes]` -> tokens `[B, N, prod(patch) * C]`, tokens in grid order (e.g. f, h, w) and each token's
+    features ordered (patch positions..., c). Works for any number of axes: 3 for video, 2 for audio spectrograms."""
+    batch_size, channels, *sizes = hidden_states.shape
+    grid = tuple(size // patch for size, patch in zip(sizes, patch_size, strict=True))
+    axes = len(grid)
+    interleaved = (v for pair in zip(grid, patch_size, strict=True) for v in pair)
+    hidden_states = hidden_states.reshape(batch_size, channels, *interleaved)
+    # [B, C, g0, p0, g1, p1, ...] -> [B, g0, g1, ..., p0, p1, ..., C]
+    order = (0, *range(2, 2 + 2 * axes, 2), *range(3, 3 + 2 * axes, 2), 1)
+    return hidden_states.permute(order).reshape(batch_size, math.prod(grid), -1), grid
 
 
-def unpatchify(tokens: torch.Tensor, patch_size: PatchSize, grid: tuple[int, int, int]) -> torch.Tensor:
+def unpatchify(tokens: torch.Tensor, patch_size: tuple[int, ...], grid: tuple[int, ...]) -> torch.Tensor:
     """The exact inverse of `patchify`."""
-    batch_size = tokens.shape[0]
-    p_f, p_h, p_w = patch_size
-    tokens = tokens.reshape(batch_size, *grid, p_f, p_h, p_w, -1)
-    tokens = tokens.permute(0, 7, 1, 4, 2, 5, 3, 6)
-    return tokens.reshape(batch_size, -1, grid[0] * p_f, grid[1] * p_h, grid[2] * p_w)
+    batch_size, axes = tokens.shape[0], len(grid)
+    tokens = tokens.reshape(batch_size, *grid, *patch_size, -1)
+    # [B, g0, g1, ..., p0, p1, ..., C] -> [B, C, g0, p0, g1, p1, ...]
+    order = (0, 1 + 2 * axes, *(v for i in range(axes) for v in (1 + i, 1 + axes + i)))
+    return tokens.permute(order).reshape(batch_size, -1, *(g * p for g, p in zip(grid, patch_size, strict=True)))
 
 
 def apply_rotary_emb(hidden_states: torch.Tensor, freqs: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
@@ -160,6 +163,12 @@ class LuminaVideoAttention(nn.Module, AttentionModuleMixin):
         return self.processor(self, hidden_states, encoder_hidden_states, encoder_attention_mask, rotary_emb, **kwargs)
 
 
+def masked_mean(features: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean of `features [B, L, D]` over the tokens where `mask [B, L]` is 1."""
+    weights = mask[..., None].to(features.dtype)
+    return (features * weights).sum(dim=1) / weights.sum(dim=1)
+
+
 class LuminaVideoConditionEmbedding(nn.Module):
     """Timestep, motion score and pooled caption, summed into the one conditioning vector of every block."""
 
@@ -187,24 +196,30 @@ class LuminaVideoConditionEmbedding(nn.Module):
         motion_emb = self.motion_embedder(self.time_proj(motion.clamp(min=0)).to(dtype))
         motion_emb = motion_emb * present[:, None].to(motion_emb.dtype)
 
-        mask = encoder_attention_mask[..., None].to(encoder_hidden_states.dtype)
-        pooled = (encoder_hidden_states * mask).sum(dim=1) / mask.sum(dim=1)
-        caption_emb = self.caption_embedder(pooled.to(dtype))
+        caption_emb = self.caption_embedder(masked_mean(encoder_hidden_states, encoder_attention_mask).to(dtype))
         return time_emb + motion_emb + caption_emb
 
 
-class LuminaVideoRotaryPosEmbed(nn.Module):
-    """3D RoPE over integer positions of the patchified grid; axes f/h/w take 2/8, 3/8 and 3/8 of the head dim.
+def video_rope_axes_dims(attention_head_dim: int) -> tuple[int, int, int]:
+    """Lumina-Video's split of a head between the f, h and w axes: 2/8, 3/8 and 3/8."""
+    if attention_head_dim % 16 != 0:
+        raise ValueError(f"attention head dim must be a multiple of 16 for 3D RoPE, got {attention_head_dim}.")
+    unit = attention_head_dim // 8
+    return (2 * unit, 3 * unit, 3 * unit)
+
+
+class LuminaRotaryPosEmbed(nn.Module):
+    """RoPE over integer positions of a patch grid with any number of axes, each axis owning `axes_dims[i]`
+    channels of the head dim (the axes are concatenated in order).
 
     The per-axis tables are built once for `max_positions` and sliced per grid shape.
     """
 
-    def __init__(self, attention_head_dim: int, theta: float, max_positions: int = 1024):
+    def __init__(self, axes_dims: tuple[int, ...], theta: float, max_positions: int = 1024):
         super().__init__()
-        if attention_head_dim % 16 != 0:
-            raise ValueError(f"attention head dim must be a multiple of 16 for 3D RoPE, got {attention_head_dim}.")
-        unit = attention_head_dim // 8
-        self.axes_dims = (2 * unit, 3 * unit, 3 * unit)
+        if any(axis_dim % 2 for axis_dim in axes_dims):
+            raise ValueError(f"every RoPE axis needs an even number of channels, got {axes_dims}.")
+        self.axes_dims = tuple(axes_dims)
         self.max_positions = max_positions
         positions = torch.arange(max_positions, dtype=torch.float64)
         angles = []
@@ -215,23 +230,46 @@ class LuminaVideoRotaryPosEmbed(nn.Module):
         self.register_buffer("freqs_cos", angles.cos().float(), persistent=False)
         self.register_buffer("freqs_sin", angles.sin().float(), persistent=False)
 
-    def forward(self, grid: tuple[int, int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, grid: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+        """`(cos, sin)`, each `[prod(grid), sum(axes_dims) // 2]`, for tokens in grid order."""
+        if len(grid) != len(self.axes_dims):
+            raise ValueError(f"patch grid {grid} has {len(grid)} axes, but the RoPE has {len(self.axes_dims)}.")
         if max(grid) > self.max_positions:
             raise ValueError(f"patch grid {grid} exceeds the {self.max_positions} RoPE positions per axis.")
         splits = [d // 2 for d in self.axes_dims]
         tables = []
         for freqs in (self.freqs_cos, self.freqs_sin):
-            f_part, h_part, w_part = freqs.split(splits, dim=1)
-            f_part = f_part[: grid[0], None, None, :].expand(*grid, -1)
-            h_part = h_part[None, : grid[1], None, :].expand(*grid, -1)
-            w_part = w_part[None, None, : grid[2], :].expand(*grid, -1)
-            tables.append(torch.cat([f_part, h_part, w_part], dim=-1).flatten(0, 2))
+            parts = []
+            for axis, part in enumerate(freqs.split(splits, dim=1)):
+                # Positions along this axis, broadcast over the other axes of the grid.
+                index = [None] * len(grid) + [slice(None)]
+                index[axis] = slice(0, grid[axis])
+                parts.append(part[tuple(index)].expand(*grid, -1))
+            tables.append(torch.cat(parts, dim=-1).flatten(0, -2))
         return tables[0], tables[1]
+
+
+class LuminaModulatedRMSNorm(LuminaRMSNormZero):
+    """Diffusers' `LuminaRMSNormZero` (same weights) whose condition may also be per token: `[B, D]` modulates
+    every token alike (Lumina-Video), `[B, N, D]` modulates each token with its own vector (Lumina-V2A's
+    time-aligned conditioning). Returns the modulated input and `gate_msa, scale_mlp, gate_mlp` as `[B, 1 or N,
+    dim]`, ready to broadcast over tokens."""
+
+    def forward(
+        self, x: torch.Tensor, emb: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        if emb.ndim == 2:
+            emb = emb[:, None]
+        scale_msa, gate_msa, scale_mlp, gate_mlp = self.linear(self.silu(emb)).chunk(4, dim=-1)
+        return self.norm(x) * (1 + scale_msa), gate_msa, scale_mlp, gate_mlp
 
 
 @maybe_allow_in_graph
 class LuminaVideoTransformerBlock(nn.Module):
-    """Next-DiT block: sandwich RMSNorm around attention and SwiGLU, each scaled and tanh-gated by the condition."""
+    """Next-DiT block: sandwich RMSNorm around attention and SwiGLU, each scaled and tanh-gated by the condition.
+
+    `temb` is one condition per item (`[B, D]`) or one per token (`[B, N, D]`); see `LuminaModulatedRMSNorm`.
+    """
 
     def __init__(
         self,
@@ -245,7 +283,7 @@ class LuminaVideoTransformerBlock(nn.Module):
         qk_norm: bool,
     ):
         super().__init__()
-        self.norm1 = LuminaRMSNormZero(dim, norm_eps=norm_eps, norm_elementwise_affine=True)
+        self.norm1 = LuminaModulatedRMSNorm(dim, norm_eps=norm_eps, norm_elementwise_affine=True)
         self.norm1_context = RMSNorm(cap_feat_dim, eps=norm_eps)
         self.attn = LuminaVideoAttention(dim, num_attention_heads, num_kv_heads, cap_feat_dim, qk_norm=qk_norm)
         self.norm2 = RMSNorm(dim, eps=norm_eps)
@@ -267,10 +305,10 @@ class LuminaVideoTransformerBlock(nn.Module):
         attn_output = self.attn(
             norm_hidden_states, self.norm1_context(encoder_hidden_states), encoder_attention_mask, rotary_emb
         )
-        hidden_states = hidden_states + gate_msa.tanh()[:, None] * self.norm2(attn_output)
+        hidden_states = hidden_states + gate_msa.tanh() * self.norm2(attn_output)
 
-        ff_output = self.feed_forward(self.ffn_norm1(hidden_states) * (1 + scale_mlp[:, None]))
-        hidden_states = hidden_states + gate_mlp.tanh()[:, None] * self.ffn_norm2(ff_output)
+        ff_output = self.feed_forward(self.ffn_norm1(hidden_states) * (1 + scale_mlp))
+        hidden_states = hidden_states + gate_mlp.tanh() * self.ffn_norm2(ff_output)
         return hidden_states
 
 
@@ -341,7 +379,7 @@ class LuminaVideoTransformer3DModel(
         self.patch_embedders = nn.ModuleDict(
             {patch_size_key(p): nn.Linear(in_channels * p[0] * p[1] * p[2], hidden_size) for p in patch_sizes}
         )
-        self.rope = LuminaVideoRotaryPosEmbed(hidden_size // num_attention_heads, rope_theta)
+        self.rope = LuminaRotaryPosEmbed(video_rope_axes_dims(hidden_size // num_attention_heads), rope_theta)
         self.condition_embedder = LuminaVideoConditionEmbedding(conditioning_dim, cap_feat_dim)
         self.layers = nn.ModuleList(
             [
