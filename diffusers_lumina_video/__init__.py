@@ -4,12 +4,14 @@ from ._registration import register_with_diffusers
 from .models import LuminaV2ATransformerModel, LuminaVideoTransformer3DModel
 from .models.transformers.transformer_lumina_video import LuminaVideoTransformerBlock
 from .pipelines import SAMPLING_PRESETS, LuminaVideoPipeline, LuminaVideoPipelineOutput
+from .processors import AudioLDMMelFeatureExtractor
 
 
 __version__ = "0.1.0"
 
 __all__ = [
     "SAMPLING_PRESETS",
+    "AudioLDMMelFeatureExtractor",
     "LuminaV2ATransformerModel",
     "LuminaVideoPipeline",
     "LuminaVideoPipelineOutput",
@@ -23,6 +25,6 @@ register_with_diffusers(
         "LuminaVideoTransformer3DModel": LuminaVideoTransformer3DModel,
         "LuminaV2ATransformerModel": LuminaV2ATransformerModel,
     },
-    loadable_models=["LuminaVideoTransformer3DModel", "LuminaV2ATransformerModel"],
+    loadable_components=["LuminaVideoTransformer3DModel", "LuminaV2ATransformerModel", "AudioLDMMelFeatureExtractor"],
     transformer_blocks=[LuminaVideoTransformerBlock],
 )

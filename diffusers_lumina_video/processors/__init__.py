@@ -1,0 +1,4 @@
+from .audioldm_mel import AudioLDMMelFeatureExtractor
+
+
+__all__ = ["AudioLDMMelFeatureExtractor"]
