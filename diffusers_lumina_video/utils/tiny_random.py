@@ -5,9 +5,9 @@ scheduler) at toy sizes, so every loading, saving and sampling path can run in s
 noise: the weights are random.
 """
 
-from diffusers import AutoencoderKLCogVideoX, FlowMatchEulerDiscreteScheduler
+from diffusers import AutoencoderKL, AutoencoderKLCogVideoX, FlowMatchEulerDiscreteScheduler
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
-from transformers import Gemma2Config, Gemma2Model, PreTrainedTokenizerFast
+from transformers import Gemma2Config, Gemma2Model, PreTrainedTokenizerFast, SpeechT5HifiGan, SpeechT5HifiGanConfig
 
 from ..models import LuminaV2ATransformerModel, LuminaVideoTransformer3DModel
 
@@ -104,6 +104,39 @@ def tiny_v2a_transformer() -> LuminaV2ATransformerModel:
         sync_feat_dim=TINY_SYNC_DIM,
         max_latent_frames=256,
     ).eval()
+
+
+def tiny_audio_vae() -> AutoencoderKL:
+    """AudioLDM's mel VAE layout (1-channel mel image, 8 latent channels, 4x down-sampling of time and mel) with few
+    channels; the scaling factor is not 1 so that forgetting it shows."""
+    return AutoencoderKL(
+        in_channels=1,
+        out_channels=1,
+        down_block_types=("DownEncoderBlock2D",) * 3,
+        up_block_types=("UpDecoderBlock2D",) * 3,
+        block_out_channels=(8, 16, 16),
+        layers_per_block=1,
+        latent_channels=8,
+        norm_num_groups=4,
+        sample_size=64,
+        scaling_factor=0.5,
+    ).eval()
+
+
+def tiny_vocoder() -> SpeechT5HifiGan:
+    """AudioLDM's HiFi-GAN layout (64 mel bins in, 16 kHz, up-sampling 5x4x2x2x2 = 160 samples per mel frame) with
+    few channels."""
+    config = SpeechT5HifiGanConfig(
+        model_in_dim=64,
+        sampling_rate=16000,
+        upsample_initial_channel=32,
+        upsample_rates=[5, 4, 2, 2, 2],
+        upsample_kernel_sizes=[16, 16, 8, 4, 4],
+        resblock_kernel_sizes=[3, 7],
+        resblock_dilation_sizes=[[1, 3], [1, 3]],
+        normalize_before=False,
+    )
+    return SpeechT5HifiGan(config).eval()
 
 
 def tiny_components(seed: int = 0) -> dict:
