@@ -1,0 +1,180 @@
+"""Media files for video-to-audio work, through PyAV (FFmpeg): a video's frames with their timestamps, its sound as
+16 kHz mono, wav files, and mp4 files that carry a video and its generated sound together."""
+
+import contextlib
+import os
+import wave
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import PIL.Image
+import torch
+
+from .atomic import atomic_output_file
+
+
+AUDIO_SAMPLE_RATE = 16000
+VIDEO_CODEC = "libx264"
+AUDIO_CODEC = "aac"
+
+
+@dataclass(frozen=True)
+class VideoFrames:
+    """A video's decoded frames: `frames [T, H, W, 3]` RGB uint8, `timestamps [T]` (presentation times in seconds),
+    and the stream's frame rate `fps`."""
+
+    frames: np.ndarray
+    timestamps: np.ndarray
+    fps: float
+
+
+def read_video(path: str | os.PathLike) -> VideoFrames:
+    """Every frame of the first video stream of `path`, in presentation order."""
+    with _open_media(path) as container:
+        if not container.streams.video:
+            raise ValueError(f"`path` {path} has no video stream.")
+        stream = container.streams.video[0]
+        rate = stream.average_rate or stream.guessed_rate
+        frames, timestamps = [], []
+        for frame in container.decode(stream):
+            frames.append(frame.to_ndarray(format="rgb24"))
+            timestamps.append(frame.time)
+    if not frames:
+        raise ValueError(f"`path` {path} has a video stream but no frames.")
+    if rate is None:
+        raise ValueError(f"`path` {path} does not state the frame rate of its video stream.")
+    fps = float(rate)
+    timestamps = np.array(
+        [index / fps if time is None else time for index, time in enumerate(timestamps)], dtype=np.float64
+    )
+    return VideoFrames(frames=np.stack(frames), timestamps=timestamps, fps=fps)
+
+
+def read_audio(path: str | os.PathLike, sample_rate: int = AUDIO_SAMPLE_RATE) -> np.ndarray:
+    """The first audio stream of `path` as mono float32 samples in [-1, 1] at `sample_rate`, resampled and mixed
+    down by FFmpeg's resampler."""
+    _check_positive_int(sample_rate, "sample_rate")
+    with _open_media(path) as container:
+        if not container.streams.audio:
+            raise ValueError(f"`path` {path} has no audio stream.")
+        stream = container.streams.audio[0]
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
+        chunks = []
+        for frame in container.decode(stream):
+            chunks.extend(resampled.to_ndarray()[0] for resampled in resampler.resample(frame))
+        chunks.extend(resampled.to_ndarray()[0] for resampled in resampler.resample(None))
+        declared = None if stream.duration is None else round(stream.duration * stream.time_base * sample_rate)
+    if not chunks:
+        raise ValueError(f"`path` {path} has an audio stream but no samples.")
+    # Decoders of frame-based codecs (AAC) return the padding of the last frame; the stream's duration excludes it.
+    return np.concatenate(chunks)[:declared].astype(np.float32, copy=False)
+
+
+def write_wav(audio: np.ndarray | torch.Tensor, path: str | os.PathLike, sample_rate: int = AUDIO_SAMPLE_RATE) -> str:
+    """Writes mono samples in [-1, 1] (clipped) as a 16-bit PCM wav file; returns the path."""
+    samples = _audio_samples(audio)
+    _check_positive_int(sample_rate, "sample_rate")
+    pcm = np.round(np.clip(samples, -1.0, 1.0) * 32767).astype("<i2")
+    with atomic_output_file(path) as temporary, wave.open(str(temporary), "wb") as file:
+        file.setnchannels(1)
+        file.setsampwidth(2)
+        file.setframerate(sample_rate)
+        file.writeframes(pcm.tobytes())
+    return str(path)
+
+
+def export_to_video_with_audio(
+    frames: list[np.ndarray] | list[PIL.Image.Image] | np.ndarray | torch.Tensor,
+    audio: np.ndarray | torch.Tensor,
+    sample_rate: int,
+    path: str | os.PathLike,
+    fps: float,
+) -> str:
+    """Writes an mp4 of `frames` (H.264) and mono `audio` (AAC); returns the path.
+
+    `frames` are taken as Diffusers' `export_to_video` takes them: PIL images, or arrays `[H, W, 3]` (float in
+    [0, 1] or uint8), as a list or stacked `[T, H, W, 3]`.
+    """
+    video = _video_frames(frames)
+    samples = _audio_samples(audio)
+    _check_positive_int(sample_rate, "sample_rate")
+    if isinstance(fps, bool) or not isinstance(fps, (int, float, Fraction)) or not 0 < fps < float("inf"):
+        raise ValueError(f"`fps` must be a positive number, got {fps!r}.")
+    with atomic_output_file(path) as temporary, av.open(str(temporary), mode="w") as container:
+        video_stream = container.add_stream(VIDEO_CODEC, rate=Fraction(fps).limit_denominator(1001))
+        video_stream.height, video_stream.width = video.shape[1:3]
+        video_stream.pix_fmt = "yuv420p"
+        audio_stream = container.add_stream(AUDIO_CODEC, rate=sample_rate, layout="mono")
+        for index, image in enumerate(video):
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            frame.pts = index
+            container.mux(video_stream.encode(frame))
+        container.mux(video_stream.encode(None))
+        sound = av.AudioFrame.from_ndarray(samples[None], format="flt", layout="mono")
+        sound.sample_rate = sample_rate
+        sound.pts = 0
+        container.mux(audio_stream.encode(sound))
+        container.mux(audio_stream.encode(None))
+    return str(path)
+
+
+@contextlib.contextmanager
+def _open_media(path: str | os.PathLike) -> Iterator[av.container.InputContainer]:
+    """Opens `path` for reading; FFmpeg's errors on it (not a media file, corrupt data) become a `ValueError`."""
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"`path` {path} is not a file.")
+    try:
+        with av.open(str(path)) as container:
+            yield container
+    except av.error.FFmpegError as error:
+        raise ValueError(f"`path` {path} is not a media file FFmpeg can read ({error}).") from error
+
+
+def _video_frames(frames) -> np.ndarray:
+    """`frames` as RGB uint8 `[T, H, W, 3]` with even H and W (H.264's 4:2:0 chroma halves both)."""
+    if isinstance(frames, torch.Tensor):
+        frames = frames.detach().cpu().numpy()
+    if isinstance(frames, np.ndarray):
+        frames = list(frames) if frames.ndim == 4 else [frames]
+    if not isinstance(frames, (list, tuple)) or len(frames) == 0:
+        raise ValueError(
+            "`frames` must be a non-empty list of PIL images or [H, W, 3] arrays, or a [T, H, W, 3] array."
+        )
+    images = []
+    for index, frame in enumerate(frames):
+        if isinstance(frame, PIL.Image.Image):
+            frame = np.asarray(frame.convert("RGB"))
+        elif not isinstance(frame, np.ndarray):
+            raise TypeError(f"`frames[{index}]` must be a PIL image or a numpy array, got {type(frame)}.")
+        elif np.issubdtype(frame.dtype, np.floating):
+            frame = np.round(np.clip(frame, 0.0, 1.0) * 255)
+        if frame.ndim != 3 or frame.shape[-1] != 3:
+            raise ValueError(f"`frames[{index}]` must be [H, W, 3] RGB, got shape {frame.shape}.")
+        images.append(frame.astype(np.uint8, copy=False))
+    if len({image.shape for image in images}) > 1:
+        raise ValueError(f"`frames` must all have one size, got {sorted({image.shape for image in images})}.")
+    height, width = images[0].shape[:2]
+    if height % 2 or width % 2:
+        raise ValueError(f"`frames` must have an even height and width for H.264 (4:2:0), got {height}x{width}.")
+    return np.stack(images)
+
+
+def _audio_samples(audio) -> np.ndarray:
+    if isinstance(audio, torch.Tensor):
+        audio = audio.detach().cpu().float().numpy()
+    if not isinstance(audio, np.ndarray):
+        raise TypeError(f"`audio` must be a 1-D numpy array or torch tensor, got {type(audio)}.")
+    if audio.ndim != 1 or audio.size == 0:
+        raise ValueError(f"`audio` must be 1-D mono samples and not empty, got shape {audio.shape}.")
+    if not np.isfinite(audio).all():
+        raise ValueError("`audio` contains NaN or infinite samples.")
+    return audio.astype(np.float32, copy=False)
+
+
+def _check_positive_int(value, name: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+        raise ValueError(f"`{name}` must be a positive int, got {value!r}.")
