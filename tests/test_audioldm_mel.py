@@ -107,6 +107,17 @@ def test_long_input_is_featurised_whole_then_cut(extractor):
     torch.testing.assert_close(features[0, 0], whole[:40])
 
 
+def test_integer_pcm_and_any_array_layout_give_the_same_features(extractor, mel_golden):
+    def features(raw_audio) -> torch.Tensor:
+        return extractor(raw_audio, sampling_rate=16000, return_tensors="pt").input_features
+
+    waveform = mel_golden["noise/waveform_16k"]  # on the 16-bit grid: int16 PCM is the same signal scaled by 2**15
+    pcm = (waveform * 32768).round().to(torch.int16).numpy()
+    torch.testing.assert_close(features(pcm), features(waveform))
+    torch.testing.assert_close(features(pcm.astype(">i2")), features(waveform))
+    torch.testing.assert_close(features(pcm[::-1]), features(np.ascontiguousarray(pcm[::-1])))
+
+
 def test_save_and_load_round_trip(tmp_path):
     extractor = AudioLDMMelFeatureExtractor(frame_multiple=8)
     extractor.save_pretrained(tmp_path)

@@ -120,7 +120,7 @@ class AudioLDMMelFeatureExtractor(SequenceFeatureExtractor):
         Featurises one waveform or a batch.
 
         Args:
-            raw_audio: A 1-D waveform (array or tensor) or a list of them, at `sampling_rate`.
+            raw_audio: A 1-D waveform (array or tensor, float or integer PCM) or a list of them, at `sampling_rate`.
             sampling_rate: The rate of `raw_audio`; anything but the extractor's is refused. Pass it so that audio
                 at another rate is caught.
             target_length: Mel frames per item. Defaults to `default_target_length` of the longest item. Shorter
@@ -189,7 +189,7 @@ class AudioLDMMelFeatureExtractor(SequenceFeatureExtractor):
         if isinstance(waveform, np.ndarray):
             if not (np.issubdtype(waveform.dtype, np.floating) or np.issubdtype(waveform.dtype, np.integer)):
                 raise TypeError(f"`{name}` must hold real samples, got dtype {waveform.dtype}.")
-            waveform = torch.from_numpy(waveform)
+            waveform = torch.from_numpy(waveform.astype(np.float64))  # any byte order or stride
         elif isinstance(waveform, torch.Tensor):
             if waveform.dtype == torch.bool or waveform.is_complex():
                 raise TypeError(f"`{name}` must hold real samples, got dtype {waveform.dtype}.")

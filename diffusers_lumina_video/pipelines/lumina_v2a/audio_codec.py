@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 from typing import NamedTuple
 
+import numpy as np
 import torch
 from diffusers import AutoencoderKL
 from transformers import SpeechT5HifiGan
@@ -101,7 +102,7 @@ def load_audio_components(
 
 
 def waveforms_to_latents(
-    waveforms: torch.Tensor | list[torch.Tensor],
+    waveforms: np.ndarray | torch.Tensor | list[np.ndarray] | list[torch.Tensor],
     sampling_rate: int,
     vae: AutoencoderKL,
     feature_extractor: AudioLDMMelFeatureExtractor,
@@ -109,7 +110,7 @@ def waveforms_to_latents(
     sample_posterior: bool = False,
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
-    """Scaled latents `[B, 8, target_length // 4, 16]` of 16 kHz waveforms (one 1-D tensor or a list), the space the
+    """Scaled latents `[B, 8, target_length // 4, 16]` of 16 kHz waveforms (one 1-D array or a list), the space the
     V2A transformer generates in.
 
     By default the posterior's mode is taken, so the same clip always gives the same latent (cached training
