@@ -42,7 +42,7 @@ from diffusers.utils import apply_lora_scale
 
 from .transformer_lumina_video import (
     LuminaRotaryPosEmbed,
-    LuminaVideoTransformerBlock,
+    build_transformer_blocks,
     masked_mean,
     patchify,
     unpatchify,
@@ -174,10 +174,6 @@ class LuminaV2ATransformerModel(ModelMixin, ConfigMixin, AttentionMixin, PeftAda
         patch_size = tuple(int(p) for p in patch_size)
         if len(patch_size) != 2 or min(patch_size) < 1:
             raise ValueError(f"`patch_size` must be two positive integers (time, frequency), got {patch_size}.")
-        if num_attention_heads % num_kv_heads != 0:
-            raise ValueError(
-                f"`num_attention_heads` ({num_attention_heads}) must be a multiple of `num_kv_heads` ({num_kv_heads})."
-            )
         self.register_to_config(patch_size=patch_size)
         conditioning_dim = min(hidden_size, 1024)
         patch_dim = in_channels * patch_size[0] * patch_size[1]
@@ -194,20 +190,16 @@ class LuminaV2ATransformerModel(ModelMixin, ConfigMixin, AttentionMixin, PeftAda
         self.empty_visual = nn.Parameter(torch.zeros(visual_feat_dim))
         self.empty_text = nn.Parameter(torch.zeros(text_feat_dim))
         self.empty_sync = nn.Parameter(torch.zeros(sync_feat_dim))
-        self.layers = nn.ModuleList(
-            [
-                LuminaVideoTransformerBlock(
-                    hidden_size,
-                    num_attention_heads,
-                    num_kv_heads,
-                    context_dim,
-                    multiple_of,
-                    ffn_dim_multiplier,
-                    norm_eps,
-                    qk_norm,
-                )
-                for _ in range(num_layers)
-            ]
+        self.layers = build_transformer_blocks(
+            num_layers,
+            hidden_size,
+            num_attention_heads,
+            num_kv_heads,
+            context_dim,
+            multiple_of,
+            ffn_dim_multiplier,
+            norm_eps,
+            qk_norm,
         )
         self.norm_out = LuminaLayerNormContinuous(
             hidden_size, conditioning_dim, elementwise_affine=False, eps=1e-6, out_dim=patch_dim

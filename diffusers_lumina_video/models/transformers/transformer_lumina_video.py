@@ -312,6 +312,39 @@ class LuminaVideoTransformerBlock(nn.Module):
         return hidden_states
 
 
+def build_transformer_blocks(
+    num_layers: int,
+    hidden_size: int,
+    num_attention_heads: int,
+    num_kv_heads: int,
+    context_dim: int,
+    multiple_of: int,
+    ffn_dim_multiplier: float | None,
+    norm_eps: float,
+    qk_norm: bool,
+) -> nn.ModuleList:
+    """The stack of Next-DiT blocks every Lumina model runs, after checking the head counts fit (GQA)."""
+    if num_attention_heads % num_kv_heads != 0:
+        raise ValueError(
+            f"`num_attention_heads` ({num_attention_heads}) must be a multiple of `num_kv_heads` ({num_kv_heads})."
+        )
+    return nn.ModuleList(
+        [
+            LuminaVideoTransformerBlock(
+                hidden_size,
+                num_attention_heads,
+                num_kv_heads,
+                context_dim,
+                multiple_of,
+                ffn_dim_multiplier,
+                norm_eps,
+                qk_norm,
+            )
+            for _ in range(num_layers)
+        ]
+    )
+
+
 class LuminaVideoTransformer3DModel(
     ModelMixin,
     ConfigMixin,
@@ -368,10 +401,6 @@ class LuminaVideoTransformer3DModel(
         patch_sizes = tuple(tuple(int(p) for p in patch) for patch in patch_sizes)
         if any(len(patch) != 3 for patch in patch_sizes):
             raise ValueError(f"`patch_sizes` must hold (pF, pH, pW) triples, got {patch_sizes}.")
-        if num_attention_heads % num_kv_heads != 0:
-            raise ValueError(
-                f"`num_attention_heads` ({num_attention_heads}) must be a multiple of `num_kv_heads` ({num_kv_heads})."
-            )
         # JSON turns tuples into lists; keep the config in the documented tuple form.
         self.register_to_config(patch_sizes=patch_sizes)
         conditioning_dim = min(hidden_size, 1024)
@@ -381,20 +410,16 @@ class LuminaVideoTransformer3DModel(
         )
         self.rope = LuminaRotaryPosEmbed(video_rope_axes_dims(hidden_size // num_attention_heads), rope_theta)
         self.condition_embedder = LuminaVideoConditionEmbedding(conditioning_dim, cap_feat_dim)
-        self.layers = nn.ModuleList(
-            [
-                LuminaVideoTransformerBlock(
-                    hidden_size,
-                    num_attention_heads,
-                    num_kv_heads,
-                    cap_feat_dim,
-                    multiple_of,
-                    ffn_dim_multiplier,
-                    norm_eps,
-                    qk_norm,
-                )
-                for _ in range(num_layers)
-            ]
+        self.layers = build_transformer_blocks(
+            num_layers,
+            hidden_size,
+            num_attention_heads,
+            num_kv_heads,
+            cap_feat_dim,
+            multiple_of,
+            ffn_dim_multiplier,
+            norm_eps,
+            qk_norm,
         )
         self.norm_outs = nn.ModuleDict(
             {

@@ -1,0 +1,1 @@
+"""Measurements on generated media: what a listener or viewer would check, as numbers."""

@@ -1,0 +1,88 @@
+import numpy as np
+import pytest
+
+from diffusers_lumina_video.evaluation.audio_events import (
+    detect_onsets,
+    dominant_frequency,
+    match_onsets,
+    nearest_colour,
+)
+from diffusers_lumina_video.training.synthetic_flashes import (
+    FLASH_COLOURS,
+    HELD_OUT_SEED_OFFSET,
+    generate_flash_clip,
+)
+
+
+TONES = {name: frequency for name, (_, frequency) in FLASH_COLOURS.items()}
+
+
+def flashing_frames(clip) -> list[int]:
+    """Frames where the square first appears (the picture's own onsets)."""
+    lit = np.abs(clip.frames.astype(int) - clip.frames[0].astype(int)).sum(axis=(1, 2, 3)) > 0
+    return [i for i in range(len(lit)) if lit[i] and (i == 0 or not lit[i - 1])]
+
+
+def test_flash_clip_picture_and_sound_share_their_onsets():
+    clip = generate_flash_clip(seed=3, duration=4.0, num_flashes=5)
+    assert clip.frames.shape == (100, 64, 64, 3) and clip.audio.shape == (64000,)
+    assert clip.caption == f"a {clip.colour} square flashing with a beep"
+    assert [int(t * clip.fps) for t in clip.flash_times] == flashing_frames(clip)
+    match = match_onsets(list(clip.flash_times), detect_onsets(clip.audio, clip.sample_rate))
+    assert match.f1 == 1.0 and match.mean_absolute_offset < 0.01
+    for onset in clip.flash_times:
+        assert (
+            nearest_colour(dominant_frequency(clip.audio, clip.sample_rate, onset, onset + 0.1), TONES) == clip.colour
+        )
+
+
+def test_flash_clips_are_reproducible_and_held_out_timings_differ():
+    first, again = generate_flash_clip(seed=7), generate_flash_clip(seed=7)
+    assert first.flash_times == again.flash_times and np.array_equal(first.audio, again.audio)
+    training = {generate_flash_clip(seed=s).flash_times for s in range(20)}
+    held_out = {generate_flash_clip(seed=HELD_OUT_SEED_OFFSET + s).flash_times for s in range(20)}
+    assert len(training) == 20 and not training & held_out
+    gaps = np.diff(generate_flash_clip(seed=1, num_flashes=6, min_gap=0.5).flash_times)
+    assert (gaps >= 0.5 - 1e-9).all()
+
+
+def test_onset_matching_counts_misses_extras_and_offsets():
+    match = match_onsets([1.0, 2.0, 3.0], [1.02, 2.5, 3.0, 3.03])
+    assert (match.precision, match.recall) == (0.5, 2 / 3)
+    assert match.matched == ((1.0, 1.02), (3.0, 3.0))
+    assert match.mean_absolute_offset == pytest.approx(0.01)
+    assert match_onsets([1.0], []).f1 == 0.0
+
+
+def test_onsets_of_a_shifted_track_move_with_it():
+    clip = generate_flash_clip(seed=11)
+    shift = round(0.5 * clip.sample_rate)
+    shifted = np.concatenate([np.zeros(shift, dtype=np.float32), clip.audio[:-shift]])
+    onsets = detect_onsets(shifted, clip.sample_rate)
+    expected = [t + 0.5 for t in clip.flash_times if t + 0.5 < clip.duration]
+    assert match_onsets(expected, onsets, tolerance=0.01).f1 == 1.0
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"colour": "purple"}, "`colour` must be one of"),
+        ({"duration": 0}, "`duration` must be > 0"),
+        ({"fps": -1}, "`fps` must be > 0"),
+        ({"size": 8}, "`size` must be at least 16"),
+        ({"num_flashes": 0}, "`num_flashes` must be >= 1"),
+        ({"min_gap": 0.05}, "must be at least `flash_length`"),
+        ({"num_flashes": 20, "duration": 2.0}, "do not fit in `duration`"),
+    ],
+)
+def test_generator_refuses_bad_settings(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        generate_flash_clip(seed=0, **kwargs)
+
+
+def test_measurements_refuse_unusable_audio():
+    with pytest.raises(ValueError, match="`waveform` must be a non-empty array of finite samples"):
+        detect_onsets(np.array([0.0, np.nan]), 16000)
+    with pytest.raises(ValueError, match="at least 16 are needed"):
+        dominant_frequency(np.zeros(100), 16000, 0.0, 0.0001)
+    assert detect_onsets(np.zeros(1600), 16000) == []
