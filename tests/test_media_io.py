@@ -4,6 +4,8 @@ import PIL.Image
 import pytest
 import torch
 
+from diffusers_lumina_video.evaluation.audio_events import detect_onsets, dominant_frequency, match_onsets
+from diffusers_lumina_video.training.synthetic_flashes import BACKGROUND, generate_flash_clip
 from diffusers_lumina_video.utils.media_io import (
     export_to_video_with_audio,
     read_audio,
@@ -18,11 +20,6 @@ AAC_FRAME = 1024
 def tone(seconds: float, sample_rate: int, frequency: float = 440.0) -> np.ndarray:
     time = np.arange(round(seconds * sample_rate)) / sample_rate
     return (0.5 * np.sin(2 * np.pi * frequency * time)).astype(np.float32)
-
-
-def peak_frequency(audio: np.ndarray, sample_rate: int) -> float:
-    spectrum = np.abs(np.fft.rfft(audio * np.hanning(len(audio))))
-    return float(np.fft.rfftfreq(len(audio), 1 / sample_rate)[spectrum.argmax()])
 
 
 def gradient_frames(num_frames: int, height: int = 32, width: int = 48) -> np.ndarray:
@@ -50,13 +47,24 @@ def test_muxed_mp4_has_both_streams_with_the_right_durations(muxed):
     audio = read_audio(muxed)
     assert audio.dtype == np.float32
     assert abs(len(audio) - 8000) <= AAC_FRAME
-    assert abs(peak_frequency(audio, 16000) - 440) <= 2
+    assert abs(dominant_frequency(audio, 16000) - 440) <= 2
 
 
 def test_muxed_frames_keep_their_content(muxed):
     frames = read_video(muxed).frames.astype(np.float32)
     expected = np.round(gradient_frames(12) * 255)
     assert np.abs(frames - expected).mean() < 3
+
+
+def test_muxed_sound_stays_in_sync_with_the_picture(tmp_path):
+    clip = generate_flash_clip(seed=3, duration=2.0, num_flashes=3, size=32)
+    path = export_to_video_with_audio(clip.frames, clip.audio, clip.sample_rate, tmp_path / "flashes.mp4", clip.fps)
+    video = read_video(path)
+    lit = np.abs(video.frames.astype(np.int16) - np.array(BACKGROUND)).max(axis=(1, 2, 3)) > 60
+    first_lit = video.timestamps[np.flatnonzero(lit[1:] & ~lit[:-1]) + 1]
+    np.testing.assert_allclose(first_lit, np.floor(np.array(clip.flash_times) * clip.fps) / clip.fps)
+    match = match_onsets(list(clip.flash_times), detect_onsets(read_audio(path), 16000), tolerance=0.01)
+    assert match.f1 == 1.0, match
 
 
 @pytest.mark.parametrize(
@@ -81,7 +89,7 @@ def test_wav_round_trip_keeps_pitch_and_length(tmp_path, written_rate):
     path = write_wav(written, tmp_path / "tone.wav", sample_rate=written_rate)
     audio = read_audio(path)
     assert abs(len(audio) - 16000) <= 1
-    assert abs(peak_frequency(audio, 16000) - 440) <= 1
+    assert abs(dominant_frequency(audio, 16000) - 440) <= 1
     if written_rate == 16000:
         np.testing.assert_allclose(audio, written, atol=1 / 32767)
 
@@ -90,7 +98,7 @@ def test_read_audio_resamples_to_the_requested_rate(tmp_path):
     path = write_wav(tone(0.5, 16000, frequency=1000), tmp_path / "tone.wav")
     audio = read_audio(path, sample_rate=48000)
     assert abs(len(audio) - 24000) <= 1
-    assert abs(peak_frequency(audio, 48000) - 1000) <= 2
+    assert abs(dominant_frequency(audio, 48000) - 1000) <= 2
 
 
 def test_a_failed_write_leaves_nothing_behind(tmp_path):
