@@ -6,7 +6,7 @@ from diffusers import DiffusionPipeline
 
 from diffusers_lumina_video import LuminaV2APipeline, LuminaV2APipelineOutput
 from diffusers_lumina_video.pipelines.lumina_v2a.pipeline_lumina_v2a import latent_frame_count, sync_segment_count
-from diffusers_lumina_video.utils.media_io import export_to_video_with_audio
+from diffusers_lumina_video.utils.media_io import export_to_video_with_audio, write_wav
 from diffusers_lumina_video.utils.tiny_random import TINY_SYNC_DIM, tiny_random_v2a_pipeline
 
 
@@ -202,8 +202,14 @@ def test_a_missing_file_is_named(pipe):
 def test_a_file_that_is_not_a_video_is_refused(pipe, tmp_path):
     path = tmp_path / "notes.mp4"
     path.write_text("not a video")
-    with pytest.raises(ValueError, match="notes.mp4"):
+    with pytest.raises(ValueError, match="`video` cannot be used: `path` .*notes.mp4 is not a media file"):
         pipe(video=str(path), sync_features=sync_for(1.0))
+
+
+def test_a_file_without_video_frames_is_refused(pipe, tmp_path):
+    path = write_wav(np.full(16000, 0.1, dtype=np.float32), tmp_path / "sound.wav")
+    with pytest.raises(ValueError, match="`video` cannot be used: `path` .*sound.wav has no video stream"):
+        pipe(video=path, sync_features=sync_for(1.0))
 
 
 def test_a_lora_of_the_v2a_transformer_loads_through_the_pipeline(tmp_path):

@@ -143,7 +143,7 @@ class LuminaV2APipeline(DiffusionPipeline, LuminaVideoLoraLoaderMixin, LuminaSam
         if not all(paths) and (fps is None or isinstance(fps, bool) or not fps > 0 or not math.isfinite(fps)):
             raise ValueError(f"`fps` must be a positive number when `video` holds frames, got {fps!r}.")
         return [
-            read_video(v) if is_path else _frames_with_times(v, fps) for v, is_path in zip(videos, paths, strict=True)
+            _read_file(v) if is_path else _frames_with_times(v, fps) for v, is_path in zip(videos, paths, strict=True)
         ]
 
     def check_inputs(
@@ -433,6 +433,14 @@ class LuminaV2APipeline(DiffusionPipeline, LuminaVideoLoraLoaderMixin, LuminaSam
         if not return_dict:
             return (audios, SAMPLE_RATE)
         return LuminaV2APipelineOutput(audios=audios, sample_rate=SAMPLE_RATE)
+
+
+def _read_file(path: str | os.PathLike) -> VideoFrames:
+    """A video file's frames; a file FFmpeg cannot read, or one without video frames, is refused as `video`."""
+    try:
+        return read_video(path)
+    except ValueError as error:
+        raise ValueError(f"`video` cannot be used: {error}") from error
 
 
 def _frames_with_times(video: Any, fps: float) -> VideoFrames:
