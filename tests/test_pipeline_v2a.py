@@ -2,12 +2,12 @@ import numpy as np
 import PIL.Image
 import pytest
 import torch
-from diffusers import DiffusionPipeline
+from diffusers import DiffusionPipeline, FlowMatchEulerDiscreteScheduler
 
 from diffusers_lumina_video import LuminaV2APipeline, LuminaV2APipelineOutput
 from diffusers_lumina_video.pipelines.lumina_v2a.pipeline_lumina_v2a import latent_frame_count, sync_segment_count
 from diffusers_lumina_video.utils.media_io import export_to_video_with_audio, write_wav
-from diffusers_lumina_video.utils.tiny_random import TINY_SYNC_DIM, tiny_random_v2a_pipeline
+from diffusers_lumina_video.utils.tiny_random import TINY_SYNC_DIM, tiny_random_pipeline, tiny_random_v2a_pipeline
 
 
 FAST = {"num_inference_steps": 2}
@@ -83,6 +83,30 @@ def test_guidance_schedule_is_the_video_pipelines_and_skips_the_negative_branch(
     assert _transformer_batch_sizes(pipe, num_inference_steps=2, guidance_scale=1.0) == [1, 1]
     with pytest.raises(ValueError, match="`guidance_scale` schedule must start at t_start 0.0"):
         pipe(video=frames(25), fps=25, sync_features=sync_for(1.0), guidance_scale=[(0.1, 2.0)])
+
+
+def test_both_pipelines_resolve_a_guidance_schedule_on_the_same_time_grid(pipe):
+    schedule = [(0.0, 5.0), (0.3, 2.0), (0.5, 1.0)]
+
+    def guidance_per_step(pipeline, **kwargs) -> list[tuple[float, float]]:
+        seen = []
+        pipeline(
+            **kwargs,
+            num_inference_steps=5,
+            guidance_scale=schedule,
+            output_type="latent",
+            callback_on_step_end=lambda p, i, t, tensors: seen.append(
+                (round(1 - float(p.scheduler.sigmas[i]), 6), p.guidance_scale)
+            ),
+        )
+        return seen
+
+    video_pipe = tiny_random_pipeline()
+    video_pipe.register_modules(scheduler=FlowMatchEulerDiscreteScheduler.from_config(pipe.scheduler.config))
+    from_video = guidance_per_step(video_pipe, prompt="a dog", height=32, width=32, num_frames=5)
+    from_audio = guidance_per_step(pipe, video=frames(25), fps=25, sync_features=sync_for(1.0))
+    assert from_audio == from_video
+    assert [value for _, value in from_audio] == [5.0, 5.0, 2.0, 1.0, 1.0]
 
 
 def test_negative_branch_drops_visual_and_sync_and_uses_the_negative_prompt(pipe):
