@@ -45,6 +45,17 @@ def test_audio_lasts_as_long_as_the_video_to_one_hop(pipe, fps, count):
     assert abs(audio.shape[1] - duration * 16000) <= 160
 
 
+def test_float_frames_and_pil_images_read_as_the_same_video(pipe):
+    video = frames(25)
+    kwargs = {"fps": 25, "sync_features": sync_for(1.0), "output_type": "latent", **FAST}
+    outputs = [
+        pipe(video=v, **kwargs, generator=torch.Generator().manual_seed(0)).audios
+        for v in (video, video.astype(np.float32) / 255, [PIL.Image.fromarray(f) for f in video])
+    ]
+    torch.testing.assert_close(outputs[1], outputs[0])
+    torch.testing.assert_close(outputs[2], outputs[0])
+
+
 def test_duration_cuts_the_video_and_a_batch_of_videos(pipe):
     videos = [frames(40, seed=1), list(PIL.Image.fromarray(f) for f in frames(40, seed=2))]
     audio = pipe(
