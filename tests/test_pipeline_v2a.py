@@ -64,6 +64,26 @@ def test_duration_cuts_the_video_and_a_batch_of_videos(pipe):
     assert audio.shape == (2, 16000)
 
 
+@pytest.mark.parametrize(("fps", "count"), [(30, 45), (12, 18), (25, 40)])
+def test_clip_sees_the_frames_at_8_fps_whatever_the_video_rate(pipe, fps, count):
+    # Frame i is a flat grey of level 4 * i, so the level CLIP receives names the frame it was given.
+    video = np.broadcast_to((4 * np.arange(count, dtype=np.uint8))[:, None, None, None], (count, 32, 32, 3))
+    seen = []
+    hook = pipe.image_encoder.register_forward_pre_hook(
+        lambda module, args, kwargs: seen.append(kwargs["pixel_values"]), with_kwargs=True
+    )
+    try:
+        pipe(video=video.copy(), fps=fps, sync_features=sync_for(count / fps), **FAST)
+    finally:
+        hook.remove()
+    processor = pipe.feature_extractor
+    red = seen[0][:, 0] * processor.image_std[0] + processor.image_mean[0]
+    levels = (red.mean(dim=(1, 2)) * 255).round().int().tolist()
+    ticks = np.arange(int(8 * count / fps)) / 8
+    expected = [4 * int(np.ceil(tick * fps - 1e-6)) for tick in ticks]
+    assert levels == expected
+
+
 def test_a_video_file_is_read_with_its_own_frame_rate(pipe, tmp_path):
     path = tmp_path / "clip.mp4"
     export_to_video_with_audio(frames(24, size=(32, 32)), np.zeros(16000, dtype=np.float32) + 0.01, 16000, path, 24)
