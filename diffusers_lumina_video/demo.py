@@ -1,0 +1,239 @@
+"""A Gradio page to try a Lumina-Video pipeline: one prompt in, one video shown in the page and offered for download.
+
+Everything the page asks for is checked with the same rules as `lumina-video generate` before a model is loaded, and
+a bad value comes back as a message in the page (`gr.Error`), never as a stack trace.
+"""
+
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import gradio as gr
+import torch
+from diffusers.utils import export_to_video
+from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+from .commands.generate import (
+    TINY_RANDOM_DEFAULTS,
+    check_sampling_kwargs,
+    default_dtype,
+    load_pipeline,
+    sampling_kwargs,
+)
+from .pipelines.lumina_video.presets import PRESET_FPS, SAMPLING_PRESETS
+from .utils.atomic import atomic_output_file
+from .utils.tiny_random import TINY_RANDOM_ID
+
+
+# The model the page opens with.
+DEFAULT_MODEL = TINY_RANDOM_ID
+DEFAULT_PRESET = "f24F96R960-MultiScale"
+# Slider ranges small enough for the built-in model to answer in seconds on a CPU; sizes step by 32, the largest
+# spatial multiple any preset needs.
+SIZE_RANGE = (32, 512)
+FRAMES_RANGE = (1, 97)
+STEPS_RANGE = (1, 100)
+MOTION_SCORE_RANGE = (0.0, 20.0)
+
+
+def check_model(model: str) -> str:
+    """`tiny-random`, a Diffusers pipeline folder or a Hub id; anything else is refused before loading."""
+    model = (model or "").strip()
+    if not model:
+        raise ValueError(f"`model` is empty: give `{TINY_RANDOM_ID}`, a pipeline folder or a Hub id.")
+    if model == TINY_RANDOM_ID:
+        return model
+    folder = Path(model).expanduser()
+    if folder.is_dir():
+        if not (folder / "model_index.json").is_file():
+            raise ValueError(f"`model` folder {model} has no model_index.json: it is not a Diffusers pipeline folder.")
+        return str(folder)
+    try:
+        validate_repo_id(model)
+    except HFValidationError:
+        raise ValueError(
+            f"`model` {model!r} is neither `{TINY_RANDOM_ID}`, an existing pipeline folder nor a Hub id (owner/name)."
+        ) from None
+    return model
+
+
+def _as_int(value: float | int | None, name: str) -> int:
+    """Gradio numbers and sliders may arrive as floats; only whole numbers are accepted."""
+    if value is None or float(value) != int(value):
+        raise ValueError(f"`{name}` must be a whole number, got {value}.")
+    return int(value)
+
+
+def check_request(
+    prompt: str,
+    preset: str,
+    motion_score: float,
+    steps: float,
+    seed: float,
+    model: str,
+    height: float,
+    width: float,
+    num_frames: float,
+) -> tuple[str, dict]:
+    """The checked model id and call arguments of one request; raises `ValueError` naming the bad value."""
+    if not (prompt or "").strip():
+        raise ValueError("`prompt` is empty: describe the video to generate.")
+    if preset not in SAMPLING_PRESETS:
+        raise ValueError(f"`preset` must be one of {sorted(SAMPLING_PRESETS)}, got {preset!r}.")
+    if motion_score is None:
+        raise ValueError("`motion score` is empty: give a number.")
+    if _as_int(seed, "seed") < 0:
+        raise ValueError(f"`seed` must be >= 0, got {seed}.")
+    overrides = {
+        "height": _as_int(height, "height"),
+        "width": _as_int(width, "width"),
+        "num_frames": _as_int(num_frames, "frames"),
+        "num_inference_steps": _as_int(steps, "steps"),
+        "motion_score": float(motion_score),
+    }
+    model = check_model(model)
+    kwargs = sampling_kwargs(model, preset, overrides)
+    check_sampling_kwargs(kwargs, steps_name="steps")
+    return model, kwargs
+
+
+class PipelineCache:
+    """Loaded pipelines by model id, so that only the first request for a model pays for loading it."""
+
+    def __init__(self) -> None:
+        self._pipelines = {}
+        self._lock = threading.Lock()
+        self.device = "cuda" if torch.cuda.is_available() else "cpu"
+
+    def get(self, model: str):
+        with self._lock:
+            if model not in self._pipelines:
+                try:
+                    pipe = load_pipeline(model, default_dtype(self.device))
+                except Exception as error:  # a missing folder, no network for a Hub id, a broken download...
+                    raise gr.Error(f"Could not load model {model!r}: {error}") from error
+                self._pipelines[model] = pipe.to(self.device)
+            return self._pipelines[model]
+
+
+class DemoApp:
+    """The page's behaviour, apart from its layout: check, load (cached), sample with progress, write the mp4."""
+
+    def __init__(self, output_dir: str | Path | None = None) -> None:
+        self.output_dir = Path(output_dir or tempfile.mkdtemp(prefix="lumina-video-demo-"))
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        self.pipelines = PipelineCache()
+        self._count = 0
+        self._count_lock = threading.Lock()
+
+    def generate(
+        self,
+        prompt: str,
+        negative_prompt: str,
+        preset: str,
+        motion_score: float,
+        steps: float,
+        seed: float,
+        model: str,
+        height: float,
+        width: float,
+        num_frames: float,
+        progress: gr.Progress = gr.Progress(),  # noqa: B008 (how Gradio is asked for a progress tracker)
+    ) -> tuple[str, str, str]:
+        """Returns the mp4 path twice (player and download) and a status line."""
+        try:
+            model, kwargs = check_request(prompt, preset, motion_score, steps, seed, model, height, width, num_frames)
+        except ValueError as error:
+            raise gr.Error(str(error)) from None
+
+        progress(0, desc=f"Loading {model}")
+        pipe = self.pipelines.get(model)
+        pipe.use_sampling_preset(preset)
+        total = kwargs["num_inference_steps"]
+
+        def report_step(pipe, step: int, timestep: torch.Tensor, tensors: dict) -> dict:
+            progress((step + 1, total), desc="Sampling")
+            return {}
+
+        start = time.perf_counter()
+        generator = torch.Generator(device="cpu").manual_seed(int(seed))
+        frames = pipe(
+            prompt,
+            negative_prompt=negative_prompt or None,
+            generator=generator,
+            callback_on_step_end=report_step,
+            **kwargs,
+        ).frames[0]
+        seconds = time.perf_counter() - start
+
+        path = self._next_path()
+        with atomic_output_file(path) as temporary:
+            export_to_video(frames, str(temporary), fps=PRESET_FPS[preset])
+        status = f"{len(frames)} frames of {kwargs['width']}x{kwargs['height']} in {seconds:.1f} s with {model}."
+        return str(path), str(path), status
+
+    def _next_path(self) -> Path:
+        with self._count_lock:
+            self._count += 1
+            return self.output_dir / f"video_{self._count:04d}.mp4"
+
+
+def build_demo(model: str = DEFAULT_MODEL, output_dir: str | Path | None = None) -> gr.Blocks:
+    """The page; `model` is the model box's initial value."""
+    app = DemoApp(output_dir)
+    preset = SAMPLING_PRESETS[DEFAULT_PRESET]
+    with gr.Blocks(title="Lumina-Video", analytics_enabled=False) as demo:
+        gr.Markdown("# Lumina-Video\nText to video with a Multi-scale Next-DiT.")
+        with gr.Row():
+            with gr.Column():
+                prompt = gr.Textbox(label="Prompt", lines=2, elem_id="prompt")
+                negative_prompt = gr.Textbox(label="Negative prompt", elem_id="negative-prompt")
+                model_box = gr.Textbox(
+                    value=model,
+                    label="Model",
+                    info=f"`{TINY_RANDOM_ID}` (built in), a pipeline folder or a Hub id.",
+                    elem_id="model",
+                )
+                preset_box = gr.Dropdown(sorted(SAMPLING_PRESETS), value=DEFAULT_PRESET, label="Sampling preset")
+                motion_score = gr.Slider(
+                    *MOTION_SCORE_RANGE, value=preset["motion_score"], step=0.5, label="Motion score"
+                )
+                with gr.Row():
+                    steps = gr.Slider(
+                        *STEPS_RANGE, value=TINY_RANDOM_DEFAULTS["num_inference_steps"], step=1, label="Steps"
+                    )
+                    seed = gr.Number(value=0, precision=0, minimum=0, label="Seed")
+                with gr.Row():
+                    height = gr.Slider(*SIZE_RANGE, value=TINY_RANDOM_DEFAULTS["height"], step=32, label="Height")
+                    width = gr.Slider(*SIZE_RANGE, value=TINY_RANDOM_DEFAULTS["width"], step=32, label="Width")
+                    num_frames = gr.Slider(
+                        *FRAMES_RANGE, value=TINY_RANDOM_DEFAULTS["num_frames"], step=8, label="Frames"
+                    )
+                generate = gr.Button("Generate", variant="primary", elem_id="generate")
+            with gr.Column():
+                video = gr.Video(label="Video", elem_id="video", buttons=["download"])
+                download = gr.File(label="Download (mp4)", elem_id="download")
+                status = gr.Textbox(label="Status", interactive=False, elem_id="status")
+        generate.click(
+            app.generate,
+            inputs=[
+                prompt,
+                negative_prompt,
+                preset_box,
+                motion_score,
+                steps,
+                seed,
+                model_box,
+                height,
+                width,
+                num_frames,
+            ],
+            outputs=[video, download, status],
+        )
+    return demo
+
+
+def launch(demo: gr.Blocks, host: str = "127.0.0.1", port: int | None = None, **kwargs):
+    """Starts the server locally only: no share link, no server-side rendering (it needs Node), no telemetry."""
+    return demo.launch(server_name=host, server_port=port, share=False, ssr_mode=False, **kwargs)
