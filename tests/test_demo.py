@@ -1,0 +1,210 @@
+"""`lumina-video demo`: the page's checks and progress, the command, and the page itself in a headless Chromium."""
+
+import socket
+import sys
+import urllib.request
+from pathlib import Path
+
+import av
+import pytest
+
+import diffusers_lumina_video
+from diffusers_lumina_video.cli import main
+from diffusers_lumina_video.commands.demo import INSTALL_HINT
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--window-size=1280,1600",
+]
+GOOD_REQUEST = {
+    "prompt": "a red circle moving left",
+    "preset": "f24F96R960-MultiScale",
+    "motion_score": 6.0,
+    "steps": 3,
+    "seed": 0,
+    "model": "tiny-random",
+    "height": 64,
+    "width": 64,
+    "num_frames": 9,
+}
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_demo_command_without_gradio_says_how_to_install(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "gradio", None)  # makes `import gradio` fail
+    monkeypatch.delitem(sys.modules, "diffusers_lumina_video.demo", raising=False)
+    monkeypatch.delattr(diffusers_lumina_video, "demo", raising=False)
+    assert main(["demo"]) == 1
+    assert (
+        capsys.readouterr().out.strip()
+        == INSTALL_HINT
+        == 'The demo needs Gradio: pip install "diffusers-lumina-video[demo]"'
+    )
+
+
+def test_demo_command_rejects_bad_port():
+    with pytest.raises(ValueError, match=r"`--port` must be in 1..65535, got 0"):
+        main(["demo", "--port", "0"])
+
+
+gradio = pytest.importorskip("gradio", reason="the demo needs the [demo] extra (gradio)")
+from diffusers_lumina_video.demo import DEFAULT_MODEL, DemoApp, build_demo, check_request, launch  # noqa: E402
+
+
+def test_default_model_is_the_built_in_one():
+    assert DEFAULT_MODEL == "tiny-random"
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"prompt": "  "}, "`prompt` is empty"),
+        ({"steps": 0}, "`steps` must be >= 1, got 0"),
+        ({"steps": 2.5}, "`steps` must be a whole number, got 2.5"),
+        ({"height": 48}, r"`height` and `width` must be positive multiples of 32 .* got 48x64"),
+        ({"num_frames": 0}, "`num_frames` must be >= 1, got 0"),
+        ({"seed": -1}, "`seed` must be >= 0, got -1"),
+        ({"preset": "nope"}, r"`preset` must be one of \['f16F64R512'"),
+        ({"model": ""}, "`model` is empty"),
+        ({"model": "/does/not/exist"}, "`model` '/does/not/exist' is neither `tiny-random`, an existing pipeline"),
+    ],
+)
+def test_check_request_rejects_bad_values(change, message):
+    request = {**GOOD_REQUEST, **change}
+    with pytest.raises(ValueError, match=message):
+        check_request(**request)
+
+
+def test_check_request_refuses_a_folder_that_is_not_a_pipeline(tmp_path):
+    with pytest.raises(ValueError, match="has no model_index.json"):
+        check_request(**{**GOOD_REQUEST, "model": str(tmp_path)})
+
+
+def test_check_request_accepts_hub_ids_and_applies_overrides():
+    model, kwargs = check_request(**{**GOOD_REQUEST, "model": "owner/model", "height": 96.0, "steps": 7})
+    assert model == "owner/model"
+    assert (kwargs["height"], kwargs["num_inference_steps"], kwargs["motion_score"]) == (96, 7, 6.0)
+    assert kwargs["patch_size"][0] == (0.0, (2, 4, 4))  # the preset's multi-scale schedule
+
+
+def test_generate_reports_every_step_and_caches_the_pipeline(tmp_path):
+    app = DemoApp(tmp_path)
+    calls = []
+
+    def progress(value, desc=None):
+        calls.append((value, desc))
+
+    request = {k: GOOD_REQUEST[k] for k in ("prompt", "preset", "motion_score", "steps", "seed", "model")}
+    sizes = {k: GOOD_REQUEST[k] for k in ("height", "width", "num_frames")}
+    video, download, status = app.generate(negative_prompt="", progress=progress, **request, **sizes)
+    assert video == download == str(tmp_path / "video_0001.mp4")
+    assert status.startswith("9 frames of 64x64 in ")
+    assert [value for value, desc in calls if desc == "Sampling"] == [(1, 3), (2, 3), (3, 3)]
+    pipe = app.pipelines.get("tiny-random")
+    app.generate(negative_prompt="blurry", progress=progress, **request, **sizes)
+    assert app.pipelines.get("tiny-random") is pipe
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["video_0001.mp4", "video_0002.mp4"]  # nothing half-written
+
+
+def test_generate_shows_bad_values_as_a_message(tmp_path):
+    request = {**GOOD_REQUEST, "prompt": ""}
+    with pytest.raises(gradio.Error, match="`prompt` is empty"):
+        DemoApp(tmp_path).generate(negative_prompt="", progress=lambda *a, **k: None, **request)
+    assert not any(tmp_path.iterdir())
+
+
+def test_a_model_that_cannot_load_is_a_message():
+    with pytest.raises(gradio.Error, match="Could not load model 'nobody-here/no-such-model'"):
+        DemoApp().pipelines.get("nobody-here/no-such-model")
+
+
+@pytest.fixture
+def browser(tmp_path):
+    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
+        pytest.skip("needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver)")
+    webdriver = pytest.importorskip("selenium.webdriver", reason="needs selenium (the [demo] extra)")
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in [*CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'chromium-profile'}"]:
+        options.add_argument(flag)
+    driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=str(CHROMEDRIVER)))
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture
+def page_url(tmp_path):
+    demo = build_demo(output_dir=tmp_path / "videos")
+    port = _free_port()
+    launch(demo, port=port, prevent_thread_lock=True, quiet=True)
+    yield f"http://127.0.0.1:{port}/"
+    demo.close()
+
+
+def test_page_generates_a_playable_video_and_shows_bad_values(browser, page_url, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    wait = WebDriverWait(browser, 20)
+    browser.get(page_url)
+    prompt = wait.until(expected_conditions.element_to_be_clickable((By.CSS_SELECTOR, "#prompt textarea")))
+    prompt.send_keys("a red circle moving left")
+    browser.find_element(By.ID, "generate").click()
+
+    player = wait.until(expected_conditions.presence_of_element_located((By.CSS_SELECTOR, "#video video")))
+    # Chromium has read the mp4's header and decoded nothing wrong: it can play it.
+    wait.until(lambda _: browser.execute_script("return arguments[0].readyState >= 1", player))
+    assert browser.execute_script("return arguments[0].error", player) is None
+    assert browser.execute_script("return arguments[0].duration", player) > 0
+    assert "9 frames of 64x64" in browser.find_element(By.CSS_SELECTOR, "#status textarea").get_attribute("value")
+
+    served = tmp_path / "served.mp4"
+    with urllib.request.urlopen(player.get_attribute("src"), timeout=10) as response:
+        served.write_bytes(response.read())
+    with av.open(str(served)) as container:
+        frames = [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
+    assert len(frames) == 9 and frames[0].shape == (64, 64, 3)
+    download_link = browser.find_element(By.CSS_SELECTOR, "#download a")
+    assert download_link.get_attribute("href").endswith(".mp4")
+
+    prompt.send_keys(Keys.CONTROL, "a", Keys.BACKSPACE)  # as a person does, so that the page sees the edit
+    browser.find_element(By.ID, "generate").click()
+    wait.until(lambda _: "is empty: describe the video to generate" in browser.find_element(By.TAG_NAME, "body").text)
+    assert "Traceback" not in browser.find_element(By.TAG_NAME, "body").text
+
+
+def test_demo_command_launches_the_page_locally(monkeypatch):
+    from diffusers_lumina_video import demo
+
+    launched = {}
+    monkeypatch.setattr(demo, "launch", lambda page, host, port: launched.update(page=page, host=host, port=port))
+    assert main(["demo", "--model", "owner/model", "--port", "7999"]) == 0
+    assert launched["host"] == "127.0.0.1" and launched["port"] == 7999
+    assert isinstance(launched["page"], gradio.Blocks)
+    model_box = next(block for block in launched["page"].blocks.values() if getattr(block, "elem_id", None) == "model")
+    assert model_box.value == "owner/model"
+
+
+def test_demo_command_refuses_an_unknown_model_before_starting(monkeypatch):
+    from diffusers_lumina_video import demo
+
+    monkeypatch.setattr(demo, "launch", lambda *args, **kwargs: pytest.fail("the page must not start"))
+    with pytest.raises(ValueError, match="`model` '/does/not/exist' is neither"):
+        main(["demo", "--model", "/does/not/exist"])
