@@ -62,12 +62,17 @@ def test_demo_command_rejects_bad_port():
         main(["demo", "--port", "0"])
 
 
-gradio = pytest.importorskip("gradio", reason="the demo needs the [demo] extra (gradio)")
-from diffusers_lumina_video.demo import DEFAULT_MODEL, DemoApp, build_demo, check_request, launch  # noqa: E402
+@pytest.fixture
+def demo():
+    """The demo module; its tests are skipped where the [demo] extra (Gradio) is not installed."""
+    pytest.importorskip("gradio", reason="the demo needs the [demo] extra (gradio)")
+    from diffusers_lumina_video import demo
+
+    return demo
 
 
-def test_default_model_is_the_built_in_one():
-    assert DEFAULT_MODEL == "tiny-random"
+def test_default_model_is_the_built_in_one(demo):
+    assert demo.DEFAULT_MODEL == "tiny-random"
 
 
 @pytest.mark.parametrize(
@@ -84,26 +89,26 @@ def test_default_model_is_the_built_in_one():
         ({"model": "/does/not/exist"}, "`model` '/does/not/exist' is neither `tiny-random`, an existing pipeline"),
     ],
 )
-def test_check_request_rejects_bad_values(change, message):
+def test_check_request_rejects_bad_values(demo, change, message):
     request = {**GOOD_REQUEST, **change}
     with pytest.raises(ValueError, match=message):
-        check_request(**request)
+        demo.check_request(**request)
 
 
-def test_check_request_refuses_a_folder_that_is_not_a_pipeline(tmp_path):
+def test_check_request_refuses_a_folder_that_is_not_a_pipeline(demo, tmp_path):
     with pytest.raises(ValueError, match="has no model_index.json"):
-        check_request(**{**GOOD_REQUEST, "model": str(tmp_path)})
+        demo.check_request(**{**GOOD_REQUEST, "model": str(tmp_path)})
 
 
-def test_check_request_accepts_hub_ids_and_applies_overrides():
-    model, kwargs = check_request(**{**GOOD_REQUEST, "model": "owner/model", "height": 96.0, "steps": 7})
+def test_check_request_accepts_hub_ids_and_applies_overrides(demo):
+    model, kwargs = demo.check_request(**{**GOOD_REQUEST, "model": "owner/model", "height": 96.0, "steps": 7})
     assert model == "owner/model"
     assert (kwargs["height"], kwargs["num_inference_steps"], kwargs["motion_score"]) == (96, 7, 6.0)
     assert kwargs["patch_size"][0] == (0.0, (2, 4, 4))  # the preset's multi-scale schedule
 
 
-def test_generate_reports_every_step_and_caches_the_pipeline(tmp_path):
-    app = DemoApp(tmp_path)
+def test_generate_reports_every_step_and_caches_the_pipeline(demo, tmp_path):
+    app = demo.DemoApp(tmp_path)
     calls = []
 
     def progress(value, desc=None):
@@ -121,23 +126,23 @@ def test_generate_reports_every_step_and_caches_the_pipeline(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["video_0001.mp4", "video_0002.mp4"]  # nothing half-written
 
 
-def test_generate_shows_bad_values_as_a_message(tmp_path):
+def test_generate_shows_bad_values_as_a_message(demo, tmp_path):
     request = {**GOOD_REQUEST, "prompt": ""}
-    with pytest.raises(gradio.Error, match="`prompt` is empty"):
-        DemoApp(tmp_path).generate(negative_prompt="", progress=lambda *a, **k: None, **request)
+    with pytest.raises(demo.gr.Error, match="`prompt` is empty"):
+        demo.DemoApp(tmp_path).generate(negative_prompt="", progress=lambda *a, **k: None, **request)
     assert not any(tmp_path.iterdir())
 
 
-def test_a_model_that_cannot_load_is_a_message():
-    with pytest.raises(gradio.Error, match="Could not load model 'nobody-here/no-such-model'"):
-        DemoApp().pipelines.get("nobody-here/no-such-model")
+def test_a_model_that_cannot_load_is_a_message(demo):
+    with pytest.raises(demo.gr.Error, match="Could not load model 'nobody-here/no-such-model'"):
+        demo.DemoApp().pipelines.get("nobody-here/no-such-model")
 
 
 @pytest.fixture
 def browser(tmp_path):
     if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
         pytest.skip("needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver)")
-    webdriver = pytest.importorskip("selenium.webdriver", reason="needs selenium (the [demo] extra)")
+    webdriver = pytest.importorskip("selenium.webdriver", reason="needs selenium (the [test] extra)")
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
     for flag in [*CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'chromium-profile'}"]:
@@ -148,12 +153,12 @@ def browser(tmp_path):
 
 
 @pytest.fixture
-def page_url(tmp_path):
-    demo = build_demo(output_dir=tmp_path / "videos")
+def page_url(demo, tmp_path):
+    page = demo.build_demo(output_dir=tmp_path / "videos")
     port = _free_port()
-    launch(demo, port=port, prevent_thread_lock=True, quiet=True)
+    demo.launch(page, port=port, prevent_thread_lock=True, quiet=True)
     yield f"http://127.0.0.1:{port}/"
-    demo.close()
+    page.close()
 
 
 def test_page_generates_a_playable_video_and_shows_bad_values(browser, page_url, tmp_path):
@@ -190,21 +195,17 @@ def test_page_generates_a_playable_video_and_shows_bad_values(browser, page_url,
     assert "Traceback" not in browser.find_element(By.TAG_NAME, "body").text
 
 
-def test_demo_command_launches_the_page_locally(monkeypatch):
-    from diffusers_lumina_video import demo
-
+def test_demo_command_launches_the_page_locally(demo, monkeypatch):
     launched = {}
     monkeypatch.setattr(demo, "launch", lambda page, host, port: launched.update(page=page, host=host, port=port))
     assert main(["demo", "--model", "owner/model", "--port", "7999"]) == 0
     assert launched["host"] == "127.0.0.1" and launched["port"] == 7999
-    assert isinstance(launched["page"], gradio.Blocks)
+    assert isinstance(launched["page"], demo.gr.Blocks)
     model_box = next(block for block in launched["page"].blocks.values() if getattr(block, "elem_id", None) == "model")
     assert model_box.value == "owner/model"
 
 
-def test_demo_command_refuses_an_unknown_model_before_starting(monkeypatch):
-    from diffusers_lumina_video import demo
-
+def test_demo_command_refuses_an_unknown_model_before_starting(demo, monkeypatch):
     monkeypatch.setattr(demo, "launch", lambda *args, **kwargs: pytest.fail("the page must not start"))
     with pytest.raises(ValueError, match="`model` '/does/not/exist' is neither"):
         main(["demo", "--model", "/does/not/exist"])
