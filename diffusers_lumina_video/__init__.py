@@ -1,9 +1,15 @@
-"""Lumina-Video (Multi-scale Next-DiT text-to-video) for Hugging Face Diffusers."""
+"""Lumina-Video (Multi-scale Next-DiT text-to-video) and Lumina-V2A (video-to-audio) for Hugging Face Diffusers."""
 
 from ._registration import register_with_diffusers
 from .models import LuminaV2ATransformerModel, LuminaVideoTransformer3DModel
 from .models.transformers.transformer_lumina_video import LuminaVideoTransformerBlock
-from .pipelines import SAMPLING_PRESETS, LuminaVideoPipeline, LuminaVideoPipelineOutput
+from .pipelines import (
+    SAMPLING_PRESETS,
+    LuminaV2APipeline,
+    LuminaV2APipelineOutput,
+    LuminaVideoPipeline,
+    LuminaVideoPipelineOutput,
+)
 from .processors import AudioLDMMelFeatureExtractor
 
 
@@ -12,6 +18,8 @@ __version__ = "0.1.0"
 __all__ = [
     "SAMPLING_PRESETS",
     "AudioLDMMelFeatureExtractor",
+    "LuminaV2APipeline",
+    "LuminaV2APipelineOutput",
     "LuminaV2ATransformerModel",
     "LuminaVideoPipeline",
     "LuminaVideoPipelineOutput",
@@ -24,6 +32,8 @@ register_with_diffusers(
         "LuminaVideoPipelineOutput": LuminaVideoPipelineOutput,
         "LuminaVideoTransformer3DModel": LuminaVideoTransformer3DModel,
         "LuminaV2ATransformerModel": LuminaV2ATransformerModel,
+        "LuminaV2APipeline": LuminaV2APipeline,
+        "LuminaV2APipelineOutput": LuminaV2APipelineOutput,
     },
     loadable_components=["LuminaVideoTransformer3DModel", "LuminaV2ATransformerModel", "AudioLDMMelFeatureExtractor"],
     transformer_blocks=[LuminaVideoTransformerBlock],

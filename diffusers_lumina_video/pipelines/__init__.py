@@ -1,4 +1,11 @@
+from .lumina_v2a import LuminaV2APipeline, LuminaV2APipelineOutput
 from .lumina_video import SAMPLING_PRESETS, LuminaVideoPipeline, LuminaVideoPipelineOutput
 
 
-__all__ = ["SAMPLING_PRESETS", "LuminaVideoPipeline", "LuminaVideoPipelineOutput"]
+__all__ = [
+    "SAMPLING_PRESETS",
+    "LuminaV2APipeline",
+    "LuminaV2APipelineOutput",
+    "LuminaVideoPipeline",
+    "LuminaVideoPipelineOutput",
+]

@@ -54,6 +54,15 @@ def read_video(path: str | os.PathLike) -> VideoFrames:
     return VideoFrames(frames=np.stack(frames), timestamps=timestamps, fps=fps)
 
 
+def frame_indices_at_rate(timestamps: np.ndarray, rate: float, count: int) -> np.ndarray:
+    """Which decoded frame each tick of a fixed-rate clock shows: tick `k` (time `k / rate`) takes the first frame
+    whose timestamp is at or after it, so a frame repeats when several ticks fall before the next one (and the last
+    frame serves ticks past it). This is how MMAudio samples a video at 8 fps for CLIP and 25 fps for Synchformer."""
+    ticks = np.arange(count) / rate
+    indices = np.searchsorted(np.asarray(timestamps, dtype=np.float64), ticks - 1e-9, side="left")
+    return np.minimum(indices, len(timestamps) - 1)
+
+
 def read_audio(path: str | os.PathLike, sample_rate: int = AUDIO_SAMPLE_RATE) -> np.ndarray:
     """The first audio stream of `path` as mono float32 samples in [-1, 1] at `sample_rate`, resampled and mixed
     down by FFmpeg's resampler."""

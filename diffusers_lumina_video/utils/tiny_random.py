@@ -1,13 +1,24 @@
-"""A tiny Lumina-Video pipeline with random weights, built locally (no download).
+"""Tiny Lumina-Video and Lumina-V2A pipelines with random weights, built locally (no download).
 
-It has the real component classes (Gemma2 text encoder, CogVideoX VAE, Multi-scale Next-DiT, flow-matching
-scheduler) at toy sizes, so every loading, saving and sampling path can run in seconds on a CPU. Its videos are
-noise: the weights are random.
+They have the real component classes (Gemma2 / CLIP encoders, CogVideoX / AudioLDM VAEs, HiFi-GAN, Synchformer,
+the Next-DiT transformers, flow-matching scheduler) at toy sizes, so every loading, saving and sampling path can run
+in seconds on a CPU. Their videos and sounds are noise: the weights are random.
 """
 
 from diffusers import AutoencoderKL, AutoencoderKLCogVideoX, FlowMatchEulerDiscreteScheduler
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
-from transformers import Gemma2Config, Gemma2Model, PreTrainedTokenizerFast, SpeechT5HifiGan, SpeechT5HifiGanConfig
+from transformers import (
+    CLIPImageProcessorPil,
+    CLIPTextConfig,
+    CLIPTextModel,
+    CLIPVisionConfig,
+    CLIPVisionModelWithProjection,
+    Gemma2Config,
+    Gemma2Model,
+    PreTrainedTokenizerFast,
+    SpeechT5HifiGan,
+    SpeechT5HifiGanConfig,
+)
 
 from ..models import LuminaV2ATransformerModel, LuminaVideoTransformer3DModel
 
@@ -20,7 +31,7 @@ TINY_CLIP_DIM = 16
 TINY_SYNC_DIM = 24
 
 
-def tiny_tokenizer(vocab_size: int = 512) -> PreTrainedTokenizerFast:
+def tiny_tokenizer(vocab_size: int = 512, model_max_length: int = 256) -> PreTrainedTokenizerFast:
     """A lowercasing word-level tokenizer that, like Gemma's, starts every text with `<bos>`; words outside its
     small vocabulary map to `<unk>`."""
     words = [*"abcdefghijklmnopqrstuvwxyz0123456789.,!?'<>-"]
@@ -40,7 +51,7 @@ def tiny_tokenizer(vocab_size: int = 512) -> PreTrainedTokenizerFast:
         pad_token="<pad>",
         unk_token="<unk>",
         padding_side="right",
-        model_max_length=256,
+        model_max_length=model_max_length,
     )
 
 
@@ -139,6 +150,42 @@ def tiny_vocoder() -> SpeechT5HifiGan:
     return SpeechT5HifiGan(config).eval()
 
 
+def tiny_clip_text_encoder(vocab_size: int = 512) -> CLIPTextModel:
+    """CLIP's text tower at toy width, with the tiny tokenizer's special tokens."""
+    config = CLIPTextConfig(
+        vocab_size=vocab_size,
+        hidden_size=TINY_CLIP_DIM,
+        intermediate_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        max_position_embeddings=77,
+        projection_dim=TINY_CLIP_DIM,
+        pad_token_id=0,
+        eos_token_id=1,
+        bos_token_id=2,
+    )
+    return CLIPTextModel(config).eval()
+
+
+def tiny_clip_image_encoder() -> CLIPVisionModelWithProjection:
+    """CLIP's image tower on 32 px images, projecting each frame to `TINY_CLIP_DIM`."""
+    config = CLIPVisionConfig(
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        image_size=32,
+        patch_size=8,
+        projection_dim=TINY_CLIP_DIM,
+    )
+    return CLIPVisionModelWithProjection(config).eval()
+
+
+def tiny_clip_image_processor() -> CLIPImageProcessorPil:
+    """CLIP's preprocessing (shortest side, centre crop, CLIP normalisation) at 32 px."""
+    return CLIPImageProcessorPil(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
+
+
 def tiny_components(seed: int = 0) -> dict:
     """The five pipeline components, initialised from `seed`."""
     import torch
@@ -158,3 +205,27 @@ def tiny_random_pipeline(seed: int = 0):
     from ..pipelines import LuminaVideoPipeline
 
     return LuminaVideoPipeline(**tiny_components(seed))
+
+
+def tiny_v2a_components(seed: int = 0) -> dict:
+    """The components of a `LuminaV2APipeline`, initialised from `seed`."""
+    import torch
+
+    torch.manual_seed(seed)
+    return {
+        "transformer": tiny_v2a_transformer(),
+        "scheduler": FlowMatchEulerDiscreteScheduler(shift=1.0),
+        "vae": tiny_audio_vae(),
+        "vocoder": tiny_vocoder(),
+        "text_encoder": tiny_clip_text_encoder(),
+        "tokenizer": tiny_tokenizer(model_max_length=77),
+        "image_encoder": tiny_clip_image_encoder(),
+        "feature_extractor": tiny_clip_image_processor(),
+    }
+
+
+def tiny_random_v2a_pipeline(seed: int = 0):
+    """A `LuminaV2APipeline` of tiny random components."""
+    from ..pipelines import LuminaV2APipeline
+
+    return LuminaV2APipeline(**tiny_v2a_components(seed))

@@ -16,7 +16,6 @@
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from diffusers import AutoencoderKLCogVideoX, DiffusionPipeline, FlowMatchEulerDiscreteScheduler
@@ -31,7 +30,7 @@ from ...models import LuminaVideoTransformer3DModel
 from ...models.transformers.transformer_lumina_video import patch_size_key
 from .pipeline_output import LuminaVideoPipelineOutput
 from .presets import SAMPLING_PRESETS
-from .schedules import SamplingSchedule, StepSettings
+from .schedules import SamplingSchedule, StepSettings, lumina_sigmas
 
 
 logger = logging.get_logger(__name__)
@@ -548,8 +547,7 @@ class LuminaVideoPipeline(DiffusionPipeline, LuminaVideoLoraLoaderMixin):
             negative_prompt_embeds = negative_prompt_embeds.to(transformer_dtype)
 
         # 2. Time grid: sigma = 1 - t, the reference's `steps = num_inference_steps + 1` points before the shift
-        sigmas = np.linspace(1.0, 1.0 / num_inference_steps, num_inference_steps)
-        self.scheduler.set_timesteps(sigmas=sigmas, device=device)
+        self.scheduler.set_timesteps(sigmas=lumina_sigmas(num_inference_steps), device=device)
         timesteps = self.scheduler.timesteps
         self._num_timesteps = len(timesteps)
         self.scheduler.set_begin_index(0)

@@ -6,6 +6,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+import numpy as np
+
 
 T = TypeVar("T")
 PatchSize = tuple[int, int, int]
@@ -118,3 +120,10 @@ class SamplingSchedule:
     @property
     def uses_guidance(self) -> bool:
         return any(scale > 1.0 for scale in self.guidance_scale.values)
+
+
+def lumina_sigmas(num_inference_steps: int) -> np.ndarray:
+    """The sigmas (`1 - t`, before the scheduler's shift) of the reference's Euler grid: `num_inference_steps + 1`
+    evenly spaced times from noise to data, the last step landing on the data. Pass them to
+    `FlowMatchEulerDiscreteScheduler.set_timesteps(sigmas=...)`."""
+    return np.linspace(1.0, 1.0 / num_inference_steps, num_inference_steps)

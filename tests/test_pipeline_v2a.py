@@ -1,0 +1,206 @@
+import numpy as np
+import PIL.Image
+import pytest
+import torch
+from diffusers import DiffusionPipeline
+
+from diffusers_lumina_video import LuminaV2APipeline, LuminaV2APipelineOutput
+from diffusers_lumina_video.pipelines.lumina_v2a.pipeline_lumina_v2a import latent_frame_count, sync_segment_count
+from diffusers_lumina_video.utils.media_io import export_to_video_with_audio
+from diffusers_lumina_video.utils.tiny_random import TINY_SYNC_DIM, tiny_random_v2a_pipeline
+
+
+FAST = {"num_inference_steps": 2}
+
+
+@pytest.fixture(scope="module")
+def pipe():
+    return tiny_random_v2a_pipeline()
+
+
+def frames(count: int, seed: int = 0, size: tuple[int, int] = (40, 48)) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 255, (count, *size, 3), dtype=np.uint8)
+
+
+def sync_for(duration: float, batch_size: int = 1, seed: int = 0) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randn(batch_size, sync_segment_count(duration) * 8, TINY_SYNC_DIM, generator=generator)
+
+
+def test_whole_pipeline_shapes_and_output_types(pipe):
+    video = frames(30)  # 1.2 s at 25 fps
+    output = pipe(video=video, fps=25, prompt="a dog", sync_features=sync_for(1.2), **FAST)
+    assert isinstance(output, LuminaV2APipelineOutput) and output.sample_rate == 16000
+    assert isinstance(output.audios, np.ndarray) and output.audios.shape == (1, 19200)
+    latents = pipe(video=video, fps=25, sync_features=sync_for(1.2), output_type="latent", **FAST).audios
+    assert latents.shape == (1, 8, latent_frame_count(1.2, 1), 16) == (1, 8, 30, 16)
+    as_tensor = pipe(video=video, fps=25, sync_features=sync_for(1.2), output_type="pt", return_dict=False, **FAST)
+    assert isinstance(as_tensor[0], torch.Tensor) and as_tensor[1] == 16000
+
+
+@pytest.mark.parametrize(("fps", "count"), [(25, 25), (24, 30), (30, 41), (12, 17), (8, 11)])
+def test_audio_lasts_as_long_as_the_video_to_one_hop(pipe, fps, count):
+    duration = count / fps
+    audio = pipe(video=frames(count), fps=fps, sync_features=sync_for(duration), **FAST).audios
+    assert abs(audio.shape[1] - duration * 16000) <= 160
+
+
+def test_duration_cuts_the_video_and_a_batch_of_videos(pipe):
+    videos = [frames(40, seed=1), list(PIL.Image.fromarray(f) for f in frames(40, seed=2))]
+    audio = pipe(
+        video=videos, fps=25, duration=1.0, prompt=["a", "b"], sync_features=sync_for(1.0, batch_size=2), **FAST
+    ).audios
+    assert audio.shape == (2, 16000)
+
+
+def test_a_video_file_is_read_with_its_own_frame_rate(pipe, tmp_path):
+    path = tmp_path / "clip.mp4"
+    export_to_video_with_audio(frames(24, size=(32, 32)), np.zeros(16000, dtype=np.float32) + 0.01, 16000, path, 24)
+    audio = pipe(video=str(path), sync_features=sync_for(1.0), **FAST).audios
+    assert abs(audio.shape[1] - 16000) <= 160
+
+
+def _transformer_batch_sizes(pipe, **kwargs) -> list[int]:
+    sizes = []
+    hook = pipe.transformer.register_forward_pre_hook(
+        lambda module, args, kw: sizes.append(kw["hidden_states"].shape[0]), with_kwargs=True
+    )
+    try:
+        pipe(video=frames(25), fps=25, sync_features=sync_for(1.0), **kwargs)
+    finally:
+        hook.remove()
+    return sizes
+
+
+def test_guidance_schedule_is_the_video_pipelines_and_skips_the_negative_branch(pipe):
+    # Lumina time runs 0 (noise) -> 1 (data); with 4 steps the step times are 0, 0.25, 0.5, 0.75.
+    assert _transformer_batch_sizes(pipe, num_inference_steps=4, guidance_scale=[(0.0, 5.0), (0.4, 1.0)]) == [
+        2,
+        2,
+        1,
+        1,
+    ]
+    assert _transformer_batch_sizes(pipe, num_inference_steps=2, guidance_scale=1.0) == [1, 1]
+    with pytest.raises(ValueError, match="`guidance_scale` schedule must start at t_start 0.0"):
+        pipe(video=frames(25), fps=25, sync_features=sync_for(1.0), guidance_scale=[(0.1, 2.0)])
+
+
+def test_negative_branch_drops_visual_and_sync_and_uses_the_negative_prompt(pipe):
+    seen = []
+    hook = pipe.transformer.register_forward_pre_hook(lambda m, a, kw: seen.append(kw), with_kwargs=True)
+    try:
+        pipe(video=frames(25), fps=25, sync_features=sync_for(1.0), guidance_scale=3.0, **FAST)
+        pipe(video=frames(25), fps=25, sync_features=sync_for(1.0), guidance_scale=3.0, negative_prompt="x", **FAST)
+    finally:
+        hook.remove()
+    without, with_negative = seen[0], seen[-1]
+    assert without["drop_visual"].tolist() == [False, True] and without["drop_sync"].tolist() == [False, True]
+    assert without["drop_text"].tolist() == [False, True]
+    assert with_negative["drop_text"].tolist() == [False, False]
+
+
+def _latents_with_sync_event(pipe, position: int) -> torch.Tensor:
+    sync = torch.zeros(1, 32, TINY_SYNC_DIM)  # 1.6 s: 4 segments, 32 features over 40 latent frames
+    sync[0, position] = 5.0
+    return pipe(
+        video=frames(40),
+        fps=25,
+        sync_features=sync,
+        output_type="latent",
+        generator=torch.Generator().manual_seed(0),
+        guidance_scale=1.0,
+        **FAST,
+    ).audios
+
+
+def test_a_sync_event_changes_the_audio_where_it_happens(pipe):
+    base = _latents_with_sync_event(pipe, 0) * 0
+    quiet = pipe(
+        video=frames(40),
+        fps=25,
+        sync_features=torch.zeros(1, 32, TINY_SYNC_DIM),
+        output_type="latent",
+        generator=torch.Generator().manual_seed(0),
+        guidance_scale=1.0,
+        **FAST,
+    ).audios
+    assert base.shape == quiet.shape
+    for position in (4, 26):
+        change = (_latents_with_sync_event(pipe, position) - quiet).abs().mean(dim=(0, 1, 3))
+        frame = round(position * 40 / 32)  # where feature `position` lands on the 40 latent frames
+        assert abs(int(change.argmax()) - frame) <= 3, (position, change.argmax())
+
+
+def test_callbacks_see_and_replace_latents(pipe):
+    seen = []
+
+    def callback(p, step, timestep, tensors):
+        seen.append((step, tensors["latents"].shape))
+        return {"latents": tensors["latents"] * 0}
+
+    output = pipe(
+        video=frames(25),
+        fps=25,
+        sync_features=sync_for(1.0),
+        output_type="latent",
+        callback_on_step_end=callback,
+        **FAST,
+    )
+    assert [step for step, _ in seen] == [0, 1] and torch.count_nonzero(output.audios) == 0
+
+
+def test_save_load_round_trip(pipe, tmp_path):
+    pipe.save_pretrained(tmp_path)
+    loaded = DiffusionPipeline.from_pretrained(tmp_path)
+    assert isinstance(loaded, LuminaV2APipeline)
+    kwargs = {"video": frames(25), "fps": 25, "sync_features": sync_for(1.0), "output_type": "latent", **FAST}
+    torch.testing.assert_close(
+        loaded(**kwargs, generator=torch.Generator().manual_seed(3)).audios,
+        pipe(**kwargs, generator=torch.Generator().manual_seed(3)).audios,
+    )
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"video": np.zeros((0, 32, 32, 3), np.uint8)}, "`video` has no frames"),
+        ({"video": np.zeros((25, 32, 32, 4), np.uint8)}, r"must be \[F, H, W, 3\]"),
+        ({"video": np.zeros((1, 32, 32, 3), np.uint8)}, "has 1 frame"),
+        ({"video": frames(10)}, "Synchformer needs at least 0.64 s"),
+        ({"video": frames(25 * 11)}, "generates at most 10.24 s"),
+        ({"fps": 0}, "`fps` must be a positive number"),
+        ({"fps": None}, "`fps` must be a positive number"),
+        ({"duration": 2.0}, r"`duration` 2.0 s is longer than the video \(1.000 s\)"),
+        ({"duration": -1}, "`duration` must be a positive number"),
+        ({"sync_features": torch.randn(1, 8, TINY_SYNC_DIM)}, r"`sync_features` must be \[B, S\*8, D\]"),
+        ({"sync_features": torch.randn(1, 16, 3)}, r"`sync_features` must be \[B, S\*8, D\]"),
+        ({"prompt": ["a", "b"]}, "`prompt` has 2 entries, but there are 1 videos"),
+        ({"negative_prompt": 3}, "`negative_prompt` must be a string or a list of strings"),
+        ({"num_inference_steps": 0}, "`num_inference_steps` must be an integer >= 1"),
+        ({"output_type": "wav"}, "`output_type` must be one of"),
+        ({"callback_on_step_end_tensor_inputs": ["noise"]}, "`callback_on_step_end_tensor_inputs` has"),
+        ({"video": np.full((25, 8, 8, 3), 2.0)}, "must be finite and in"),
+        ({"latents": torch.randn(1, 8, 7, 16)}, r"`latents` must have shape \(1, 8, 25, 16\)"),
+    ],
+)
+def test_bad_inputs_are_refused_before_any_model_runs(pipe, kwargs, message):
+    calls = []
+    hook = pipe.transformer.register_forward_pre_hook(lambda *a: calls.append(1))
+    try:
+        with pytest.raises(ValueError, match=message):
+            pipe(**{"video": frames(25), "fps": 25, "sync_features": sync_for(1.0), **kwargs})
+    finally:
+        hook.remove()
+    assert not calls
+
+
+def test_a_missing_file_is_named(pipe):
+    with pytest.raises(FileNotFoundError, match="`video` /does/not/exist.mp4 does not exist"):
+        pipe(video="/does/not/exist.mp4", sync_features=sync_for(1.0))
+
+
+def test_a_file_that_is_not_a_video_is_refused(pipe, tmp_path):
+    path = tmp_path / "notes.mp4"
+    path.write_text("not a video")
+    with pytest.raises(ValueError, match="notes.mp4"):
+        pipe(video=str(path), sync_features=sync_for(1.0))
