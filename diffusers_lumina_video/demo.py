@@ -1,4 +1,5 @@
-"""A Gradio page to try a Lumina-Video pipeline: one prompt in, one video shown in the page and offered for download.
+"""A Gradio page to try a Lumina-Video pipeline: one prompt in, one video shown in the page and offered for download;
+with a Lumina-V2A pipeline, a second button gives that video its soundtrack.
 
 Everything the page asks for is checked with the same rules as `lumina-video generate` before a model is loaded, and
 a bad value comes back as a message in the page (`gr.Error`), never as a stack trace.
@@ -21,8 +22,10 @@ from .commands.generate import (
     load_pipeline,
     sampling_kwargs,
 )
+from .pipelines import LuminaV2APipeline
 from .pipelines.lumina_video.presets import PRESET_FPS, SAMPLING_PRESETS
 from .utils.atomic import atomic_output_file
+from .utils.media_io import export_to_video_with_audio, read_video
 from .utils.tiny_random import TINY_RANDOM_ID
 
 
@@ -34,6 +37,7 @@ DEFAULT_PRESET = "f24F96R960-MultiScale"
 SIZE_RANGE = (32, 512)
 FRAMES_RANGE = (1, 97)
 STEPS_RANGE = (1, 100)
+DEFAULT_AUDIO_STEPS = 25
 MOTION_SCORE_RANGE = (0.0, 20.0)
 
 
@@ -173,14 +177,69 @@ class DemoApp:
         status = f"{len(frames)} frames of {kwargs['width']}x{kwargs['height']} in {seconds:.1f} s with {model}."
         return str(path), str(path), status
 
-    def _next_path(self) -> Path:
+    def add_sound(
+        self,
+        video: str | None,
+        prompt: str,
+        negative_prompt: str,
+        steps: float,
+        seed: float,
+        audio_model: str,
+        progress: gr.Progress = gr.Progress(),  # noqa: B008 (how Gradio is asked for a progress tracker)
+    ) -> tuple[str, str, str]:
+        """The shown video with a soundtrack from the V2A pipeline `audio_model`; same returns as `generate`."""
+        try:
+            if not video or not Path(video).is_file():
+                raise ValueError("There is no video to add sound to: generate one first.")
+            steps = _as_int(steps, "audio steps")
+            if steps < 1:
+                raise ValueError(f"`audio steps` must be >= 1, got {steps}.")
+            if _as_int(seed, "seed") < 0:
+                raise ValueError(f"`seed` must be >= 0, got {seed}.")
+            audio_model = check_model(audio_model)
+        except ValueError as error:
+            raise gr.Error(str(error)) from None
+
+        progress(0, desc=f"Loading {audio_model}")
+        pipe = self.pipelines.get(audio_model)
+        if not isinstance(pipe, LuminaV2APipeline):
+            raise gr.Error(f"`audio model` {audio_model!r} is a {type(pipe).__name__}, not a LuminaV2APipeline.")
+        clip = read_video(video)
+
+        def report_step(pipe, step: int, timestep: torch.Tensor, tensors: dict) -> dict:
+            progress((step + 1, steps), desc="Sampling the sound")
+            return {}
+
+        start = time.perf_counter()
+        try:
+            output = pipe(
+                video=clip.frames,
+                fps=clip.fps,
+                prompt=prompt or None,
+                negative_prompt=negative_prompt or None,
+                num_inference_steps=steps,
+                generator=torch.Generator(device="cpu").manual_seed(int(seed)),
+                callback_on_step_end=report_step,
+            )
+        except ValueError as error:  # what the pipeline's own checks refuse, e.g. a model without its sync encoder
+            raise gr.Error(str(error)) from None
+        seconds = time.perf_counter() - start
+
+        path = self._next_path(suffix="_sound")
+        export_to_video_with_audio(clip.frames, output.audios[0], output.sample_rate, path, clip.fps)
+        status = f"{len(output.audios[0]) / output.sample_rate:.2f} s of sound in {seconds:.1f} s with {audio_model}."
+        return str(path), str(path), status
+
+    def _next_path(self, suffix: str = "") -> Path:
         with self._count_lock:
             self._count += 1
-            return self.output_dir / f"video_{self._count:04d}.mp4"
+            return self.output_dir / f"video_{self._count:04d}{suffix}.mp4"
 
 
-def build_demo(model: str = DEFAULT_MODEL, output_dir: str | Path | None = None) -> gr.Blocks:
-    """The page; `model` is the model box's initial value."""
+def build_demo(
+    model: str = DEFAULT_MODEL, audio_model: str | None = None, output_dir: str | Path | None = None
+) -> gr.Blocks:
+    """The page; `model` and `audio_model` are the initial values of the model boxes."""
     app = DemoApp(output_dir)
     preset = SAMPLING_PRESETS[DEFAULT_PRESET]
     with gr.Blocks(title="Lumina-Video", analytics_enabled=False) as demo:
@@ -215,6 +274,17 @@ def build_demo(model: str = DEFAULT_MODEL, output_dir: str | Path | None = None)
                 video = gr.Video(label="Video", elem_id="video", buttons=["download"])
                 download = gr.File(label="Download (mp4)", elem_id="download")
                 status = gr.Textbox(label="Status", interactive=False, elem_id="status")
+                with gr.Accordion("Sound", open=bool(audio_model)):
+                    audio_model_box = gr.Textbox(
+                        value=audio_model or "",
+                        label="Audio model",
+                        info="A Lumina-V2A pipeline folder or Hub id.",
+                        elem_id="audio-model",
+                    )
+                    audio_prompt = gr.Textbox(label="Sound prompt", elem_id="audio-prompt")
+                    audio_negative_prompt = gr.Textbox(label="Sound negative prompt")
+                    audio_steps = gr.Slider(*STEPS_RANGE, value=DEFAULT_AUDIO_STEPS, step=1, label="Audio steps")
+                    add_sound = gr.Button("Add sound", elem_id="add-sound")
         generate.click(
             app.generate,
             inputs=[
@@ -229,6 +299,11 @@ def build_demo(model: str = DEFAULT_MODEL, output_dir: str | Path | None = None)
                 width,
                 num_frames,
             ],
+            outputs=[video, download, status],
+        )
+        add_sound.click(
+            app.add_sound,
+            inputs=[video, audio_prompt, audio_negative_prompt, audio_steps, seed, audio_model_box],
             outputs=[video, download, status],
         )
     return demo

@@ -7,10 +7,15 @@ from pathlib import Path
 
 import av
 import pytest
+import torch
 
 import diffusers_lumina_video
 from diffusers_lumina_video.cli import main
 from diffusers_lumina_video.commands.demo import INSTALL_HINT
+from diffusers_lumina_video.pipelines import LuminaV2APipeline
+from diffusers_lumina_video.pipelines.lumina_v2a.pipeline_lumina_v2a import sync_segment_count
+from diffusers_lumina_video.utils.media_io import read_audio, read_video
+from diffusers_lumina_video.utils.tiny_random import TINY_SYNC_DIM, tiny_v2a_components
 
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -136,6 +141,81 @@ def test_generate_shows_bad_values_as_a_message(demo, tmp_path):
 def test_a_model_that_cannot_load_is_a_message(demo):
     with pytest.raises(demo.gr.Error, match="Could not load model 'nobody-here/no-such-model'"):
         demo.DemoApp().pipelines.get("nobody-here/no-such-model")
+
+
+class StandInSyncEncoder(torch.nn.Module):
+    """Random Synchformer-shaped features: the tiny V2A pipeline ships without a sync encoder."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.anchor = torch.nn.Parameter(torch.zeros(1))
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.anchor.dtype
+
+    @property
+    def device(self) -> torch.device:
+        return self.anchor.device
+
+    def encode_video(self, video, duration: float) -> torch.Tensor:
+        return torch.randn(1, sync_segment_count(duration) * 8, TINY_SYNC_DIM)
+
+
+@pytest.fixture
+def app_with_v2a(demo, monkeypatch, tmp_path):
+    """A page whose audio model `owner/tiny-v2a` is a tiny random V2A pipeline."""
+    v2a = LuminaV2APipeline(**tiny_v2a_components(), sync_encoder=StandInSyncEncoder())
+    load = demo.load_pipeline
+    monkeypatch.setattr(
+        demo, "load_pipeline", lambda model, dtype: v2a if model == "owner/tiny-v2a" else load(model, dtype)
+    )
+    return demo.DemoApp(tmp_path)
+
+
+def _silent(*args, **kwargs) -> None:
+    pass
+
+
+def test_add_sound_muxes_a_soundtrack_as_long_as_the_video(app_with_v2a, tmp_path):
+    request = {**GOOD_REQUEST, "num_frames": 25}  # 25 frames at 24 fps: longer than one Synchformer segment
+    video, _, _ = app_with_v2a.generate(negative_prompt="", progress=_silent, **request)
+    calls = []
+    sound, download, status = app_with_v2a.add_sound(
+        video, "rain", "", 3, 0, "owner/tiny-v2a", progress=lambda value, desc=None: calls.append((value, desc))
+    )
+    assert sound == download == str(tmp_path / "video_0002_sound.mp4")
+    assert [value for value, desc in calls if desc == "Sampling the sound"] == [(1, 3), (2, 3), (3, 3)]
+    assert status.startswith("1.04 s of sound in ")
+    assert read_video(sound).frames.shape == (25, 64, 64, 3)
+    assert abs(len(read_audio(sound)) - 25 / 24 * 16000) <= 1024  # one AAC frame of padding at most
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"video": None}, "There is no video to add sound to: generate one first."),
+        ({"steps": 0}, "`audio steps` must be >= 1, got 0"),
+        ({"audio_model": ""}, "`model` is empty"),
+        (
+            {"audio_model": "tiny-random"},
+            "`audio model` 'tiny-random' is a LuminaVideoPipeline, not a LuminaV2APipeline",
+        ),
+        ({}, r"The video lasts 0.375 s; Synchformer needs at least 0.64 s"),
+    ],
+)
+def test_add_sound_shows_bad_values_as_a_message(app_with_v2a, demo, change, message):
+    video, _, _ = app_with_v2a.generate(negative_prompt="", progress=_silent, **GOOD_REQUEST)  # 9 frames: 0.375 s
+    request = {
+        "video": video,
+        "prompt": "",
+        "negative_prompt": "",
+        "steps": 2,
+        "seed": 0,
+        "audio_model": "owner/tiny-v2a",
+    }
+    with pytest.raises(demo.gr.Error, match=message):
+        app_with_v2a.add_sound(progress=_silent, **{**request, **change})
 
 
 @pytest.fixture

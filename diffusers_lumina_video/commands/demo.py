@@ -14,6 +14,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--model",
         help=f"The model the page starts with: a pipeline folder or Hub id (default: `{TINY_RANDOM_ID}`).",
     )
+    parser.add_argument("--audio-model", help="A Lumina-V2A pipeline folder or Hub id, to add sound to the videos.")
     parser.add_argument("--host", default="127.0.0.1", help="Address to listen on (default: this machine only).")
     parser.add_argument("--port", type=int, help="Port to listen on (default: the first free one from 7860).")
     parser.set_defaults(run=run)
@@ -30,5 +31,6 @@ def run(args: argparse.Namespace) -> int:
         print(INSTALL_HINT)
         return 1
     model = demo.check_model(args.model or demo.DEFAULT_MODEL)
-    demo.launch(demo.build_demo(model), host=args.host, port=args.port)
+    audio_model = None if args.audio_model is None else demo.check_model(args.audio_model)
+    demo.launch(demo.build_demo(model, audio_model), host=args.host, port=args.port)
     return 0
