@@ -64,7 +64,7 @@ def check_model(model: str) -> str:
 
 def _as_int(value: float | int | None, name: str) -> int:
     """Gradio numbers and sliders may arrive as floats; only whole numbers are accepted."""
-    if value is None or float(value) != int(value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not float(value).is_integer():
         raise ValueError(f"`{name}` must be a whole number, got {value}.")
     return int(value)
 
@@ -267,7 +267,11 @@ def build_demo(
                     height = gr.Slider(*SIZE_RANGE, value=TINY_RANDOM_DEFAULTS["height"], step=32, label="Height")
                     width = gr.Slider(*SIZE_RANGE, value=TINY_RANDOM_DEFAULTS["width"], step=32, label="Width")
                     num_frames = gr.Slider(
-                        *FRAMES_RANGE, value=TINY_RANDOM_DEFAULTS["num_frames"], step=8, label="Frames"
+                        *FRAMES_RANGE,
+                        value=TINY_RANDOM_DEFAULTS["num_frames"],
+                        step=8,
+                        label="Frames",
+                        elem_id="frames",
                     )
                 generate = gr.Button("Generate", variant="primary", elem_id="generate")
             with gr.Column():

@@ -5,7 +5,6 @@ import sys
 import urllib.request
 from pathlib import Path
 
-import av
 import pytest
 import torch
 
@@ -86,6 +85,8 @@ def test_default_model_is_the_built_in_one(demo):
         ({"prompt": "  "}, "`prompt` is empty"),
         ({"steps": 0}, "`steps` must be >= 1, got 0"),
         ({"steps": 2.5}, "`steps` must be a whole number, got 2.5"),
+        ({"width": float("nan")}, "`width` must be a whole number, got nan"),
+        ({"num_frames": None}, "`frames` must be a whole number, got None"),
         ({"height": 48}, r"`height` and `width` must be positive multiples of 32 .* got 48x64"),
         ({"num_frames": 0}, "`num_frames` must be >= 1, got 0"),
         ({"seed": -1}, "`seed` must be >= 0, got -1"),
@@ -163,13 +164,18 @@ class StandInSyncEncoder(torch.nn.Module):
 
 
 @pytest.fixture
-def app_with_v2a(demo, monkeypatch, tmp_path):
-    """A page whose audio model `owner/tiny-v2a` is a tiny random V2A pipeline."""
+def tiny_v2a_id(demo, monkeypatch) -> str:
+    """A Hub id that the demo loads as a tiny random V2A pipeline."""
     v2a = LuminaV2APipeline(**tiny_v2a_components(), sync_encoder=StandInSyncEncoder())
     load = demo.load_pipeline
     monkeypatch.setattr(
         demo, "load_pipeline", lambda model, dtype: v2a if model == "owner/tiny-v2a" else load(model, dtype)
     )
+    return "owner/tiny-v2a"
+
+
+@pytest.fixture
+def app_with_v2a(demo, tiny_v2a_id, tmp_path):
     return demo.DemoApp(tmp_path)
 
 
@@ -233,15 +239,15 @@ def browser(tmp_path):
 
 
 @pytest.fixture
-def page_url(demo, tmp_path):
-    page = demo.build_demo(output_dir=tmp_path / "videos")
+def page_url(demo, tiny_v2a_id, tmp_path):
+    page = demo.build_demo(audio_model=tiny_v2a_id, output_dir=tmp_path / "videos")
     port = _free_port()
     demo.launch(page, port=port, prevent_thread_lock=True, quiet=True)
     yield f"http://127.0.0.1:{port}/"
     page.close()
 
 
-def test_page_generates_a_playable_video_and_shows_bad_values(browser, page_url, tmp_path):
+def test_page_generates_a_playable_video_shows_bad_values_and_adds_sound(browser, page_url, tmp_path):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support import expected_conditions
@@ -263,9 +269,7 @@ def test_page_generates_a_playable_video_and_shows_bad_values(browser, page_url,
     served = tmp_path / "served.mp4"
     with urllib.request.urlopen(player.get_attribute("src"), timeout=10) as response:
         served.write_bytes(response.read())
-    with av.open(str(served)) as container:
-        frames = [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
-    assert len(frames) == 9 and frames[0].shape == (64, 64, 3)
+    assert read_video(served).frames.shape == (9, 64, 64, 3)
     download_link = browser.find_element(By.CSS_SELECTOR, "#download a")
     assert download_link.get_attribute("href").endswith(".mp4")
 
@@ -274,18 +278,41 @@ def test_page_generates_a_playable_video_and_shows_bad_values(browser, page_url,
     wait.until(lambda _: "is empty: describe the video to generate" in browser.find_element(By.TAG_NAME, "body").text)
     assert "Traceback" not in browser.find_element(By.TAG_NAME, "body").text
 
+    # 25 frames (about 1 s, long enough for a soundtrack) set on the slider, then the second button.
+    frames = browser.find_element(By.CSS_SELECTOR, "#frames input[type=range]")
+    browser.execute_script(
+        "arguments[0].value = 25; for (const e of ['input', 'change']) arguments[0].dispatchEvent(new Event(e));",
+        frames,
+    )
+    prompt.send_keys("rain on a window")
+    browser.find_element(By.ID, "generate").click()
+    status = browser.find_element(By.CSS_SELECTOR, "#status textarea")
+    wait.until(lambda _: "25 frames of 64x64" in status.get_attribute("value"))
+    browser.find_element(By.ID, "add-sound").click()
+    wait.until(lambda _: "s of sound in" in status.get_attribute("value"))
+    player = browser.find_element(By.CSS_SELECTOR, "#video video")
+    wait.until(lambda _: player.get_attribute("src").endswith("_sound.mp4"))
+    with urllib.request.urlopen(player.get_attribute("src"), timeout=10) as response:
+        served.write_bytes(response.read())
+    assert read_video(served).frames.shape[0] == 25
+    assert abs(len(read_audio(served)) - 25 / 24 * 16000) <= 1024
+
 
 def test_demo_command_launches_the_page_locally(demo, monkeypatch):
     launched = {}
     monkeypatch.setattr(demo, "launch", lambda page, host, port: launched.update(page=page, host=host, port=port))
-    assert main(["demo", "--model", "owner/model", "--port", "7999"]) == 0
+    assert main(["demo", "--model", "owner/model", "--audio-model", "owner/v2a", "--port", "7999"]) == 0
     assert launched["host"] == "127.0.0.1" and launched["port"] == 7999
     assert isinstance(launched["page"], demo.gr.Blocks)
-    model_box = next(block for block in launched["page"].blocks.values() if getattr(block, "elem_id", None) == "model")
-    assert model_box.value == "owner/model"
+    boxes = {
+        getattr(block, "elem_id", None): getattr(block, "value", None) for block in launched["page"].blocks.values()
+    }
+    assert (boxes["model"], boxes["audio-model"]) == ("owner/model", "owner/v2a")
 
 
 def test_demo_command_refuses_an_unknown_model_before_starting(demo, monkeypatch):
     monkeypatch.setattr(demo, "launch", lambda *args, **kwargs: pytest.fail("the page must not start"))
     with pytest.raises(ValueError, match="`model` '/does/not/exist' is neither"):
         main(["demo", "--model", "/does/not/exist"])
+    with pytest.raises(ValueError, match="`model` '/no/v2a' is neither"):
+        main(["demo", "--audio-model", "/no/v2a"])

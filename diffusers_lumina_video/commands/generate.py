@@ -90,7 +90,7 @@ def load_pipeline(model: str, dtype: torch.dtype):
     if model == TINY_RANDOM_ID:
         from ..utils.tiny_random import tiny_random_pipeline
 
-        logger.warning("`--model tiny-random` has random weights: the video is noise, not an answer to the prompt.")
+        logger.warning(f"`{TINY_RANDOM_ID}` has random weights: the video is noise, not an answer to the prompt.")
         pipe = tiny_random_pipeline()
         return pipe if dtype == torch.float32 else pipe.to(dtype=dtype)
     from diffusers import DiffusionPipeline
