@@ -5,6 +5,7 @@ Everything the page asks for is checked with the same rules as `lumina-video gen
 a bad value comes back as a message in the page (`gr.Error`), never as a stack trace.
 """
 
+import math
 import tempfile
 import threading
 import time
@@ -69,6 +70,13 @@ def _as_int(value: float | int | None, name: str) -> int:
     return int(value)
 
 
+def _check_seed(seed: float | int | None) -> int:
+    seed = _as_int(seed, "seed")
+    if seed < 0:
+        raise ValueError(f"`seed` must be >= 0, got {seed}.")
+    return seed
+
+
 def check_request(
     prompt: str,
     preset: str,
@@ -85,10 +93,9 @@ def check_request(
         raise ValueError("`prompt` is empty: describe the video to generate.")
     if preset not in SAMPLING_PRESETS:
         raise ValueError(f"`preset` must be one of {sorted(SAMPLING_PRESETS)}, got {preset!r}.")
-    if motion_score is None:
-        raise ValueError("`motion score` is empty: give a number.")
-    if _as_int(seed, "seed") < 0:
-        raise ValueError(f"`seed` must be >= 0, got {seed}.")
+    if isinstance(motion_score, bool) or not isinstance(motion_score, (int, float)) or not math.isfinite(motion_score):
+        raise ValueError(f"`motion_score` must be a finite number, got {motion_score}.")
+    _check_seed(seed)
     overrides = {
         "height": _as_int(height, "height"),
         "width": _as_int(width, "width"),
@@ -194,8 +201,7 @@ class DemoApp:
             steps = _as_int(steps, "audio steps")
             if steps < 1:
                 raise ValueError(f"`audio steps` must be >= 1, got {steps}.")
-            if _as_int(seed, "seed") < 0:
-                raise ValueError(f"`seed` must be >= 0, got {seed}.")
+            _check_seed(seed)
             audio_model = check_model(audio_model)
         except ValueError as error:
             raise gr.Error(str(error)) from None

@@ -90,6 +90,7 @@ def test_default_model_is_the_built_in_one(demo):
         ({"height": 48}, r"`height` and `width` must be positive multiples of 32 .* got 48x64"),
         ({"num_frames": 0}, "`num_frames` must be >= 1, got 0"),
         ({"seed": -1}, "`seed` must be >= 0, got -1"),
+        ({"motion_score": None}, "`motion_score` must be a finite number, got None"),
         ({"preset": "nope"}, r"`preset` must be one of \['f16F64R512'"),
         ({"model": ""}, "`model` is empty"),
         ({"model": "/does/not/exist"}, "`model` '/does/not/exist' is neither `tiny-random`, an existing pipeline"),
@@ -202,6 +203,7 @@ def test_add_sound_muxes_a_soundtrack_as_long_as_the_video(app_with_v2a, tmp_pat
     [
         ({"video": None}, "There is no video to add sound to: generate one first."),
         ({"steps": 0}, "`audio steps` must be >= 1, got 0"),
+        ({"seed": -2}, "`seed` must be >= 0, got -2"),
         ({"audio_model": ""}, "`model` is empty"),
         (
             {"audio_model": "tiny-random"},
