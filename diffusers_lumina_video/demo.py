@@ -23,7 +23,7 @@ from .commands.generate import (
     load_pipeline,
     sampling_kwargs,
 )
-from .pipelines import LuminaV2APipeline
+from .pipelines import LuminaV2APipeline, LuminaVideoPipeline
 from .pipelines.lumina_video.presets import PRESET_FPS, SAMPLING_PRESETS
 from .utils.atomic import atomic_output_file
 from .utils.media_io import export_to_video_with_audio, read_video
@@ -117,7 +117,9 @@ class PipelineCache:
         self._lock = threading.Lock()
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
 
-    def get(self, model: str):
+    def get(self, model: str, pipeline_class: type | None = None, box: str = "model"):
+        """The pipeline of `model`, loaded on first use; one not of `pipeline_class` is refused as a message about
+        the page's `box`."""
         with self._lock:
             if model not in self._pipelines:
                 try:
@@ -125,7 +127,20 @@ class PipelineCache:
                 except Exception as error:  # a missing folder, no network for a Hub id, a broken download...
                     raise gr.Error(f"Could not load model {model!r}: {error}") from error
                 self._pipelines[model] = pipe.to(self.device)
-            return self._pipelines[model]
+            pipe = self._pipelines[model]
+        if pipeline_class is not None and not isinstance(pipe, pipeline_class):
+            raise gr.Error(f"`{box}` {model!r} is a {type(pipe).__name__}, not a {pipeline_class.__name__}.")
+        return pipe
+
+
+def _step_reporter(progress: gr.Progress, total: int, desc: str):
+    """A `callback_on_step_end` that moves the page's progress bar."""
+
+    def report_step(pipe, step: int, timestep: torch.Tensor, tensors: dict) -> dict:
+        progress((step + 1, total), desc=desc)
+        return {}
+
+    return report_step
 
 
 class DemoApp:
@@ -159,23 +174,19 @@ class DemoApp:
             raise gr.Error(str(error)) from None
 
         progress(0, desc=f"Loading {model}")
-        pipe = self.pipelines.get(model)
+        pipe = self.pipelines.get(model, LuminaVideoPipeline)
         pipe.use_sampling_preset(preset)
-        total = kwargs["num_inference_steps"]
-
-        def report_step(pipe, step: int, timestep: torch.Tensor, tensors: dict) -> dict:
-            progress((step + 1, total), desc="Sampling")
-            return {}
-
         start = time.perf_counter()
-        generator = torch.Generator(device="cpu").manual_seed(int(seed))
-        frames = pipe(
-            prompt,
-            negative_prompt=negative_prompt or None,
-            generator=generator,
-            callback_on_step_end=report_step,
-            **kwargs,
-        ).frames[0]
+        try:
+            frames = pipe(
+                prompt,
+                negative_prompt=negative_prompt or None,
+                generator=torch.Generator(device="cpu").manual_seed(int(seed)),
+                callback_on_step_end=_step_reporter(progress, kwargs["num_inference_steps"], "Sampling"),
+                **kwargs,
+            ).frames[0]
+        except ValueError as error:  # what the pipeline's own checks refuse for this model
+            raise gr.Error(str(error)) from None
         seconds = time.perf_counter() - start
 
         path = self._next_path()
@@ -207,15 +218,8 @@ class DemoApp:
             raise gr.Error(str(error)) from None
 
         progress(0, desc=f"Loading {audio_model}")
-        pipe = self.pipelines.get(audio_model)
-        if not isinstance(pipe, LuminaV2APipeline):
-            raise gr.Error(f"`audio model` {audio_model!r} is a {type(pipe).__name__}, not a LuminaV2APipeline.")
+        pipe = self.pipelines.get(audio_model, LuminaV2APipeline, box="audio model")
         clip = read_video(video)
-
-        def report_step(pipe, step: int, timestep: torch.Tensor, tensors: dict) -> dict:
-            progress((step + 1, steps), desc="Sampling the sound")
-            return {}
-
         start = time.perf_counter()
         try:
             output = pipe(
@@ -225,7 +229,7 @@ class DemoApp:
                 negative_prompt=negative_prompt or None,
                 num_inference_steps=steps,
                 generator=torch.Generator(device="cpu").manual_seed(int(seed)),
-                callback_on_step_end=report_step,
+                callback_on_step_end=_step_reporter(progress, steps, "Sampling the sound"),
             )
         except ValueError as error:  # what the pipeline's own checks refuse, e.g. a model without its sync encoder
             raise gr.Error(str(error)) from None

@@ -140,6 +140,14 @@ def test_generate_shows_bad_values_as_a_message(demo, tmp_path):
     assert not any(tmp_path.iterdir())
 
 
+def test_a_model_of_the_wrong_kind_is_a_message(app_with_v2a, demo, tiny_v2a_id):
+    request = {**GOOD_REQUEST, "model": tiny_v2a_id}
+    with pytest.raises(
+        demo.gr.Error, match="`model` 'owner/tiny-v2a' is a LuminaV2APipeline, not a LuminaVideoPipeline"
+    ):
+        app_with_v2a.generate(negative_prompt="", progress=_silent, **request)
+
+
 def test_a_model_that_cannot_load_is_a_message(demo):
     with pytest.raises(demo.gr.Error, match="Could not load model 'nobody-here/no-such-model'"):
         demo.DemoApp().pipelines.get("nobody-here/no-such-model")
