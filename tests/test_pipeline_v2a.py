@@ -204,3 +204,27 @@ def test_a_file_that_is_not_a_video_is_refused(pipe, tmp_path):
     path.write_text("not a video")
     with pytest.raises(ValueError, match="notes.mp4"):
         pipe(video=str(path), sync_features=sync_for(1.0))
+
+
+def test_a_lora_of_the_v2a_transformer_loads_through_the_pipeline(tmp_path):
+    from peft import LoraConfig
+    from peft.utils import get_peft_model_state_dict
+
+    from diffusers_lumina_video.loaders.lora_pipeline import LUMINA_VIDEO_LORA_TARGET_MODULES
+    from diffusers_lumina_video.utils.tiny_random import tiny_v2a_transformer
+
+    torch.manual_seed(1)
+    trained = tiny_v2a_transformer()
+    trained.add_adapter(
+        LoraConfig(r=4, target_modules=list(LUMINA_VIDEO_LORA_TARGET_MODULES), init_lora_weights=False)
+    )
+    LuminaV2APipeline.save_lora_weights(tmp_path, transformer_lora_layers=get_peft_model_state_dict(trained))
+
+    pipe = tiny_random_v2a_pipeline()
+    kwargs = {"video": frames(25), "fps": 25, "sync_features": sync_for(1.0), "output_type": "latent", **FAST}
+    base = pipe(**kwargs, generator=torch.Generator().manual_seed(0)).audios
+    pipe.load_lora_weights(tmp_path)
+    adapted = pipe(**kwargs, generator=torch.Generator().manual_seed(0)).audios
+    assert not torch.allclose(base, adapted)
+    pipe.set_adapters(["default_0"], [0.0])
+    torch.testing.assert_close(pipe(**kwargs, generator=torch.Generator().manual_seed(0)).audios, base)

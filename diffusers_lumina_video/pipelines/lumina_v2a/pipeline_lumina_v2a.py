@@ -37,7 +37,8 @@ from ...loaders import LuminaVideoLoraLoaderMixin
 from ...models import LuminaV2ATransformerModel
 from ...models.transformers.transformer_lumina_v2a import SYNC_FEATURES_PER_SEGMENT
 from ...utils.media_io import VideoFrames, frame_indices_at_rate, read_video
-from ..lumina_video.schedules import TimeSchedule, lumina_sigmas, parse_float
+from ..lumina_video.schedules import TimeSchedule, parse_float
+from ..sampling import LuminaSamplingMixin
 from .audio_codec import LATENT_FRAMES_PER_SECOND, SAMPLE_RATE, latents_to_waveforms
 from .pipeline_output import LuminaV2APipelineOutput
 
@@ -77,7 +78,7 @@ def latent_frame_count(duration: float, time_patch: int) -> int:
     return math.ceil(frames / time_patch) * time_patch
 
 
-class LuminaV2APipeline(DiffusionPipeline, LuminaVideoLoraLoaderMixin):
+class LuminaV2APipeline(DiffusionPipeline, LuminaVideoLoraLoaderMixin, LuminaSamplingMixin):
     r"""
     Video-to-audio generation with Lumina-V2A: a rectified-flow Next-DiT over AudioLDM VAE latents, conditioned on
     CLIP features of the frames, CLIP features of a text and Synchformer features of the motion.
@@ -305,26 +306,6 @@ class LuminaV2APipeline(DiffusionPipeline, LuminaVideoLoraLoaderMixin):
         positive, negative = velocity.chunk(2)
         return negative + guidance_scale * (positive - negative)
 
-    @property
-    def guidance_scale(self) -> float:
-        return self._guidance_scale
-
-    @property
-    def num_timesteps(self) -> int:
-        return self._num_timesteps
-
-    @property
-    def current_timestep(self) -> torch.Tensor | None:
-        return self._current_timestep
-
-    @property
-    def interrupt(self) -> bool:
-        return self._interrupt
-
-    @property
-    def attention_kwargs(self) -> dict[str, Any] | None:
-        return self._attention_kwargs
-
     @torch.no_grad()
     @replace_example_docstring(EXAMPLE_DOC_STRING)
     def __call__(
@@ -419,10 +400,7 @@ class LuminaV2APipeline(DiffusionPipeline, LuminaVideoLoraLoaderMixin):
         }
 
         # 2. Time grid (sigma = 1 - t) and noise
-        self.scheduler.set_timesteps(sigmas=lumina_sigmas(num_inference_steps), device=device)
-        timesteps = self.scheduler.timesteps
-        self._num_timesteps = len(timesteps)
-        self.scheduler.set_begin_index(0)
+        timesteps = self.set_lumina_timesteps(num_inference_steps, device)
         latent_frames = latent_frame_count(duration, self.transformer.config.patch_size[0])
         latents = self.prepare_latents(batch_size, latent_frames, device, generator, latents)
 

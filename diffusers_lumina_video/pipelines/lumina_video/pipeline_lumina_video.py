@@ -28,9 +28,10 @@ from transformers import Gemma2Model, PreTrainedTokenizerBase
 from ...loaders import LuminaVideoLoraLoaderMixin
 from ...models import LuminaVideoTransformer3DModel
 from ...models.transformers.transformer_lumina_video import patch_size_key
+from ..sampling import LuminaSamplingMixin
 from .pipeline_output import LuminaVideoPipelineOutput
 from .presets import SAMPLING_PRESETS
-from .schedules import SamplingSchedule, StepSettings, lumina_sigmas
+from .schedules import SamplingSchedule, StepSettings
 
 
 logger = logging.get_logger(__name__)
@@ -73,7 +74,7 @@ def check_video_size(height: int, width: int, num_frames: int, spatial_multiple:
         raise ValueError(f"`num_frames` must be >= 1, got {num_frames}.")
 
 
-class LuminaVideoPipeline(DiffusionPipeline, LuminaVideoLoraLoaderMixin):
+class LuminaVideoPipeline(DiffusionPipeline, LuminaVideoLoraLoaderMixin, LuminaSamplingMixin):
     r"""
     Text-to-video generation with the Multi-scale Next-DiT of Lumina-Video.
 
@@ -397,26 +398,6 @@ class LuminaVideoPipeline(DiffusionPipeline, LuminaVideoLoraLoaderMixin):
         )
         return call_kwargs
 
-    @property
-    def guidance_scale(self) -> float:
-        return self._guidance_scale
-
-    @property
-    def num_timesteps(self) -> int:
-        return self._num_timesteps
-
-    @property
-    def current_timestep(self) -> torch.Tensor | None:
-        return self._current_timestep
-
-    @property
-    def interrupt(self) -> bool:
-        return self._interrupt
-
-    @property
-    def attention_kwargs(self) -> dict[str, Any] | None:
-        return self._attention_kwargs
-
     @torch.no_grad()
     @replace_example_docstring(EXAMPLE_DOC_STRING)
     def __call__(
@@ -547,10 +528,7 @@ class LuminaVideoPipeline(DiffusionPipeline, LuminaVideoLoraLoaderMixin):
             negative_prompt_embeds = negative_prompt_embeds.to(transformer_dtype)
 
         # 2. Time grid: sigma = 1 - t, the reference's `steps = num_inference_steps + 1` points before the shift
-        self.scheduler.set_timesteps(sigmas=lumina_sigmas(num_inference_steps), device=device)
-        timesteps = self.scheduler.timesteps
-        self._num_timesteps = len(timesteps)
-        self.scheduler.set_begin_index(0)
+        timesteps = self.set_lumina_timesteps(num_inference_steps, device)
 
         # 3. Noise
         latents = self.prepare_latents(
