@@ -147,8 +147,7 @@ class DemoApp:
     """The page's behaviour, apart from its layout: check, load (cached), sample with progress, write the mp4."""
 
     def __init__(self, output_dir: str | Path | None = None) -> None:
-        self.output_dir = Path(output_dir or tempfile.mkdtemp(prefix="lumina-video-demo-"))
-        self.output_dir.mkdir(parents=True, exist_ok=True)
+        self.output_dir = None if output_dir is None else Path(output_dir)
         self.pipelines = PipelineCache()
         self._count = 0
         self._count_lock = threading.Lock()
@@ -243,6 +242,9 @@ class DemoApp:
     def _next_path(self, suffix: str = "") -> Path:
         with self._count_lock:
             self._count += 1
+            if self.output_dir is None:  # made on first use, so that a page never used leaves nothing behind
+                self.output_dir = Path(tempfile.mkdtemp(prefix="lumina-video-demo-"))
+            self.output_dir.mkdir(parents=True, exist_ok=True)
             return self.output_dir / f"video_{self._count:04d}{suffix}.mp4"
 
 

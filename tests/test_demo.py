@@ -149,8 +149,10 @@ def test_a_model_of_the_wrong_kind_is_a_message(app_with_v2a, demo, tiny_v2a_id)
 
 
 def test_a_model_that_cannot_load_is_a_message(demo):
+    app = demo.DemoApp()
     with pytest.raises(demo.gr.Error, match="Could not load model 'nobody-here/no-such-model'"):
-        demo.DemoApp().pipelines.get("nobody-here/no-such-model")
+        app.pipelines.get("nobody-here/no-such-model")
+    assert app.output_dir is None  # its temporary folder is made only when a video is written
 
 
 class StandInSyncEncoder(torch.nn.Module):
@@ -249,7 +251,10 @@ def browser(tmp_path):
 
 
 @pytest.fixture
-def page_url(demo, tiny_v2a_id, tmp_path):
+def page_url(demo, tiny_v2a_id, tmp_path, monkeypatch):
+    monkeypatch.setenv(
+        "GRADIO_TEMP_DIR", str(tmp_path / "gradio")
+    )  # the copies Gradio serves stay in the test's folder
     page = demo.build_demo(audio_model=tiny_v2a_id, output_dir=tmp_path / "videos")
     port = _free_port()
     demo.launch(page, port=port, prevent_thread_lock=True, quiet=True)
