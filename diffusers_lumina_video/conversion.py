@@ -32,6 +32,7 @@ from .model_card import create_pipeline_model_card
 from .models import LuminaVideoTransformer3DModel
 from .pipelines import SAMPLING_PRESETS, LuminaVideoPipeline
 from .utils.atomic import permissions_from_umask, replace_folder
+from .utils.output_paths import check_output_folder
 
 
 logger = logging.getLogger(__name__)
@@ -210,8 +211,7 @@ def _check_shard_size(max_shard_size: int | str) -> None:
 
 
 def _check_output_path(path: Path, overwrite: bool) -> None:
-    if path.exists() and not path.is_dir():
-        raise FileExistsError(f"`output_path` {path} is a file; give a folder path.")
+    check_output_folder(path, "output_path")
     if path.is_dir() and any(path.iterdir()) and not overwrite:
         raise FileExistsError(
             f"`output_path` {path} already exists and is not empty; pass `--overwrite` (`overwrite=True`) to replace it."
@@ -277,12 +277,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--overwrite", action="store_true", help="Replace a non-empty `--output_path`.")
     parser.add_argument("--push_to_hub", metavar="REPO", help="Upload the finished folder to this Hub repository.")
     parser.add_argument("--private", action="store_true", help="Create the `--push_to_hub` repository as private.")
+    parser.set_defaults(run=run)
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = add_arguments(argparse.ArgumentParser(description="Convert a Lumina-Video checkpoint to Diffusers."))
-    args = parser.parse_args(argv)
+def run(args: argparse.Namespace) -> int:
+    """Converts as the parsed options say (`lumina-video convert` and the conversion script)."""
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    convert_lumina_video_checkpoint(**vars(args))
+    options = {key: value for key, value in vars(args).items() if key not in ("command", "run", "verbose")}
+    convert_lumina_video_checkpoint(**options)
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from .cli import add_verbose_argument, run_command
+
+    parser = add_arguments(argparse.ArgumentParser(description="Convert a Lumina-Video checkpoint to Diffusers."))
+    add_verbose_argument(parser)
+    args = parser.parse_args(argv)
+    return run_command(args, prog=parser.prog)
