@@ -13,6 +13,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -43,6 +44,8 @@ DEFAULT_TEXT_ENCODER = "google/gemma-2-2b"
 DEFAULT_VAE = "THUDM/CogVideoX-2b"
 DEFAULT_SAMPLING_PRESET = "f24F96R960"
 DEFAULT_MAX_SHARD_SIZE = "2GB"
+_SIZE_UNITS = {"KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12}
+_SHARD_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(KB|MB|GB|TB)?\s*$", flags=re.IGNORECASE)
 
 # `dtype` replaced `torch_dtype` in transformers' `from_pretrained` (4.56).
 _TRANSFORMERS_DTYPE_ARG = "dtype" if is_transformers_version(">=", "4.56.0") else "torch_dtype"
@@ -97,7 +100,7 @@ def convert_lumina_video_checkpoint(
         raise ValueError(f"`dtype` must be one of {list(DTYPES)}, got {dtype!r}.")
     if sampling_preset not in SAMPLING_PRESETS:
         raise ValueError(f"`sampling_preset` must be one of {list(SAMPLING_PRESETS)}, got {sampling_preset!r}.")
-    _check_shard_size(max_shard_size)
+    shard_bytes = shard_size_in_bytes(max_shard_size)
     if push_to_hub is not None:
         try:
             validate_repo_id(push_to_hub)
@@ -106,6 +109,11 @@ def convert_lumina_video_checkpoint(
     output_path = Path(output_path)
     _check_output_path(output_path, overwrite)
     _check_not_replacing_checkpoint(checkpoint_path, output_path)
+
+    if not transformer_only:
+        check_component_path("text_encoder_path", text_encoder_path)
+        check_component_path("tokenizer_path", tokenizer_path or text_encoder_path)
+        check_component_path("vae_path", vae_path, vae_subfolder)
 
     model, state_dict = load_original_checkpoint(LuminaVideoTransformer3DModel, checkpoint_path, model_args_path)
     torch_dtype = DTYPES[dtype]
@@ -126,7 +134,7 @@ def convert_lumina_video_checkpoint(
     )
     with _build_atomically(output_path, overwrite) as folder:
         save_transformer(
-            model, state_dict, folder if transformer_only else folder / "transformer", torch_dtype, max_shard_size
+            model, state_dict, folder if transformer_only else folder / "transformer", torch_dtype, shard_bytes
         )
         if components:
             # Built first so that components are saved as the pipeline configures them (e.g. right padding); the
@@ -202,12 +210,43 @@ def _load_components(
     return {"text_encoder": text_encoder, "tokenizer": tokenizer, "vae": vae}
 
 
-def _check_shard_size(max_shard_size: int | str) -> None:
-    """Fails on a malformed `max_shard_size` now rather than after the checkpoint and components are loaded."""
-    try:
-        split_torch_state_dict_into_shards({}, max_shard_size=max_shard_size)
-    except ValueError as error:
-        raise ValueError(f"`max_shard_size` must be a byte count or a size such as '2GB': {error}") from None
+def check_component_path(name: str, path: str | os.PathLike, subfolder: str | None = None) -> None:
+    """A component is a local folder (holding `subfolder`, if given) or a Hub id; checked before anything loads."""
+    if is_hub_repo_id(path):
+        try:
+            validate_repo_id(str(path))
+        except ValueError as error:
+            raise ValueError(f"`{name}` {path} is not a valid Hub repository id: {error}") from None
+        return
+    folder = Path(path)
+    if not folder.is_dir():
+        raise FileNotFoundError(
+            f"`{name}` {path} is neither a local folder nor a Hub repository id such as 'owner/name'."
+        )
+    if subfolder and not (folder / subfolder).is_dir():
+        raise FileNotFoundError(
+            f"`{name}` {path} has no subfolder {subfolder!r}; set `vae_subfolder` to '' if {path} is the VAE itself."
+        )
+
+
+def shard_size_in_bytes(max_shard_size: int | str) -> int:
+    """`2000000000`, `"2000000000"` or `"2GB"` (KB, MB, GB, TB; powers of 1000) -> bytes, checked to be positive now
+    rather than after the checkpoint and components are loaded."""
+    if isinstance(max_shard_size, bool) or not isinstance(max_shard_size, (int, str)):
+        raise TypeError(f"`max_shard_size` must be a byte count or a size such as '2GB', got {max_shard_size!r}.")
+    if isinstance(max_shard_size, int):
+        size = max_shard_size
+    else:
+        match = _SHARD_SIZE.match(max_shard_size)
+        if match is None:
+            raise ValueError(f"`max_shard_size` must be a byte count or a size such as '2GB', got {max_shard_size!r}.")
+        number, unit = match.groups()
+        size = int(float(number) * _SIZE_UNITS[unit.upper()]) if unit else int(number)
+    if size <= 0:
+        raise ValueError(
+            f"`max_shard_size` must be a byte count or a size such as '2GB' above 0, got {max_shard_size!r}."
+        )
+    return size
 
 
 def _check_output_path(path: Path, overwrite: bool) -> None:
