@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 
 from .loaders.single_file_model import load_original_checkpoint, storage_dtype
 from .loaders.single_file_utils import is_hub_repo_id
-from .model_card import create_pipeline_model_card
+from .model_card import check_card_location, create_pipeline_model_card
 from .models import LuminaVideoTransformer3DModel
 from .pipelines import SAMPLING_PRESETS, LuminaVideoPipeline
 from .utils.atomic import permissions_from_umask, replace_folder
@@ -106,6 +106,8 @@ def convert_lumina_video_checkpoint(
             validate_repo_id(push_to_hub)
         except ValueError as error:
             raise ValueError(f"`push_to_hub` must be a Hub repository id such as 'me/lumina-video': {error}") from None
+    if base_model is not None:
+        check_card_location("base_model", base_model, hub_only=True)
     output_path = Path(output_path)
     _check_output_path(output_path, overwrite)
     _check_not_replacing_checkpoint(checkpoint_path, output_path)
