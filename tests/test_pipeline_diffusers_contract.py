@@ -95,6 +95,19 @@ def test_callback_turning_guidance_off_takes_effect_from_the_next_step_on_top_of
     torch.testing.assert_close(switched, scheduled)
 
 
+@pytest.mark.parametrize(
+    ("value", "error", "message"),
+    [(float("nan"), ValueError, "to nan; it must be finite"), ("off", TypeError, "to 'off'; it must be a number")],
+)
+def test_callback_setting_an_invalid_guidance_scale_is_refused(pipe, value, error, message):
+    def set_guidance(p, i, t, tensors):
+        p._guidance_scale = value
+        return tensors
+
+    with pytest.raises(error, match=message):
+        pipe("a cat", generator=_seeded(), guidance_scale=3.0, callback_on_step_end=set_guidance, **SMALL)
+
+
 def test_callback_turning_guidance_on_without_a_negative_branch_is_refused(pipe):
     def guidance_on(p, i, t, tensors):
         p._guidance_scale = 5.0

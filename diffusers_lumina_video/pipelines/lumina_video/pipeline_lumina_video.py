@@ -467,6 +467,8 @@ class LuminaVideoPipeline(DiffusionPipeline, LuminaVideoLoraLoaderMixin):
             return step
         if isinstance(guidance_override, bool) or not isinstance(guidance_override, numbers.Real):
             raise TypeError(f"A callback set `pipe._guidance_scale` to {guidance_override!r}; it must be a number.")
+        if not np.isfinite(guidance_override):
+            raise ValueError(f"A callback set `pipe._guidance_scale` to {guidance_override}; it must be finite.")
         if guidance_override > 1.0 and text["embeds"].shape[0] == batch_size:
             raise ValueError(
                 f"A callback set `pipe._guidance_scale` to {guidance_override}, but this call prepared no negative "
