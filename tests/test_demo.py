@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import diffusers_lumina_video
-from diffusers_lumina_video.cli import main
+from diffusers_lumina_video.cli import ERROR_EXIT_CODE, main
 from diffusers_lumina_video.commands.demo import INSTALL_HINT
 from diffusers_lumina_video.pipelines import LuminaV2APipeline
 from diffusers_lumina_video.pipelines.lumina_v2a.pipeline_lumina_v2a import sync_segment_count
@@ -61,9 +61,9 @@ def test_demo_command_without_gradio_says_how_to_install(monkeypatch, capsys):
     )
 
 
-def test_demo_command_rejects_bad_port():
-    with pytest.raises(ValueError, match=r"`--port` must be in 1..65535, got 0"):
-        main(["demo", "--port", "0"])
+def test_demo_command_rejects_bad_port(capsys):
+    assert main(["demo", "--port", "0"]) == ERROR_EXIT_CODE
+    assert capsys.readouterr().err.strip() == "lumina-video demo: error: `--port` must be in 1..65535, got 0."
 
 
 @pytest.fixture
@@ -325,9 +325,9 @@ def test_demo_command_launches_the_page_locally(demo, monkeypatch):
     assert (boxes["model"], boxes["audio-model"]) == ("owner/model", "owner/v2a")
 
 
-def test_demo_command_refuses_an_unknown_model_before_starting(demo, monkeypatch):
+def test_demo_command_refuses_an_unknown_model_before_starting(demo, monkeypatch, capsys):
     monkeypatch.setattr(demo, "launch", lambda *args, **kwargs: pytest.fail("the page must not start"))
-    with pytest.raises(ValueError, match="`model` '/does/not/exist' is neither"):
-        main(["demo", "--model", "/does/not/exist"])
-    with pytest.raises(ValueError, match="`model` '/no/v2a' is neither"):
-        main(["demo", "--audio-model", "/no/v2a"])
+    assert main(["demo", "--model", "/does/not/exist"]) == ERROR_EXIT_CODE
+    assert "error: `model` '/does/not/exist' is neither" in capsys.readouterr().err
+    assert main(["demo", "--audio-model", "/no/v2a"]) == ERROR_EXIT_CODE
+    assert "error: `model` '/no/v2a' is neither" in capsys.readouterr().err

@@ -2,14 +2,17 @@
 
 import argparse
 import logging
+import math
 from pathlib import Path
 
 import torch
 from diffusers.utils import export_to_video
 
+from ..loaders.single_file_utils import is_hub_repo_id
 from ..pipelines.lumina_video.pipeline_lumina_video import check_video_size
 from ..pipelines.lumina_video.presets import PRESET_FPS, SAMPLING_PRESETS
 from ..utils.atomic import atomic_output_file
+from ..utils.output_paths import check_output_file
 from ..utils.tiny_random import TINY_RANDOM_ID
 
 
@@ -58,7 +61,7 @@ def sampling_kwargs(model: str, preset: str, overrides: dict) -> dict:
 
 
 def check_sampling_kwargs(kwargs: dict, steps_name: str = "--steps") -> None:
-    """Everything about the call arguments that can be checked before loading a model."""
+    """Everything about the call arguments that can be checked before loading a model (shared with the demo)."""
     if kwargs["num_inference_steps"] < 1:
         raise ValueError(f"`{steps_name}` must be >= 1, got {kwargs['num_inference_steps']}.")
     patch = kwargs["patch_size"]
@@ -73,11 +76,24 @@ def check_sampling_kwargs(kwargs: dict, steps_name: str = "--steps") -> None:
 
 def _check_args(args: argparse.Namespace, kwargs: dict) -> None:
     """Everything that can be checked before loading a model."""
-    if args.output.suffix.lower() != ".mp4":
-        raise ValueError(f"`--output` must end in .mp4, got {args.output}.")
-    if not args.output.parent.is_dir():
-        raise ValueError(f"`--output` folder {args.output.parent} does not exist.")
+    if not args.prompt.strip():
+        raise ValueError("`--prompt` must not be empty.")
+    check_output_file(args.output, "--output", suffixes=(".mp4",))
     check_sampling_kwargs(kwargs)
+    if not 0 <= args.seed < 2**63:
+        raise ValueError(f"`--seed` must be an integer in [0, 2**63), got {args.seed}.")
+    if args.fps is not None and args.fps <= 0:
+        raise ValueError(f"`--fps` must be a positive frame rate, got {args.fps}.")
+    if args.motion_score is not None and not math.isfinite(args.motion_score):
+        raise ValueError(
+            f"`--motion-score` must be a finite number (negative = no motion condition), got {args.motion_score}."
+        )
+    if args.offload and not torch.cuda.is_available():
+        raise ValueError("`--offload` moves models between CPU and an accelerator, and no CUDA device is available.")
+    if args.model != TINY_RANDOM_ID and not Path(args.model).is_dir() and not is_hub_repo_id(args.model):
+        raise FileNotFoundError(
+            f"`--model` {args.model} is neither a pipeline folder nor a Hub id ('owner/name'), nor `{TINY_RANDOM_ID}`."
+        )
 
 
 def default_dtype(device: str) -> torch.dtype:

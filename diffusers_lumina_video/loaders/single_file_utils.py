@@ -5,6 +5,7 @@ the weights.
 """
 
 import math
+import numbers
 import os
 import pickle
 import re
@@ -216,8 +217,42 @@ def infer_transformer_config(state_dict: Mapping[str, Any], model_args: Any | No
     return config
 
 
+def check_model_arg_values(model_args: Any) -> None:
+    """Raises, naming the field, where a `model_args` value the converter reads has the wrong type or range, so
+    that a NaN or negative RoPE base is refused instead of written into a config."""
+
+    def refuse(name: str, allowed: str) -> None:
+        value = getattr(model_args, name)
+        raise CheckpointFormatError(
+            f"`{MODEL_ARGS_NAME}` field `{name}` must be {allowed}, got {value!r} ({type(value).__name__})."
+        )
+
+    def present(name: str) -> bool:
+        return hasattr(model_args, name)
+
+    for name in MODEL_ARGS_DEFAULTS:
+        value = getattr(model_args, name, None)
+        if present(name) and (
+            isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value <= 0
+        ):
+            refuse(name, "a finite number > 0")
+    for name in ("patch_sizes", "f_patch_sizes"):
+        value = getattr(model_args, name, None)
+        if present(name) and (
+            not isinstance(value, (list, tuple))
+            or not value
+            or not all(isinstance(p, int) and not isinstance(p, bool) and p > 0 for p in value)
+        ):
+            refuse(name, "a non-empty list of positive integers")
+    if present("qk_norm") and not isinstance(model_args.qk_norm, bool):
+        refuse("qk_norm", "True or False")
+    if present("model") and not isinstance(model_args.model, str):
+        refuse("model", "a model name (a string)")
+
+
 def _check_model_args(model_args: Any, inferred: dict[str, Any]) -> None:
     """Raises, naming the field, where `model_args` declares something other than what the weights hold."""
+    check_model_arg_values(model_args)
     checks = {}
     if hasattr(model_args, "patch_sizes") and hasattr(model_args, "f_patch_sizes"):
         patches, f_patches = list(model_args.patch_sizes), list(model_args.f_patch_sizes)
@@ -225,10 +260,10 @@ def _check_model_args(model_args: Any, inferred: dict[str, Any]) -> None:
             raise CheckpointFormatError(
                 f"`{MODEL_ARGS_NAME}` fields `patch_sizes` {patches} and `f_patch_sizes` {f_patches} differ in length."
             )
-        declared = sorted(((int(f), int(p), int(p)) for p, f in zip(patches, f_patches, strict=True)), key=math.prod)
+        declared = sorted(((f, p, p) for p, f in zip(patches, f_patches, strict=True)), key=math.prod)
         checks["`patch_sizes`/`f_patch_sizes`"] = (declared, inferred["patch_sizes"])
     if hasattr(model_args, "qk_norm"):
-        checks["`qk_norm`"] = (bool(model_args.qk_norm), inferred["qk_norm"])
+        checks["`qk_norm`"] = (model_args.qk_norm, inferred["qk_norm"])
     model_name = getattr(model_args, "model", None)
     if model_name in KNOWN_MODELS:
         for name, value in KNOWN_MODELS[model_name].items():
