@@ -1,4 +1,5 @@
+from .encoders import SynchformerEncoder, SynchformerEncoderOutput
 from .transformers import LuminaVideoTransformer3DModel
 
 
-__all__ = ["LuminaVideoTransformer3DModel"]
+__all__ = ["LuminaVideoTransformer3DModel", "SynchformerEncoder", "SynchformerEncoderOutput"]

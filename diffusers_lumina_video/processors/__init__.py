@@ -1,0 +1,4 @@
+from .synchformer import SynchformerVideoProcessor
+
+
+__all__ = ["SynchformerVideoProcessor"]
