@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 from diffusers.configuration_utils import ConfigMixin, register_to_config
-from diffusers.models.attention import AttentionModuleMixin, FeedForward
+from diffusers.models.attention import AttentionMixin, AttentionModuleMixin, FeedForward
 from diffusers.models.attention_dispatch import dispatch_attention_fn
 from diffusers.models.modeling_utils import ModelMixin
 from diffusers.utils import BaseOutput
@@ -160,7 +160,7 @@ class SynchformerSpatialAggregator(nn.Module):
         return pooled.unflatten(0, (hidden_states.shape[0], num_frames))
 
 
-class SynchformerEncoder(ModelMixin, ConfigMixin, SynchformerFromOriginalModelMixin):
+class SynchformerEncoder(ModelMixin, ConfigMixin, AttentionMixin, SynchformerFromOriginalModelMixin):
     r"""
     Synchformer's visual encoder (MotionFormer with divided space-time attention), as MMAudio runs it to condition
     video-to-audio generation on what happens when.
