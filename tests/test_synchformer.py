@@ -190,6 +190,15 @@ def test_head_count_must_divide_embed_dim():
         SynchformerEncoder.from_single_file(CHECKPOINT, num_attention_heads=3)
     with pytest.raises(ValueError, match="`num_attention_heads` must be a positive integer, got 0"):
         SynchformerEncoder.from_single_file(CHECKPOINT, num_attention_heads=0)
+    with pytest.raises(ValueError, match="`num_attention_heads` must divide `hidden_size` 64, got 6"):
+        SynchformerEncoder(hidden_size=64, num_attention_heads=6)
+
+
+def test_bad_loader_arguments(tmp_path):
+    with pytest.raises(FileNotFoundError, match="`pretrained_model_link_or_path` .*absent.pth is not a file"):
+        SynchformerEncoder.from_single_file(tmp_path / "absent.pth", num_attention_heads=4)
+    with pytest.raises(ValueError, match="`torch_dtype` must be a floating-point `torch.dtype`, got torch.int8"):
+        SynchformerEncoder.from_single_file(CHECKPOINT, num_attention_heads=4, torch_dtype=torch.int8)
 
 
 def test_missing_key_is_named(original_state_dict, tmp_path):
@@ -205,12 +214,14 @@ def test_missing_key_is_named(original_state_dict, tmp_path):
         SynchformerEncoder.from_single_file(_write(required, tmp_path / "required.pth"), num_attention_heads=4)
 
 
-def test_wrong_shape_is_named(original_state_dict, tmp_path):
+def test_wrong_shape_and_extra_key_are_named(original_state_dict, tmp_path):
     broken = dict(original_state_dict)
     broken["vfeat_extractor.blocks.0.mlp.fc2.weight"] = torch.zeros(64, 128)
+    broken["vfeat_extractor.blocks.0.extra.weight"] = torch.zeros(1)
     with pytest.raises(
         CheckpointFormatError,
-        match=r"wrong shapes: vfeat_extractor.blocks.0.mlp.fc2.weight \[64, 128\] \(expected \[64, 256\]\)",
+        match=r"unexpected keys: vfeat_extractor.blocks.0.extra.weight; "
+        r"wrong shapes: vfeat_extractor.blocks.0.mlp.fc2.weight \[64, 128\] \(expected \[64, 256\]\)",
     ):
         SynchformerEncoder.from_single_file(_write(broken, tmp_path / "shape.pth"), num_attention_heads=4)
 

@@ -68,20 +68,27 @@ def convert_synchformer_checkpoint_to_diffusers(
 ) -> dict[str, Any]:
     """Maps the original state dict (full names, `vfeat_extractor.` prefix included) to `SynchformerEncoder` names.
 
-    With `expected_shapes` it also checks that no weight is missing, left over or of another shape, naming the
-    original keys.
+    With `expected_shapes` it also checks that no weight is missing, left over or of another shape, naming the keys
+    (leftovers and wrong shapes by their original names, missing weights by the encoder's). Keys outside
+    `vfeat_extractor.` and the unused 2-D patch embedding are dropped.
     """
-    branch = visual_branch(state_dict)
-    original_names = {_rename_key(key): key for key in branch if key not in _UNUSED_KEYS}
+    original_names = {
+        _rename_key(key[len(SYNCHFORMER_PREFIX) :]): key
+        for key in state_dict
+        if key.startswith(SYNCHFORMER_PREFIX) and key[len(SYNCHFORMER_PREFIX) :] not in _UNUSED_KEYS
+    }
     if expected_shapes is not None:
-        prefixed = {SYNCHFORMER_PREFIX + key: value for key, value in branch.items()}
-        check_keys_and_shapes(
-            prefixed,
-            {new: SYNCHFORMER_PREFIX + old for new, old in original_names.items()},
-            expected_shapes,
-            model_name="Synchformer encoder",
+        check_keys_and_shapes(state_dict, original_names, expected_shapes, model_name="Synchformer encoder")
+    return {new: state_dict[old] for new, old in original_names.items()}
+
+
+def _check_num_attention_heads(num_attention_heads: int, hidden_size: int | None = None) -> None:
+    if isinstance(num_attention_heads, bool) or not isinstance(num_attention_heads, int) or num_attention_heads < 1:
+        raise ValueError(f"`num_attention_heads` must be a positive integer, got {num_attention_heads!r}.")
+    if hidden_size is not None and hidden_size % num_attention_heads:
+        raise ValueError(
+            f"`num_attention_heads` must divide the checkpoint's embed dim {hidden_size}, got {num_attention_heads}."
         )
-    return {new: branch[old] for new, old in original_names.items()}
 
 
 def infer_synchformer_config(state_dict: Mapping[str, Any], num_attention_heads: int = 12) -> dict[str, Any]:
@@ -99,12 +106,7 @@ def infer_synchformer_config(state_dict: Mapping[str, Any], num_attention_heads:
             f"Not a Synchformer checkpoint: tubelets of {patch_size}x{patch_width} pixels and {positions} positions "
             "per frame do not describe square frames."
         )
-    if isinstance(num_attention_heads, bool) or not isinstance(num_attention_heads, int) or num_attention_heads < 1:
-        raise ValueError(f"`num_attention_heads` must be a positive integer, got {num_attention_heads!r}.")
-    if hidden_size % num_attention_heads:
-        raise ValueError(
-            f"`num_attention_heads` must divide the checkpoint's embed dim {hidden_size}, got {num_attention_heads}."
-        )
+    _check_num_attention_heads(num_attention_heads, hidden_size)
     return {
         "in_channels": in_channels,
         "hidden_size": hidden_size,
@@ -135,6 +137,7 @@ class SynchformerFromOriginalModelMixin:
             torch_dtype (`torch.dtype`, *optional*): Cast the weights to this dtype.
         """
         torch_dtype = resolve_torch_dtype(torch_dtype)
+        _check_num_attention_heads(num_attention_heads)
         path = Path(pretrained_model_link_or_path)
         if not path.is_file():
             raise FileNotFoundError(f"`pretrained_model_link_or_path` {path} is not a file.")

@@ -102,7 +102,9 @@ class SynchformerVideoProcessor(ConfigMixin):
         for frame, time in zip(frames, timestamps, strict=True):
             if time < 0 or time > duration:
                 continue
-            # The tick accumulates in floating point, as MMAudio's `read_frames` does, so that ties fall the same way.
+            # The tick accumulates `1 / fps` in floating point, as MMAudio's `read_frames` does, so that ties fall the
+            # same way: on a 25 fps video stamped exactly k/25 s, the sum overshoots k/25 for most k >= 6, and those
+            # ticks take the next frame, which is what MMAudio's features were computed from.
             while time >= next_tick and len(picked) < wanted:
                 picked.append(frame)
                 next_tick += step
