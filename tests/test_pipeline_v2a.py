@@ -5,7 +5,11 @@ import torch
 from diffusers import DiffusionPipeline, FlowMatchEulerDiscreteScheduler
 
 from diffusers_lumina_video import LuminaV2APipeline, LuminaV2APipelineOutput, SynchformerVideoProcessor
-from diffusers_lumina_video.pipelines.lumina_v2a.pipeline_lumina_v2a import EXAMPLE_DOC_STRING, latent_frame_count
+from diffusers_lumina_video.pipelines.lumina_v2a.pipeline_lumina_v2a import (
+    EXAMPLE_DOC_STRING,
+    latent_frame_count,
+    sync_segment_count,
+)
 from diffusers_lumina_video.utils.media_io import export_to_video_with_audio, read_audio, read_video, write_wav
 from diffusers_lumina_video.utils.tiny_random import (
     TINY_SYNC_DIM,
@@ -29,9 +33,12 @@ def frames(count: int, seed: int = 0, size: tuple[int, int] = (40, 48)) -> np.nd
 
 def sync_for(duration: float, batch_size: int = 1, seed: int = 0) -> torch.Tensor:
     generator = torch.Generator().manual_seed(seed)
-    processor = SynchformerVideoProcessor()
-    segments = processor.num_segments(processor.num_frames_for_duration(duration))
-    return torch.randn(batch_size, segments * 8, TINY_SYNC_DIM, generator=generator)
+    return torch.randn(batch_size, sync_segment_count(duration) * 8, TINY_SYNC_DIM, generator=generator)
+
+
+@pytest.mark.parametrize(("duration", "segments"), [(0.5, 0), (0.64, 1), (1, 2), (2, 5), (5, 14), (8, 24), (10, 30)])
+def test_sync_segment_count_follows_mmaudio(duration, segments):
+    assert sync_segment_count(duration) == segments
 
 
 def test_whole_pipeline_shapes_and_output_types(pipe):

@@ -65,6 +65,14 @@ EXAMPLE_DOC_STRING = """
 """
 
 
+def sync_segment_count(duration: float, processor: SynchformerVideoProcessor | None = None) -> int:
+    """Synchformer segments that `duration` seconds give (0 when too short for one); MMAudio's windowing unless
+    `processor` says otherwise."""
+    processor = processor or SynchformerVideoProcessor()
+    frames = processor.num_frames_for_duration(duration)
+    return processor.num_segments(frames) if frames >= processor.config.num_frames else 0
+
+
 def latent_frame_count(duration: float, time_patch: int) -> int:
     """AudioLDM latent frames (25 per second) that cover `duration`, rounded up to the transformer's time patch."""
     frames = math.ceil(round(duration * SAMPLE_RATE) / (SAMPLE_RATE / LATENT_FRAMES_PER_SECOND))
@@ -198,7 +206,7 @@ class LuminaV2APipeline(DiffusionPipeline, LuminaVideoLoraLoaderMixin, LuminaSam
         ):
             raise ValueError(f"`num_inference_steps` must be an integer >= 1, got {num_inference_steps!r}.")
 
-        expected_sync = (batch_size, sync_processor.num_segments(sync_frames) * SYNC_FEATURES_PER_SEGMENT)
+        expected_sync = (batch_size, sync_segment_count(duration, sync_processor) * SYNC_FEATURES_PER_SEGMENT)
         if sync_features is not None:
             width = self.transformer.config.sync_feat_dim
             if sync_features.ndim != 3 or tuple(sync_features.shape) != (*expected_sync, width):
