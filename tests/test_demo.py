@@ -6,15 +6,13 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-import torch
 
 import diffusers_lumina_video
 from diffusers_lumina_video.cli import ERROR_EXIT_CODE, main
 from diffusers_lumina_video.commands.demo import INSTALL_HINT
 from diffusers_lumina_video.pipelines import LuminaV2APipeline
-from diffusers_lumina_video.pipelines.lumina_v2a.pipeline_lumina_v2a import sync_segment_count
 from diffusers_lumina_video.utils.media_io import read_audio, read_video
-from diffusers_lumina_video.utils.tiny_random import TINY_SYNC_DIM, tiny_v2a_components
+from diffusers_lumina_video.utils.tiny_random import tiny_v2a_components
 
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -155,29 +153,10 @@ def test_a_model_that_cannot_load_is_a_message(demo):
     assert app.output_dir is None  # its temporary folder is made only when a video is written
 
 
-class StandInSyncEncoder(torch.nn.Module):
-    """Random Synchformer-shaped features: the tiny V2A pipeline ships without a sync encoder."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.anchor = torch.nn.Parameter(torch.zeros(1))
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return self.anchor.dtype
-
-    @property
-    def device(self) -> torch.device:
-        return self.anchor.device
-
-    def encode_video(self, video, duration: float) -> torch.Tensor:
-        return torch.randn(1, sync_segment_count(duration) * 8, TINY_SYNC_DIM)
-
-
 @pytest.fixture
 def tiny_v2a_id(demo, monkeypatch) -> str:
     """A Hub id that the demo loads as a tiny random V2A pipeline."""
-    v2a = LuminaV2APipeline(**tiny_v2a_components(), sync_encoder=StandInSyncEncoder())
+    v2a = LuminaV2APipeline(**tiny_v2a_components())
     load = demo.load_pipeline
     monkeypatch.setattr(
         demo, "load_pipeline", lambda model, dtype: v2a if model == "owner/tiny-v2a" else load(model, dtype)

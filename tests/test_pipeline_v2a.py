@@ -4,10 +4,19 @@ import pytest
 import torch
 from diffusers import DiffusionPipeline, FlowMatchEulerDiscreteScheduler
 
-from diffusers_lumina_video import LuminaV2APipeline, LuminaV2APipelineOutput
-from diffusers_lumina_video.pipelines.lumina_v2a.pipeline_lumina_v2a import latent_frame_count, sync_segment_count
-from diffusers_lumina_video.utils.media_io import export_to_video_with_audio, write_wav
-from diffusers_lumina_video.utils.tiny_random import TINY_SYNC_DIM, tiny_random_pipeline, tiny_random_v2a_pipeline
+from diffusers_lumina_video import LuminaV2APipeline, LuminaV2APipelineOutput, SynchformerVideoProcessor
+from diffusers_lumina_video.pipelines.lumina_v2a.pipeline_lumina_v2a import (
+    EXAMPLE_DOC_STRING,
+    latent_frame_count,
+    sync_segment_count,
+)
+from diffusers_lumina_video.utils.media_io import export_to_video_with_audio, read_audio, read_video, write_wav
+from diffusers_lumina_video.utils.tiny_random import (
+    TINY_SYNC_DIM,
+    tiny_random_pipeline,
+    tiny_random_v2a_pipeline,
+    tiny_v2a_components,
+)
 
 
 FAST = {"num_inference_steps": 2}
@@ -25,6 +34,11 @@ def frames(count: int, seed: int = 0, size: tuple[int, int] = (40, 48)) -> np.nd
 def sync_for(duration: float, batch_size: int = 1, seed: int = 0) -> torch.Tensor:
     generator = torch.Generator().manual_seed(seed)
     return torch.randn(batch_size, sync_segment_count(duration) * 8, TINY_SYNC_DIM, generator=generator)
+
+
+@pytest.mark.parametrize(("duration", "segments"), [(0.5, 0), (0.64, 1), (1, 2), (2, 5), (5, 14), (8, 24), (10, 30)])
+def test_sync_segment_count_follows_mmaudio(duration, segments):
+    assert sync_segment_count(duration) == segments
 
 
 def test_whole_pipeline_shapes_and_output_types(pipe):
@@ -82,6 +96,58 @@ def test_clip_sees_the_frames_at_8_fps_whatever_the_video_rate(pipe, fps, count)
     ticks = np.arange(int(8 * count / fps)) / 8
     expected = [4 * int(np.ceil(tick * fps - 1e-6)) for tick in ticks]
     assert levels == expected
+
+
+@pytest.mark.parametrize(("fps", "count"), [(30, 30), (12, 12), (25, 25)])
+def test_synchformer_sees_the_frames_at_25_fps_in_overlapping_segments(pipe, fps, count):
+    # Frame i is a flat grey of level 4 * i, so the level Synchformer receives names the frame it was given.
+    video = np.broadcast_to((4 * np.arange(count, dtype=np.uint8))[:, None, None, None], (count, 32, 32, 3))
+    seen = []
+    hook = pipe.sync_encoder.register_forward_pre_hook(lambda module, args: seen.append(args[0]))
+    try:
+        pipe(video=video.copy(), fps=fps, **FAST)
+    finally:
+        hook.remove()
+    pixel_values = seen[0]  # [B, S, 16, 3, H, W] in [-1, 1]
+    assert pixel_values.shape == (1, 2, 16, 3, 16, 16)  # 1 s: 25 frames, segments at frames 0 and 8
+    levels = ((pixel_values[0, :, :, 0].mean(dim=(-1, -2)) + 1) / 2 * 255).round().int()
+    # Tick k takes the first frame at or after k / 25 s; the last frame serves the ticks past it.
+    expected = torch.tensor([4 * min(int(np.ceil(k / 25 * fps - 1e-6)), count - 1) for k in range(25)])
+    assert levels[0].tolist() == expected[:16].tolist() and levels[1].tolist() == expected[8:24].tolist()
+
+
+def test_precomputed_sync_features_stand_in_for_the_synchformer(pipe):
+    video = frames(30)
+    features = pipe.sync_encoder(SynchformerVideoProcessor.from_encoder(pipe.sync_encoder)(video[:30])).features
+    kwargs = {"video": video, "fps": 25, "output_type": "latent", **FAST}
+    encoded = pipe(**kwargs, generator=torch.Generator().manual_seed(0)).audios
+    given = pipe(**kwargs, sync_features=features, generator=torch.Generator().manual_seed(0)).audios
+    torch.testing.assert_close(encoded, given)
+    assert not torch.allclose(
+        encoded, pipe(**kwargs, sync_features=features * 0, generator=torch.Generator().manual_seed(0)).audios
+    )
+
+
+def test_without_a_sync_encoder_sync_features_are_required():
+    components = tiny_v2a_components()
+    components["sync_encoder"] = None
+    pipe = LuminaV2APipeline(**components)
+    with pytest.raises(ValueError, match="no `sync_encoder`; pass precomputed `sync_features`"):
+        pipe(video=frames(25), fps=25, **FAST)
+    assert pipe(video=frames(25), fps=25, sync_features=sync_for(1.0), **FAST).audios.shape == (1, 16000)
+
+
+def test_the_example_runs(pipe, tmp_path, monkeypatch):
+    pipe.save_pretrained(tmp_path / "lumina-v2a")
+    export_to_video_with_audio(
+        frames(25, size=(32, 32)), np.zeros(16000, dtype=np.float32), 16000, tmp_path / "silent.mp4", 25
+    )
+    lines = [line.strip()[4:] for line in EXAMPLE_DOC_STRING.splitlines() if line.strip().startswith(">>>")]
+    code = "\n".join(lines).replace("path/to/lumina-v2a", str(tmp_path / "lumina-v2a"))
+    monkeypatch.chdir(tmp_path)
+    exec(code, {})
+    assert read_video(tmp_path / "with_sound.mp4").frames.shape[0] == 25
+    assert abs(read_audio(tmp_path / "with_sound.mp4").shape[0] - 16000) <= 160
 
 
 def test_a_video_file_is_read_with_its_own_frame_rate(pipe, tmp_path):

@@ -34,8 +34,9 @@ from transformers import (
 )
 
 from ...loaders import LuminaVideoLoraLoaderMixin
-from ...models import LuminaV2ATransformerModel
+from ...models import LuminaV2ATransformerModel, SynchformerEncoder
 from ...models.transformers.transformer_lumina_v2a import SYNC_FEATURES_PER_SEGMENT
+from ...processors import SynchformerVideoProcessor
 from ...utils.media_io import VideoFrames, frame_indices_at_rate, read_video
 from ..lumina_video.schedules import TimeSchedule, parse_float
 from ..sampling import LuminaSamplingMixin
@@ -46,11 +47,8 @@ from .pipeline_output import LuminaV2APipelineOutput
 logger = logging.get_logger(__name__)
 
 OUTPUT_TYPES = ("np", "pt", "latent")
-# CLIP sees the video at a fixed 8 frames per second (MMAudio's rate), Synchformer at 25.
+# CLIP sees the video at a fixed 8 frames per second (MMAudio's rate); Synchformer's rate is its processor's (25).
 CLIP_FPS = 8.0
-SYNC_FPS = 25.0
-SYNC_SEGMENT_FRAMES = 16
-SYNC_SEGMENT_STRIDE = 8
 
 EXAMPLE_DOC_STRING = """
     Examples:
@@ -67,9 +65,12 @@ EXAMPLE_DOC_STRING = """
 """
 
 
-def sync_segment_count(duration: float) -> int:
-    """Synchformer segments of a clip: 16 frames at 25 fps, stride 8, frames after the last full segment unused."""
-    return max(0, (int(SYNC_FPS * duration) - SYNC_SEGMENT_FRAMES) // SYNC_SEGMENT_STRIDE + 1)
+def sync_segment_count(duration: float, processor: SynchformerVideoProcessor | None = None) -> int:
+    """Synchformer segments that `duration` seconds give (0 when too short for one); MMAudio's windowing unless
+    `processor` says otherwise."""
+    processor = processor or SynchformerVideoProcessor()
+    frames = processor.num_frames_for_duration(duration)
+    return processor.num_segments(frames) if frames >= processor.config.num_frames else 0
 
 
 def latent_frame_count(duration: float, time_patch: int) -> int:
@@ -109,7 +110,7 @@ class LuminaV2APipeline(DiffusionPipeline, LuminaVideoLoraLoaderMixin, LuminaSam
         tokenizer: PreTrainedTokenizerBase,
         image_encoder: CLIPVisionModelWithProjection,
         feature_extractor: ImageProcessingMixin,
-        sync_encoder: torch.nn.Module | None = None,
+        sync_encoder: SynchformerEncoder | None = None,
     ):
         super().__init__()
         self.register_modules(
@@ -158,12 +159,13 @@ class LuminaV2APipeline(DiffusionPipeline, LuminaVideoLoraLoaderMixin, LuminaSam
         callback_on_step_end_tensor_inputs: Sequence[str] | None,
     ) -> float:
         """Checks everything before any model runs; returns the duration of the audio to generate."""
+        sync_processor = self.sync_processor
         lengths = [v.frames.shape[0] / v.fps for v in videos]
         for index, video in enumerate(videos):
             if video.frames.shape[0] < 2:
                 raise ValueError(
                     f"`video` {index} has {video.frames.shape[0]} frame; a soundtrack needs a moving picture of at "
-                    f"least {SYNC_SEGMENT_FRAMES / SYNC_FPS} s."
+                    f"least {sync_processor.min_duration} s."
                 )
         if duration is None:
             duration = min(lengths)
@@ -173,10 +175,11 @@ class LuminaV2APipeline(DiffusionPipeline, LuminaVideoLoraLoaderMixin, LuminaSam
             raise ValueError(f"`duration` {duration} s is longer than the video ({min(lengths):.3f} s).")
         if len(videos) > 1 and max(lengths) - min(lengths) > 1e-6 and duration == min(lengths):
             logger.info(f"The videos have different lengths; generating {duration:.3f} s for each.")
-        if sync_segment_count(duration) < 1:
+        sync_frames = sync_processor.num_frames_for_duration(duration)
+        if sync_frames < sync_processor.config.num_frames:
             raise ValueError(
-                f"The video lasts {duration:.3f} s; Synchformer needs at least {SYNC_SEGMENT_FRAMES / SYNC_FPS} s "
-                f"({SYNC_SEGMENT_FRAMES} frames at {SYNC_FPS:g} fps)."
+                f"The video lasts {duration:.3f} s; Synchformer needs at least {sync_processor.min_duration} s "
+                f"({sync_processor.config.num_frames} frames at {sync_processor.config.fps:g} fps)."
             )
         max_duration = self.transformer.config.max_latent_frames / LATENT_FRAMES_PER_SECOND
         if (
@@ -203,7 +206,7 @@ class LuminaV2APipeline(DiffusionPipeline, LuminaVideoLoraLoaderMixin, LuminaSam
         ):
             raise ValueError(f"`num_inference_steps` must be an integer >= 1, got {num_inference_steps!r}.")
 
-        expected_sync = (batch_size, sync_segment_count(duration) * SYNC_FEATURES_PER_SEGMENT)
+        expected_sync = (batch_size, sync_segment_count(duration, sync_processor) * SYNC_FEATURES_PER_SEGMENT)
         if sync_features is not None:
             width = self.transformer.config.sync_feat_dim
             if sync_features.ndim != 3 or tuple(sync_features.shape) != (*expected_sync, width):
@@ -252,9 +255,23 @@ class LuminaV2APipeline(DiffusionPipeline, LuminaVideoLoraLoaderMixin, LuminaSam
             features.append(self.image_encoder(pixel_values=pixels).image_embeds)
         return torch.stack(features)
 
+    @property
+    def sync_processor(self) -> SynchformerVideoProcessor:
+        """How Synchformer sees a video (frame rate, size, segments): the `sync_encoder`'s, or MMAudio's without one
+        (which is what precomputed `sync_features` are checked against)."""
+        if self.sync_encoder is None:
+            return SynchformerVideoProcessor()
+        return SynchformerVideoProcessor.from_encoder(self.sync_encoder)
+
     def encode_sync(self, videos: list[VideoFrames], duration: float) -> torch.Tensor:
-        """Synchformer features of each video over `duration`: `[B, S * 8, D]`."""
-        return torch.cat([self.sync_encoder.encode_video(v, duration) for v in videos])
+        """Synchformer features of each video over `duration`: `[B, S * 8, D]`. The frames are picked by the same
+        clock rule as CLIP's, at the processor's 25 fps."""
+        processor = self.sync_processor
+        count = processor.num_frames_for_duration(duration)
+        frames = [v.frames[frame_indices_at_rate(v.timestamps, processor.config.fps, count)] for v in videos]
+        pixel_values = processor(torch.from_numpy(np.stack(frames)))
+        pixel_values = pixel_values.to(device=self._execution_device, dtype=self.sync_encoder.dtype)
+        return self.sync_encoder(pixel_values).features
 
     def prepare_latents(
         self,
