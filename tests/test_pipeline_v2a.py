@@ -36,6 +36,20 @@ def sync_for(duration: float, batch_size: int = 1, seed: int = 0) -> torch.Tenso
     return torch.randn(batch_size, sync_segment_count(duration) * 8, TINY_SYNC_DIM, generator=generator)
 
 
+def mmaudio_clock(rate: float, count: int) -> list[float]:
+    """MMAudio's tick times: `1 / rate` added up in floating point (not `k / rate`)."""
+    ticks, tick = [], 0.0
+    for _ in range(count):
+        ticks.append(tick)
+        tick += 1 / rate
+    return ticks
+
+
+def first_frame_at_or_after(tick: float, fps: float, count: int) -> int:
+    """The first of `count` frames stamped `i / fps` shown at `tick`, or the last frame past the end."""
+    return next((i for i in range(count) if i / fps >= tick), count - 1)
+
+
 @pytest.mark.parametrize(("duration", "segments"), [(0.5, 0), (0.64, 1), (1, 2), (2, 5), (5, 14), (8, 24), (10, 30)])
 def test_sync_segment_count_follows_mmaudio(duration, segments):
     assert sync_segment_count(duration) == segments
@@ -93,8 +107,7 @@ def test_clip_sees_the_frames_at_8_fps_whatever_the_video_rate(pipe, fps, count)
     processor = pipe.feature_extractor
     red = seen[0][:, 0] * processor.image_std[0] + processor.image_mean[0]
     levels = (red.mean(dim=(1, 2)) * 255).round().int().tolist()
-    ticks = np.arange(int(8 * count / fps)) / 8
-    expected = [4 * int(np.ceil(tick * fps - 1e-6)) for tick in ticks]
+    expected = [4 * first_frame_at_or_after(tick, fps, count) for tick in mmaudio_clock(8, int(8 * count / fps))]
     assert levels == expected
 
 
@@ -111,15 +124,17 @@ def test_synchformer_sees_the_frames_at_25_fps_in_overlapping_segments(pipe, fps
     pixel_values = seen[0]  # [B, S, 16, 3, H, W] in [-1, 1]
     assert pixel_values.shape == (1, 2, 16, 3, 16, 16)  # 1 s: 25 frames, segments at frames 0 and 8
     levels = ((pixel_values[0, :, :, 0].mean(dim=(-1, -2)) + 1) / 2 * 255).round().int()
-    # Tick k takes the first frame at or after k / 25 s; the last frame serves the ticks past it.
-    expected = torch.tensor([4 * min(int(np.ceil(k / 25 * fps - 1e-6)), count - 1) for k in range(25)])
+    # Tick k takes the first frame at or after it; the last frame serves the ticks past it.
+    expected = torch.tensor([4 * first_frame_at_or_after(tick, fps, count) for tick in mmaudio_clock(25, 25)])
     assert levels[0].tolist() == expected[:16].tolist() and levels[1].tolist() == expected[8:24].tolist()
 
 
 def test_precomputed_sync_features_stand_in_for_the_synchformer(pipe):
     video = frames(30)
-    features = pipe.sync_encoder(SynchformerVideoProcessor.from_encoder(pipe.sync_encoder)(video[:30])).features
-    kwargs = {"video": video, "fps": 25, "output_type": "latent", **FAST}
+    processor = SynchformerVideoProcessor.from_encoder(pipe.sync_encoder)
+    sampled = processor.sample_frames(list(video), np.arange(30) / 25, duration=1.0)
+    features = pipe.sync_encoder(processor(sampled)).features
+    kwargs = {"video": video, "fps": 25, "duration": 1.0, "output_type": "latent", **FAST}
     encoded = pipe(**kwargs, generator=torch.Generator().manual_seed(0)).audios
     given = pipe(**kwargs, sync_features=features, generator=torch.Generator().manual_seed(0)).audios
     torch.testing.assert_close(encoded, given)

@@ -7,6 +7,8 @@ import torch
 import torch.nn.functional as F
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 
+from ..utils.media_io import frame_indices_at_rate
+
 
 class SynchformerVideoProcessor(ConfigMixin):
     r"""
@@ -96,21 +98,12 @@ class SynchformerVideoProcessor(ConfigMixin):
         """
         if len(frames) != len(timestamps):
             raise ValueError(f"`frames` ({len(frames)}) and `timestamps` ({len(timestamps)}) differ in length.")
-        wanted = self.num_frames_for_duration(duration)
-        step = 1 / self.config.fps
-        picked, next_tick = [], 0.0
-        for frame, time in zip(frames, timestamps, strict=True):
-            if time < 0 or time > duration:
-                continue
-            # The tick accumulates `1 / fps` in floating point, as MMAudio's `read_frames` does, so that ties fall the
-            # same way: on a 25 fps video stamped exactly k/25 s, the sum overshoots k/25 for most k >= 6, and those
-            # ticks take the next frame, which is what MMAudio's features were computed from.
-            while time >= next_tick and len(picked) < wanted:
-                picked.append(frame)
-                next_tick += step
-        if not picked:
+        times = np.asarray(timestamps, dtype=np.float64)
+        kept = np.flatnonzero((times >= 0) & (times <= duration))
+        picked = kept[frame_indices_at_rate(times[kept], self.config.fps, self.num_frames_for_duration(duration))]
+        if not len(picked):
             raise ValueError(f"No frame has a timestamp within [0, {duration}] s.")
-        return torch.stack([torch.as_tensor(np.asarray(frame)) for frame in picked])
+        return torch.stack([torch.as_tensor(np.asarray(frames[index])) for index in picked])
 
     def preprocess(self, frames: torch.Tensor) -> torch.Tensor:
         """`[..., T, H, W, 3]` uint8 RGB -> `[..., T, 3, frame_size, frame_size]` float32 in [-1, 1].

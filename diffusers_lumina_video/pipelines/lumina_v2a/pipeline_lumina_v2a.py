@@ -249,8 +249,8 @@ class LuminaV2APipeline(DiffusionPipeline, LuminaVideoLoraLoaderMixin, LuminaSam
         device = self._execution_device
         features = []
         for video in videos:
-            frames = video.frames[frame_indices_at_rate(video.timestamps, CLIP_FPS, count)]
-            pixels = self.feature_extractor(images=list(frames), return_tensors="pt").pixel_values
+            pixels = self.feature_extractor(images=list(_frames_at_rate(video, CLIP_FPS, count)), return_tensors="pt")
+            pixels = pixels.pixel_values
             pixels = pixels.to(device=device, dtype=self.image_encoder.dtype)
             features.append(self.image_encoder(pixel_values=pixels).image_embeds)
         return torch.stack(features)
@@ -268,7 +268,7 @@ class LuminaV2APipeline(DiffusionPipeline, LuminaVideoLoraLoaderMixin, LuminaSam
         clock rule as CLIP's, at the processor's 25 fps."""
         processor = self.sync_processor
         count = processor.num_frames_for_duration(duration)
-        frames = [v.frames[frame_indices_at_rate(v.timestamps, processor.config.fps, count)] for v in videos]
+        frames = [_frames_at_rate(video, processor.config.fps, count) for video in videos]
         pixel_values = processor(torch.from_numpy(np.stack(frames)))
         pixel_values = pixel_values.to(device=self._execution_device, dtype=self.sync_encoder.dtype)
         return self.sync_encoder(pixel_values).features
@@ -458,6 +458,15 @@ def _read_file(path: str | os.PathLike) -> VideoFrames:
         return read_video(path)
     except ValueError as error:
         raise ValueError(f"`video` cannot be used: {error}") from error
+
+
+def _frames_at_rate(video: VideoFrames, rate: float, count: int) -> np.ndarray:
+    """`count` frames of `video` on a `rate` clock (MMAudio's rule, `frame_indices_at_rate`); a final tick that falls
+    after the last frame's timestamp shows the last frame, so every clip of `duration` seconds gives `int(rate *
+    duration)` frames."""
+    indices = frame_indices_at_rate(video.timestamps, rate, count)
+    indices = np.concatenate([indices, np.full(count - len(indices), len(video.frames) - 1, dtype=np.int64)])
+    return video.frames[indices]
 
 
 def _frames_with_times(video: Any, fps: float) -> VideoFrames:
