@@ -120,17 +120,18 @@ class PipelineCache:
     def get(self, model: str, pipeline_class: type | None = None, box: str = "model"):
         """The pipeline of `model`, loaded on first use; one not of `pipeline_class` is refused as a message about
         the page's `box`."""
+        pipeline_class = pipeline_class or LuminaVideoPipeline
+        key = (model, pipeline_class)  # `tiny-random` names a video and a V2A pipeline
         with self._lock:
-            if model not in self._pipelines:
+            if key not in self._pipelines:
                 try:
-                    pipe = load_pipeline(model, default_dtype(self.device))
+                    pipe = load_pipeline(model, default_dtype(self.device), pipeline_class)
+                except ValueError as error:  # a pipeline of another kind
+                    raise gr.Error(f"`{box}` {error}") from error
                 except Exception as error:  # a missing folder, no network for a Hub id, a broken download...
                     raise gr.Error(f"Could not load model {model!r}: {error}") from error
-                self._pipelines[model] = pipe.to(self.device)
-            pipe = self._pipelines[model]
-        if pipeline_class is not None and not isinstance(pipe, pipeline_class):
-            raise gr.Error(f"`{box}` {model!r} is a {type(pipe).__name__}, not a {pipeline_class.__name__}.")
-        return pipe
+                self._pipelines[key] = pipe.to(self.device)
+            return self._pipelines[key]
 
 
 def _step_reporter(progress: gr.Progress, total: int, desc: str):

@@ -101,17 +101,25 @@ def default_dtype(device: str) -> torch.dtype:
     return torch.float32 if device == "cpu" else torch.bfloat16
 
 
-def load_pipeline(model: str, dtype: torch.dtype):
-    """`tiny-random` built locally, anything else through `DiffusionPipeline.from_pretrained`."""
-    if model == TINY_RANDOM_ID:
-        from ..utils.tiny_random import tiny_random_pipeline
+def load_pipeline(model: str, dtype: torch.dtype, pipeline_class: type | None = None):
+    """`tiny-random` built locally (the tiny pipeline of `pipeline_class`, video by default), anything else through
+    `DiffusionPipeline.from_pretrained`; a pipeline that is not a `pipeline_class` is refused."""
+    from ..pipelines import LuminaV2APipeline, LuminaVideoPipeline
 
-        logger.warning(f"`{TINY_RANDOM_ID}` has random weights: the video is noise, not an answer to the prompt.")
-        pipe = tiny_random_pipeline()
+    pipeline_class = pipeline_class or LuminaVideoPipeline
+    if model == TINY_RANDOM_ID:
+        from ..utils.tiny_random import tiny_random_pipeline, tiny_random_v2a_pipeline
+
+        tiny = {LuminaVideoPipeline: tiny_random_pipeline, LuminaV2APipeline: tiny_random_v2a_pipeline}
+        logger.warning(f"`{TINY_RANDOM_ID}` has random weights: its output is noise, not an answer to the prompt.")
+        pipe = tiny[pipeline_class]()
         return pipe if dtype == torch.float32 else pipe.to(dtype=dtype)
     from diffusers import DiffusionPipeline
 
-    return DiffusionPipeline.from_pretrained(model, torch_dtype=dtype)
+    pipe = DiffusionPipeline.from_pretrained(model, torch_dtype=dtype)
+    if not isinstance(pipe, pipeline_class):
+        raise ValueError(f"{model} holds a {type(pipe).__name__}, not a {pipeline_class.__name__}.")
+    return pipe
 
 
 def run(args: argparse.Namespace) -> int:
