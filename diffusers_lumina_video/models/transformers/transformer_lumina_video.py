@@ -20,6 +20,7 @@ import torch
 import torch.nn as nn
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.loaders import PeftAdapterMixin
+from diffusers.models._modeling_parallel import ContextParallelInput, ContextParallelModelPlan, ContextParallelOutput
 from diffusers.models.attention import AttentionMixin, AttentionModuleMixin, LuminaFeedForward
 from diffusers.models.attention_dispatch import AttentionBackendName, _AttentionBackendRegistry, dispatch_attention_fn
 from diffusers.models.cache_utils import CacheMixin
@@ -106,6 +107,16 @@ def masked_attention_backend(backend: str | AttentionBackendName | None) -> str 
     global backend). Backends that take masks are kept as they are."""
     name = _AttentionBackendRegistry._active_backend if backend is None else AttentionBackendName(backend)
     return _MASKED_ATTENTION_FALLBACK.get(name, backend)
+
+
+# Context parallelism: the RoPE tables and the token stream are split along the tokens before the first block; the
+# caption, its mask and the per-item condition stay whole on every rank.
+ROPE_CP_PLAN = {
+    0: ContextParallelInput(split_dim=0, expected_dims=2, split_output=True),
+    1: ContextParallelInput(split_dim=0, expected_dims=2, split_output=True),
+}
+TOKENS_CP_INPUT = ContextParallelInput(split_dim=1, expected_dims=3, split_output=False)
+TOKENS_CP_OUTPUT = ContextParallelOutput(gather_dim=1, expected_dims=3)
 
 
 class LuminaVideoAttnProcessor:
@@ -473,6 +484,16 @@ class LuminaVideoTransformer3DModel(
             }
         )
         self.gradient_checkpointing = False
+
+    @property
+    def _cp_plan(self) -> dict[str, ContextParallelModelPlan]:
+        """Diffusers' context-parallel plan; the tokens are gathered again at whichever output head runs, so the
+        plan names every patchification of this config."""
+        return {
+            "rope": ROPE_CP_PLAN,
+            "layers.0": {"hidden_states": TOKENS_CP_INPUT},
+            **{f"norm_outs.{patch_size_key(p)}": TOKENS_CP_OUTPUT for p in self.config.patch_sizes},
+        }
 
     @property
     def finest_patch_size(self) -> PatchSize:
