@@ -584,6 +584,9 @@ class LuminaVideoTransformer3DModel(
         self._check_inputs(
             hidden_states, timestep, encoder_hidden_states, encoder_attention_mask, motion_score, patch_size
         )
+        # The config's own triple: under torch.compile the caller's ints may become symbolic after a scale switch,
+        # and the head's name must come from constants.
+        patch_size = self.config.patch_sizes[self.config.patch_sizes.index(patch_size)]
 
         # 1. A single frame goes through a temporal patch by repetition; the output is cut back to one frame.
         num_frames = hidden_states.shape[2]
