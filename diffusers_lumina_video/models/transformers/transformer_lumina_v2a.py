@@ -41,6 +41,9 @@ from diffusers.models.normalization import LuminaLayerNormContinuous
 from diffusers.utils import apply_lora_scale
 
 from .transformer_lumina_video import (
+    ROPE_CP_PLAN,
+    TOKENS_CP_INPUT,
+    TOKENS_CP_OUTPUT,
     LuminaRotaryPosEmbed,
     build_transformer_blocks,
     masked_mean,
@@ -148,6 +151,13 @@ class LuminaV2ATransformerModel(ModelMixin, ConfigMixin, AttentionMixin, PeftAda
     _repeated_blocks = ["LuminaVideoTransformerBlock"]
     _skip_layerwise_casting_patterns = ["patch_embedder", "condition_embedder", "norm", "empty_"]
     _keep_in_fp32_modules = ["condition_embedder"]
+    # The per-token condition enters every block whole, so each block takes its rank's share of it.
+    _cp_plan = {
+        "rope": ROPE_CP_PLAN,
+        "layers.0": {"hidden_states": TOKENS_CP_INPUT},
+        "layers.*": {"temb": TOKENS_CP_INPUT},
+        "norm_out": TOKENS_CP_OUTPUT,
+    }
 
     @register_to_config
     def __init__(

@@ -20,8 +20,9 @@ import torch
 import torch.nn as nn
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.loaders import PeftAdapterMixin
+from diffusers.models._modeling_parallel import ContextParallelInput, ContextParallelModelPlan, ContextParallelOutput
 from diffusers.models.attention import AttentionMixin, AttentionModuleMixin, LuminaFeedForward
-from diffusers.models.attention_dispatch import dispatch_attention_fn
+from diffusers.models.attention_dispatch import AttentionBackendName, _AttentionBackendRegistry, dispatch_attention_fn
 from diffusers.models.cache_utils import CacheMixin
 from diffusers.models.embeddings import TimestepEmbedding, Timesteps
 from diffusers.models.modeling_outputs import Transformer2DModelOutput
@@ -75,6 +76,50 @@ def apply_rotary_emb(hidden_states: torch.Tensor, freqs: tuple[torch.Tensor, tor
     return rotated.flatten(-2).type_as(hidden_states)
 
 
+# Backends that refuse `attn_mask`, mapped to the backend the masked caption attention runs on instead: the
+# varlen form of the same kernel where one ships in the same package (it packs each item's valid caption tokens),
+# else PyTorch's SDPA, which takes a boolean mask on every device.
+_MASKED_ATTENTION_FALLBACK = {
+    AttentionBackendName.FLASH: AttentionBackendName.FLASH_VARLEN,
+    AttentionBackendName._FLASH_3: AttentionBackendName._FLASH_VARLEN_3,
+    AttentionBackendName.SAGE: AttentionBackendName.SAGE_VARLEN,
+    **dict.fromkeys(
+        (
+            AttentionBackendName.FLASH_HUB,
+            AttentionBackendName._FLASH_3_HUB,
+            AttentionBackendName.FLASH_4_HUB,
+            AttentionBackendName.AITER_FA2_HUB,
+            AttentionBackendName._NATIVE_FLASH,
+            AttentionBackendName._NATIVE_XLA,
+            AttentionBackendName.SAGE_HUB,
+            AttentionBackendName.SAGE_BLACKWELL_HUB,
+            AttentionBackendName._SAGE_QK_INT8_PV_FP8_CUDA,
+            AttentionBackendName._SAGE_QK_INT8_PV_FP8_CUDA_SM90,
+            AttentionBackendName._SAGE_QK_INT8_PV_FP16_CUDA,
+            AttentionBackendName._SAGE_QK_INT8_PV_FP16_TRITON,
+        ),
+        AttentionBackendName.NATIVE,
+    ),
+}
+
+
+def masked_attention_backend(backend: str | AttentionBackendName | None) -> str | AttentionBackendName | None:
+    """The backend for an attention with a key padding mask, given the one the model is set to (`None`: the active
+    global backend). Backends that take masks are kept as they are."""
+    name = _AttentionBackendRegistry._active_backend if backend is None else AttentionBackendName(backend)
+    return _MASKED_ATTENTION_FALLBACK.get(name, backend)
+
+
+# Context parallelism: the RoPE tables and the token stream are split along the tokens before the first block; the
+# caption, its mask and the per-item condition stay whole on every rank.
+ROPE_CP_PLAN = {
+    0: ContextParallelInput(split_dim=0, expected_dims=2, split_output=True),
+    1: ContextParallelInput(split_dim=0, expected_dims=2, split_output=True),
+}
+TOKENS_CP_INPUT = ContextParallelInput(split_dim=1, expected_dims=3, split_output=False)
+TOKENS_CP_OUTPUT = ContextParallelOutput(gather_dim=1, expected_dims=3)
+
+
 class LuminaVideoAttnProcessor:
     """Joint attention of a Lumina-Video block: RoPE self-attention over the video tokens plus a gated attention of
     the same queries over the item's valid caption tokens."""
@@ -109,9 +154,14 @@ class LuminaVideoAttnProcessor:
         hidden_states = dispatch_attention_fn(
             query, key, value, backend=self._attention_backend, parallel_config=self._parallel_config
         )
+        # The caption is not split under context parallelism: each rank's queries read the whole caption locally.
         context_mask = encoder_attention_mask.bool()[:, None, None, :]
         context_states = dispatch_attention_fn(
-            query, context_key, context_value, attn_mask=context_mask, backend=self._attention_backend
+            query,
+            context_key,
+            context_value,
+            attn_mask=context_mask,
+            backend=masked_attention_backend(self._attention_backend),
         )
         hidden_states = hidden_states + context_states * attn.gate.tanh()[:, None].to(context_states.dtype)
         return attn.to_out[0](hidden_states.flatten(2).type_as(query))
@@ -437,6 +487,16 @@ class LuminaVideoTransformer3DModel(
         self.gradient_checkpointing = False
 
     @property
+    def _cp_plan(self) -> dict[str, ContextParallelModelPlan]:
+        """Diffusers' context-parallel plan; the tokens are gathered again at whichever output head runs, so the
+        plan names every patchification of this config."""
+        return {
+            "rope": ROPE_CP_PLAN,
+            "layers.0": {"hidden_states": TOKENS_CP_INPUT},
+            **{f"norm_outs.{patch_size_key(p)}": TOKENS_CP_OUTPUT for p in self.config.patch_sizes},
+        }
+
+    @property
     def finest_patch_size(self) -> PatchSize:
         """The patchification with the smallest patches (the most tokens), the default."""
         return min(self.config.patch_sizes, key=math.prod)
@@ -558,6 +618,9 @@ class LuminaVideoTransformer3DModel(
             self._per_item(value, batch_size, device)
             for value in (timestep, -1.0 if motion_score is None else motion_score)
         )
+        # The config's own triple: under torch.compile the caller's ints may become symbolic after a scale switch,
+        # and the head's name must come from constants.
+        patch_size = self.config.patch_sizes[self.config.patch_sizes.index(patch_size)]
 
         # 1. A single frame goes through a temporal patch by repetition; the output is cut back to one frame.
         num_frames = hidden_states.shape[2]

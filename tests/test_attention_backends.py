@@ -1,0 +1,81 @@
+import pytest
+import torch
+
+from diffusers_lumina_video.models.transformers.transformer_lumina_video import masked_attention_backend
+from diffusers_lumina_video.pipelines.lumina_v2a.pipeline_lumina_v2a import sync_segment_count
+from diffusers_lumina_video.utils.tiny_random import (
+    TINY_SYNC_DIM,
+    tiny_random_pipeline,
+    tiny_random_v2a_pipeline,
+    tiny_transformer,
+)
+
+
+SMALL = {"height": 32, "width": 32, "num_frames": 5, "num_inference_steps": 2, "output_type": "latent"}
+
+
+@pytest.mark.parametrize(
+    ("backend", "expected"),
+    [
+        ("flash", "flash_varlen"),
+        ("_flash_3", "_flash_varlen_3"),
+        ("sage", "sage_varlen"),
+        ("flash_hub", "native"),
+        ("_native_flash", "native"),
+        ("_native_math", "_native_math"),
+        ("flex", "flex"),
+        ("xformers", "xformers"),
+    ],
+)
+def test_masked_attention_backend_takes_masks(backend, expected):
+    assert masked_attention_backend(backend) == expected
+
+
+def test_masked_attention_backend_follows_the_global_backend():
+    from diffusers.models.attention_dispatch import attention_backend
+
+    assert masked_attention_backend(None) is None  # the global default takes masks: keep dispatching with None
+    with attention_backend("_native_flash"):
+        assert masked_attention_backend(None) == "native"
+
+
+def _padded_inputs() -> dict[str, torch.Tensor]:
+    generator = torch.Generator().manual_seed(0)
+    return {
+        "hidden_states": torch.randn(2, 4, 4, 8, 8, generator=generator),
+        "timestep": torch.tensor([0.3, 0.7]),
+        "encoder_hidden_states": torch.randn(2, 6, 32, generator=generator),
+        "encoder_attention_mask": torch.tensor([[1, 1, 1, 1, 1, 1], [1, 1, 1, 0, 0, 0]]),
+    }
+
+
+def test_transformer_runs_with_a_backend_that_refuses_masks():
+    # PyTorch's flash kernel (`_native_flash`) runs on CPU and rejects `attn_mask`, like flash-attn on GPUs.
+    model = tiny_transformer()
+    with torch.no_grad():
+        reference = model(**_padded_inputs()).sample
+        model.set_attention_backend("_native_flash")
+        routed = model(**_padded_inputs()).sample
+    torch.testing.assert_close(routed, reference, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("backend", ["_native_flash", "_native_math"])
+def test_video_pipeline_runs_with_attention_backend(backend):
+    pipe = tiny_random_pipeline()
+    generator = torch.Generator().manual_seed(0)
+    reference = pipe(["a cat", "a dog with a long caption"], generator=generator, **SMALL).frames
+    pipe.transformer.set_attention_backend(backend)
+    generator = torch.Generator().manual_seed(0)
+    frames = pipe(["a cat", "a dog with a long caption"], generator=generator, **SMALL).frames
+    torch.testing.assert_close(frames, reference, atol=1e-4, rtol=1e-4)
+
+
+def test_v2a_pipeline_runs_with_a_backend_that_refuses_masks():
+    pipe = tiny_random_v2a_pipeline()
+    video = torch.rand(30, 40, 48, 3)
+    sync = torch.randn(1, sync_segment_count(1.2) * 8, TINY_SYNC_DIM, generator=torch.Generator().manual_seed(0))
+    kwargs = {"video": video, "fps": 25, "prompt": "a dog", "sync_features": sync, "output_type": "latent"}
+    reference = pipe(**kwargs, generator=torch.Generator().manual_seed(0), num_inference_steps=2).audios
+    pipe.transformer.set_attention_backend("_native_flash")
+    routed = pipe(**kwargs, generator=torch.Generator().manual_seed(0), num_inference_steps=2).audios
+    torch.testing.assert_close(routed, reference, atol=1e-4, rtol=1e-4)
