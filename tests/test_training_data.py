@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
-from synthetic_media import moving_frames, save_tiny_pipeline, texture, write_clip, write_dataset
+from synthetic_media import moving_frames, save_tiny_pipeline, texture, write_clip, write_dataset, write_image
 
 from diffusers_lumina_video.training.config import LoraTrainingConfig
 from diffusers_lumina_video.training.data import (
@@ -76,9 +76,67 @@ def test_bad_motion_value_names_row_and_column(tmp_path):
 def test_empty_or_broken_video_fails_the_media_check(tmp_path, content):
     (tmp_path / "broken.mp4").write_bytes(content)
     (tmp_path / "broken.txt").write_text("caption")
-    expected = "zero-length or broken" + (r".*empty file" if not content else "")
-    with pytest.raises(ValueError, match=rf"1 file\(s\) have no decodable frame \({expected}"):
-        check_media(read_manifest(tmp_path))
+    expected = "zero-length or broken" + (r" \(empty file" if not content else "")
+    with pytest.raises(
+        ValueError, match=rf"1 sample\(s\) cannot be trained on:\n  - .*broken.mp4: no decodable frame, {expected}"
+    ):
+        check_media(read_manifest(tmp_path), num_frames=9)
+
+
+BAD_SAMPLES = {
+    "empty caption": ('{"path": "clip.mp4", "caption": "  "}', "clip.mp4: empty or missing caption"),
+    "null caption": ('{"path": "clip.mp4", "caption": null}', "clip.mp4: empty or missing caption"),
+    "no caption key": ('{"path": "clip.mp4"}', "clip.mp4: empty or missing caption"),
+    "short clip": (
+        '{"path": "short.mp4", "caption": "x"}',
+        r"short.mp4: has 8 frame\(s\) at its own frame rate; a clip needs at least 9",
+    ),
+    "short at fps": (
+        '{"path": "clip.mp4", "caption": "x", "fps": 2}',
+        r"clip.mp4: has 3 frame\(s\) at 2 fps; a clip needs at least 9",
+    ),
+    "short and uncaptioned": (
+        '{"path": "short.mp4", "caption": ""}',
+        "short.mp4: empty or missing caption; has 8 frame",
+    ),
+    "broken image": (
+        '{"path": "broken.png", "caption": "x"}',
+        r"broken.png: no decodable frame, zero-length or broken \(empty file\)",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_SAMPLES))
+def test_unusable_samples_are_named_with_their_fault_before_any_model(tmp_path, case):
+    row, message = BAD_SAMPLES[case]
+    write_clip(tmp_path / "clip.mp4", num_frames=12, fps=8)
+    write_clip(tmp_path / "short.mp4", num_frames=8, fps=8)
+    (tmp_path / "broken.png").write_bytes(b"")
+    write_image(tmp_path / "fine.png")
+    values = json.loads(row)
+    fps = values.pop("fps", None)
+    (tmp_path / "data.jsonl").write_text(
+        json.dumps({"path": "fine.png", "caption": "fine"}) + "\n" + json.dumps(values)
+    )
+    with pytest.raises(ValueError, match=rf"^1 sample\(s\) cannot be trained on:\n  - .*{message}"):
+        check_media(read_manifest(tmp_path / "data.jsonl"), num_frames=17, fps=fps)
+
+
+def test_every_unusable_sample_is_listed_at_once(tmp_path):
+    write_clip(tmp_path / "a.mp4", num_frames=4)
+    write_clip(tmp_path / "b.mp4", num_frames=9)
+    (tmp_path / "a.txt").write_text("a")
+    (tmp_path / "b.txt").write_text("")
+    with pytest.raises(
+        ValueError, match=r"2 sample\(s\).*\n  - .*a.mp4: has 4 frame.*\n  - .*b.mp4: empty or missing caption$"
+    ):
+        check_media(read_manifest(tmp_path), num_frames=33)
+
+
+def test_clips_shorter_than_num_frames_but_long_enough_for_one_clip_pass(tmp_path):
+    write_clip(tmp_path / "a.mp4", num_frames=12)
+    (tmp_path / "a.txt").write_text("a")
+    check_media(read_manifest(tmp_path), num_frames=33)
 
 
 # ---------------------------------------------------------------------- clips

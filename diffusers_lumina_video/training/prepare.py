@@ -96,7 +96,7 @@ def cache_is_current(config: LoraTrainingConfig, items: list[MediaItem]) -> bool
 def load_dataset_items(config: LoraTrainingConfig) -> list[MediaItem]:
     """The manifest's samples, with every file opened once: all data errors surface here, before any model."""
     items = read_manifest(config.dataset, config.path_column, config.caption_column, config.motion_column)
-    check_media(items)
+    check_media(items, config.num_frames, config.fps)
     return items
 
 
