@@ -22,7 +22,6 @@ from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.loaders import PeftAdapterMixin
 from diffusers.models.attention import AttentionMixin, AttentionModuleMixin, LuminaFeedForward
 from diffusers.models.attention_dispatch import dispatch_attention_fn
-from diffusers.models.cache_utils import CacheMixin
 from diffusers.models.embeddings import TimestepEmbedding, Timesteps
 from diffusers.models.modeling_outputs import Transformer2DModelOutput
 from diffusers.models.modeling_utils import ModelMixin
@@ -31,6 +30,7 @@ from diffusers.utils import apply_lora_scale, logging
 from diffusers.utils.torch_utils import maybe_allow_in_graph
 
 from ...loaders.single_file_model import LuminaVideoFromOriginalModelMixin
+from ..cache import LuminaVideoCacheMixin
 
 
 logger = logging.get_logger(__name__)
@@ -350,7 +350,7 @@ class LuminaVideoTransformer3DModel(
     ConfigMixin,
     AttentionMixin,
     PeftAdapterMixin,
-    CacheMixin,
+    LuminaVideoCacheMixin,
     LuminaVideoFromOriginalModelMixin,
 ):
     r"""
