@@ -1,6 +1,11 @@
 """LoRA training data: manifests, media checks, clip decoding, aspect-ratio buckets, motion scores and the cache."""
 
 import json
+import os
+import signal
+import subprocess
+import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +14,7 @@ import torch
 from safetensors.torch import load_file
 from synthetic_media import moving_frames, save_tiny_pipeline, texture, write_clip, write_dataset, write_image
 
+from diffusers_lumina_video.training import prepare
 from diffusers_lumina_video.training.config import LoraTrainingConfig
 from diffusers_lumina_video.training.data import (
     bucket_sizes,
@@ -221,3 +227,60 @@ def test_prepare_writes_latents_text_features_and_motion(tmp_path, dataset_dir, 
     assert cache_is_current(config, read_manifest(dataset_dir))
     config.resolution = 96
     assert not cache_is_current(config, read_manifest(dataset_dir))
+
+
+KILLED_PREPARATION = """
+import sys, time
+from diffusers_lumina_video.training import prepare
+from diffusers_lumina_video.training.config import LoraTrainingConfig
+
+encode, done = prepare._encode_pixels, []
+
+def slow_after_three(*args, **kwargs):
+    if len(done) == 3:
+        print("three done", flush=True)
+        time.sleep(60)
+    done.append(1)
+    return encode(*args, **kwargs)
+
+prepare._encode_pixels = slow_after_three
+prepare.prepare_dataset(LoraTrainingConfig(**__import__("json").loads(sys.argv[1])).validate())
+"""
+
+
+def test_killed_preparation_is_resumed_from_its_finished_samples(tmp_path, dataset_dir, tiny_pipeline_dir, caplog):
+    """A preparation SIGKILLed after 3 of 7 samples: the next one takes its folder over, encodes only the other 4,
+    leaves no temporary behind, and makes the same cache as an uninterrupted preparation."""
+    settings = {
+        "pretrained_model_name_or_path": str(tiny_pipeline_dir),
+        "dataset": str(dataset_dir),
+        "output_dir": str(tmp_path / "run"),
+        "resolution": 64,
+        "num_frames": 9,
+    }
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    process = subprocess.Popen(
+        [sys.executable, "-c", KILLED_PREPARATION, json.dumps(settings)], env=env, stdout=subprocess.PIPE, text=True
+    )
+    assert process.stdout.readline().strip() == "three done"
+    process.send_signal(signal.SIGKILL)
+    assert process.wait() == -signal.SIGKILL
+    left = list((tmp_path / "run").glob(".cache.tmp-*"))
+    assert len(left) == 1 and len(list(left[0].glob("samples/*.safetensors"))) == 3
+
+    config = LoraTrainingConfig(**settings).validate()
+    encoded = []
+    original = prepare._encode_pixels
+    with caplog.at_level("INFO"), pytest.MonkeyPatch.context() as patch:
+        patch.setattr(prepare, "_encode_pixels", lambda *a, **k: encoded.append(1) or original(*a, **k))
+        cache = prepare_dataset(config)
+    assert "Resuming the preparation left in" in caplog.text and "3 sample(s) are done" in caplog.text
+    assert len(encoded) == 4
+    assert sorted(p.name for p in (tmp_path / "run").iterdir() if p.name.startswith(".")) == []
+
+    fresh = prepare_dataset(replace(config, output_dir=str(tmp_path / "fresh")))
+    resumed_index, fresh_index = (json.loads((c / INDEX_FILE).read_text()) for c in (cache, fresh))
+    assert resumed_index["samples"] == fresh_index["samples"]
+    for entry in fresh_index["samples"]:
+        expected, actual = load_file(str(fresh / entry["file"])), load_file(str(cache / entry["file"]))
+        torch.testing.assert_close(actual, expected)

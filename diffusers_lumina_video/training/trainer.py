@@ -38,7 +38,7 @@ from ..model_card import create_lora_model_card
 from ..models import LuminaVideoTransformer3DModel
 from ..models.transformers.transformer_lumina_video import patch_size_key
 from ..pipelines.lumina_video import LuminaVideoPipeline
-from ..utils.atomic import atomic_output_file, replace_folder
+from ..utils.atomic import atomic_output_file, remove_stale_temporaries, replace_folder
 from .batches import MicroBatchDataset, MicroBatchPlanner, PreparedDataset, unbatched
 from .checkpoints import (
     CHECKPOINT_PREFIX,
@@ -180,8 +180,11 @@ class LoraTrainer:
         self.weight_dtype = DTYPES.get(self.accelerator.mixed_precision, torch.float32)
         if self.accelerator.is_main_process:
             config.output_path.mkdir(parents=True, exist_ok=True)
-            for stale in (config.output_path / "checkpoints").glob(f".{CHECKPOINT_PREFIX}*.tmp"):  # from a killed run
+            # Left by a killed run: checkpoint folders under construction (one name for all processes) and the
+            # temporaries of every other output.
+            for stale in (config.output_path / "checkpoints").glob(f".{CHECKPOINT_PREFIX}*.tmp"):
                 shutil.rmtree(stale)
+            remove_stale_temporaries(config.output_path, recursive=True)
             with atomic_output_file(config.output_path / "training_config.json") as staging:
                 staging.write_text(json.dumps(config.to_dict(), indent=2))
 
