@@ -5,6 +5,7 @@ import json
 import math
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import types
@@ -419,3 +420,18 @@ def test_interrupted_conversion_leaves_nothing_behind(existing, golden_dir, tmp_
         assert os.listdir(output) == ["old.txt"] and leftovers(output.parent) == []
     else:
         assert not output.parent.exists() and leftovers(tmp_path) == []
+
+
+def test_folder_of_a_killed_conversion_is_removed_by_the_next_one(golden_dir, tmp_path):
+    """A SIGKILL leaves the folder being built; the next conversion into the same parent removes it (its process is
+    gone), and keeps one a running conversion is building."""
+    killed = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    killed.send_signal(signal.SIGKILL)
+    killed.wait()
+    stale = tmp_path / f".out.tmp-{killed.pid}-x1.partial"
+    (stale / "transformer").mkdir(parents=True)
+    running = tmp_path / f".other.tmp-{os.getppid()}-x2.partial"
+    running.mkdir()
+
+    convert_lumina_video_checkpoint(golden_dir, tmp_path / "out", transformer_only=True)
+    assert not stale.exists() and running.is_dir() and (tmp_path / "out" / "config.json").is_file()

@@ -80,6 +80,11 @@ def runs(tmp_path_factory, tiny_pipeline_dir):
     }
 
 
+def temporaries(folder: Path) -> list[Path]:
+    """Hidden files or folders a write in progress would leave: `.name.tmp-<pid>-...` and checkpoint staging."""
+    return [p for p in folder.rglob(".*") if ".tmp-" in p.name or p.name.endswith(".tmp")]
+
+
 def loss_rows(output: Path) -> list[dict]:
     with (output / "logs" / "loss.csv").open() as file:
         return [{k: v for k, v in row.items() if k != "seconds"} for row in csv.DictReader(file)]
@@ -88,6 +93,7 @@ def loss_rows(output: Path) -> list[dict]:
 def test_training_writes_the_lora_logs_checkpoints_videos_and_card(runs):
     output = runs["output"]
     assert "Using the prepared data" in (runs["root"] / "train.log").read_text()
+    assert temporaries(runs["root"]) == []
     assert (output / LORA_WEIGHT_NAME).is_file() and (output / "training_config.json").is_file()
 
     rows = loss_rows(output)
@@ -175,6 +181,7 @@ def test_resume_after_a_kill_ends_with_the_same_weights_as_an_uninterrupted_run(
     assert resumed.keys() == uninterrupted.keys()
     assert all(torch.equal(resumed[k], uninterrupted[k]) for k in resumed), "weights must match bitwise"
     assert loss_rows(output) == loss_rows(runs["output"]), "same loss curve, rows past the checkpoint replaced"
+    assert temporaries(output) == [], "a killed run's temporaries are removed by the next run"
 
 
 def test_run_resumed_from_its_last_checkpoint_ends_as_the_uninterrupted_run(runs):
