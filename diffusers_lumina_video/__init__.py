@@ -1,7 +1,12 @@
 """Lumina-Video (Multi-scale Next-DiT text-to-video) and Lumina-V2A (video-to-audio) for Hugging Face Diffusers."""
 
 from ._registration import register_with_diffusers
-from .models import LuminaV2ATransformerModel, LuminaVideoTransformer3DModel
+from .models import (
+    LuminaV2ATransformerModel,
+    LuminaVideoTransformer3DModel,
+    SynchformerEncoder,
+    SynchformerEncoderOutput,
+)
 from .models.transformers.transformer_lumina_video import LuminaVideoTransformerBlock
 from .pipelines import (
     SAMPLING_PRESETS,
@@ -10,7 +15,7 @@ from .pipelines import (
     LuminaVideoPipeline,
     LuminaVideoPipelineOutput,
 )
-from .processors import AudioLDMMelFeatureExtractor
+from .processors import AudioLDMMelFeatureExtractor, SynchformerVideoProcessor
 
 
 __version__ = "0.1.0"
@@ -24,6 +29,9 @@ __all__ = [
     "LuminaVideoPipeline",
     "LuminaVideoPipelineOutput",
     "LuminaVideoTransformer3DModel",
+    "SynchformerEncoder",
+    "SynchformerEncoderOutput",
+    "SynchformerVideoProcessor",
 ]
 
 register_with_diffusers(
@@ -34,7 +42,13 @@ register_with_diffusers(
         "LuminaV2ATransformerModel": LuminaV2ATransformerModel,
         "LuminaV2APipeline": LuminaV2APipeline,
         "LuminaV2APipelineOutput": LuminaV2APipelineOutput,
+        "SynchformerEncoder": SynchformerEncoder,
     },
-    loadable_components=["LuminaVideoTransformer3DModel", "LuminaV2ATransformerModel", "AudioLDMMelFeatureExtractor"],
+    loadable_components=[
+        "LuminaVideoTransformer3DModel",
+        "LuminaV2ATransformerModel",
+        "SynchformerEncoder",
+        "AudioLDMMelFeatureExtractor",
+    ],
     transformer_blocks=[LuminaVideoTransformerBlock],
 )

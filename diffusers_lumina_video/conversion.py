@@ -13,6 +13,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -28,10 +29,11 @@ from tqdm.auto import tqdm
 
 from .loaders.single_file_model import load_original_checkpoint, storage_dtype
 from .loaders.single_file_utils import is_hub_repo_id
-from .model_card import create_pipeline_model_card
+from .model_card import check_card_location, create_pipeline_model_card
 from .models import LuminaVideoTransformer3DModel
 from .pipelines import SAMPLING_PRESETS, LuminaVideoPipeline
 from .utils.atomic import permissions_from_umask, remove_stale_temporaries, replace_folder, temporary_prefix
+from .utils.output_paths import check_output_folder
 
 
 logger = logging.getLogger(__name__)
@@ -42,6 +44,8 @@ DEFAULT_TEXT_ENCODER = "google/gemma-2-2b"
 DEFAULT_VAE = "THUDM/CogVideoX-2b"
 DEFAULT_SAMPLING_PRESET = "f24F96R960"
 DEFAULT_MAX_SHARD_SIZE = "2GB"
+_SIZE_UNITS = {"KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12}
+_SHARD_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(KB|MB|GB|TB)?\s*$", flags=re.IGNORECASE)
 
 # `dtype` replaced `torch_dtype` in transformers' `from_pretrained` (4.56).
 _TRANSFORMERS_DTYPE_ARG = "dtype" if is_transformers_version(">=", "4.56.0") else "torch_dtype"
@@ -96,15 +100,22 @@ def convert_lumina_video_checkpoint(
         raise ValueError(f"`dtype` must be one of {list(DTYPES)}, got {dtype!r}.")
     if sampling_preset not in SAMPLING_PRESETS:
         raise ValueError(f"`sampling_preset` must be one of {list(SAMPLING_PRESETS)}, got {sampling_preset!r}.")
-    _check_shard_size(max_shard_size)
+    shard_bytes = shard_size_in_bytes(max_shard_size)
     if push_to_hub is not None:
         try:
             validate_repo_id(push_to_hub)
         except ValueError as error:
             raise ValueError(f"`push_to_hub` must be a Hub repository id such as 'me/lumina-video': {error}") from None
+    if base_model is not None:
+        check_card_location("base_model", base_model, hub_only=True)
     output_path = Path(output_path)
     _check_output_path(output_path, overwrite)
     _check_not_replacing_checkpoint(checkpoint_path, output_path)
+
+    if not transformer_only:
+        check_component_path("text_encoder_path", text_encoder_path)
+        check_component_path("tokenizer_path", tokenizer_path or text_encoder_path)
+        check_component_path("vae_path", vae_path, vae_subfolder)
 
     model, state_dict = load_original_checkpoint(LuminaVideoTransformer3DModel, checkpoint_path, model_args_path)
     torch_dtype = DTYPES[dtype]
@@ -125,7 +136,7 @@ def convert_lumina_video_checkpoint(
     )
     with _build_atomically(output_path, overwrite) as folder:
         save_transformer(
-            model, state_dict, folder if transformer_only else folder / "transformer", torch_dtype, max_shard_size
+            model, state_dict, folder if transformer_only else folder / "transformer", torch_dtype, shard_bytes
         )
         if components:
             # Built first so that components are saved as the pipeline configures them (e.g. right padding); the
@@ -201,17 +212,47 @@ def _load_components(
     return {"text_encoder": text_encoder, "tokenizer": tokenizer, "vae": vae}
 
 
-def _check_shard_size(max_shard_size: int | str) -> None:
-    """Fails on a malformed `max_shard_size` now rather than after the checkpoint and components are loaded."""
-    try:
-        split_torch_state_dict_into_shards({}, max_shard_size=max_shard_size)
-    except ValueError as error:
-        raise ValueError(f"`max_shard_size` must be a byte count or a size such as '2GB': {error}") from None
+def check_component_path(name: str, path: str | os.PathLike, subfolder: str | None = None) -> None:
+    """A component is a local folder (holding `subfolder`, if given) or a Hub id; checked before anything loads."""
+    if is_hub_repo_id(path):
+        try:
+            validate_repo_id(str(path))
+        except ValueError as error:
+            raise ValueError(f"`{name}` {path} is not a valid Hub repository id: {error}") from None
+        return
+    folder = Path(path)
+    if not folder.is_dir():
+        raise FileNotFoundError(
+            f"`{name}` {path} is neither a local folder nor a Hub repository id such as 'owner/name'."
+        )
+    if subfolder and not (folder / subfolder).is_dir():
+        raise FileNotFoundError(
+            f"`{name}` {path} has no subfolder {subfolder!r}; set `vae_subfolder` to '' if {path} is the VAE itself."
+        )
+
+
+def shard_size_in_bytes(max_shard_size: int | str) -> int:
+    """`2000000000`, `"2000000000"` or `"2GB"` (KB, MB, GB, TB; powers of 1000) -> bytes, checked to be positive now
+    rather than after the checkpoint and components are loaded."""
+    if isinstance(max_shard_size, bool) or not isinstance(max_shard_size, (int, str)):
+        raise TypeError(f"`max_shard_size` must be a byte count or a size such as '2GB', got {max_shard_size!r}.")
+    if isinstance(max_shard_size, int):
+        size = max_shard_size
+    else:
+        match = _SHARD_SIZE.match(max_shard_size)
+        if match is None:
+            raise ValueError(f"`max_shard_size` must be a byte count or a size such as '2GB', got {max_shard_size!r}.")
+        number, unit = match.groups()
+        size = int(float(number) * _SIZE_UNITS[unit.upper()]) if unit else int(number)
+    if size <= 0:
+        raise ValueError(
+            f"`max_shard_size` must be a byte count or a size such as '2GB' above 0, got {max_shard_size!r}."
+        )
+    return size
 
 
 def _check_output_path(path: Path, overwrite: bool) -> None:
-    if path.exists() and not path.is_dir():
-        raise FileExistsError(f"`output_path` {path} is a file; give a folder path.")
+    check_output_folder(path, "output_path")
     if path.is_dir() and any(path.iterdir()) and not overwrite:
         raise FileExistsError(
             f"`output_path` {path} already exists and is not empty; pass `--overwrite` (`overwrite=True`) to replace it."
@@ -281,12 +322,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--overwrite", action="store_true", help="Replace a non-empty `--output_path`.")
     parser.add_argument("--push_to_hub", metavar="REPO", help="Upload the finished folder to this Hub repository.")
     parser.add_argument("--private", action="store_true", help="Create the `--push_to_hub` repository as private.")
+    parser.set_defaults(run=run)
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = add_arguments(argparse.ArgumentParser(description="Convert a Lumina-Video checkpoint to Diffusers."))
-    args = parser.parse_args(argv)
+def run(args: argparse.Namespace) -> int:
+    """Converts as the parsed options say (`lumina-video convert` and the conversion script)."""
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    convert_lumina_video_checkpoint(**vars(args))
+    options = {key: value for key, value in vars(args).items() if key not in ("command", "run", "verbose")}
+    convert_lumina_video_checkpoint(**options)
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from .cli import add_verbose_argument, run_command
+
+    parser = add_arguments(argparse.ArgumentParser(description="Convert a Lumina-Video checkpoint to Diffusers."))
+    add_verbose_argument(parser)
+    args = parser.parse_args(argv)
+    return run_command(args, prog=parser.prog)

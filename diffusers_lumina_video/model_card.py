@@ -7,9 +7,12 @@ with the package without any data-file configuration.
 
 import json
 import logging
+import re
+from pathlib import PurePosixPath
 from typing import Any
 
 from huggingface_hub import ModelCard, ModelCardData
+from huggingface_hub.utils import validate_repo_id
 
 from .loaders.single_file_utils import is_hub_repo_id
 from .pipelines import SAMPLING_PRESETS
@@ -122,6 +125,57 @@ Relative time cost of each patchification:
 """
 
 
+# A Hub tag: letters, digits and `_.:/+-`, starting with a letter or digit.
+_TAG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/+-]*$")
+VIDEO_SUFFIXES = (".mp4", ".webm", ".mov", ".gif")
+# These would end the quoted strings of the usage code or the `<video src="...">` attribute the values go into.
+_UNQUOTABLE = ('"', "\\", "\n", "\r", "<", ">")
+
+
+def check_card_location(name: str, value: Any, hub_only: bool = False) -> None:
+    """A Hub id (valid by the Hub's rules) or, unless `hub_only`, a local path, as a string the card can quote."""
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"`{name}` must be a non-empty string (a Hub id such as 'me/lumina-video'), got {value!r}.")
+    if any(character in value for character in _UNQUOTABLE):
+        raise ValueError(
+            f"`{name}` must not contain quotes, backslashes, angle brackets or line breaks, got {value!r}."
+        )
+    if hub_only or is_hub_repo_id(value):
+        try:
+            validate_repo_id(value)
+        except ValueError as error:
+            raise ValueError(f"`{name}` must be a Hub repository id such as 'me/lumina-video': {error}") from None
+
+
+def _check_tags(tags: Any) -> list[str]:
+    if tags is None:
+        return []
+    if isinstance(tags, str) or not isinstance(tags, (list, tuple)):
+        raise ValueError(f"`tags` must be a list of strings, got {tags!r}.")
+    bad = [tag for tag in tags if not isinstance(tag, str) or not _TAG.match(tag)]
+    if bad:
+        raise ValueError(f"`tags` must be Hub tags (letters, digits and `_.:/+-`, no spaces), got {bad}.")
+    return list(tags)
+
+
+def _check_sample_path(name: str, value: Any) -> None:
+    """A video inside the repository: relative, without `..`, with a video suffix, quotable."""
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"`{name}` must be a path relative to the repository, such as 'samples/step-500.mp4'.")
+    path = PurePosixPath(value)
+    if path.is_absolute() or ".." in path.parts or "\\" in value:
+        raise ValueError(f"`{name}` must be a path inside the repository (relative, no '..'), got {value!r}.")
+    if path.suffix.lower() not in VIDEO_SUFFIXES:
+        raise ValueError(f"`{name}` must be a video file ({', '.join(VIDEO_SUFFIXES)}), got {value!r}.")
+    if any(character in value for character in _UNQUOTABLE):
+        raise ValueError(f"`{name}` must not contain quotes, angle brackets or line breaks, got {value!r}.")
+
+
+def _check_text(name: str, value: Any) -> None:
+    if value is not None and not isinstance(value, str):
+        raise ValueError(f"`{name}` must be a string or None, got {value!r}.")
+
+
 def _describe(value: Any) -> str:
     """A constant, or a time schedule `[(t_start, value), ...]` as "v0, v1 from t=t1, ..."."""
     if isinstance(value, list):
@@ -186,6 +240,7 @@ def create_pipeline_model_card(
     num_parameters: int | None = None,
     dtype: str | None = None,
     sampling_preset: str = "f24F96R960",
+    tags: list[str] | None = None,
 ) -> ModelCard:
     r"""
     The card of a converted Lumina-Video folder (a whole pipeline, or the transformer alone).
@@ -196,9 +251,17 @@ def create_pipeline_model_card(
         transformer_only (`bool`): The folder holds `LuminaVideoTransformer3DModel` alone.
         num_parameters (`int`, *optional*), dtype (`str`, *optional*): Shown in the summary.
         sampling_preset (`str`): The `SAMPLING_PRESETS` entry the usage code samples with.
+        tags (`list[str]`, *optional*): Hub tags added to the package's own.
     """
     if sampling_preset not in SAMPLING_PRESETS:
         raise ValueError(f"`sampling_preset` must be one of {list(SAMPLING_PRESETS)}, got {sampling_preset!r}.")
+    check_card_location("model_id", model_id)
+    check_card_location("base_model", base_model, hub_only=True)
+    extra_tags = _check_tags(tags)
+    if num_parameters is not None and (isinstance(num_parameters, bool) or not isinstance(num_parameters, int)):
+        raise ValueError(f"`num_parameters` must be an integer or None, got {num_parameters!r}.")
+    if num_parameters is not None and num_parameters < 0:
+        raise ValueError(f"`num_parameters` must be >= 0, got {num_parameters}.")
     details = ", ".join(
         part
         for part in (
@@ -247,7 +310,7 @@ print(f"{{transformer.num_parameters() / 1e9:.2f}}B parameters, patch sizes {{tr
         library_name="diffusers",
         pipeline_tag="text-to-video",
         base_model=base_model,
-        tags=[*TAGS, "transformer" if transformer_only else "pipeline"],
+        tags=[*TAGS, "transformer" if transformer_only else "pipeline", *extra_tags],
     )
     return _render(card_data, title=title, summary=summary, usage=usage, license_note=license_note)
 
@@ -260,6 +323,7 @@ def create_lora_model_card(
     validation_prompt: str | None = None,
     trigger_phrase: str | None = None,
     sampling_preset: str = "f24F96R960",
+    tags: list[str] | None = None,
 ) -> ModelCard:
     r"""
     The card of a LoRA trained on a Lumina-Video pipeline.
@@ -274,9 +338,21 @@ def create_lora_model_card(
         validation_prompt (`str`, *optional*): The prompt of `validation_video`; also the usage code's prompt.
         trigger_phrase (`str`, *optional*): The phrase the LoRA was trained to respond to (`instance_prompt`).
         sampling_preset (`str`): The `SAMPLING_PRESETS` entry the usage code samples with.
+        tags (`list[str]`, *optional*): Hub tags added to the package's own.
     """
     if sampling_preset not in SAMPLING_PRESETS:
         raise ValueError(f"`sampling_preset` must be one of {list(SAMPLING_PRESETS)}, got {sampling_preset!r}.")
+    check_card_location("repo_id", repo_id)
+    check_card_location("base_model", base_model)
+    extra_tags = _check_tags(tags)
+    if validation_video is not None:
+        _check_sample_path("validation_video", validation_video)
+    _check_text("validation_prompt", validation_prompt)
+    _check_text("trigger_phrase", trigger_phrase)
+    if training_settings is not None and (
+        not isinstance(training_settings, dict) or not all(isinstance(k, str) for k in training_settings)
+    ):
+        raise ValueError(f"`training_settings` must be a dict with setting names as keys, got {training_settings!r}.")
     if validation_prompt is not None and validation_video is None:
         raise ValueError("`validation_prompt` describes `validation_video`; pass the video as well.")
     prompt = validation_prompt or (f"{trigger_phrase}, {EXAMPLE_PROMPT}" if trigger_phrase else EXAMPLE_PROMPT)
@@ -295,7 +371,7 @@ def create_lora_model_card(
         base_model_relation="adapter" if on_hub else None,
         instance_prompt=trigger_phrase,
         widget=widget,
-        tags=[*TAGS, "lora", "diffusers-training"],
+        tags=[*TAGS, "lora", "diffusers-training", *extra_tags],
     )
     source = f"[`{base_model}`](https://huggingface.co/{base_model})" if on_hub else f"`{base_model}`"
     summary = (

@@ -7,7 +7,7 @@ import torch
 from conftest import FORWARD_TOLERANCE, run_golden_forward_case
 
 from diffusers_lumina_video import LuminaVideoTransformer3DModel
-from diffusers_lumina_video.cli import main
+from diffusers_lumina_video.cli import ERROR_EXIT_CODE, main
 
 
 def test_generate_tiny_random_writes_a_playable_mp4(tmp_path, capsys):
@@ -32,30 +32,138 @@ def test_generate_console_script_with_overrides(tmp_path):
     assert iio.imread(output).shape == (5, 32, 64, 3)
 
 
-@pytest.mark.parametrize(
-    ("extra", "message"),
-    [
-        (["--num-frames", "0"], "`num_frames` must be >= 1"),
-        (["--height", "40"], "`height` and `width` must be positive multiples of 16"),
-        (["--steps", "0"], "`--steps` must be >= 1"),
-    ],
-)
-def test_generate_rejects_bad_arguments_before_loading(tmp_path, extra, message):
+def assert_one_line_error(capsys, command: str, message: str) -> None:
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"lumina-video {command}: error: "), err
+    assert message in err, err
+    assert "\n" not in err and "Traceback" not in err
+
+
+# (extra arguments, message); the base command is valid except for `--model`, which is checked last.
+GENERATE_BAD_INPUTS = [
+    (["--num-frames", "0"], "`num_frames` must be >= 1"),
+    (["--num-frames", "-3"], "`num_frames` must be >= 1"),
+    (["--height", "40"], "`height` and `width` must be positive multiples of 16"),
+    (["--width", "0"], "`height` and `width` must be positive multiples of 16"),
+    (["--height", "-32"], "`height` and `width` must be positive multiples of 16"),
+    (["--steps", "0"], "`--steps` must be >= 1"),
+    (["--steps", "-2"], "`--steps` must be >= 1"),
+    (["--seed", "-1"], "`--seed` must be an integer in [0, 2**63)"),
+    (["--seed", str(2**64)], "`--seed` must be an integer in [0, 2**63)"),
+    (["--fps", "0"], "`--fps` must be a positive frame rate, got 0"),
+    (["--fps", "-24"], "`--fps` must be a positive frame rate"),
+    (["--motion-score", "nan"], "`--motion-score` must be a finite number"),
+    (["--motion-score", "inf"], "`--motion-score` must be a finite number"),
+    (["--motion-score=-inf"], "`--motion-score` must be a finite number"),
+    (["--prompt", "  "], "`--prompt` must not be empty"),
+    (["--output", "{tmp}/x.gif"], "`--output` must end in .mp4"),
+    (["--output", "{tmp}/missing/x.mp4"], "`--output` folder {tmp}/missing does not exist"),
+    (["--output", "{tmp}/folder.mp4"], "`--output` {tmp}/folder.mp4 is a folder"),
+    ([], "`--model` /does/not/exist is neither a pipeline folder nor a Hub id"),
+]
+
+
+@pytest.mark.parametrize(("extra", "message"), GENERATE_BAD_INPUTS)
+def test_generate_rejects_bad_arguments_before_loading(tmp_path, capsys, monkeypatch, extra, message):
+    (tmp_path / "folder.mp4").mkdir()
+    loaded = []
+    monkeypatch.setattr("diffusers.DiffusionPipeline.from_pretrained", lambda *a, **k: loaded.append(a))
     args = ["generate", "--model", "/does/not/exist", "--prompt", "x", "--output", str(tmp_path / "x.mp4")]
-    with pytest.raises(ValueError, match=message):
-        main(args + extra)
-    assert not any(tmp_path.iterdir())
+    extra = [value.format(tmp=tmp_path) for value in extra]
+    assert main(args + extra) == ERROR_EXIT_CODE
+    assert_one_line_error(capsys, "generate", message.format(tmp=tmp_path))
+    assert not loaded
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["folder.mp4"]
 
 
-def test_generate_rejects_output_that_is_not_mp4(tmp_path):
-    with pytest.raises(ValueError, match="`--output` must end in .mp4"):
-        main(["generate", "--model", "tiny-random", "--prompt", "x", "--output", str(tmp_path / "x.gif")])
+def test_generate_rejects_an_output_folder_that_is_not_writable(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr("os.access", lambda path, mode: False)  # permissions do not bind root, who runs CI
+    args = ["generate", "--model", "tiny-random", "--prompt", "x", "--output", str(tmp_path / "x.mp4")]
+    assert main(args) == ERROR_EXIT_CODE
+    assert_one_line_error(capsys, "generate", f"`--output` folder {tmp_path} is not writable")
+
+
+def test_generate_offload_needs_an_accelerator(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    args = ["generate", "--model", "tiny-random", "--prompt", "x", "--output", str(tmp_path / "x.mp4"), "--offload"]
+    assert main(args) == ERROR_EXIT_CODE
+    assert_one_line_error(capsys, "generate", "`--offload` moves models between CPU and an accelerator")
 
 
 def test_generate_rejects_unknown_preset(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["generate", "--model", "tiny-random", "--prompt", "x", "--output", "x.mp4", "--preset", "nope"])
     assert "invalid choice: 'nope'" in capsys.readouterr().err
+
+
+def test_verbose_and_debug_variable_show_the_traceback(tmp_path, monkeypatch):
+    args = ["generate", "--model", "tiny-random", "--prompt", "x", "--output", str(tmp_path / "x.gif")]
+    with pytest.raises(ValueError, match="`--output` must end in .mp4"):
+        main([*args, "--verbose"])
+    with pytest.raises(ValueError, match="`--output` must end in .mp4"):
+        main(["--verbose", *args])
+    monkeypatch.setenv("LUMINA_VIDEO_DEBUG", "1")
+    with pytest.raises(ValueError, match="`--output` must end in .mp4"):
+        main(args)
+
+
+def test_a_user_error_in_a_real_process_prints_one_line_and_no_traceback(tmp_path):
+    command = [sys.executable, "-m", "diffusers_lumina_video.cli", "convert", "--checkpoint_path"]
+    command += [str(tmp_path / "nothing"), "--output_path", str(tmp_path / "out"), "--transformer_only"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert result.returncode == ERROR_EXIT_CODE
+    # The last line: third-party libraries may log import warnings first.
+    last_line = result.stderr.strip().splitlines()[-1]
+    assert last_line == f"lumina-video convert: error: `checkpoint_path` {tmp_path / 'nothing'} does not exist."
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+@pytest.fixture
+def bad_checkpoints(tmp_path):
+    (tmp_path / "garbage.pth").write_bytes(b"not a checkpoint")
+    (tmp_path / "a_file").write_text("")
+    return tmp_path
+
+
+CONVERT_BAD_INPUTS = [
+    (["--checkpoint_path", "{tmp}/nothing"], "`checkpoint_path` {tmp}/nothing does not exist"),
+    (["--checkpoint_path", "{tmp}"], "`checkpoint_path` {tmp} holds none of"),
+    (["--checkpoint_path", "{tmp}/garbage.pth"], "Cannot read {tmp}/garbage.pth as a Lumina-Video checkpoint"),
+    (["--max_shard_size", "lots"], "`max_shard_size` must be a byte count or a size such as '2GB'"),
+    (["--max_shard_size", "0"], "`max_shard_size` must be a byte count or a size such as '2GB'"),
+    (["--push_to_hub", "not a repo"], "`push_to_hub` must be a Hub repository id"),
+    (["--output_path", "{tmp}/a_file"], "`output_path` {tmp}/a_file is a file; give a folder path"),
+    (["--output_path", "{tmp}/a_file/sub"], "`output_path` {tmp}/a_file/sub lies under {tmp}/a_file, which is a file"),
+]
+
+
+@pytest.mark.parametrize(("extra", "message"), CONVERT_BAD_INPUTS)
+def test_convert_rejects_bad_arguments(bad_checkpoints, capsys, extra, message):
+    tmp = bad_checkpoints
+    args = ["convert", "--checkpoint_path", f"{tmp}/garbage.pth", "--output_path", f"{tmp}/out", "--transformer_only"]
+    args += [value.format(tmp=tmp) for value in extra]
+    assert main(args) == ERROR_EXIT_CODE
+    assert_one_line_error(capsys, "convert", message.format(tmp=tmp))
+    assert not (tmp / "out").exists()
+
+
+TRAIN_LORA_BAD_INPUTS = [
+    ([], "`pretrained_model_name_or_path` is required"),
+    (["--dataset", "{tmp}/missing"], "`dataset` {tmp}/missing does not exist"),
+    (["--resolution", "100"], "`resolution` must be a positive multiple of 32"),
+    (["--num_frames", "10"], "`num_frames` must be 1 + a multiple of 8"),
+    (["--rank", "0"], "`rank` must be a positive integer"),
+    (["--learning_rate", "nan"], "`learning_rate` must be > 0"),
+    (["--rank", "many"], "`rank` must be an integer, got 'many'"),
+    (["--config", "{tmp}/missing.yaml"], "Config file {tmp}/missing.yaml does not exist"),
+    (["--mixed_precision", "fp8"], "`mixed_precision` must be one of"),
+]
+
+
+@pytest.mark.parametrize(("extra", "message"), TRAIN_LORA_BAD_INPUTS)
+def test_train_lora_rejects_bad_arguments(tmp_path, capsys, extra, message):
+    assert main(["train-lora", *(value.format(tmp=tmp_path) for value in extra)]) == ERROR_EXIT_CODE
+    assert_one_line_error(capsys, "train-lora", message.format(tmp=tmp_path))
 
 
 def test_convert_subcommand_writes_a_loadable_transformer(golden_dir, golden, tmp_path):

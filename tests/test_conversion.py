@@ -422,6 +422,93 @@ def test_interrupted_conversion_leaves_nothing_behind(existing, golden_dir, tmp_
         assert not output.parent.exists() and leftovers(tmp_path) == []
 
 
+# ---------------------------------------------------------------------------------------------------- bad inputs
+# `model_args.pth` values that would otherwise be written into the config (or crash later), each refused by name.
+MODEL_ARGS_BAD_VALUES = [
+    ("rope_theta", float("nan"), "field `rope_theta` must be a finite number > 0, got nan"),
+    ("rope_theta", -256.0, "field `rope_theta` must be a finite number > 0, got -256.0"),
+    ("rope_theta", 0, "field `rope_theta` must be a finite number > 0, got 0"),
+    ("rope_theta", "256", "field `rope_theta` must be a finite number > 0, got '256' (str)"),
+    ("rope_theta", True, "field `rope_theta` must be a finite number > 0, got True (bool)"),
+    ("t_scale", 0.0, "field `t_scale` must be a finite number > 0"),
+    ("t_scale", float("-inf"), "field `t_scale` must be a finite number > 0"),
+    ("motion_scale", float("inf"), "field `motion_scale` must be a finite number > 0"),
+    ("motion_scale", -20.0, "field `motion_scale` must be a finite number > 0"),
+    ("patch_sizes", [2, -2, 4], "field `patch_sizes` must be a non-empty list of positive integers"),
+    ("patch_sizes", [2, 2.0, 4], "field `patch_sizes` must be a non-empty list of positive integers"),
+    ("patch_sizes", "224", "field `patch_sizes` must be a non-empty list of positive integers"),
+    ("f_patch_sizes", [1, True, 2], "field `f_patch_sizes` must be a non-empty list of positive integers"),
+    ("f_patch_sizes", [], "field `f_patch_sizes` must be a non-empty list of positive integers"),
+    ("qk_norm", 1, "field `qk_norm` must be True or False, got 1 (int)"),
+    ("qk_norm", "yes", "field `qk_norm` must be True or False"),
+    ("model", 3, "field `model` must be a model name (a string), got 3 (int)"),
+]
+
+
+@pytest.mark.parametrize(("field", "value", "message"), MODEL_ARGS_BAD_VALUES)
+def test_model_args_values_are_type_and_range_checked(original, model_args, tmp_path, field, value, message):
+    release = write_release(
+        tmp_path / "release", original, types.SimpleNamespace(**{**vars(model_args), field: value})
+    )
+    with pytest.raises(CheckpointFormatError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        convert_lumina_video_checkpoint(release, tmp_path / "out", transformer_only=True)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("max_shard_size", "error", "message"),
+    [
+        (-1, ValueError, "above 0, got -1"),
+        (0, ValueError, "above 0, got 0"),
+        ("0GB", ValueError, "above 0, got '0GB'"),
+        ("-3GB", ValueError, "got '-3GB'"),
+        ("huge", ValueError, "got 'huge'"),
+        ("2 GiB", ValueError, "got '2 GiB'"),
+        (True, TypeError, "got True"),
+        (1.5e9, TypeError, "got 1500000000.0"),
+    ],
+)
+def test_max_shard_size_is_validated(tmp_path, max_shard_size, error, message):
+    with pytest.raises(error, match=f"`max_shard_size` must be a byte count or a size such as '2GB'.*{message}"):
+        convert_lumina_video_checkpoint(tmp_path / "missing", tmp_path / "out", max_shard_size=max_shard_size)
+
+
+@pytest.mark.parametrize(("value", "size"), [(1000, 1000), ("1000", 1000), ("2GB", 2 * 10**9), ("1.5 mb", 1_500_000)])
+def test_max_shard_size_forms(value, size):
+    assert conversion.shard_size_in_bytes(value) == size
+
+
+@pytest.mark.parametrize(
+    ("paths", "message"),
+    [
+        ({"text_encoder_path": "{tmp}/no-gemma"}, "`text_encoder_path` {tmp}/no-gemma is neither a local folder"),
+        ({"tokenizer_path": "./no-tokenizer"}, "`tokenizer_path` ./no-tokenizer is neither a local folder"),
+        ({"vae_path": "{tmp}/no-vae"}, "`vae_path` {tmp}/no-vae is neither a local folder"),
+        ({"vae_subfolder": "decoder"}, "`vae_path` {components}/cogvideox has no subfolder 'decoder'"),
+        ({"text_encoder_path": "google/gemma..2"}, "`text_encoder_path` google/gemma..2 is not a valid Hub"),
+        ({"vae_path": "gemma"}, "`vae_path` gemma is neither a local folder nor a Hub repository id"),
+    ],
+)
+def test_pipeline_component_paths_are_checked_before_anything_loads(
+    golden_dir, components_dir, tmp_path, monkeypatch, paths, message
+):
+    def loading(*args, **kwargs):
+        raise AssertionError("the checkpoint was read before the component paths were checked")
+
+    monkeypatch.setattr(conversion, "load_original_checkpoint", loading)
+    arguments = {"text_encoder_path": str(components_dir / "gemma"), "vae_path": str(components_dir / "cogvideox")}
+    arguments.update({k: v.format(tmp=tmp_path) for k, v in paths.items()})
+    with pytest.raises((ValueError, OSError), match=message.format(tmp=tmp_path, components=components_dir)):
+        convert_lumina_video_checkpoint(golden_dir, tmp_path / "out", **arguments)
+
+
+def test_refused_pickle_never_advises_turning_the_safe_loader_off(original, tmp_path):
+    release = write_release(tmp_path / "release", {**original, "extra": _Payload(tmp_path / "ran")}, None)
+    with pytest.raises(UnsafeCheckpointError) as error:
+        convert_lumina_video_checkpoint(release, tmp_path / "out", transformer_only=True)
+    assert "weights_only" not in str(error.value) and "nothing from it was loaded" in str(error.value)
+
+
 def test_folder_of_a_killed_conversion_is_removed_by_the_next_one(golden_dir, tmp_path):
     """A SIGKILL leaves the folder being built; the next conversion into the same parent removes it (its process is
     gone), and keeps one a running conversion is building."""

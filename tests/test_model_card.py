@@ -135,3 +135,58 @@ def test_lora_card_usage_code_runs(tmp_path, monkeypatch):
     lora_layers = [name for name, _ in namespace["pipe"].transformer.named_parameters() if "lora_A" in name]
     assert lora_layers and isinstance(namespace["video"], type(torch.zeros(1).numpy()))
     assert (tmp_path / "lumina_video.mp4").stat().st_size > 0
+
+
+# (card, arguments, message); "lora" cards start from `create_lora_model_card("me/lora", "me/base")`, "pipeline"
+# cards from `create_pipeline_model_card("me/x", "Alpha-VLLM/Lumina-Video-f24R960")`.
+CARD_BAD_INPUTS = [
+    ("pipeline", {"base_model": ""}, "`base_model` must be a non-empty string"),
+    ("pipeline", {"base_model": "me/bad..name"}, "`base_model` must be a Hub repository id"),
+    ("pipeline", {"base_model": "/local/folder"}, "`base_model` must be a Hub repository id"),
+    ("pipeline", {"base_model": None}, "`base_model` must be a non-empty string"),
+    ("pipeline", {"model_id": 'me/x"; import os'}, "`model_id` must not contain quotes"),
+    ("pipeline", {"model_id": "me/x\n"}, "`model_id` must not contain quotes, backslashes, angle brackets or line"),
+    ("pipeline", {"tags": "video"}, "`tags` must be a list of strings, got 'video'"),
+    ("pipeline", {"tags": ["my tag"]}, r"`tags` must be Hub tags .* got \['my tag'\]"),
+    ("pipeline", {"num_parameters": -5}, "`num_parameters` must be >= 0"),
+    ("pipeline", {"num_parameters": "2B"}, "`num_parameters` must be an integer or None"),
+    ("lora", {"repo_id": "me/--lora"}, "`repo_id` must be a Hub repository id"),
+    ("lora", {"repo_id": 3}, "`repo_id` must be a non-empty string"),
+    ("lora", {"base_model": "me/base<script>"}, "`base_model` must not contain quotes"),
+    ("lora", {"tags": ["ok", 7]}, r"`tags` must be Hub tags .* got \[7\]"),
+    ("lora", {"tags": ["", "x"]}, "`tags` must be Hub tags"),
+    ("lora", {"validation_video": "/tmp/out/sample.mp4"}, "`validation_video` must be a path inside the repository"),
+    ("lora", {"validation_video": "../sample.mp4"}, "`validation_video` must be a path inside the repository"),
+    ("lora", {"validation_video": "sample.txt"}, r"`validation_video` must be a video file \(.mp4"),
+    ("lora", {"validation_video": 'a".mp4'}, "`validation_video` must not contain quotes"),
+    ("lora", {"validation_video": ""}, "`validation_video` must be a path relative to the repository"),
+    ("lora", {"validation_video": "a.mp4", "validation_prompt": 5}, "`validation_prompt` must be a string or None"),
+    ("lora", {"trigger_phrase": ["sks"]}, "`trigger_phrase` must be a string or None"),
+    ("lora", {"training_settings": [("rank", 4)]}, "`training_settings` must be a dict with setting names as keys"),
+]
+
+
+@pytest.mark.parametrize(("card", "arguments", "message"), CARD_BAD_INPUTS)
+def test_invalid_card_metadata_is_refused_before_rendering(monkeypatch, card, arguments, message):
+    rendered = []
+    monkeypatch.setattr(ModelCard, "from_template", lambda *a, **k: rendered.append(a))
+    if card == "pipeline":
+        call = {"model_id": "me/x", "base_model": "Alpha-VLLM/Lumina-Video-f24R960", **arguments}
+        create = create_pipeline_model_card
+    else:
+        call, create = {"repo_id": "me/lora", "base_model": "me/base", **arguments}, create_lora_model_card
+    with pytest.raises(ValueError, match=message):
+        create(**call)
+    assert not rendered
+
+
+def test_extra_tags_are_added_to_the_metadata(tmp_path):
+    card = reloaded(create_lora_model_card("me/lora", "me/base", tags=["anime", "style:ink"]), tmp_path)
+    assert {"anime", "style:ink", "lora"} <= set(card.data.to_dict()["tags"])
+
+
+def test_converter_refuses_an_invalid_base_model_before_reading(tmp_path):
+    from diffusers_lumina_video.conversion import convert_lumina_video_checkpoint
+
+    with pytest.raises(ValueError, match="`base_model` must be a Hub repository id"):
+        convert_lumina_video_checkpoint(tmp_path / "missing", tmp_path / "out", base_model="me/a..b")

@@ -272,13 +272,16 @@ def test_presets_are_complete_and_usable(pipe):
         assert frames.shape == (1, 4, 2, 4, 4)
 
 
-def test_defaults_reproduce_f24_preset():
+def test_defaults_reproduce_f24_preset(pipe):
     import inspect
 
     defaults = {k: p.default for k, p in inspect.signature(LuminaVideoPipeline.__call__).parameters.items()}
     preset = SAMPLING_PRESETS["f24F96R960"]
-    for name in ("height", "width", "num_frames", "num_inference_steps", "guidance_renorm", "motion_score"):
+    for name in ("num_inference_steps", "guidance_renorm", "motion_score"):
         assert defaults[name] == preset[name], name
+    assert defaults["height"] is defaults["width"] is defaults["num_frames"] is None  # read from `latents` if given
+    sizes = (preset["height"], preset["width"], preset["num_frames"])
+    assert pipe._resolve_video_size(None, None, None, latents=None) == sizes
     assert list(defaults["guidance_scale"]) == preset["guidance_scale"]
     assert list(defaults["negative_motion_score"]) == preset["negative_motion_score"]
     assert defaults["patch_size"] is None  # the finest, (1, 2, 2)
@@ -300,7 +303,7 @@ def _embeds(batch=1, length=8):
         ({"height": 40}, "`height` and `width` must be positive multiples of 16"),
         ({"width": 48, "patch_size": (2, 4, 4)}, "`height` and `width` must be positive multiples of 32"),
         ({"num_frames": 0}, "`num_frames` must be >= 1"),
-        ({"height": None}, "`height`, `width` and `num_frames` must be integers"),
+        ({"height": 32.0}, "`height`, `width` and `num_frames` must be integers"),
         ({"num_inference_steps": 0}, "`num_inference_steps` must be an integer >= 1"),
         ({"num_videos_per_prompt": 0}, "`num_videos_per_prompt` must be an integer >= 1"),
         ({"prompt": []}, "`prompt` must be a string or a non-empty list of strings"),
@@ -327,11 +330,30 @@ def _embeds(batch=1, length=8):
         ({"latents": torch.randn(1, 4, 2, 4)}, r"`latents` must be \[B, C, F, H, W\]"),
         ({"latents": torch.randn(1, 4, 3, 4, 4)}, r"`latents` must have shape \(1, 4, 2, 4, 4\)"),
         ({"generator": [_seeded(), _seeded()]}, "`generator` is a list of 2, but 1 videos"),
+        ({"generator": [_seeded()], "num_videos_per_prompt": 2}, "`generator` is a list of 1, but 2 videos"),
+        ({"generator": 3}, "`generator` must be a torch.Generator or a list of them, got int"),
+        ({"generator": ["seed"]}, "`generator` must be a torch.Generator or a list of them, one per video"),
+        ({"height": True}, "`height`, `width` and `num_frames` must be integers"),
+        ({"guidance_renorm": "2"}, "`guidance_renorm` must be None \\(off\\) or a number > 0, got '2'"),
+        ({"guidance_renorm": float("nan")}, "`guidance_renorm` must be None \\(off\\) or a finite number > 0"),
+        ({"guidance_renorm": float("inf")}, "`guidance_renorm` must be None \\(off\\) or a finite number > 0"),
+        ({"guidance_scale": float("nan")}, "`guidance_scale` must be finite, got nan"),
+        ({"guidance_scale": [(0.0, 4.0), (0.5, float("inf"))]}, "`guidance_scale` must be finite, got inf"),
+        ({"motion_score": float("inf")}, "`motion_score` must be finite, got inf"),
+        ({"negative_motion_score": [(0.0, float("nan"))]}, "`negative_motion_score` must be finite"),
+        ({"latents": torch.full((1, 4, 2, 4, 4), float("nan"))}, "`latents` must be finite"),
+        ({"latents": torch.zeros(1, 4, 2, 4, 4, dtype=torch.long)}, "`latents` must be a floating-point tensor"),
+        ({"latents": [[0.0]]}, "`latents` must be a torch.Tensor, got list"),
+        (
+            {"latents": torch.randn(1, 4, 2, 4, 4), "height": 64},
+            r"`latents` must have shape \(1, 4, 2, 8, 4\) for these arguments \(1 videos of 5 frames at 64x32\), "
+            r"got \(1, 4, 2, 4, 4\)",
+        ),
     ],
 )
 def test_check_inputs_errors(pipe, kwargs, message):
     call = {"prompt": "a cat", **SMALL, "output_type": "latent", **kwargs}
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises((ValueError, TypeError), match=message):
         pipe(**call)
 
 
@@ -340,7 +362,7 @@ def test_check_inputs_errors(pipe, kwargs, message):
     [
         ({"prompt_embeds": _embeds()[0]}, "`prompt_embeds` needs `prompt_attention_mask`"),
         (
-            {"prompt_embeds": _embeds()[0], "prompt_attention_mask": torch.ones(1, 5)},
+            {"prompt_embeds": _embeds()[0], "prompt_attention_mask": torch.ones(1, 5, dtype=torch.long)},
             r"`prompt_attention_mask` must have shape \(1, 8\)",
         ),
         (
@@ -353,7 +375,7 @@ def test_check_inputs_errors(pipe, kwargs, message):
             "`negative_prompt_embeds` has batch size 1, but there are 2 prompts",
         ),
         (
-            {"prompt_embeds": _embeds()[0], "prompt_attention_mask": torch.zeros(1, 8)},
+            {"prompt_embeds": _embeds()[0], "prompt_attention_mask": torch.zeros(1, 8, dtype=torch.long)},
             "Every row of `prompt_attention_mask` needs at least one real token",
         ),
         (
@@ -364,14 +386,67 @@ def test_check_inputs_errors(pipe, kwargs, message):
             {"prompt_embeds": _embeds()[0], "prompt_attention_mask": _embeds()[1], "output_type": "np"},
             "`output_type='np'` needs a `vae`",
         ),
+        (
+            {"prompt_embeds": torch.randn(1, 8, 24), "prompt_attention_mask": _embeds()[1]},
+            r"`prompt_embeds` must be \[B, L, 32\] \(the transformer's `cap_feat_dim`\), got \(1, 8, 24\)",
+        ),
+        ({"prompt_embeds": torch.randn(8, 32), "prompt_attention_mask": _embeds()[1]}, "`prompt_embeds` must be"),
+        (
+            {"prompt_embeds": torch.randn(0, 8, 32), "prompt_attention_mask": torch.ones(0, 8, dtype=torch.long)},
+            r"`prompt_embeds` is empty \(\(0, 8, 32\)\)",
+        ),
+        (
+            {"prompt_embeds": torch.full((1, 8, 32), float("nan")), "prompt_attention_mask": _embeds()[1]},
+            "`prompt_embeds` must be finite",
+        ),
+        (
+            {"prompt_embeds": torch.ones(1, 8, 32, dtype=torch.long), "prompt_attention_mask": _embeds()[1]},
+            "`prompt_embeds` must be a floating-point tensor, got torch.int64",
+        ),
+        ({"prompt_embeds": [[0.0] * 32], "prompt_attention_mask": _embeds()[1]}, "`prompt_embeds` must be a torch"),
+        (
+            {"prompt_embeds": _embeds()[0], "prompt_attention_mask": torch.ones(1, 8)},
+            "`prompt_attention_mask` must be a bool or integer tensor",
+        ),
+        (
+            {
+                "prompt_embeds": _embeds()[0],
+                "prompt_attention_mask": _embeds()[1],
+                "negative_prompt_embeds": torch.full((1, 8, 32), float("inf")),
+                "negative_prompt_attention_mask": _embeds()[1],
+                "guidance_scale": 3.0,
+            },
+            "`negative_prompt_embeds` must be finite",
+        ),
+        (
+            {
+                "prompt_embeds": _embeds()[0],
+                "prompt_attention_mask": _embeds()[1],
+                "negative_prompt_embeds": _embeds()[0],
+                "negative_prompt_attention_mask": torch.zeros(1, 8, dtype=torch.bool),
+                "guidance_scale": 3.0,
+            },
+            "Every row of `negative_prompt_attention_mask` needs at least one real token",
+        ),
+        (
+            {
+                "prompt_embeds": _embeds()[0],
+                "prompt_attention_mask": _embeds()[1],
+                "negative_prompt_embeds": _embeds()[0],
+            },
+            "`negative_prompt_embeds` needs `negative_prompt_attention_mask`",
+        ),
     ],
 )
 def test_check_inputs_errors_without_text_encoder_or_vae(kwargs, message):
     components = tiny_random_pipeline().components
     pipe = LuminaVideoPipeline(components["transformer"], components["scheduler"])
+    calls = []
+    pipe.transformer.register_forward_pre_hook(lambda *args: calls.append(args))
     call = {**SMALL, "guidance_scale": 1.0, "output_type": "latent", **kwargs}
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises((ValueError, TypeError), match=message):
         pipe(**call)
+    assert not calls  # refused before the transformer runs
 
 
 def test_prompt_without_text_encoder_is_refused():

@@ -159,24 +159,67 @@ def test_attention_backend_can_be_set(tiny_inputs):
     torch.testing.assert_close(native, default)
 
 
-@pytest.mark.parametrize(
-    ("change", "message"),
-    [
-        ({"patch_size": (4, 4, 4)}, "`patch_size` must be one of"),
-        ({"hidden_states": torch.randn(2, 4, 3, 8, 8)}, "not divisible by the temporal patch 2"),
-        ({"hidden_states": torch.randn(2, 4, 4, 7, 8)}, "must be divisible by the patch 2x2"),
-        ({"timestep": torch.tensor([0.1, 0.2, 0.3])}, "`timestep` has batch size 3"),
-        ({"encoder_hidden_states": torch.randn(1, 6, 32)}, "`encoder_hidden_states` has batch size 1"),
-        ({"encoder_attention_mask": torch.ones(2, 5)}, "`encoder_attention_mask` must have shape (2, 6)"),
-        ({"motion_score": torch.tensor([1.0, 2.0, 3.0])}, "`motion_score` has batch size 3"),
-        ({"hidden_states": torch.randn(2, 3, 4, 8, 8)}, "`hidden_states` must be [B, 4, F, H, W]"),
-    ],
-)
-def test_invalid_inputs_raise_naming_the_argument(tiny_inputs, change, message):
+def _with_nan(tensor: torch.Tensor) -> torch.Tensor:
+    tensor = tensor.clone()
+    tensor.view(-1)[1] = float("nan")
+    return tensor
+
+
+# Each entry changes one argument of a valid call; `{x}` is replaced by the valid input of that name.
+TRANSFORMER_BAD_INPUTS = [
+    ({"patch_size": (4, 4, 4)}, ValueError, "`patch_size` must be one of"),
+    ({"hidden_states": torch.randn(2, 4, 3, 8, 8)}, ValueError, "not divisible by the temporal patch 2"),
+    ({"hidden_states": torch.randn(2, 4, 4, 7, 8)}, ValueError, "must be divisible by the patch 2x2"),
+    ({"hidden_states": torch.randn(2, 3, 4, 8, 8)}, ValueError, "`hidden_states` must be [B, 4, F, H, W]"),
+    ({"hidden_states": torch.randn(0, 4, 4, 8, 8)}, ValueError, "`hidden_states` is an empty batch"),
+    ({"hidden_states": torch.zeros(2, 4, 4, 8, 8, dtype=torch.long)}, TypeError, "`hidden_states` must be a floating"),
+    ({"hidden_states": "latents"}, TypeError, "`hidden_states` must be a torch.Tensor, got str"),
+    ({"hidden_states": torch.full((2, 4, 4, 8, 8), float("inf"))}, ValueError, "`hidden_states` must be finite"),
+    ({"timestep": torch.tensor([0.1, 0.2, 0.3])}, ValueError, "`timestep` has 3 values, but `hidden_states` has"),
+    ({"timestep": None}, ValueError, "`timestep` is required"),
+    ({"timestep": "0.5"}, TypeError, "`timestep` must be a float or a [B] tensor, got str"),
+    ({"timestep": torch.tensor([True, False])}, TypeError, "`timestep` must be a real-valued tensor"),
+    ({"timestep": torch.tensor([0.3, float("nan")])}, ValueError, "`timestep` must be finite"),
+    ({"timestep": torch.tensor([0.3, 1.5])}, ValueError, "`timestep` must lie in [0, 1]"),
+    ({"timestep": -0.1}, ValueError, "`timestep` must lie in [0, 1]"),
+    ({"encoder_hidden_states": torch.randn(1, 6, 32)}, ValueError, "`encoder_hidden_states` has batch size 1"),
+    ({"encoder_hidden_states": torch.randn(2, 6, 24)}, ValueError, "`encoder_hidden_states` must be [B, L, 32]"),
+    ({"encoder_hidden_states": torch.randn(2, 32)}, ValueError, "`encoder_hidden_states` must be [B, L, 32]"),
+    ({"encoder_hidden_states": torch.ones(2, 6, 32, dtype=torch.int32)}, TypeError, "`encoder_hidden_states` must"),
+    ({"encoder_hidden_states": "nan"}, ValueError, "`encoder_hidden_states` must be finite"),
+    ({"encoder_attention_mask": torch.ones(2, 5)}, TypeError, "`encoder_attention_mask` must be a bool or integer"),
+    ({"encoder_attention_mask": torch.ones(2, 5, dtype=torch.long)}, ValueError, "must have shape (2, 6)"),
+    ({"encoder_attention_mask": None}, ValueError, "`encoder_attention_mask` is required"),
+    (
+        {"encoder_attention_mask": torch.tensor([[1, 1, 0, 0, 0, 0], [0, 0, 0, 0, 0, 0]])},
+        ValueError,
+        "Every row of `encoder_attention_mask` needs at least one real token",
+    ),
+    ({"motion_score": torch.tensor([1.0, 2.0, 3.0])}, ValueError, "`motion_score` has 3 values"),
+    ({"motion_score": torch.tensor([1.0, float("inf")])}, ValueError, "`motion_score` must be finite"),
+    ({"motion_score": float("nan")}, ValueError, "`motion_score` must be finite"),
+    ({"motion_score": "fast"}, TypeError, "`motion_score` must be a float or a [B] tensor, got str"),
+]
+
+
+@pytest.mark.parametrize(("change", "error", "message"), TRANSFORMER_BAD_INPUTS)
+def test_invalid_inputs_raise_naming_the_argument(tiny_inputs, change, error, message):
     model = tiny_transformer()
+    change = {k: _with_nan(tiny_inputs[k]) if v == "nan" else v for k, v in change.items()}
     kwargs = {**tiny_inputs, "patch_size": (2, 2, 2), **change}
-    with pytest.raises(ValueError, match=message.replace("[", r"\[").replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(error, match=message.replace("[", r"\[").replace("(", r"\(").replace(")", r"\)")):
         model(**kwargs)
+
+
+def test_value_checks_can_be_skipped_by_a_caller_that_checked_once(tiny_inputs):
+    from diffusers_lumina_video.utils.tensor_checks import skip_value_checks
+
+    model = tiny_transformer()
+    inputs = {**tiny_inputs, "timestep": torch.tensor([0.3, 1.5])}
+    with skip_value_checks(), torch.no_grad():
+        assert torch.isfinite(model(**inputs, patch_size=(2, 2, 2)).sample).all()
+    with pytest.raises(ValueError, match=r"`timestep` must lie in \[0, 1\]"):
+        model(**inputs, patch_size=(2, 2, 2))
 
 
 @pytest.mark.parametrize("regional", [False, True], ids=["whole_model", "repeated_blocks"])

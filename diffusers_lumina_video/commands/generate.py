@@ -2,14 +2,17 @@
 
 import argparse
 import logging
+import math
 from pathlib import Path
 
 import torch
 from diffusers.utils import export_to_video
 
+from ..loaders.single_file_utils import is_hub_repo_id
 from ..pipelines.lumina_video.pipeline_lumina_video import check_video_size
 from ..pipelines.lumina_video.presets import PRESET_FPS, SAMPLING_PRESETS
 from ..utils.atomic import atomic_output_file
+from ..utils.output_paths import check_output_file
 from ..utils.tiny_random import TINY_RANDOM_ID
 
 
@@ -47,30 +50,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(run=run)
 
 
-def _call_kwargs(args: argparse.Namespace) -> dict:
-    """The preset's call arguments with the command-line overrides on top (shift excluded)."""
-    kwargs = {k: v for k, v in SAMPLING_PRESETS[args.preset].items() if k != "shift"}
-    if args.model == TINY_RANDOM_ID:
+def sampling_kwargs(model: str, preset: str, overrides: dict) -> dict:
+    """The preset's call arguments with the user's overrides (those not `None`) on top, shift excluded. Shared with
+    `lumina-video demo`."""
+    kwargs = {k: v for k, v in SAMPLING_PRESETS[preset].items() if k != "shift"}
+    if model == TINY_RANDOM_ID:
         kwargs.update(TINY_RANDOM_DEFAULTS)
-    overrides = {
-        "height": args.height,
-        "width": args.width,
-        "num_frames": args.num_frames,
-        "num_inference_steps": args.steps,
-        "motion_score": args.motion_score,
-    }
     kwargs.update({k: v for k, v in overrides.items() if v is not None})
     return kwargs
 
 
-def _check_args(args: argparse.Namespace, kwargs: dict) -> None:
-    """Everything that can be checked before loading a model."""
-    if args.output.suffix.lower() != ".mp4":
-        raise ValueError(f"`--output` must end in .mp4, got {args.output}.")
-    if not args.output.parent.is_dir():
-        raise ValueError(f"`--output` folder {args.output.parent} does not exist.")
+def check_sampling_kwargs(kwargs: dict, steps_name: str = "--steps") -> None:
+    """Everything about the call arguments that can be checked before loading a model (shared with the demo)."""
     if kwargs["num_inference_steps"] < 1:
-        raise ValueError(f"`--steps` must be >= 1, got {kwargs['num_inference_steps']}.")
+        raise ValueError(f"`{steps_name}` must be >= 1, got {kwargs['num_inference_steps']}.")
     patch = kwargs["patch_size"]
     patches = [value for _, value in patch] if isinstance(patch, list) else [patch]
     check_video_size(
@@ -81,25 +74,60 @@ def _check_args(args: argparse.Namespace, kwargs: dict) -> None:
     )
 
 
-def _load_pipeline(args: argparse.Namespace, dtype: torch.dtype):
-    if args.model == TINY_RANDOM_ID:
+def _check_args(args: argparse.Namespace, kwargs: dict) -> None:
+    """Everything that can be checked before loading a model."""
+    if not args.prompt.strip():
+        raise ValueError("`--prompt` must not be empty.")
+    check_output_file(args.output, "--output", suffixes=(".mp4",))
+    check_sampling_kwargs(kwargs)
+    if not 0 <= args.seed < 2**63:
+        raise ValueError(f"`--seed` must be an integer in [0, 2**63), got {args.seed}.")
+    if args.fps is not None and args.fps <= 0:
+        raise ValueError(f"`--fps` must be a positive frame rate, got {args.fps}.")
+    if args.motion_score is not None and not math.isfinite(args.motion_score):
+        raise ValueError(
+            f"`--motion-score` must be a finite number (negative = no motion condition), got {args.motion_score}."
+        )
+    if args.offload and not torch.cuda.is_available():
+        raise ValueError("`--offload` moves models between CPU and an accelerator, and no CUDA device is available.")
+    if args.model != TINY_RANDOM_ID and not Path(args.model).is_dir() and not is_hub_repo_id(args.model):
+        raise FileNotFoundError(
+            f"`--model` {args.model} is neither a pipeline folder nor a Hub id ('owner/name'), nor `{TINY_RANDOM_ID}`."
+        )
+
+
+def default_dtype(device: str) -> torch.dtype:
+    """bf16 on an accelerator, fp32 on a CPU (where half precision is slow or unsupported)."""
+    return torch.float32 if device == "cpu" else torch.bfloat16
+
+
+def load_pipeline(model: str, dtype: torch.dtype):
+    """`tiny-random` built locally, anything else through `DiffusionPipeline.from_pretrained`."""
+    if model == TINY_RANDOM_ID:
         from ..utils.tiny_random import tiny_random_pipeline
 
-        logger.warning("`--model tiny-random` has random weights: the video is noise, not an answer to the prompt.")
+        logger.warning(f"`{TINY_RANDOM_ID}` has random weights: the video is noise, not an answer to the prompt.")
         pipe = tiny_random_pipeline()
         return pipe if dtype == torch.float32 else pipe.to(dtype=dtype)
     from diffusers import DiffusionPipeline
 
-    return DiffusionPipeline.from_pretrained(args.model, torch_dtype=dtype)
+    return DiffusionPipeline.from_pretrained(model, torch_dtype=dtype)
 
 
 def run(args: argparse.Namespace) -> int:
-    kwargs = _call_kwargs(args)
+    overrides = {
+        "height": args.height,
+        "width": args.width,
+        "num_frames": args.num_frames,
+        "num_inference_steps": args.steps,
+        "motion_score": args.motion_score,
+    }
+    kwargs = sampling_kwargs(args.model, args.preset, overrides)
     _check_args(args, kwargs)
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    dtype = DTYPES[args.dtype] if args.dtype else (torch.bfloat16 if device == "cuda" else torch.float32)
+    dtype = DTYPES[args.dtype] if args.dtype else default_dtype(device)
 
-    pipe = _load_pipeline(args, dtype)
+    pipe = load_pipeline(args.model, dtype)
     pipe.use_sampling_preset(args.preset)
     if args.offload:
         pipe.enable_model_cpu_offload()

@@ -50,10 +50,12 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """The same command as a module, for `accelerate launch -m diffusers_lumina_video.commands.train_lora`."""
+    from ..cli import add_verbose_argument, run_command
+
     parser = argparse.ArgumentParser(prog="lumina-video train-lora", description=DESCRIPTION)
     _add_arguments(parser)
-    args = parser.parse_args(argv)
-    return args.run(args)
+    add_verbose_argument(parser)
+    return run_command(parser.parse_args(argv), prog=parser.prog)
 
 
 if __name__ == "__main__":

@@ -44,6 +44,14 @@ def storage_dtype(model_cls: type, key: str, dtype: torch.dtype) -> torch.dtype:
     return torch.float32 if any(module in key.split(".") for module in keep_in_fp32) else dtype
 
 
+def resolve_torch_dtype(torch_dtype: torch.dtype | None, dtype: torch.dtype | None = None) -> torch.dtype | None:
+    """The dtype `from_single_file` casts to: `dtype` (the newer name) wins over `torch_dtype`; None keeps the file's."""
+    torch_dtype = dtype if dtype is not None else torch_dtype
+    if torch_dtype is not None and not (isinstance(torch_dtype, torch.dtype) and torch_dtype.is_floating_point):
+        raise ValueError(f"`torch_dtype` must be a floating-point `torch.dtype`, got {torch_dtype!r}.")
+    return torch_dtype
+
+
 class LuminaVideoFromOriginalModelMixin:
     """Loads a released `consolidated.00-of-01.{pth,safetensors}` (plus `model_args.pth` beside it) directly.
 
@@ -69,9 +77,7 @@ class LuminaVideoFromOriginalModelMixin:
             dtype (`torch.dtype`, *optional*): The newer name of `torch_dtype`, as in `from_pretrained`; wins if both
                 are given.
         """
-        torch_dtype = dtype if dtype is not None else torch_dtype
-        if torch_dtype is not None and not (isinstance(torch_dtype, torch.dtype) and torch_dtype.is_floating_point):
-            raise ValueError(f"`torch_dtype` must be a floating-point `torch.dtype`, got {torch_dtype!r}.")
+        torch_dtype = resolve_torch_dtype(torch_dtype, dtype)
         model, state_dict = load_original_checkpoint(cls, pretrained_model_link_or_path, model_args_path)
         if torch_dtype is not None:
             state_dict = {key: value.to(storage_dtype(cls, key, torch_dtype)) for key, value in state_dict.items()}

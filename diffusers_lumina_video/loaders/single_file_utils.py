@@ -5,6 +5,7 @@ the weights.
 """
 
 import math
+import numbers
 import os
 import pickle
 import re
@@ -67,7 +68,7 @@ _LISTED_NAMES = 8
 
 
 class CheckpointFormatError(ValueError):
-    """The file is not a Lumina-Video checkpoint this package can read."""
+    """The file is not a checkpoint (Lumina-Video, Synchformer) this package can read."""
 
 
 class UnsafeCheckpointError(CheckpointFormatError):
@@ -95,7 +96,7 @@ def _rename_key(key: str) -> str:
     return key
 
 
-def _listing(names: Sequence[str]) -> str:
+def listing(names: Sequence[str]) -> str:
     shown = ", ".join(names[:_LISTED_NAMES])
     return f"{shown}, and {len(names) - _LISTED_NAMES} more" if len(names) > _LISTED_NAMES else shown
 
@@ -112,13 +113,19 @@ def convert_lumina_video_transformer_checkpoint_to_diffusers(
     state_dict = strip_compile_prefix(state_dict)
     original_names = {_rename_key(key): key for key in state_dict if key not in _UNUSED_KEYS}
     if expected_shapes is not None:
-        _check_keys_and_shapes(state_dict, original_names, expected_shapes)
+        check_keys_and_shapes(state_dict, original_names, expected_shapes)
     return {new: state_dict[old] for new, old in original_names.items()}
 
 
-def _check_keys_and_shapes(
-    state_dict: Mapping[str, Any], original_names: Mapping[str, str], expected_shapes: Mapping[str, Any]
+def check_keys_and_shapes(
+    state_dict: Mapping[str, Any],
+    original_names: Mapping[str, str],
+    expected_shapes: Mapping[str, Any],
+    model_name: str = "Lumina-Video transformer",
 ) -> None:
+    """Raises, naming the keys, unless the renamed weights (`original_names`: new name -> original key) are exactly
+    the model's: nothing missing, left over or of another shape."""
+
     def shape(value: Any) -> list[int]:
         return list(value.shape if hasattr(value, "shape") else value)
 
@@ -130,7 +137,7 @@ def _check_keys_and_shapes(
         if new in expected_shapes and shape(state_dict[old]) != shape(expected_shapes[new])
     ]
     problems = [
-        f"{label}: {_listing(names)}"
+        f"{label}: {listing(names)}"
         for label, names in (
             ("missing weights", missing),
             ("unexpected keys", unexpected),
@@ -140,7 +147,7 @@ def _check_keys_and_shapes(
     ]
     if problems:
         raise CheckpointFormatError(
-            "The checkpoint does not match the Lumina-Video transformer its shapes describe; " + "; ".join(problems)
+            f"The checkpoint does not match the {model_name} its shapes describe; " + "; ".join(problems)
         )
 
 
@@ -216,8 +223,42 @@ def infer_transformer_config(state_dict: Mapping[str, Any], model_args: Any | No
     return config
 
 
+def check_model_arg_values(model_args: Any) -> None:
+    """Raises, naming the field, where a `model_args` value the converter reads has the wrong type or range, so
+    that a NaN or negative RoPE base is refused instead of written into a config."""
+
+    def refuse(name: str, allowed: str) -> None:
+        value = getattr(model_args, name)
+        raise CheckpointFormatError(
+            f"`{MODEL_ARGS_NAME}` field `{name}` must be {allowed}, got {value!r} ({type(value).__name__})."
+        )
+
+    def present(name: str) -> bool:
+        return hasattr(model_args, name)
+
+    for name in MODEL_ARGS_DEFAULTS:
+        value = getattr(model_args, name, None)
+        if present(name) and (
+            isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value <= 0
+        ):
+            refuse(name, "a finite number > 0")
+    for name in ("patch_sizes", "f_patch_sizes"):
+        value = getattr(model_args, name, None)
+        if present(name) and (
+            not isinstance(value, (list, tuple))
+            or not value
+            or not all(isinstance(p, int) and not isinstance(p, bool) and p > 0 for p in value)
+        ):
+            refuse(name, "a non-empty list of positive integers")
+    if present("qk_norm") and not isinstance(model_args.qk_norm, bool):
+        refuse("qk_norm", "True or False")
+    if present("model") and not isinstance(model_args.model, str):
+        refuse("model", "a model name (a string)")
+
+
 def _check_model_args(model_args: Any, inferred: dict[str, Any]) -> None:
     """Raises, naming the field, where `model_args` declares something other than what the weights hold."""
+    check_model_arg_values(model_args)
     checks = {}
     if hasattr(model_args, "patch_sizes") and hasattr(model_args, "f_patch_sizes"):
         patches, f_patches = list(model_args.patch_sizes), list(model_args.f_patch_sizes)
@@ -225,10 +266,10 @@ def _check_model_args(model_args: Any, inferred: dict[str, Any]) -> None:
             raise CheckpointFormatError(
                 f"`{MODEL_ARGS_NAME}` fields `patch_sizes` {patches} and `f_patch_sizes` {f_patches} differ in length."
             )
-        declared = sorted(((int(f), int(p), int(p)) for p, f in zip(patches, f_patches, strict=True)), key=math.prod)
+        declared = sorted(((f, p, p) for p, f in zip(patches, f_patches, strict=True)), key=math.prod)
         checks["`patch_sizes`/`f_patch_sizes`"] = (declared, inferred["patch_sizes"])
     if hasattr(model_args, "qk_norm"):
-        checks["`qk_norm`"] = (bool(model_args.qk_norm), inferred["qk_norm"])
+        checks["`qk_norm`"] = (model_args.qk_norm, inferred["qk_norm"])
     model_name = getattr(model_args, "model", None)
     if model_name in KNOWN_MODELS:
         for name, value in KNOWN_MODELS[model_name].items():
@@ -279,7 +320,9 @@ def _download_release(repo_id: str) -> Path:
         ) from error
 
 
-def _torch_load_safely(path: Path, allowed_globals: Sequence[type] = (), mmap: bool = False) -> Any:
+def _torch_load_safely(
+    path: Path, allowed_globals: Sequence[type] = (), mmap: bool = False, kind: str = "Lumina-Video"
+) -> Any:
     """`torch.load` restricted to tensors, plain containers and `allowed_globals`, so nothing in the pickle runs."""
     allowed = ["tensors", "plain containers", *(f"`{cls.__module__}.{cls.__qualname__}`" for cls in allowed_globals)]
     try:
@@ -291,19 +334,19 @@ def _torch_load_safely(path: Path, allowed_globals: Sequence[type] = (), mmap: b
         if found is None:  # a damaged or foreign pickle that references no code
             detail = re.search(r"WeightsUnpickler error:\s*(.+?)\n\n", str(error), flags=re.DOTALL)
             reason = detail.group(1).strip() if detail else str(error)
-            raise CheckpointFormatError(f"Cannot read {path} as a Lumina-Video checkpoint: {reason}.") from None
+            raise CheckpointFormatError(f"Cannot read {path} as a {kind} checkpoint: {reason}.") from None
         raise UnsafeCheckpointError(
             f"Refusing to load {path}: its pickle references `{found.group(1)}`, and only {', '.join(allowed[:-1])} "
             f"and {allowed[-1]} are allowed. Unpickling anything else could run code stored in the file, so nothing "
             "from it was loaded."
         ) from None
     except Exception as error:  # a truncated zip, not a torch file at all...
-        raise CheckpointFormatError(f"Cannot read {path} as a Lumina-Video checkpoint: {error}") from error
+        raise CheckpointFormatError(f"Cannot read {path} as a {kind} checkpoint: {error}") from error
 
 
-def load_original_state_dict(weights: str | os.PathLike) -> dict[str, torch.Tensor]:
+def load_original_state_dict(weights: str | os.PathLike, kind: str = "Lumina-Video") -> dict[str, torch.Tensor]:
     """Loads tensors without executing pickled code (`weights_only=True`), memory-mapped where the format allows,
-    so the weights are paged in from the file instead of copied into memory."""
+    so the weights are paged in from the file instead of copied into memory. `kind` names the format in errors."""
     weights = Path(weights)
     if weights.suffix == ".safetensors":
         from safetensors.torch import load_file
@@ -311,9 +354,9 @@ def load_original_state_dict(weights: str | os.PathLike) -> dict[str, torch.Tens
         try:
             state_dict = load_file(str(weights))
         except Exception as error:
-            raise CheckpointFormatError(f"Cannot read {weights} as a Lumina-Video checkpoint: {error}") from error
+            raise CheckpointFormatError(f"Cannot read {weights} as a {kind} checkpoint: {error}") from error
     else:
-        state_dict = _torch_load_safely(weights, mmap=zipfile.is_zipfile(weights))
+        state_dict = _torch_load_safely(weights, mmap=zipfile.is_zipfile(weights), kind=kind)
     if not isinstance(state_dict, Mapping) or not all(isinstance(v, torch.Tensor) for v in state_dict.values()):
         raise CheckpointFormatError(f"{weights} does not hold a state dict of tensors.")
     return dict(state_dict)

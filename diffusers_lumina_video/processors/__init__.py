@@ -1,4 +1,5 @@
 from .audioldm_mel import AudioLDMMelFeatureExtractor
+from .synchformer import SynchformerVideoProcessor
 
 
-__all__ = ["AudioLDMMelFeatureExtractor"]
+__all__ = ["AudioLDMMelFeatureExtractor", "SynchformerVideoProcessor"]

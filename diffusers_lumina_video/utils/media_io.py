@@ -55,12 +55,20 @@ def read_video(path: str | os.PathLike) -> VideoFrames:
 
 
 def frame_indices_at_rate(timestamps: np.ndarray, rate: float, count: int) -> np.ndarray:
-    """Which decoded frame each tick of a fixed-rate clock shows: tick `k` (time `k / rate`) takes the first frame
-    whose timestamp is at or after it, so a frame repeats when several ticks fall before the next one (and the last
-    frame serves ticks past it). This is how MMAudio samples a video at 8 fps for CLIP and 25 fps for Synchformer."""
-    ticks = np.arange(count) / rate
-    indices = np.searchsorted(np.asarray(timestamps, dtype=np.float64), ticks - 1e-9, side="left")
-    return np.minimum(indices, len(timestamps) - 1)
+    """Which decoded frame each tick of a fixed-rate clock shows, as MMAudio samples a video for CLIP (8 fps) and
+    Synchformer (25 fps): tick `k` takes the first frame whose timestamp is at or after it, so a frame repeats when
+    several ticks fall before the next one. The clock adds `1 / rate` in floating point, as MMAudio's `read_frames`
+    does; on a video stamped exactly on the same grid the sum overshoots for most `k >= 6` and those ticks take the
+    next frame, which is what MMAudio's features were computed from.
+
+    Returns at most `count` indices: fewer when the video ends before the last tick.
+    """
+    indices, next_tick, step = [], 0.0, 1.0 / rate
+    for index, time in enumerate(np.asarray(timestamps, dtype=np.float64)):
+        while time >= next_tick and len(indices) < count:
+            indices.append(index)
+            next_tick += step
+    return np.asarray(indices, dtype=np.int64)
 
 
 def read_audio(path: str | os.PathLike, sample_rate: int = AUDIO_SAMPLE_RATE) -> np.ndarray:

@@ -20,7 +20,7 @@ from transformers import (
     SpeechT5HifiGanConfig,
 )
 
-from ..models import LuminaV2ATransformerModel, LuminaVideoTransformer3DModel
+from ..models import LuminaV2ATransformerModel, LuminaVideoTransformer3DModel, SynchformerEncoder
 
 
 TINY_RANDOM_ID = "tiny-random"
@@ -186,6 +186,18 @@ def tiny_clip_image_processor() -> CLIPImageProcessorPil:
     return CLIPImageProcessorPil(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
 
 
+def tiny_sync_encoder() -> SynchformerEncoder:
+    """Synchformer's visual branch on 16 px frames (2x2 patches), one block, features of width `TINY_SYNC_DIM`."""
+    return SynchformerEncoder(
+        hidden_size=TINY_SYNC_DIM,
+        num_layers=1,
+        num_attention_heads=2,
+        ffn_dim=32,
+        patch_size=8,
+        frame_size=16,
+    ).eval()
+
+
 def tiny_components(seed: int = 0) -> dict:
     """The five pipeline components, initialised from `seed`."""
     import torch
@@ -221,6 +233,7 @@ def tiny_v2a_components(seed: int = 0) -> dict:
         "tokenizer": tiny_tokenizer(model_max_length=77),
         "image_encoder": tiny_clip_image_encoder(),
         "feature_extractor": tiny_clip_image_processor(),
+        "sync_encoder": tiny_sync_encoder(),
     }
 
 

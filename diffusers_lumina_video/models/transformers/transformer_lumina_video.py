@@ -30,6 +30,7 @@ from diffusers.utils import apply_lora_scale, logging
 from diffusers.utils.torch_utils import maybe_allow_in_graph
 
 from ...loaders.single_file_model import LuminaVideoFromOriginalModelMixin
+from ...utils.tensor_checks import check_tensor, check_values, finite, has_token_per_row, value_checks_enabled
 from ..cache import LuminaVideoCacheMixin
 
 
@@ -449,12 +450,18 @@ class LuminaVideoTransformer3DModel(
     def _check_inputs(
         self,
         hidden_states: torch.Tensor,
-        timestep: torch.Tensor,
+        timestep: float | torch.Tensor,
         encoder_hidden_states: torch.Tensor,
         encoder_attention_mask: torch.Tensor,
-        motion_score: torch.Tensor,
+        motion_score: float | torch.Tensor | None,
         patch_size: PatchSize,
     ) -> None:
+        """Types and shapes always; values (finite, in range, a caption token per row) outside compilation only."""
+        check_tensor("hidden_states", hidden_states)
+        check_tensor("encoder_hidden_states", encoder_hidden_states)
+        if encoder_attention_mask is None:
+            raise ValueError("`encoder_attention_mask` is required: a [B, L] tensor with 1 for real caption tokens.")
+        check_tensor("encoder_attention_mask", encoder_attention_mask, kind="mask")
         allowed = self.config.patch_sizes
         if patch_size not in allowed:
             raise ValueError(f"`patch_size` must be one of {list(allowed)}, got {patch_size}.")
@@ -463,6 +470,8 @@ class LuminaVideoTransformer3DModel(
                 f"`hidden_states` must be [B, {self.config.in_channels}, F, H, W], got {tuple(hidden_states.shape)}."
             )
         batch_size, _, frames, height, width = hidden_states.shape
+        if batch_size == 0:
+            raise ValueError("`hidden_states` is an empty batch; pass at least one item.")
         p_f, p_h, p_w = patch_size
         if frames % p_f != 0 and frames != 1:
             raise ValueError(f"`hidden_states` has {frames} frames, not divisible by the temporal patch {p_f}.")
@@ -472,21 +481,46 @@ class LuminaVideoTransformer3DModel(
             )
         if encoder_hidden_states.ndim != 3 or encoder_hidden_states.shape[-1] != self.config.cap_feat_dim:
             raise ValueError(
-                f"`encoder_hidden_states` must be [B, L, {self.config.cap_feat_dim}], "
-                f"got {tuple(encoder_hidden_states.shape)}."
+                f"`encoder_hidden_states` must be [B, L, {self.config.cap_feat_dim}] (`cap_feat_dim` "
+                f"{self.config.cap_feat_dim}), got {tuple(encoder_hidden_states.shape)}."
             )
-        for name, value in (
-            ("timestep", timestep),
-            ("encoder_hidden_states", encoder_hidden_states),
-            ("motion_score", motion_score),
-        ):
-            if value.shape[0] != batch_size:
-                raise ValueError(f"`{name}` has batch size {value.shape[0]}, but `hidden_states` has {batch_size}.")
+        if encoder_hidden_states.shape[0] != batch_size:
+            raise ValueError(
+                f"`encoder_hidden_states` has batch size {encoder_hidden_states.shape[0]}, but `hidden_states` has "
+                f"{batch_size}."
+            )
         if encoder_attention_mask.shape != encoder_hidden_states.shape[:2]:
             raise ValueError(
                 f"`encoder_attention_mask` must have shape {tuple(encoder_hidden_states.shape[:2])} (batch, tokens), "
                 f"got {tuple(encoder_attention_mask.shape)}."
             )
+        per_item = {"timestep": timestep, "motion_score": motion_score}
+        for name, value in per_item.items():
+            if value is None and name == "timestep":
+                raise ValueError("`timestep` is required: a float or a [B] tensor of times in [0, 1].")
+            if isinstance(value, bool) or not isinstance(value, (int, float, torch.Tensor, type(None))):
+                raise TypeError(f"`{name}` must be a float or a [B] tensor, got {type(value).__name__}.")
+            if isinstance(value, torch.Tensor):
+                if value.dtype == torch.bool or value.is_complex():
+                    raise TypeError(f"`{name}` must be a real-valued tensor, got {value.dtype}.")
+                if value.numel() not in (1, batch_size):
+                    raise ValueError(
+                        f"`{name}` has {value.numel()} values, but `hidden_states` has batch size {batch_size} "
+                        "(give one value or one per item)."
+                    )
+        if not value_checks_enabled():
+            return
+        times = torch.as_tensor(timestep, dtype=torch.float32, device=hidden_states.device)
+        conditions = [
+            finite("hidden_states", hidden_states),
+            finite("encoder_hidden_states", encoder_hidden_states),
+            finite("timestep", times),
+            ((times >= 0).all() & (times <= 1).all(), "`timestep` must lie in [0, 1] (0 = noise, 1 = data)."),
+            has_token_per_row("encoder_attention_mask", encoder_attention_mask),
+        ]
+        if motion_score is not None:
+            conditions.append(finite("motion_score", torch.as_tensor(motion_score, device=hidden_states.device)))
+        check_values(conditions)
 
     @apply_lora_scale("attention_kwargs")
     def forward(
@@ -514,15 +548,15 @@ class LuminaVideoTransformer3DModel(
             attention_kwargs (`dict`, *optional*): `{"scale": ...}` sets the LoRA scale.
             return_dict (`bool`): Return a `Transformer2DModelOutput` instead of a tuple.
         """
+        patch_size = tuple(patch_size) if patch_size is not None else self.finest_patch_size
+        self._check_inputs(
+            hidden_states, timestep, encoder_hidden_states, encoder_attention_mask, motion_score, patch_size
+        )
         batch_size = hidden_states.shape[0]
         device = hidden_states.device
-        patch_size = tuple(patch_size) if patch_size is not None else self.finest_patch_size
         timestep, motion_score = (
             self._per_item(value, batch_size, device)
             for value in (timestep, -1.0 if motion_score is None else motion_score)
-        )
-        self._check_inputs(
-            hidden_states, timestep, encoder_hidden_states, encoder_attention_mask, motion_score, patch_size
         )
 
         # 1. A single frame goes through a temporal patch by repetition; the output is cut back to one frame.

@@ -34,10 +34,12 @@ from transformers import (
 )
 
 from ...loaders import LuminaVideoLoraLoaderMixin
-from ...models import LuminaV2ATransformerModel
+from ...models import LuminaV2ATransformerModel, SynchformerEncoder
 from ...models.transformers.transformer_lumina_v2a import SYNC_FEATURES_PER_SEGMENT
+from ...processors import SynchformerVideoProcessor
 from ...utils.media_io import VideoFrames, frame_indices_at_rate, read_video
-from ..lumina_video.schedules import TimeSchedule, lumina_sigmas, parse_float
+from ..lumina_video.schedules import TimeSchedule, parse_float
+from ..sampling import LuminaSamplingMixin
 from .audio_codec import LATENT_FRAMES_PER_SECOND, SAMPLE_RATE, latents_to_waveforms
 from .pipeline_output import LuminaV2APipelineOutput
 
@@ -45,11 +47,8 @@ from .pipeline_output import LuminaV2APipelineOutput
 logger = logging.get_logger(__name__)
 
 OUTPUT_TYPES = ("np", "pt", "latent")
-# CLIP sees the video at a fixed 8 frames per second (MMAudio's rate), Synchformer at 25.
+# CLIP sees the video at a fixed 8 frames per second (MMAudio's rate); Synchformer's rate is its processor's (25).
 CLIP_FPS = 8.0
-SYNC_FPS = 25.0
-SYNC_SEGMENT_FRAMES = 16
-SYNC_SEGMENT_STRIDE = 8
 
 EXAMPLE_DOC_STRING = """
     Examples:
@@ -66,9 +65,12 @@ EXAMPLE_DOC_STRING = """
 """
 
 
-def sync_segment_count(duration: float) -> int:
-    """Synchformer segments of a clip: 16 frames at 25 fps, stride 8, frames after the last full segment unused."""
-    return max(0, (int(SYNC_FPS * duration) - SYNC_SEGMENT_FRAMES) // SYNC_SEGMENT_STRIDE + 1)
+def sync_segment_count(duration: float, processor: SynchformerVideoProcessor | None = None) -> int:
+    """Synchformer segments that `duration` seconds give (0 when too short for one); MMAudio's windowing unless
+    `processor` says otherwise."""
+    processor = processor or SynchformerVideoProcessor()
+    frames = processor.num_frames_for_duration(duration)
+    return processor.num_segments(frames) if frames >= processor.config.num_frames else 0
 
 
 def latent_frame_count(duration: float, time_patch: int) -> int:
@@ -77,7 +79,7 @@ def latent_frame_count(duration: float, time_patch: int) -> int:
     return math.ceil(frames / time_patch) * time_patch
 
 
-class LuminaV2APipeline(DiffusionPipeline, LuminaVideoLoraLoaderMixin):
+class LuminaV2APipeline(DiffusionPipeline, LuminaVideoLoraLoaderMixin, LuminaSamplingMixin):
     r"""
     Video-to-audio generation with Lumina-V2A: a rectified-flow Next-DiT over AudioLDM VAE latents, conditioned on
     CLIP features of the frames, CLIP features of a text and Synchformer features of the motion.
@@ -108,7 +110,7 @@ class LuminaV2APipeline(DiffusionPipeline, LuminaVideoLoraLoaderMixin):
         tokenizer: PreTrainedTokenizerBase,
         image_encoder: CLIPVisionModelWithProjection,
         feature_extractor: ImageProcessingMixin,
-        sync_encoder: torch.nn.Module | None = None,
+        sync_encoder: SynchformerEncoder | None = None,
     ):
         super().__init__()
         self.register_modules(
@@ -142,7 +144,7 @@ class LuminaV2APipeline(DiffusionPipeline, LuminaVideoLoraLoaderMixin):
         if not all(paths) and (fps is None or isinstance(fps, bool) or not fps > 0 or not math.isfinite(fps)):
             raise ValueError(f"`fps` must be a positive number when `video` holds frames, got {fps!r}.")
         return [
-            read_video(v) if is_path else _frames_with_times(v, fps) for v, is_path in zip(videos, paths, strict=True)
+            _read_file(v) if is_path else _frames_with_times(v, fps) for v, is_path in zip(videos, paths, strict=True)
         ]
 
     def check_inputs(
@@ -157,12 +159,13 @@ class LuminaV2APipeline(DiffusionPipeline, LuminaVideoLoraLoaderMixin):
         callback_on_step_end_tensor_inputs: Sequence[str] | None,
     ) -> float:
         """Checks everything before any model runs; returns the duration of the audio to generate."""
+        sync_processor = self.sync_processor
         lengths = [v.frames.shape[0] / v.fps for v in videos]
         for index, video in enumerate(videos):
             if video.frames.shape[0] < 2:
                 raise ValueError(
                     f"`video` {index} has {video.frames.shape[0]} frame; a soundtrack needs a moving picture of at "
-                    f"least {SYNC_SEGMENT_FRAMES / SYNC_FPS} s."
+                    f"least {sync_processor.min_duration} s."
                 )
         if duration is None:
             duration = min(lengths)
@@ -172,10 +175,11 @@ class LuminaV2APipeline(DiffusionPipeline, LuminaVideoLoraLoaderMixin):
             raise ValueError(f"`duration` {duration} s is longer than the video ({min(lengths):.3f} s).")
         if len(videos) > 1 and max(lengths) - min(lengths) > 1e-6 and duration == min(lengths):
             logger.info(f"The videos have different lengths; generating {duration:.3f} s for each.")
-        if sync_segment_count(duration) < 1:
+        sync_frames = sync_processor.num_frames_for_duration(duration)
+        if sync_frames < sync_processor.config.num_frames:
             raise ValueError(
-                f"The video lasts {duration:.3f} s; Synchformer needs at least {SYNC_SEGMENT_FRAMES / SYNC_FPS} s "
-                f"({SYNC_SEGMENT_FRAMES} frames at {SYNC_FPS:g} fps)."
+                f"The video lasts {duration:.3f} s; Synchformer needs at least {sync_processor.min_duration} s "
+                f"({sync_processor.config.num_frames} frames at {sync_processor.config.fps:g} fps)."
             )
         max_duration = self.transformer.config.max_latent_frames / LATENT_FRAMES_PER_SECOND
         if (
@@ -202,7 +206,7 @@ class LuminaV2APipeline(DiffusionPipeline, LuminaVideoLoraLoaderMixin):
         ):
             raise ValueError(f"`num_inference_steps` must be an integer >= 1, got {num_inference_steps!r}.")
 
-        expected_sync = (batch_size, sync_segment_count(duration) * SYNC_FEATURES_PER_SEGMENT)
+        expected_sync = (batch_size, sync_segment_count(duration, sync_processor) * SYNC_FEATURES_PER_SEGMENT)
         if sync_features is not None:
             width = self.transformer.config.sync_feat_dim
             if sync_features.ndim != 3 or tuple(sync_features.shape) != (*expected_sync, width):
@@ -245,15 +249,29 @@ class LuminaV2APipeline(DiffusionPipeline, LuminaVideoLoraLoaderMixin):
         device = self._execution_device
         features = []
         for video in videos:
-            frames = video.frames[frame_indices_at_rate(video.timestamps, CLIP_FPS, count)]
-            pixels = self.feature_extractor(images=list(frames), return_tensors="pt").pixel_values
+            pixels = self.feature_extractor(images=list(_frames_at_rate(video, CLIP_FPS, count)), return_tensors="pt")
+            pixels = pixels.pixel_values
             pixels = pixels.to(device=device, dtype=self.image_encoder.dtype)
             features.append(self.image_encoder(pixel_values=pixels).image_embeds)
         return torch.stack(features)
 
+    @property
+    def sync_processor(self) -> SynchformerVideoProcessor:
+        """How Synchformer sees a video (frame rate, size, segments): the `sync_encoder`'s, or MMAudio's without one
+        (which is what precomputed `sync_features` are checked against)."""
+        if self.sync_encoder is None:
+            return SynchformerVideoProcessor()
+        return SynchformerVideoProcessor.from_encoder(self.sync_encoder)
+
     def encode_sync(self, videos: list[VideoFrames], duration: float) -> torch.Tensor:
-        """Synchformer features of each video over `duration`: `[B, S * 8, D]`."""
-        return torch.cat([self.sync_encoder.encode_video(v, duration) for v in videos])
+        """Synchformer features of each video over `duration`: `[B, S * 8, D]`. The frames are picked by the same
+        clock rule as CLIP's, at the processor's 25 fps."""
+        processor = self.sync_processor
+        count = processor.num_frames_for_duration(duration)
+        frames = [_frames_at_rate(video, processor.config.fps, count) for video in videos]
+        pixel_values = processor(torch.from_numpy(np.stack(frames)))
+        pixel_values = pixel_values.to(device=self._execution_device, dtype=self.sync_encoder.dtype)
+        return self.sync_encoder(pixel_values).features
 
     def prepare_latents(
         self,
@@ -304,26 +322,6 @@ class LuminaV2APipeline(DiffusionPipeline, LuminaVideoLoraLoaderMixin):
             return velocity
         positive, negative = velocity.chunk(2)
         return negative + guidance_scale * (positive - negative)
-
-    @property
-    def guidance_scale(self) -> float:
-        return self._guidance_scale
-
-    @property
-    def num_timesteps(self) -> int:
-        return self._num_timesteps
-
-    @property
-    def current_timestep(self) -> torch.Tensor | None:
-        return self._current_timestep
-
-    @property
-    def interrupt(self) -> bool:
-        return self._interrupt
-
-    @property
-    def attention_kwargs(self) -> dict[str, Any] | None:
-        return self._attention_kwargs
 
     @torch.no_grad()
     @replace_example_docstring(EXAMPLE_DOC_STRING)
@@ -419,10 +417,7 @@ class LuminaV2APipeline(DiffusionPipeline, LuminaVideoLoraLoaderMixin):
         }
 
         # 2. Time grid (sigma = 1 - t) and noise
-        self.scheduler.set_timesteps(sigmas=lumina_sigmas(num_inference_steps), device=device)
-        timesteps = self.scheduler.timesteps
-        self._num_timesteps = len(timesteps)
-        self.scheduler.set_begin_index(0)
+        timesteps = self.set_lumina_timesteps(num_inference_steps, device)
         latent_frames = latent_frame_count(duration, self.transformer.config.patch_size[0])
         latents = self.prepare_latents(batch_size, latent_frames, device, generator, latents)
 
@@ -455,6 +450,23 @@ class LuminaV2APipeline(DiffusionPipeline, LuminaVideoLoraLoaderMixin):
         if not return_dict:
             return (audios, SAMPLE_RATE)
         return LuminaV2APipelineOutput(audios=audios, sample_rate=SAMPLE_RATE)
+
+
+def _read_file(path: str | os.PathLike) -> VideoFrames:
+    """A video file's frames; a file FFmpeg cannot read, or one without video frames, is refused as `video`."""
+    try:
+        return read_video(path)
+    except ValueError as error:
+        raise ValueError(f"`video` cannot be used: {error}") from error
+
+
+def _frames_at_rate(video: VideoFrames, rate: float, count: int) -> np.ndarray:
+    """`count` frames of `video` on a `rate` clock (MMAudio's rule, `frame_indices_at_rate`); a final tick that falls
+    after the last frame's timestamp shows the last frame, so every clip of `duration` seconds gives `int(rate *
+    duration)` frames."""
+    indices = frame_indices_at_rate(video.timestamps, rate, count)
+    indices = np.concatenate([indices, np.full(count - len(indices), len(video.frames) - 1, dtype=np.int64)])
+    return video.frames[indices]
 
 
 def _frames_with_times(video: Any, fps: float) -> VideoFrames:

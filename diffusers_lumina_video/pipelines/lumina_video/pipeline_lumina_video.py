@@ -13,9 +13,14 @@
 # limitations under the License.
 """Text-to-video with Lumina-Video: multi-scale sampling, motion control and time-aware guidance."""
 
+import dataclasses
+import html
+import math
+import numbers
 from collections.abc import Callable
 from typing import Any
 
+import ftfy
 import torch
 import torch.nn.functional as F
 from diffusers import AutoencoderKLCogVideoX, DiffusionPipeline, FlowMatchEulerDiscreteScheduler
@@ -29,9 +34,11 @@ from ...loaders import LuminaVideoLoraLoaderMixin
 from ...models import LuminaVideoTransformer3DModel
 from ...models.cache import check_cache_for_run
 from ...models.transformers.transformer_lumina_video import patch_size_key
+from ...utils.tensor_checks import check_tensor, check_values, finite, has_token_per_row, skip_value_checks
+from ..sampling import LuminaSamplingMixin
 from .pipeline_output import LuminaVideoPipelineOutput
 from .presets import SAMPLING_PRESETS
-from .schedules import SamplingSchedule, StepSettings, lumina_sigmas
+from .schedules import SamplingSchedule, StepSettings
 
 
 logger = logging.get_logger(__name__)
@@ -42,6 +49,18 @@ SYSTEM_PROMPT = (
 )
 OUTPUT_TYPES = ("np", "pil", "pt", "latent")
 _DEFAULTS = SAMPLING_PRESETS["f24F96R960"]
+# Repairs what copying text through web pages and wrong encodings does to it (mojibake such as "cafÃ©", terminal
+# escapes, C1 controls) and leaves everything a person would type on purpose alone: curly quotes, ligatures,
+# full-width letters, line breaks and Unicode normalisation keep their tokens, so clean prompts match the reference.
+_FTFY_CONFIG = ftfy.TextFixerConfig(
+    uncurl_quotes=False,
+    fix_latin_ligatures=False,
+    fix_character_width=False,
+    fix_line_breaks=False,
+    remove_control_chars=False,
+    normalization=None,
+    explain=False,
+)
 
 EXAMPLE_DOC_STRING = """
     Examples:
@@ -63,7 +82,7 @@ EXAMPLE_DOC_STRING = """
 
 def check_video_size(height: int, width: int, num_frames: int, spatial_multiple: int) -> None:
     """Pixel sizes must patchify after the VAE; any positive frame count works (see `num_latent_frames`)."""
-    if not all(isinstance(v, int) for v in (height, width, num_frames)):
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in (height, width, num_frames)):
         raise ValueError(f"`height`, `width` and `num_frames` must be integers, got {height}, {width}, {num_frames}.")
     if height <= 0 or width <= 0 or height % spatial_multiple or width % spatial_multiple:
         raise ValueError(
@@ -74,7 +93,13 @@ def check_video_size(height: int, width: int, num_frames: int, spatial_multiple:
         raise ValueError(f"`num_frames` must be >= 1, got {num_frames}.")
 
 
-class LuminaVideoPipeline(DiffusionPipeline, LuminaVideoLoraLoaderMixin):
+def clean_prompt(text: str) -> str:
+    """Repairs broken Unicode and HTML entities (also double-escaped ones, `&amp;amp;`) as Diffusers' Wan pipeline
+    does; a clean prompt comes back unchanged. Whitespace is kept, unlike Wan, because the reference tokenizes it."""
+    return html.unescape(html.unescape(ftfy.fix_text(text, config=_FTFY_CONFIG)))
+
+
+class LuminaVideoPipeline(DiffusionPipeline, LuminaVideoLoraLoaderMixin, LuminaSamplingMixin):
     r"""
     Text-to-video generation with the Multi-scale Next-DiT of Lumina-Video.
 
@@ -164,12 +189,12 @@ class LuminaVideoPipeline(DiffusionPipeline, LuminaVideoLoraLoaderMixin):
 
         texts = []
         if prompt_embeds is None:
-            texts += [system_prompt + text for text in prompts]
+            texts += [system_prompt + clean_prompt(text) for text in prompts]
         need_negative = do_classifier_free_guidance and negative_prompt_embeds is None
         if need_negative:
             negatives = negative_prompt or ""
             negatives = [negatives] * batch_size if isinstance(negatives, str) else negatives
-            texts += [system_prompt + text for text in negatives]
+            texts += [system_prompt + clean_prompt(text) for text in negatives]
         if texts:
             embeds, masks = self._encode_texts(texts, max_sequence_length, device)
             if prompt_embeds is None:
@@ -177,15 +202,19 @@ class LuminaVideoPipeline(DiffusionPipeline, LuminaVideoLoraLoaderMixin):
             if need_negative:
                 negative_prompt_embeds, negative_prompt_attention_mask = embeds[-batch_size:], masks[-batch_size:]
 
-        def repeat(tensor: torch.Tensor | None) -> torch.Tensor | None:
-            return None if tensor is None else tensor.repeat_interleave(num_videos_per_prompt, dim=0).to(device)
-
         if not do_classifier_free_guidance:
             negative_prompt_embeds = negative_prompt_attention_mask = None
-        return tuple(
-            repeat(t)
-            for t in (prompt_embeds, prompt_attention_mask, negative_prompt_embeds, negative_prompt_attention_mask)
+        prompt_embeds, prompt_attention_mask, negative_prompt_embeds, negative_prompt_attention_mask = (
+            None if tensor is None else tensor.repeat_interleave(num_videos_per_prompt, dim=0).to(device)
+            for tensor in (
+                prompt_embeds,
+                prompt_attention_mask,
+                negative_prompt_embeds,
+                negative_prompt_attention_mask,
+            )
         )
+        # Named values, so callers (and Diffusers' pipeline tests) can pass them back to `__call__` by name.
+        return prompt_embeds, prompt_attention_mask, negative_prompt_embeds, negative_prompt_attention_mask
 
     def check_inputs(
         self,
@@ -206,6 +235,7 @@ class LuminaVideoPipeline(DiffusionPipeline, LuminaVideoLoraLoaderMixin):
         max_sequence_length: int,
         num_inference_steps: int,
         num_videos_per_prompt: int,
+        generator: torch.Generator | list[torch.Generator] | None = None,
     ) -> None:
         if (prompt is None) == (prompt_embeds is None):
             raise ValueError("Pass exactly one of `prompt` and `prompt_embeds`.")
@@ -216,19 +246,31 @@ class LuminaVideoPipeline(DiffusionPipeline, LuminaVideoLoraLoaderMixin):
             raise ValueError(f"`prompt` must be a string or a non-empty list of strings, got {prompt!r}.")
         if negative_prompt is not None and negative_prompt_embeds is not None:
             raise ValueError("Pass at most one of `negative_prompt` and `negative_prompt_embeds`.")
+        value_conditions = []  # read back in one sync at the end
+        cap_feat_dim = self.transformer.config.cap_feat_dim
         for embeds, mask, name in (
             (prompt_embeds, prompt_attention_mask, "prompt"),
             (negative_prompt_embeds, negative_prompt_attention_mask, "negative_prompt"),
         ):
-            if embeds is not None and mask is None:
+            if embeds is None:
+                continue
+            check_tensor(f"{name}_embeds", embeds)
+            if embeds.ndim != 3 or embeds.shape[-1] != cap_feat_dim:
+                raise ValueError(
+                    f"`{name}_embeds` must be [B, L, {cap_feat_dim}] (the transformer's `cap_feat_dim`), got "
+                    f"{tuple(embeds.shape)}."
+                )
+            if embeds.shape[0] == 0 or embeds.shape[1] == 0:
+                raise ValueError(f"`{name}_embeds` is empty ({tuple(embeds.shape)}); give at least one caption token.")
+            if mask is None:
                 raise ValueError(f"`{name}_embeds` needs `{name}_attention_mask` (1 for real tokens).")
-            if embeds is not None and (embeds.ndim != 3 or tuple(mask.shape) != tuple(embeds.shape[:2])):
+            check_tensor(f"{name}_attention_mask", mask, kind="mask")
+            if tuple(mask.shape) != tuple(embeds.shape[:2]):
                 raise ValueError(
                     f"`{name}_attention_mask` must have shape {tuple(embeds.shape[:2])} to match `{name}_embeds`, "
                     f"got {tuple(mask.shape)}."
                 )
-            if embeds is not None and not mask.bool().any(dim=1).all():
-                raise ValueError(f"Every row of `{name}_attention_mask` needs at least one real token (a 1).")
+            value_conditions += [finite(f"{name}_embeds", embeds), has_token_per_row(f"{name}_attention_mask", mask)]
         batch_size = len(prompt) if isinstance(prompt, list) else 1 if prompt is not None else prompt_embeds.shape[0]
         if negative_prompt_embeds is not None and negative_prompt_embeds.shape[0] != batch_size:
             raise ValueError(
@@ -266,8 +308,12 @@ class LuminaVideoPipeline(DiffusionPipeline, LuminaVideoLoraLoaderMixin):
                 f"`max_sequence_length` must be a positive multiple of 8 (texts are padded to multiples of 8), got "
                 f"{max_sequence_length}."
             )
-        if guidance_renorm is not None and guidance_renorm <= 0:
-            raise ValueError(f"`guidance_renorm` must be None (off) or > 0, got {guidance_renorm}.")
+        if guidance_renorm is not None and (
+            isinstance(guidance_renorm, bool) or not isinstance(guidance_renorm, numbers.Real)
+        ):
+            raise TypeError(f"`guidance_renorm` must be None (off) or a number > 0, got {guidance_renorm!r}.")
+        if guidance_renorm is not None and not 0 < guidance_renorm < float("inf"):
+            raise ValueError(f"`guidance_renorm` must be None (off) or a finite number > 0, got {guidance_renorm}.")
         if output_type not in OUTPUT_TYPES:
             raise ValueError(f"`output_type` must be one of {list(OUTPUT_TYPES)}, got {output_type!r}.")
         if output_type != "latent" and self.vae is None:
@@ -277,8 +323,43 @@ class LuminaVideoPipeline(DiffusionPipeline, LuminaVideoLoraLoaderMixin):
             raise ValueError(
                 f"`callback_on_step_end_tensor_inputs` has {sorted(unknown)}; allowed: {self._callback_tensor_inputs}."
             )
-        if latents is not None and latents.ndim != 5:
+        num_videos = batch_size * num_videos_per_prompt
+        if isinstance(generator, list):
+            if len(generator) != num_videos:
+                raise ValueError(f"`generator` is a list of {len(generator)}, but {num_videos} videos are generated.")
+            if not all(isinstance(g, torch.Generator) for g in generator):
+                raise TypeError("`generator` must be a torch.Generator or a list of them, one per video.")
+        elif generator is not None and not isinstance(generator, torch.Generator):
+            raise TypeError(
+                f"`generator` must be a torch.Generator or a list of them, got {type(generator).__name__}."
+            )
+        if latents is not None:
+            shape = self.latents_shape(num_videos, height, width, num_frames)
+            if tuple(latents.shape) != shape:
+                raise ValueError(
+                    f"`latents` must have shape {shape} for these arguments ({num_videos} videos of {num_frames} "
+                    f"frames at {height}x{width}), got {tuple(latents.shape)}."
+                )
+            value_conditions.append(finite("latents", latents))
+        check_values(value_conditions)
+
+    def _resolve_video_size(
+        self, height: int | None, width: int | None, num_frames: int | None, latents: torch.Tensor | None
+    ) -> tuple[int, int, int]:
+        """Sizes left out are read from `latents` when given, else taken from the default preset."""
+        if latents is None:
+            sizes = (height, width, num_frames)
+            defaults = (_DEFAULTS["height"], _DEFAULTS["width"], _DEFAULTS["num_frames"])
+            return tuple(default if size is None else size for size, default in zip(sizes, defaults, strict=True))
+        check_tensor("latents", latents)
+        if latents.ndim != 5:
             raise ValueError(f"`latents` must be [B, C, F, H, W], got shape {tuple(latents.shape)}.")
+        spatial = self.vae_scale_factor_spatial
+        return (
+            latents.shape[3] * spatial if height is None else height,
+            latents.shape[4] * spatial if width is None else width,
+            self.decoded_num_frames(latents.shape[2]) if num_frames is None else num_frames,
+        )
 
     def decoded_num_frames(self, num_latent_frames: int) -> int:
         """Frames the CogVideoX VAE decodes `num_latent_frames` into. It decodes latent frames two at a time, an odd
@@ -306,20 +387,23 @@ class LuminaVideoPipeline(DiffusionPipeline, LuminaVideoLoraLoaderMixin):
         generator: torch.Generator | list[torch.Generator] | None,
         latents: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        shape = (
+        """The starting noise; given `latents` were checked against `latents_shape` by `check_inputs`."""
+        if latents is not None:
+            return latents.to(device=device, dtype=dtype)
+        shape = self.latents_shape(batch_size, height, width, num_frames, num_channels_latents)
+        return randn_tensor(shape, generator=generator, device=device, dtype=dtype)
+
+    def latents_shape(
+        self, batch_size: int, height: int, width: int, num_frames: int, num_channels_latents: int | None = None
+    ) -> tuple[int, int, int, int, int]:
+        """`[B, C, F, H, W]` of the latents that decode into `num_frames` frames of `height` x `width`."""
+        return (
             batch_size,
-            num_channels_latents,
+            num_channels_latents or self.transformer.config.in_channels,
             self.num_latent_frames(num_frames),
             height // self.vae_scale_factor_spatial,
             width // self.vae_scale_factor_spatial,
         )
-        if latents is not None:
-            if tuple(latents.shape) != shape:
-                raise ValueError(f"`latents` must have shape {shape} for these arguments, got {tuple(latents.shape)}.")
-            return latents.to(device=device, dtype=dtype)
-        if isinstance(generator, list) and len(generator) != batch_size:
-            raise ValueError(f"`generator` is a list of {len(generator)}, but {batch_size} videos are generated.")
-        return randn_tensor(shape, generator=generator, device=device, dtype=dtype)
 
     def _predict_velocity(
         self,
@@ -382,6 +466,30 @@ class LuminaVideoPipeline(DiffusionPipeline, LuminaVideoLoraLoaderMixin):
         return f"{'cond_uncond' if step.guidance_scale > 1.0 else 'cond'}_{patch_size_key(step.patch_size)}"
 
     @staticmethod
+    def _step_settings(
+        schedule: SamplingSchedule,
+        time: float,
+        guidance_override: float | None,
+        text: dict[str, torch.Tensor],
+        batch_size: int,
+    ) -> StepSettings:
+        """The schedule's settings at `time`, with the guidance scale a callback set, if any."""
+        step = schedule.at(time)
+        if guidance_override is None:
+            return step
+        if isinstance(guidance_override, bool) or not isinstance(guidance_override, numbers.Real):
+            raise TypeError(f"A callback set `pipe._guidance_scale` to {guidance_override!r}; it must be a number.")
+        if not math.isfinite(guidance_override):
+            raise ValueError(f"A callback set `pipe._guidance_scale` to {guidance_override}; it must be finite.")
+        if guidance_override > 1.0 and text["embeds"].shape[0] == batch_size:
+            raise ValueError(
+                f"A callback set `pipe._guidance_scale` to {guidance_override}, but this call prepared no negative "
+                "branch because its `guidance_scale` is <= 1 at every step. Pass a `guidance_scale` (or schedule) "
+                "that is > 1 somewhere to prepare it."
+            )
+        return dataclasses.replace(step, guidance_scale=float(guidance_override))
+
+    @staticmethod
     def _pad_and_join(
         embeds: torch.Tensor,
         mask: torch.Tensor,
@@ -408,35 +516,15 @@ class LuminaVideoPipeline(DiffusionPipeline, LuminaVideoLoraLoaderMixin):
         )
         return call_kwargs
 
-    @property
-    def guidance_scale(self) -> float:
-        return self._guidance_scale
-
-    @property
-    def num_timesteps(self) -> int:
-        return self._num_timesteps
-
-    @property
-    def current_timestep(self) -> torch.Tensor | None:
-        return self._current_timestep
-
-    @property
-    def interrupt(self) -> bool:
-        return self._interrupt
-
-    @property
-    def attention_kwargs(self) -> dict[str, Any] | None:
-        return self._attention_kwargs
-
     @torch.no_grad()
     @replace_example_docstring(EXAMPLE_DOC_STRING)
     def __call__(
         self,
         prompt: str | list[str] | None = None,
         negative_prompt: str | list[str] | None = None,
-        height: int = _DEFAULTS["height"],
-        width: int = _DEFAULTS["width"],
-        num_frames: int = _DEFAULTS["num_frames"],
+        height: int | None = None,
+        width: int | None = None,
+        num_frames: int | None = None,
         num_inference_steps: int = _DEFAULTS["num_inference_steps"],
         guidance_scale: float | list[tuple[float, float]] = tuple(_DEFAULTS["guidance_scale"]),
         guidance_renorm: float | None = _DEFAULTS["guidance_renorm"],
@@ -470,8 +558,10 @@ class LuminaVideoPipeline(DiffusionPipeline, LuminaVideoLoraLoaderMixin):
             prompt (`str` or `list[str]`): What to generate; prefixed with `system_prompt`.
             negative_prompt (`str` or `list[str]`, *optional*): The negative branch's text (default: empty, i.e. the
                 system prompt alone).
-            height (`int`), width (`int`): Pixel size; multiples of 8 x the largest patch used (32 for (2, 4, 4)).
-            num_frames (`int`): Frames of the output video (1 for an image). The CogVideoX VAE decodes `L` latent
+            height (`int`, *optional*), width (`int`, *optional*): Pixel size; multiples of 8 x the largest patch
+                used (32 for (2, 4, 4)). Defaults: read from `latents` when given, else the `f24F96R960` preset's.
+            num_frames (`int`, *optional*): Frames of the output video (1 for an image); the default, like the size's,
+                comes from `latents` or the preset. The CogVideoX VAE decodes `L` latent
                 frames into `4L` frames (`L` even) or `4L - 3` (`L` odd); the pipeline samples the fewest latent frames
                 that cover `num_frames` and crops the rest, so counts of `8k` or `8k + 1` waste nothing.
             num_inference_steps (`int`): Transformer evaluations per branch (the reference's `steps` minus one).
@@ -511,6 +601,7 @@ class LuminaVideoPipeline(DiffusionPipeline, LuminaVideoLoraLoaderMixin):
         schedule = SamplingSchedule.parse(
             guidance_scale, motion_score, negative_motion_score, patch_size, self.transformer.config.patch_sizes
         )
+        height, width, num_frames = self._resolve_video_size(height, width, num_frames, latents)
         self.check_inputs(
             prompt,
             negative_prompt,
@@ -529,6 +620,7 @@ class LuminaVideoPipeline(DiffusionPipeline, LuminaVideoLoraLoaderMixin):
             max_sequence_length,
             num_inference_steps,
             num_videos_per_prompt,
+            generator,
         )
         self._guidance_scale = schedule.guidance_scale.at(0.0)
         self._attention_kwargs = attention_kwargs
@@ -558,10 +650,7 @@ class LuminaVideoPipeline(DiffusionPipeline, LuminaVideoLoraLoaderMixin):
             negative_prompt_embeds = negative_prompt_embeds.to(transformer_dtype)
 
         # 2. Time grid: sigma = 1 - t, the reference's `steps = num_inference_steps + 1` points before the shift
-        self.scheduler.set_timesteps(sigmas=lumina_sigmas(num_inference_steps), device=device)
-        timesteps = self.scheduler.timesteps
-        self._num_timesteps = len(timesteps)
-        self.scheduler.set_begin_index(0)
+        timesteps = self.set_lumina_timesteps(num_inference_steps, device)
 
         # 3. Noise
         latents = self.prepare_latents(
@@ -584,13 +673,17 @@ class LuminaVideoPipeline(DiffusionPipeline, LuminaVideoLoraLoaderMixin):
         if self.transformer.is_cache_enabled:
             kinds = [self._call_kind(schedule.at(1.0 - float(sigma))) for sigma in self.scheduler.sigmas[:-1]]
             check_cache_for_run(self.transformer._cache_config, kinds)
-        with self.progress_bar(total=num_inference_steps) as progress_bar:
+        # A callback that sets `pipe._guidance_scale` (Diffusers' pattern, e.g. guidance off after some steps)
+        # overrides the schedule from the next step on.
+        guidance_override = None
+        # Inputs were checked once above; the transformer's per-step value checks would sync every step.
+        with self.progress_bar(total=num_inference_steps) as progress_bar, skip_value_checks():
             for i, t in enumerate(timesteps):
                 if self.interrupt:
                     continue
                 self._current_timestep = t
                 time = 1.0 - float(self.scheduler.sigmas[i])
-                step = schedule.at(time)
+                step = self._step_settings(schedule, time, guidance_override, text, prompt_embeds.shape[0])
                 self._guidance_scale = step.guidance_scale
                 velocity = self._predict_velocity(latents, time, step, text, guidance_renorm, step_index=i)
                 # The scheduler integrates d(sample)/d(sigma) = -velocity.
@@ -604,6 +697,8 @@ class LuminaVideoPipeline(DiffusionPipeline, LuminaVideoLoraLoaderMixin):
                     }
                     tensors = {name: available[name] for name in callback_on_step_end_tensor_inputs}
                     replaced = callback_on_step_end(self, i, t, tensors) or {}
+                    if self._guidance_scale != step.guidance_scale:
+                        guidance_override = self._guidance_scale
                     latents = replaced.pop("latents", latents)
                     if "prompt_embeds" in replaced or "negative_prompt_embeds" in replaced:
                         prompt_embeds = replaced.pop("prompt_embeds", prompt_embeds)

@@ -1,6 +1,7 @@
 """Time-aware sampling values: a constant, or `(t_start, value)` pairs over Lumina time (0 = noise, 1 = data)."""
 
 import itertools
+import math
 import numbers
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -59,6 +60,8 @@ def _looks_like_schedule(value: Any) -> bool:
 def parse_float(name: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ValueError(f"`{name}` takes a number or a list of (t_start, number) pairs, got {value!r}.")
+    if not math.isfinite(value):
+        raise ValueError(f"`{name}` must be finite, got {value}.")
     return float(value)
 
 

@@ -1,0 +1,36 @@
+"""`lumina-video demo`: a local web page to try a model (needs the `[demo]` extra)."""
+
+import argparse
+
+from ..utils.tiny_random import TINY_RANDOM_ID
+
+
+INSTALL_HINT = 'The demo needs Gradio: pip install "diffusers-lumina-video[demo]"'
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("demo", help="Start a local web page to generate videos from prompts.")
+    parser.add_argument(
+        "--model",
+        help=f"The model the page starts with: a pipeline folder or Hub id (default: `{TINY_RANDOM_ID}`).",
+    )
+    parser.add_argument("--audio-model", help="A Lumina-V2A pipeline folder or Hub id, to add sound to the videos.")
+    parser.add_argument("--host", default="127.0.0.1", help="Address to listen on (default: this machine only).")
+    parser.add_argument("--port", type=int, help="Port to listen on (default: the first free one from 7860).")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.port is not None and not 1 <= args.port <= 65535:
+        raise ValueError(f"`--port` must be in 1..65535, got {args.port}.")
+    try:
+        from .. import demo
+    except ImportError as error:
+        if error.name != "gradio":
+            raise
+        print(INSTALL_HINT)
+        return 1
+    model = demo.check_model(args.model or demo.DEFAULT_MODEL)
+    audio_model = None if args.audio_model is None else demo.check_model(args.audio_model)
+    demo.launch(demo.build_demo(model, audio_model), host=args.host, port=args.port)
+    return 0

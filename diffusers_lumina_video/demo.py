@@ -1,0 +1,330 @@
+"""A Gradio page to try a Lumina-Video pipeline: one prompt in, one video shown in the page and offered for download;
+with a Lumina-V2A pipeline, a second button gives that video its soundtrack.
+
+Everything the page asks for is checked with the same rules as `lumina-video generate` before a model is loaded, and
+a bad value comes back as a message in the page (`gr.Error`), never as a stack trace.
+"""
+
+import math
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import gradio as gr
+import torch
+from diffusers.utils import export_to_video
+from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+from .commands.generate import (
+    TINY_RANDOM_DEFAULTS,
+    check_sampling_kwargs,
+    default_dtype,
+    load_pipeline,
+    sampling_kwargs,
+)
+from .pipelines import LuminaV2APipeline, LuminaVideoPipeline
+from .pipelines.lumina_video.presets import PRESET_FPS, SAMPLING_PRESETS
+from .utils.atomic import atomic_output_file
+from .utils.media_io import export_to_video_with_audio, read_video
+from .utils.tiny_random import TINY_RANDOM_ID
+
+
+# The model the page opens with.
+DEFAULT_MODEL = TINY_RANDOM_ID
+DEFAULT_PRESET = "f24F96R960-MultiScale"
+# Slider ranges small enough for the built-in model to answer in seconds on a CPU; sizes step by 32, the largest
+# spatial multiple any preset needs.
+SIZE_RANGE = (32, 512)
+FRAMES_RANGE = (1, 97)
+STEPS_RANGE = (1, 100)
+DEFAULT_AUDIO_STEPS = 25
+MOTION_SCORE_RANGE = (0.0, 20.0)
+
+
+def check_model(model: str) -> str:
+    """`tiny-random`, a Diffusers pipeline folder or a Hub id; anything else is refused before loading."""
+    model = (model or "").strip()
+    if not model:
+        raise ValueError(f"`model` is empty: give `{TINY_RANDOM_ID}`, a pipeline folder or a Hub id.")
+    if model == TINY_RANDOM_ID:
+        return model
+    folder = Path(model).expanduser()
+    if folder.is_dir():
+        if not (folder / "model_index.json").is_file():
+            raise ValueError(f"`model` folder {model} has no model_index.json: it is not a Diffusers pipeline folder.")
+        return str(folder)
+    try:
+        validate_repo_id(model)
+    except HFValidationError:
+        raise ValueError(
+            f"`model` {model!r} is neither `{TINY_RANDOM_ID}`, an existing pipeline folder nor a Hub id (owner/name)."
+        ) from None
+    return model
+
+
+def _as_int(value: float | int | None, name: str) -> int:
+    """Gradio numbers and sliders may arrive as floats; only whole numbers are accepted."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not float(value).is_integer():
+        raise ValueError(f"`{name}` must be a whole number, got {value}.")
+    return int(value)
+
+
+def _check_seed(seed: float | int | None) -> int:
+    seed = _as_int(seed, "seed")
+    if seed < 0:
+        raise ValueError(f"`seed` must be >= 0, got {seed}.")
+    return seed
+
+
+def check_request(
+    prompt: str,
+    preset: str,
+    motion_score: float,
+    steps: float,
+    seed: float,
+    model: str,
+    height: float,
+    width: float,
+    num_frames: float,
+) -> tuple[str, dict]:
+    """The checked model id and call arguments of one request; raises `ValueError` naming the bad value."""
+    if not (prompt or "").strip():
+        raise ValueError("`prompt` is empty: describe the video to generate.")
+    if preset not in SAMPLING_PRESETS:
+        raise ValueError(f"`preset` must be one of {sorted(SAMPLING_PRESETS)}, got {preset!r}.")
+    if isinstance(motion_score, bool) or not isinstance(motion_score, (int, float)) or not math.isfinite(motion_score):
+        raise ValueError(f"`motion_score` must be a finite number, got {motion_score}.")
+    _check_seed(seed)
+    overrides = {
+        "height": _as_int(height, "height"),
+        "width": _as_int(width, "width"),
+        "num_frames": _as_int(num_frames, "frames"),
+        "num_inference_steps": _as_int(steps, "steps"),
+        "motion_score": float(motion_score),
+    }
+    model = check_model(model)
+    kwargs = sampling_kwargs(model, preset, overrides)
+    check_sampling_kwargs(kwargs, steps_name="steps")
+    return model, kwargs
+
+
+class PipelineCache:
+    """Loaded pipelines by model id, so that only the first request for a model pays for loading it."""
+
+    def __init__(self) -> None:
+        self._pipelines = {}
+        self._lock = threading.Lock()
+        self.device = "cuda" if torch.cuda.is_available() else "cpu"
+
+    def get(self, model: str, pipeline_class: type | None = None, box: str = "model"):
+        """The pipeline of `model`, loaded on first use; one not of `pipeline_class` is refused as a message about
+        the page's `box`."""
+        with self._lock:
+            if model not in self._pipelines:
+                try:
+                    pipe = load_pipeline(model, default_dtype(self.device))
+                except Exception as error:  # a missing folder, no network for a Hub id, a broken download...
+                    raise gr.Error(f"Could not load model {model!r}: {error}") from error
+                self._pipelines[model] = pipe.to(self.device)
+            pipe = self._pipelines[model]
+        if pipeline_class is not None and not isinstance(pipe, pipeline_class):
+            raise gr.Error(f"`{box}` {model!r} is a {type(pipe).__name__}, not a {pipeline_class.__name__}.")
+        return pipe
+
+
+def _step_reporter(progress: gr.Progress, total: int, desc: str):
+    """A `callback_on_step_end` that moves the page's progress bar."""
+
+    def report_step(pipe, step: int, timestep: torch.Tensor, tensors: dict) -> dict:
+        progress((step + 1, total), desc=desc)
+        return {}
+
+    return report_step
+
+
+class DemoApp:
+    """The page's behaviour, apart from its layout: check, load (cached), sample with progress, write the mp4."""
+
+    def __init__(self, output_dir: str | Path | None = None) -> None:
+        self.output_dir = None if output_dir is None else Path(output_dir)
+        self.pipelines = PipelineCache()
+        self._count = 0
+        self._count_lock = threading.Lock()
+
+    def generate(
+        self,
+        prompt: str,
+        negative_prompt: str,
+        preset: str,
+        motion_score: float,
+        steps: float,
+        seed: float,
+        model: str,
+        height: float,
+        width: float,
+        num_frames: float,
+        progress: gr.Progress = gr.Progress(),  # noqa: B008 (how Gradio is asked for a progress tracker)
+    ) -> tuple[str, str, str]:
+        """Returns the mp4 path twice (player and download) and a status line."""
+        try:
+            model, kwargs = check_request(prompt, preset, motion_score, steps, seed, model, height, width, num_frames)
+        except ValueError as error:
+            raise gr.Error(str(error)) from None
+
+        progress(0, desc=f"Loading {model}")
+        pipe = self.pipelines.get(model, LuminaVideoPipeline)
+        pipe.use_sampling_preset(preset)
+        start = time.perf_counter()
+        try:
+            frames = pipe(
+                prompt,
+                negative_prompt=negative_prompt or None,
+                generator=torch.Generator(device="cpu").manual_seed(int(seed)),
+                callback_on_step_end=_step_reporter(progress, kwargs["num_inference_steps"], "Sampling"),
+                **kwargs,
+            ).frames[0]
+        except ValueError as error:  # what the pipeline's own checks refuse for this model
+            raise gr.Error(str(error)) from None
+        seconds = time.perf_counter() - start
+
+        path = self._next_path()
+        with atomic_output_file(path) as temporary:
+            export_to_video(frames, str(temporary), fps=PRESET_FPS[preset])
+        status = f"{len(frames)} frames of {kwargs['width']}x{kwargs['height']} in {seconds:.1f} s with {model}."
+        return str(path), str(path), status
+
+    def add_sound(
+        self,
+        video: str | None,
+        prompt: str,
+        negative_prompt: str,
+        steps: float,
+        seed: float,
+        audio_model: str,
+        progress: gr.Progress = gr.Progress(),  # noqa: B008 (how Gradio is asked for a progress tracker)
+    ) -> tuple[str, str, str]:
+        """The shown video with a soundtrack from the V2A pipeline `audio_model`; same returns as `generate`."""
+        try:
+            if not video or not Path(video).is_file():
+                raise ValueError("There is no video to add sound to: generate one first.")
+            steps = _as_int(steps, "audio steps")
+            if steps < 1:
+                raise ValueError(f"`audio steps` must be >= 1, got {steps}.")
+            _check_seed(seed)
+            audio_model = check_model(audio_model)
+        except ValueError as error:
+            raise gr.Error(str(error)) from None
+
+        progress(0, desc=f"Loading {audio_model}")
+        pipe = self.pipelines.get(audio_model, LuminaV2APipeline, box="audio model")
+        clip = read_video(video)
+        start = time.perf_counter()
+        try:
+            output = pipe(
+                video=clip.frames,
+                fps=clip.fps,
+                prompt=prompt or None,
+                negative_prompt=negative_prompt or None,
+                num_inference_steps=steps,
+                generator=torch.Generator(device="cpu").manual_seed(int(seed)),
+                callback_on_step_end=_step_reporter(progress, steps, "Sampling the sound"),
+            )
+        except ValueError as error:  # what the pipeline's own checks refuse, e.g. a model without its sync encoder
+            raise gr.Error(str(error)) from None
+        seconds = time.perf_counter() - start
+
+        path = self._next_path(suffix="_sound")
+        export_to_video_with_audio(clip.frames, output.audios[0], output.sample_rate, path, clip.fps)
+        status = f"{len(output.audios[0]) / output.sample_rate:.2f} s of sound in {seconds:.1f} s with {audio_model}."
+        return str(path), str(path), status
+
+    def _next_path(self, suffix: str = "") -> Path:
+        with self._count_lock:
+            self._count += 1
+            if self.output_dir is None:  # made on first use, so that a page never used leaves nothing behind
+                self.output_dir = Path(tempfile.mkdtemp(prefix="lumina-video-demo-"))
+            self.output_dir.mkdir(parents=True, exist_ok=True)
+            return self.output_dir / f"video_{self._count:04d}{suffix}.mp4"
+
+
+def build_demo(
+    model: str = DEFAULT_MODEL, audio_model: str | None = None, output_dir: str | Path | None = None
+) -> gr.Blocks:
+    """The page; `model` and `audio_model` are the initial values of the model boxes."""
+    app = DemoApp(output_dir)
+    preset = SAMPLING_PRESETS[DEFAULT_PRESET]
+    with gr.Blocks(title="Lumina-Video", analytics_enabled=False) as demo:
+        gr.Markdown("# Lumina-Video\nText to video with a Multi-scale Next-DiT.")
+        with gr.Row():
+            with gr.Column():
+                prompt = gr.Textbox(label="Prompt", lines=2, elem_id="prompt")
+                negative_prompt = gr.Textbox(label="Negative prompt", elem_id="negative-prompt")
+                model_box = gr.Textbox(
+                    value=model,
+                    label="Model",
+                    info=f"`{TINY_RANDOM_ID}` (built in), a pipeline folder or a Hub id.",
+                    elem_id="model",
+                )
+                preset_box = gr.Dropdown(sorted(SAMPLING_PRESETS), value=DEFAULT_PRESET, label="Sampling preset")
+                motion_score = gr.Slider(
+                    *MOTION_SCORE_RANGE, value=preset["motion_score"], step=0.5, label="Motion score"
+                )
+                with gr.Row():
+                    steps = gr.Slider(
+                        *STEPS_RANGE, value=TINY_RANDOM_DEFAULTS["num_inference_steps"], step=1, label="Steps"
+                    )
+                    seed = gr.Number(value=0, precision=0, minimum=0, label="Seed")
+                with gr.Row():
+                    height = gr.Slider(*SIZE_RANGE, value=TINY_RANDOM_DEFAULTS["height"], step=32, label="Height")
+                    width = gr.Slider(*SIZE_RANGE, value=TINY_RANDOM_DEFAULTS["width"], step=32, label="Width")
+                    num_frames = gr.Slider(
+                        *FRAMES_RANGE,
+                        value=TINY_RANDOM_DEFAULTS["num_frames"],
+                        step=8,
+                        label="Frames",
+                        elem_id="frames",
+                    )
+                generate = gr.Button("Generate", variant="primary", elem_id="generate")
+            with gr.Column():
+                video = gr.Video(label="Video", elem_id="video", buttons=["download"])
+                download = gr.File(label="Download (mp4)", elem_id="download")
+                status = gr.Textbox(label="Status", interactive=False, elem_id="status")
+                with gr.Accordion("Sound", open=bool(audio_model)):
+                    audio_model_box = gr.Textbox(
+                        value=audio_model or "",
+                        label="Audio model",
+                        info="A Lumina-V2A pipeline folder or Hub id.",
+                        elem_id="audio-model",
+                    )
+                    audio_prompt = gr.Textbox(label="Sound prompt", elem_id="audio-prompt")
+                    audio_negative_prompt = gr.Textbox(label="Sound negative prompt")
+                    audio_steps = gr.Slider(*STEPS_RANGE, value=DEFAULT_AUDIO_STEPS, step=1, label="Audio steps")
+                    add_sound = gr.Button("Add sound", elem_id="add-sound")
+        generate.click(
+            app.generate,
+            inputs=[
+                prompt,
+                negative_prompt,
+                preset_box,
+                motion_score,
+                steps,
+                seed,
+                model_box,
+                height,
+                width,
+                num_frames,
+            ],
+            outputs=[video, download, status],
+        )
+        add_sound.click(
+            app.add_sound,
+            inputs=[video, audio_prompt, audio_negative_prompt, audio_steps, seed, audio_model_box],
+            outputs=[video, download, status],
+        )
+    return demo
+
+
+def launch(demo: gr.Blocks, host: str = "127.0.0.1", port: int | None = None, **kwargs):
+    """Starts the server locally only: no share link, no server-side rendering (it needs Node), no telemetry."""
+    return demo.launch(server_name=host, server_port=port, share=False, ssr_mode=False, **kwargs)

@@ -1,0 +1,4 @@
+from .synchformer import SynchformerEncoder, SynchformerEncoderOutput
+
+
+__all__ = ["SynchformerEncoder", "SynchformerEncoderOutput"]

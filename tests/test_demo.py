@@ -1,0 +1,312 @@
+"""`lumina-video demo`: the page's checks and progress, the command, and the page itself in a headless Chromium."""
+
+import socket
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+import diffusers_lumina_video
+from diffusers_lumina_video.cli import ERROR_EXIT_CODE, main
+from diffusers_lumina_video.commands.demo import INSTALL_HINT
+from diffusers_lumina_video.pipelines import LuminaV2APipeline
+from diffusers_lumina_video.utils.media_io import read_audio, read_video
+from diffusers_lumina_video.utils.tiny_random import tiny_v2a_components
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--window-size=1280,1600",
+]
+GOOD_REQUEST = {
+    "prompt": "a red circle moving left",
+    "preset": "f24F96R960-MultiScale",
+    "motion_score": 6.0,
+    "steps": 3,
+    "seed": 0,
+    "model": "tiny-random",
+    "height": 64,
+    "width": 64,
+    "num_frames": 9,
+}
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_demo_command_without_gradio_says_how_to_install(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "gradio", None)  # makes `import gradio` fail
+    monkeypatch.delitem(sys.modules, "diffusers_lumina_video.demo", raising=False)
+    monkeypatch.delattr(diffusers_lumina_video, "demo", raising=False)
+    assert main(["demo"]) == 1
+    assert (
+        capsys.readouterr().out.strip()
+        == INSTALL_HINT
+        == 'The demo needs Gradio: pip install "diffusers-lumina-video[demo]"'
+    )
+
+
+def test_demo_command_rejects_bad_port(capsys):
+    assert main(["demo", "--port", "0"]) == ERROR_EXIT_CODE
+    assert capsys.readouterr().err.strip() == "lumina-video demo: error: `--port` must be in 1..65535, got 0."
+
+
+@pytest.fixture
+def demo():
+    """The demo module; its tests are skipped where the [demo] extra (Gradio) is not installed."""
+    pytest.importorskip("gradio", reason="the demo needs the [demo] extra (gradio)")
+    from diffusers_lumina_video import demo
+
+    return demo
+
+
+def test_default_model_is_the_built_in_one(demo):
+    assert demo.DEFAULT_MODEL == "tiny-random"
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"prompt": "  "}, "`prompt` is empty"),
+        ({"steps": 0}, "`steps` must be >= 1, got 0"),
+        ({"steps": 2.5}, "`steps` must be a whole number, got 2.5"),
+        ({"width": float("nan")}, "`width` must be a whole number, got nan"),
+        ({"num_frames": None}, "`frames` must be a whole number, got None"),
+        ({"height": 48}, r"`height` and `width` must be positive multiples of 32 .* got 48x64"),
+        ({"num_frames": 0}, "`num_frames` must be >= 1, got 0"),
+        ({"seed": -1}, "`seed` must be >= 0, got -1"),
+        ({"motion_score": None}, "`motion_score` must be a finite number, got None"),
+        ({"preset": "nope"}, r"`preset` must be one of \['f16F64R512'"),
+        ({"model": ""}, "`model` is empty"),
+        ({"model": "/does/not/exist"}, "`model` '/does/not/exist' is neither `tiny-random`, an existing pipeline"),
+    ],
+)
+def test_check_request_rejects_bad_values(demo, change, message):
+    request = {**GOOD_REQUEST, **change}
+    with pytest.raises(ValueError, match=message):
+        demo.check_request(**request)
+
+
+def test_check_request_refuses_a_folder_that_is_not_a_pipeline(demo, tmp_path):
+    with pytest.raises(ValueError, match="has no model_index.json"):
+        demo.check_request(**{**GOOD_REQUEST, "model": str(tmp_path)})
+
+
+def test_check_request_accepts_hub_ids_and_applies_overrides(demo):
+    model, kwargs = demo.check_request(**{**GOOD_REQUEST, "model": "owner/model", "height": 96.0, "steps": 7})
+    assert model == "owner/model"
+    assert (kwargs["height"], kwargs["num_inference_steps"], kwargs["motion_score"]) == (96, 7, 6.0)
+    assert kwargs["patch_size"][0] == (0.0, (2, 4, 4))  # the preset's multi-scale schedule
+
+
+def test_generate_reports_every_step_and_caches_the_pipeline(demo, tmp_path):
+    app = demo.DemoApp(tmp_path)
+    calls = []
+
+    def progress(value, desc=None):
+        calls.append((value, desc))
+
+    request = {k: GOOD_REQUEST[k] for k in ("prompt", "preset", "motion_score", "steps", "seed", "model")}
+    sizes = {k: GOOD_REQUEST[k] for k in ("height", "width", "num_frames")}
+    video, download, status = app.generate(negative_prompt="", progress=progress, **request, **sizes)
+    assert video == download == str(tmp_path / "video_0001.mp4")
+    assert status.startswith("9 frames of 64x64 in ")
+    assert [value for value, desc in calls if desc == "Sampling"] == [(1, 3), (2, 3), (3, 3)]
+    pipe = app.pipelines.get("tiny-random")
+    app.generate(negative_prompt="blurry", progress=progress, **request, **sizes)
+    assert app.pipelines.get("tiny-random") is pipe
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["video_0001.mp4", "video_0002.mp4"]  # nothing half-written
+
+
+def test_generate_shows_bad_values_as_a_message(demo, tmp_path):
+    request = {**GOOD_REQUEST, "prompt": ""}
+    with pytest.raises(demo.gr.Error, match="`prompt` is empty"):
+        demo.DemoApp(tmp_path).generate(negative_prompt="", progress=lambda *a, **k: None, **request)
+    assert not any(tmp_path.iterdir())
+
+
+def test_a_model_of_the_wrong_kind_is_a_message(app_with_v2a, demo, tiny_v2a_id):
+    request = {**GOOD_REQUEST, "model": tiny_v2a_id}
+    with pytest.raises(
+        demo.gr.Error, match="`model` 'owner/tiny-v2a' is a LuminaV2APipeline, not a LuminaVideoPipeline"
+    ):
+        app_with_v2a.generate(negative_prompt="", progress=_silent, **request)
+
+
+def test_a_model_that_cannot_load_is_a_message(demo):
+    app = demo.DemoApp()
+    with pytest.raises(demo.gr.Error, match="Could not load model 'nobody-here/no-such-model'"):
+        app.pipelines.get("nobody-here/no-such-model")
+    assert app.output_dir is None  # its temporary folder is made only when a video is written
+
+
+@pytest.fixture
+def tiny_v2a_id(demo, monkeypatch) -> str:
+    """A Hub id that the demo loads as a tiny random V2A pipeline."""
+    v2a = LuminaV2APipeline(**tiny_v2a_components())
+    load = demo.load_pipeline
+    monkeypatch.setattr(
+        demo, "load_pipeline", lambda model, dtype: v2a if model == "owner/tiny-v2a" else load(model, dtype)
+    )
+    return "owner/tiny-v2a"
+
+
+@pytest.fixture
+def app_with_v2a(demo, tiny_v2a_id, tmp_path):
+    return demo.DemoApp(tmp_path)
+
+
+def _silent(*args, **kwargs) -> None:
+    pass
+
+
+def test_add_sound_muxes_a_soundtrack_as_long_as_the_video(app_with_v2a, tmp_path):
+    request = {**GOOD_REQUEST, "num_frames": 25}  # 25 frames at 24 fps: longer than one Synchformer segment
+    video, _, _ = app_with_v2a.generate(negative_prompt="", progress=_silent, **request)
+    calls = []
+    sound, download, status = app_with_v2a.add_sound(
+        video, "rain", "", 3, 0, "owner/tiny-v2a", progress=lambda value, desc=None: calls.append((value, desc))
+    )
+    assert sound == download == str(tmp_path / "video_0002_sound.mp4")
+    assert [value for value, desc in calls if desc == "Sampling the sound"] == [(1, 3), (2, 3), (3, 3)]
+    assert status.startswith("1.04 s of sound in ")
+    assert read_video(sound).frames.shape == (25, 64, 64, 3)
+    assert abs(len(read_audio(sound)) - 25 / 24 * 16000) <= 1024  # one AAC frame of padding at most
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"video": None}, "There is no video to add sound to: generate one first."),
+        ({"steps": 0}, "`audio steps` must be >= 1, got 0"),
+        ({"seed": -2}, "`seed` must be >= 0, got -2"),
+        ({"audio_model": ""}, "`model` is empty"),
+        (
+            {"audio_model": "tiny-random"},
+            "`audio model` 'tiny-random' is a LuminaVideoPipeline, not a LuminaV2APipeline",
+        ),
+        ({}, r"The video lasts 0.375 s; Synchformer needs at least 0.64 s"),
+    ],
+)
+def test_add_sound_shows_bad_values_as_a_message(app_with_v2a, demo, change, message):
+    video, _, _ = app_with_v2a.generate(negative_prompt="", progress=_silent, **GOOD_REQUEST)  # 9 frames: 0.375 s
+    request = {
+        "video": video,
+        "prompt": "",
+        "negative_prompt": "",
+        "steps": 2,
+        "seed": 0,
+        "audio_model": "owner/tiny-v2a",
+    }
+    with pytest.raises(demo.gr.Error, match=message):
+        app_with_v2a.add_sound(progress=_silent, **{**request, **change})
+
+
+@pytest.fixture
+def browser(tmp_path):
+    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
+        pytest.skip("needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver)")
+    webdriver = pytest.importorskip("selenium.webdriver", reason="needs selenium (the [test] extra)")
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in [*CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'chromium-profile'}"]:
+        options.add_argument(flag)
+    driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=str(CHROMEDRIVER)))
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture
+def page_url(demo, tiny_v2a_id, tmp_path, monkeypatch):
+    monkeypatch.setenv(
+        "GRADIO_TEMP_DIR", str(tmp_path / "gradio")
+    )  # the copies Gradio serves stay in the test's folder
+    page = demo.build_demo(audio_model=tiny_v2a_id, output_dir=tmp_path / "videos")
+    port = _free_port()
+    demo.launch(page, port=port, prevent_thread_lock=True, quiet=True)
+    yield f"http://127.0.0.1:{port}/"
+    page.close()
+
+
+def test_page_generates_a_playable_video_shows_bad_values_and_adds_sound(browser, page_url, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    wait = WebDriverWait(browser, 20)
+    browser.get(page_url)
+    prompt = wait.until(expected_conditions.element_to_be_clickable((By.CSS_SELECTOR, "#prompt textarea")))
+    prompt.send_keys("a red circle moving left")
+    browser.find_element(By.ID, "generate").click()
+
+    player = wait.until(expected_conditions.presence_of_element_located((By.CSS_SELECTOR, "#video video")))
+    # Chromium has read the mp4's header and decoded nothing wrong: it can play it.
+    wait.until(lambda _: browser.execute_script("return arguments[0].readyState >= 1", player))
+    assert browser.execute_script("return arguments[0].error", player) is None
+    assert browser.execute_script("return arguments[0].duration", player) > 0
+    assert "9 frames of 64x64" in browser.find_element(By.CSS_SELECTOR, "#status textarea").get_attribute("value")
+
+    served = tmp_path / "served.mp4"
+    with urllib.request.urlopen(player.get_attribute("src"), timeout=10) as response:
+        served.write_bytes(response.read())
+    assert read_video(served).frames.shape == (9, 64, 64, 3)
+    download_link = browser.find_element(By.CSS_SELECTOR, "#download a")
+    assert download_link.get_attribute("href").endswith(".mp4")
+
+    prompt.send_keys(Keys.CONTROL, "a", Keys.BACKSPACE)  # as a person does, so that the page sees the edit
+    browser.find_element(By.ID, "generate").click()
+    wait.until(lambda _: "is empty: describe the video to generate" in browser.find_element(By.TAG_NAME, "body").text)
+    assert "Traceback" not in browser.find_element(By.TAG_NAME, "body").text
+
+    # 25 frames (about 1 s, long enough for a soundtrack) set on the slider, then the second button.
+    frames = browser.find_element(By.CSS_SELECTOR, "#frames input[type=range]")
+    browser.execute_script(
+        "arguments[0].value = 25; for (const e of ['input', 'change']) arguments[0].dispatchEvent(new Event(e));",
+        frames,
+    )
+    prompt.send_keys("rain on a window")
+    browser.find_element(By.ID, "generate").click()
+    status = browser.find_element(By.CSS_SELECTOR, "#status textarea")
+    wait.until(lambda _: "25 frames of 64x64" in status.get_attribute("value"))
+    browser.find_element(By.ID, "add-sound").click()
+    wait.until(lambda _: "s of sound in" in status.get_attribute("value"))
+    player = browser.find_element(By.CSS_SELECTOR, "#video video")
+    wait.until(lambda _: player.get_attribute("src").endswith("_sound.mp4"))
+    with urllib.request.urlopen(player.get_attribute("src"), timeout=10) as response:
+        served.write_bytes(response.read())
+    assert read_video(served).frames.shape[0] == 25
+    assert abs(len(read_audio(served)) - 25 / 24 * 16000) <= 1024
+
+
+def test_demo_command_launches_the_page_locally(demo, monkeypatch):
+    launched = {}
+    monkeypatch.setattr(demo, "launch", lambda page, host, port: launched.update(page=page, host=host, port=port))
+    assert main(["demo", "--model", "owner/model", "--audio-model", "owner/v2a", "--port", "7999"]) == 0
+    assert launched["host"] == "127.0.0.1" and launched["port"] == 7999
+    assert isinstance(launched["page"], demo.gr.Blocks)
+    boxes = {
+        getattr(block, "elem_id", None): getattr(block, "value", None) for block in launched["page"].blocks.values()
+    }
+    assert (boxes["model"], boxes["audio-model"]) == ("owner/model", "owner/v2a")
+
+
+def test_demo_command_refuses_an_unknown_model_before_starting(demo, monkeypatch, capsys):
+    monkeypatch.setattr(demo, "launch", lambda *args, **kwargs: pytest.fail("the page must not start"))
+    assert main(["demo", "--model", "/does/not/exist"]) == ERROR_EXIT_CODE
+    assert "error: `model` '/does/not/exist' is neither" in capsys.readouterr().err
+    assert main(["demo", "--audio-model", "/no/v2a"]) == ERROR_EXIT_CODE
+    assert "error: `model` '/no/v2a' is neither" in capsys.readouterr().err
