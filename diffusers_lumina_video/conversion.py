@@ -32,7 +32,7 @@ from .loaders.single_file_utils import is_hub_repo_id
 from .model_card import check_card_location, create_pipeline_model_card
 from .models import LuminaVideoTransformer3DModel
 from .pipelines import SAMPLING_PRESETS, LuminaVideoPipeline
-from .utils.atomic import permissions_from_umask, replace_folder
+from .utils.atomic import permissions_from_umask, remove_stale_temporaries, replace_folder, temporary_prefix
 from .utils.output_paths import check_output_folder
 
 
@@ -273,7 +273,11 @@ def _build_atomically(output_path: Path, overwrite: bool) -> Iterator[Path]:
     interruption the folder (and any parent created for it) is removed and `output_path` is left as it was."""
     first_created = next((p for p in reversed([output_path, *output_path.parents]) if not p.exists()), None)
     output_path.parent.mkdir(parents=True, exist_ok=True)
-    building = Path(tempfile.mkdtemp(prefix=f".{output_path.name}.", suffix=".partial", dir=output_path.parent))
+    for stale in remove_stale_temporaries(output_path.parent):
+        logger.info(f"Removed {stale}, left by a conversion that was interrupted.")
+    building = Path(
+        tempfile.mkdtemp(prefix=temporary_prefix(output_path.name), suffix=".partial", dir=output_path.parent)
+    )
     building.chmod(permissions_from_umask(0o777))  # `mkdtemp` makes the folder private
     try:
         yield building

@@ -5,6 +5,7 @@ import json
 import math
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import types
@@ -506,3 +507,18 @@ def test_refused_pickle_never_advises_turning_the_safe_loader_off(original, tmp_
     with pytest.raises(UnsafeCheckpointError) as error:
         convert_lumina_video_checkpoint(release, tmp_path / "out", transformer_only=True)
     assert "weights_only" not in str(error.value) and "nothing from it was loaded" in str(error.value)
+
+
+def test_folder_of_a_killed_conversion_is_removed_by_the_next_one(golden_dir, tmp_path):
+    """A SIGKILL leaves the folder being built; the next conversion into the same parent removes it (its process is
+    gone), and keeps one a running conversion is building."""
+    killed = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    killed.send_signal(signal.SIGKILL)
+    killed.wait()
+    stale = tmp_path / f".out.tmp-{killed.pid}-x1.partial"
+    (stale / "transformer").mkdir(parents=True)
+    running = tmp_path / f".other.tmp-{os.getppid()}-x2.partial"
+    running.mkdir()
+
+    convert_lumina_video_checkpoint(golden_dir, tmp_path / "out", transformer_only=True)
+    assert not stale.exists() and running.is_dir() and (tmp_path / "out" / "config.json").is_file()

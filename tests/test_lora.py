@@ -5,6 +5,7 @@ into its linear weights, which is what a loaded, fused or mixed LoRA must comput
 """
 
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -243,10 +244,196 @@ def test_lora_with_unknown_target_modules_is_an_error_naming_them():
     state_dict = {f"transformer.{key}": value for key, value in lora.items()}
     state_dict["transformer.layers.7.attn.to_q.lora_A.weight"] = torch.zeros(2, 64)
     state_dict["transformer.layers.7.attn.to_q.lora_B.weight"] = torch.zeros(64, 2)
-    state_dict["text_encoder.layers.0.self_attn.q_proj.lora_A.weight"] = torch.zeros(2, 32)
-    state_dict["text_encoder.layers.0.self_attn.q_proj.lora_B.weight"] = torch.zeros(32, 2)
     pipe = make_pipeline()
 
-    with pytest.raises(ValueError, match=r"\['layers.7.attn.to_q', 'text_encoder.layers.0.self_attn.q_proj'\]"):
+    with pytest.raises(ValueError, match=r"\['layers.7.attn.to_q'\]"):
         pipe.load_lora_weights(state_dict, adapter_name="broken")
     assert not lora_layers(pipe.transformer)
+
+
+def prefixed(lora: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {f"transformer.{key}": value for key, value in lora.items()}
+
+
+def without(lora: dict[str, torch.Tensor], fragment: str) -> dict[str, torch.Tensor]:
+    return {key: value for key, value in prefixed(lora).items() if fragment not in key}
+
+
+def with_tensor(lora: dict[str, torch.Tensor], key: str, tensor: torch.Tensor) -> dict[str, torch.Tensor]:
+    return {**prefixed(lora), f"transformer.{key}": tensor}
+
+
+def state_snapshot(transformer) -> dict[str, torch.Tensor]:
+    return {key: value.clone() for key, value in transformer.state_dict().items()}
+
+
+def assert_unchanged(transformer, before: dict[str, torch.Tensor]) -> None:
+    after = transformer.state_dict()
+    assert list(after) == list(before)
+    assert all(torch.equal(after[key], value) for key, value in before.items())
+
+
+LORA, _ = random_lora(seed=10, rank=2)
+BAD_LORA_FILES = {
+    "empty": ({}, "contains no LoRA weights"),
+    "other_component_only": (
+        {"text_encoder.q.lora_A.weight": torch.zeros(2, 4), "text_encoder.q.lora_B.weight": torch.zeros(4, 2)},
+        r"contains no LoRA weights for the transformer \(it only has keys for \['text_encoder'\]\)",
+    ),
+    "no_lora_B": (
+        without(LORA, "lora_B"),
+        r"only one of `lora_A`/`lora_B`: \['layers.0.attn.add_k_proj \(no lora_B\)",
+    ),
+    "one_lora_B_missing": (
+        without(LORA, "layers.1.attn.to_q.lora_B"),
+        r"only one of `lora_A`/`lora_B`: \['layers.1.attn.to_q \(no lora_B\)'\]",
+    ),
+    "no_lora_A": (without(LORA, "lora_A"), r"\(no lora_A\)"),
+    "rank_mismatch": (
+        with_tensor(LORA, "layers.1.attn.to_q.lora_A.weight", torch.zeros(3, 64)),
+        r"LoRA ranks of `layers.1.attn.to_q` do not match: lora_A has shape \(3, 64\).*lora_B \(64, 2\)",
+    ),
+    "other_model_size": (
+        {
+            **with_tensor(LORA, "layers.0.attn.to_q.lora_A.weight", torch.zeros(2, 48)),
+            "transformer.layers.0.attn.to_q.lora_B.weight": torch.zeros(48, 2),
+        },
+        r"`layers.0.attn.to_q` map 48 -> 48 features, but that layer maps 64 -> 64",
+    ),
+    "not_lora_keys": (
+        with_tensor(LORA, "layers.0.attn.to_q.weight", torch.zeros(64, 64)),
+        r"keys that are not LoRA weights .*\['transformer.layers.0.attn.to_q.weight'\]",
+    ),
+    "unknown_target": (
+        {
+            **prefixed(LORA),
+            "transformer.layers.7.attn.to_q.lora_A.weight": torch.zeros(2, 64),
+            "transformer.layers.7.attn.to_q.lora_B.weight": torch.zeros(64, 2),
+        },
+        r"LoRA target modules \['layers.7.attn.to_q'\] are not linear layers",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_LORA_FILES))
+@pytest.mark.parametrize("with_adapter", [False, True], ids=["fresh", "with_adapter"])
+def test_bad_lora_file_is_a_clear_error_and_leaves_the_pipeline_as_it_was(tmp_path, case, with_adapter):
+    from safetensors.torch import save_file
+
+    state_dict, message = BAD_LORA_FILES[case]
+    save_file(state_dict, tmp_path / "bad.safetensors")
+    pipe = make_pipeline()
+    if with_adapter:
+        save_lora(tmp_path / "good", seed=11)
+        pipe.load_lora_weights(tmp_path / "good", adapter_name="good")
+    before = state_snapshot(pipe.transformer)
+
+    with pytest.raises(ValueError, match=message) as error:
+        pipe.load_lora_weights(tmp_path / "bad.safetensors", adapter_name="bad")
+
+    assert "bad.safetensors" in str(error.value) or case == "unknown_target"
+    assert_unchanged(pipe.transformer, before)
+    assert pipe.get_list_adapters() == ({"transformer": ["good"]} if with_adapter else {})
+
+
+def test_metadata_rank_that_does_not_match_the_weights_is_an_error(tmp_path):
+    lora, metadata = random_lora(seed=10, rank=2)
+    LuminaVideoPipeline.save_lora_weights(
+        tmp_path, transformer_lora_layers=lora, transformer_lora_adapter_metadata={**metadata, "r": 4}
+    )
+    pipe = make_pipeline()
+    before = state_snapshot(pipe.transformer)
+
+    with pytest.raises(ValueError, match=r"has LoRA rank 2 but the file's metadata says r=4"):
+        pipe.load_lora_weights(tmp_path)
+    assert_unchanged(pipe.transformer, before)
+
+
+@pytest.mark.parametrize("with_adapter", [False, True], ids=["fresh", "with_adapter"])
+def test_load_failing_inside_peft_leaves_the_pipeline_as_it_was(tmp_path, monkeypatch, with_adapter):
+    """A failure after PEFT has injected the layers (here: while copying the weights in) is undone too."""
+    import peft
+
+    save_lora(tmp_path / "good", seed=11, rank=4)
+    save_lora(tmp_path / "other", seed=12)
+    pipe = make_pipeline()
+    if with_adapter:
+        pipe.load_lora_weights(tmp_path / "good", adapter_name="good")
+    before = state_snapshot(pipe.transformer)
+
+    def failing_copy(*args, **kwargs):
+        raise RuntimeError("disk read failed")
+
+    monkeypatch.setattr(peft, "set_peft_model_state_dict", failing_copy)
+    with pytest.raises(RuntimeError, match="disk read failed"):
+        pipe.load_lora_weights(tmp_path / "other", adapter_name="other")
+
+    assert_unchanged(pipe.transformer, before)
+    assert not any(".base_layer." in key for key in pipe.transformer.state_dict()) or with_adapter
+    monkeypatch.undo()
+    pipe.load_lora_weights(tmp_path / "other", adapter_name="other")
+    assert set(pipe.get_list_adapters()["transformer"]) == ({"good", "other"} if with_adapter else {"other"})
+
+
+def test_lora_with_other_components_loads_the_transformer_part_and_warns(tmp_path, caplog):
+    lora = {
+        **prefixed(LORA),
+        "text_encoder.layers.0.q_proj.lora_A.weight": torch.zeros(2, 32),
+        "text_encoder.layers.0.q_proj.lora_B.weight": torch.zeros(32, 2),
+    }
+    pipe = make_pipeline()
+    with caplog.at_level("WARNING"):
+        pipe.load_lora_weights(lora, adapter_name="style")
+
+    assert "also has keys for ['text_encoder']" in caplog.text
+    assert "only the `transformer` part is loaded" in caplog.text
+    assert pipe.get_list_adapters() == {"transformer": ["style"]}
+    assert torch.allclose(velocity(pipe.transformer), merged_velocity((LORA, 1.0)), atol=ATOL)
+
+
+BAD_ADAPTER_CALLS: dict[str, tuple[Callable, type[Exception], str]] = {
+    "fuse_unknown": (lambda p: p.fuse_lora(adapter_names=["missing"]), ValueError, r"unknown adapters \['missing'\]"),
+    "fuse_non_string": (lambda p: p.fuse_lora(adapter_names=[1]), TypeError, "`adapter_names` must be an adapter"),
+    "fuse_scale_text": (lambda p: p.fuse_lora(lora_scale="1"), TypeError, "`lora_scale` must be a finite number"),
+    "set_unknown": (lambda p: p.set_adapters("missing"), ValueError, r"unknown adapters \['missing'\]"),
+    "set_text_weight": (
+        lambda p: p.set_adapters(["style"], adapter_weights=["0.5"]),
+        TypeError,
+        r"`adapter_weights\[0\]` must be a finite number.*'0.5'",
+    ),
+    "set_nan_weight": (
+        lambda p: p.set_adapters("style", adapter_weights=float("nan")),
+        TypeError,
+        "`adapter_weights` must be a finite number",
+    ),
+    "set_bool_weight": (
+        lambda p: p.set_adapters("style", adapter_weights=True),
+        TypeError,
+        "`adapter_weights` must be a finite number",
+    ),
+    "set_dict_weight": (
+        lambda p: p.set_adapters(["style"], adapter_weights=[{"transformer": None, "layers": "x"}]),
+        TypeError,
+        r"`adapter_weights\[0\]\['layers'\]` must be a finite number",
+    ),
+    "delete_unknown": (
+        lambda p: p.delete_adapters(["style", "missing"]),
+        ValueError,
+        r"unknown adapters \['missing'\]",
+    ),
+    "delete_none": (lambda p: p.delete_adapters(None), TypeError, "`adapter_names` must be an adapter name"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_ADAPTER_CALLS))
+def test_bad_adapter_call_is_a_clear_error_and_changes_nothing(tmp_path, case):
+    call, error, message = BAD_ADAPTER_CALLS[case]
+    save_lora(tmp_path / "lora")
+    pipe = make_pipeline()
+    pipe.load_lora_weights(tmp_path / "lora", adapter_name="style")
+    before = state_snapshot(pipe.transformer)
+
+    with pytest.raises(error, match=message):
+        call(pipe)
+    assert_unchanged(pipe.transformer, before)
+    assert pipe.get_list_adapters() == {"transformer": ["style"]}

@@ -1,14 +1,20 @@
 """LoRA training data: manifests, media checks, clip decoding, aspect-ratio buckets, motion scores and the cache."""
 
 import json
+import os
+import signal
+import subprocess
+import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
-from synthetic_media import moving_frames, save_tiny_pipeline, texture, write_clip, write_dataset
+from synthetic_media import moving_frames, save_tiny_pipeline, texture, write_clip, write_dataset, write_image
 
+from diffusers_lumina_video.training import prepare
 from diffusers_lumina_video.training.config import LoraTrainingConfig
 from diffusers_lumina_video.training.data import (
     bucket_sizes,
@@ -76,9 +82,67 @@ def test_bad_motion_value_names_row_and_column(tmp_path):
 def test_empty_or_broken_video_fails_the_media_check(tmp_path, content):
     (tmp_path / "broken.mp4").write_bytes(content)
     (tmp_path / "broken.txt").write_text("caption")
-    expected = "zero-length or broken" + (r".*empty file" if not content else "")
-    with pytest.raises(ValueError, match=rf"1 file\(s\) have no decodable frame \({expected}"):
-        check_media(read_manifest(tmp_path))
+    expected = "zero-length or broken" + (r" \(empty file" if not content else "")
+    with pytest.raises(
+        ValueError, match=rf"1 sample\(s\) cannot be trained on:\n  - .*broken.mp4: no decodable frame, {expected}"
+    ):
+        check_media(read_manifest(tmp_path), num_frames=9)
+
+
+BAD_SAMPLES = {
+    "empty caption": ('{"path": "clip.mp4", "caption": "  "}', "clip.mp4: empty or missing caption"),
+    "null caption": ('{"path": "clip.mp4", "caption": null}', "clip.mp4: empty or missing caption"),
+    "no caption key": ('{"path": "clip.mp4"}', "clip.mp4: empty or missing caption"),
+    "short clip": (
+        '{"path": "short.mp4", "caption": "x"}',
+        r"short.mp4: has 8 frame\(s\) at its own frame rate; a clip needs at least 9",
+    ),
+    "short at fps": (
+        '{"path": "clip.mp4", "caption": "x", "fps": 2}',
+        r"clip.mp4: has 3 frame\(s\) at 2 fps; a clip needs at least 9",
+    ),
+    "short and uncaptioned": (
+        '{"path": "short.mp4", "caption": ""}',
+        "short.mp4: empty or missing caption; has 8 frame",
+    ),
+    "broken image": (
+        '{"path": "broken.png", "caption": "x"}',
+        r"broken.png: no decodable frame, zero-length or broken \(empty file\)",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_SAMPLES))
+def test_unusable_samples_are_named_with_their_fault_before_any_model(tmp_path, case):
+    row, message = BAD_SAMPLES[case]
+    write_clip(tmp_path / "clip.mp4", num_frames=12, fps=8)
+    write_clip(tmp_path / "short.mp4", num_frames=8, fps=8)
+    (tmp_path / "broken.png").write_bytes(b"")
+    write_image(tmp_path / "fine.png")
+    values = json.loads(row)
+    fps = values.pop("fps", None)
+    (tmp_path / "data.jsonl").write_text(
+        json.dumps({"path": "fine.png", "caption": "fine"}) + "\n" + json.dumps(values)
+    )
+    with pytest.raises(ValueError, match=rf"^1 sample\(s\) cannot be trained on:\n  - .*{message}"):
+        check_media(read_manifest(tmp_path / "data.jsonl"), num_frames=17, fps=fps)
+
+
+def test_every_unusable_sample_is_listed_at_once(tmp_path):
+    write_clip(tmp_path / "a.mp4", num_frames=4)
+    write_clip(tmp_path / "b.mp4", num_frames=9)
+    (tmp_path / "a.txt").write_text("a")
+    (tmp_path / "b.txt").write_text("")
+    with pytest.raises(
+        ValueError, match=r"2 sample\(s\).*\n  - .*a.mp4: has 4 frame.*\n  - .*b.mp4: empty or missing caption$"
+    ):
+        check_media(read_manifest(tmp_path), num_frames=33)
+
+
+def test_clips_shorter_than_num_frames_but_long_enough_for_one_clip_pass(tmp_path):
+    write_clip(tmp_path / "a.mp4", num_frames=12)
+    (tmp_path / "a.txt").write_text("a")
+    check_media(read_manifest(tmp_path), num_frames=33)
 
 
 # ---------------------------------------------------------------------- clips
@@ -163,3 +227,60 @@ def test_prepare_writes_latents_text_features_and_motion(tmp_path, dataset_dir, 
     assert cache_is_current(config, read_manifest(dataset_dir))
     config.resolution = 96
     assert not cache_is_current(config, read_manifest(dataset_dir))
+
+
+KILLED_PREPARATION = """
+import sys, time
+from diffusers_lumina_video.training import prepare
+from diffusers_lumina_video.training.config import LoraTrainingConfig
+
+encode, done = prepare._encode_pixels, []
+
+def slow_after_three(*args, **kwargs):
+    if len(done) == 3:
+        print("three done", flush=True)
+        time.sleep(60)
+    done.append(1)
+    return encode(*args, **kwargs)
+
+prepare._encode_pixels = slow_after_three
+prepare.prepare_dataset(LoraTrainingConfig(**__import__("json").loads(sys.argv[1])).validate())
+"""
+
+
+def test_killed_preparation_is_resumed_from_its_finished_samples(tmp_path, dataset_dir, tiny_pipeline_dir, caplog):
+    """A preparation SIGKILLed after 3 of 7 samples: the next one takes its folder over, encodes only the other 4,
+    leaves no temporary behind, and makes the same cache as an uninterrupted preparation."""
+    settings = {
+        "pretrained_model_name_or_path": str(tiny_pipeline_dir),
+        "dataset": str(dataset_dir),
+        "output_dir": str(tmp_path / "run"),
+        "resolution": 64,
+        "num_frames": 9,
+    }
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    process = subprocess.Popen(
+        [sys.executable, "-c", KILLED_PREPARATION, json.dumps(settings)], env=env, stdout=subprocess.PIPE, text=True
+    )
+    assert process.stdout.readline().strip() == "three done"
+    process.send_signal(signal.SIGKILL)
+    assert process.wait() == -signal.SIGKILL
+    left = list((tmp_path / "run").glob(".cache.tmp-*"))
+    assert len(left) == 1 and len(list(left[0].glob("samples/*.safetensors"))) == 3
+
+    config = LoraTrainingConfig(**settings).validate()
+    encoded = []
+    original = prepare._encode_pixels
+    with caplog.at_level("INFO"), pytest.MonkeyPatch.context() as patch:
+        patch.setattr(prepare, "_encode_pixels", lambda *a, **k: encoded.append(1) or original(*a, **k))
+        cache = prepare_dataset(config)
+    assert "Resuming the preparation left in" in caplog.text and "3 sample(s) are done" in caplog.text
+    assert len(encoded) == 4
+    assert sorted(p.name for p in (tmp_path / "run").iterdir() if p.name.startswith(".")) == []
+
+    fresh = prepare_dataset(replace(config, output_dir=str(tmp_path / "fresh")))
+    resumed_index, fresh_index = (json.loads((c / INDEX_FILE).read_text()) for c in (cache, fresh))
+    assert resumed_index["samples"] == fresh_index["samples"]
+    for entry in fresh_index["samples"]:
+        expected, actual = load_file(str(fresh / entry["file"])), load_file(str(cache / entry["file"]))
+        torch.testing.assert_close(actual, expected)

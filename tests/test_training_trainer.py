@@ -7,6 +7,7 @@ results do not depend on how busy the machine is.
 
 import csv
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -20,9 +21,13 @@ import pytest
 import torch
 from diffusers import DiffusionPipeline
 from huggingface_hub import ModelCard
+from peft import LoraConfig
+from peft.utils import get_peft_model_state_dict
 from safetensors.torch import load_file
 from synthetic_media import save_tiny_pipeline, write_clip, write_dataset
 
+from diffusers_lumina_video import LuminaVideoPipeline, LuminaVideoTransformer3DModel
+from diffusers_lumina_video.loaders import LUMINA_VIDEO_LORA_TARGET_MODULES
 from diffusers_lumina_video.training import LoraTrainingConfig, train_lora
 from diffusers_lumina_video.training.batches import PreparedDataset, pad_captions
 from diffusers_lumina_video.training.loss_log import LossLog
@@ -75,6 +80,11 @@ def runs(tmp_path_factory, tiny_pipeline_dir):
     }
 
 
+def temporaries(folder: Path) -> list[Path]:
+    """Hidden files or folders a write in progress would leave: `.name.tmp-<pid>-...` and checkpoint staging."""
+    return [p for p in folder.rglob(".*") if ".tmp-" in p.name or p.name.endswith(".tmp")]
+
+
 def loss_rows(output: Path) -> list[dict]:
     with (output / "logs" / "loss.csv").open() as file:
         return [{k: v for k, v in row.items() if k != "seconds"} for row in csv.DictReader(file)]
@@ -83,6 +93,7 @@ def loss_rows(output: Path) -> list[dict]:
 def test_training_writes_the_lora_logs_checkpoints_videos_and_card(runs):
     output = runs["output"]
     assert "Using the prepared data" in (runs["root"] / "train.log").read_text()
+    assert temporaries(runs["root"]) == []
     assert (output / LORA_WEIGHT_NAME).is_file() and (output / "training_config.json").is_file()
 
     rows = loss_rows(output)
@@ -170,6 +181,29 @@ def test_resume_after_a_kill_ends_with_the_same_weights_as_an_uninterrupted_run(
     assert resumed.keys() == uninterrupted.keys()
     assert all(torch.equal(resumed[k], uninterrupted[k]) for k in resumed), "weights must match bitwise"
     assert loss_rows(output) == loss_rows(runs["output"]), "same loss curve, rows past the checkpoint replaced"
+    assert temporaries(output) == [], "a killed run's temporaries are removed by the next run"
+
+
+def test_run_resumed_from_its_last_checkpoint_ends_as_the_uninterrupted_run(runs):
+    """Killed after the last checkpoint but before the final validation: the resumed run only finishes up, and its
+    video, LoRA, loss log and card are those of the uninterrupted run."""
+    uninterrupted, output = runs["output"], runs["root"] / "killed_at_end"
+    shutil.copytree(uninterrupted, output)
+    for name in (LORA_WEIGHT_NAME, "README.md", "validation/step-000040-0.mp4", "logs/loss.png"):
+        (output / name).unlink(missing_ok=True)
+
+    args = [*train_args(runs["model"], runs["dataset"], runs["cache"], output), "--resume", "latest"]
+    run_command(args, runs["root"] / "resumed_at_end.log")
+
+    assert "at step 40" in (runs["root"] / "resumed_at_end.log").read_text()
+    video = "validation/step-000040-0.mp4"
+    frames = [imageio.mimread(folder / video, format="FFMPEG") for folder in (output, uninterrupted)]
+    assert len(frames[0]) == 9 and all((a == b).all() for a, b in zip(*frames, strict=True))
+    resumed, expected = load_file(output / LORA_WEIGHT_NAME), load_file(uninterrupted / LORA_WEIGHT_NAME)
+    assert all(torch.equal(resumed[k], expected[k]) for k in expected)
+    assert loss_rows(output) == loss_rows(uninterrupted)
+    card, expected_card = (ModelCard.load(folder / "README.md").text for folder in (output, uninterrupted))
+    assert video in card and card.replace(output.name, uninterrupted.name) == expected_card
 
 
 # ---------------------------------------------------------------------- inputs refused before training starts
@@ -195,7 +229,33 @@ def with_manifest(tmp_path: Path, line: str) -> str:
     [
         ("missing file", FileNotFoundError, r"1 file\(s\) listed in .*bad.jsonl do not exist: .*gone.mp4"),
         ("caption column", ValueError, r"`caption_column` 'text' is not a column of .*columns are \['path'"),
-        ("zero-length video", ValueError, r"no decodable frame \(zero-length or broken\): .*empty.mp4 \(empty file\)"),
+        ("zero-length video", ValueError, r"empty.mp4: no decodable frame, zero-length or broken \(empty file\)"),
+        (
+            "empty caption",
+            ValueError,
+            r"1 sample\(s\) cannot be trained on:\n  - .*clip0.mp4: empty or missing caption",
+        ),
+        ("short clip", ValueError, r"short.mp4: has 5 frame\(s\) at its own frame rate; a clip needs at least 9"),
+        ("output_dir file", ValueError, r"`output_dir` must be a folder, but .*out is a file"),
+        ("checkpoint state", ValueError, r"Checkpoint file .*checkpoint-5/trainer_state.json is corrupt \(Expecting"),
+        (
+            "checkpoint fields",
+            ValueError,
+            r"trainer_state.json is corrupt: it needs positive integers \['global_step'",
+        ),
+        ("checkpoint step", ValueError, r"checkpoint-5 was saved at step 5, past this run's `max_train_steps` 3"),
+        ("checkpoint files", ValueError, r"checkpoint-5 is incomplete: \['optimizer.bin'\] missing"),
+        ("checkpoint lora", ValueError, r"Checkpoint file .*checkpoint-5/pytorch_lora_weights.safetensors is corrupt"),
+        (
+            "checkpoint rank",
+            ValueError,
+            r"pytorch_lora_weights.safetensors has LoRA rank \[4\], but this run trains rank 8",
+        ),
+        (
+            "checkpoint targets",
+            ValueError,
+            r"wraps other layers than this run's `target_modules` \(only in one of them: \['layers.0.attn.to_k'",
+        ),
         ("resolution", ValueError, "`resolution` must be a positive multiple of 32 .*got 100"),
         ("rank", ValueError, "`rank` must be a positive integer, got 0"),
         ("target module", ValueError, r"LoRA target modules \['attn.to_qq'\] are not linear layers"),
@@ -219,9 +279,43 @@ def test_bad_inputs_stop_the_run_before_it_starts(tmp_path, tiny_pipeline_dir, c
         config.target_modules = ["attn.to_q", "attn.to_qq"]
     elif case == "patch size":
         config.patch_sizes = ["1x2x2", "1x1x1"]
+    elif case == "empty caption":
+        config.dataset = with_manifest(tmp_path, '{"path": "clip0.mp4", "caption": ""}')
+    elif case == "short clip":
+        write_clip(tmp_path / "data" / "short.mp4", num_frames=5)
+        config.dataset = with_manifest(tmp_path, '{"path": "short.mp4", "caption": "x"}')
+    elif case == "output_dir file":
+        (tmp_path / "out").write_text("")
+    elif case.startswith("checkpoint"):
+        config.rank, config.max_train_steps, config.resume_from_checkpoint = 8, 10, "latest"
+        write_checkpoint(tmp_path / "out" / "checkpoints" / "checkpoint-5", tiny_pipeline_dir, case)
+        if case == "checkpoint step":
+            config.max_train_steps = 3
+    before = sorted(tmp_path.rglob("*"))
     with pytest.raises(error, match=message):
         train_lora(config)
-    assert not (tmp_path / "out").exists(), "nothing may be written before the checks pass"
+    assert sorted(tmp_path.rglob("*")) == before, "nothing may be written before the checks pass"
+
+
+def write_checkpoint(folder: Path, model: Path, case: str) -> None:
+    """A checkpoint as `save_checkpoint` leaves it (rank 8 on the default targets), with the fault `case` names."""
+    transformer = LuminaVideoTransformer3DModel.from_pretrained(model, subfolder="transformer")
+    rank = 4 if case == "checkpoint rank" else 8
+    targets = list(LUMINA_VIDEO_LORA_TARGET_MODULES)
+    transformer.add_adapter(
+        LoraConfig(r=rank, target_modules=targets[:1] + targets[2:] if case == "checkpoint targets" else targets)
+    )
+    folder.mkdir(parents=True)
+    LuminaVideoPipeline.save_lora_weights(folder, transformer_lora_layers=get_peft_model_state_dict(transformer))
+    state = {"checkpoint state": "{", "checkpoint fields": '{"global_step": 5}'}.get(
+        case, '{"global_step": 5, "global_batch_size": 1}'
+    )
+    (folder / "trainer_state.json").write_text(state)
+    for name in ("optimizer.bin", "scheduler.bin"):
+        if not (case == "checkpoint files" and name == "optimizer.bin"):
+            (folder / name).write_bytes(b"")
+    if case == "checkpoint lora":
+        (folder / LORA_WEIGHT_NAME).write_bytes(b"\x00" * 10)
 
 
 def test_command_line_reports_a_bad_setting_and_fails(tmp_path, tiny_pipeline_dir):

@@ -13,18 +13,27 @@
 # limitations under the License.
 """LoRA loading for the Lumina-Video pipeline, on Diffusers' LoRA machinery and PEFT."""
 
+import math
+import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from numbers import Real
 from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn as nn
 from diffusers.loaders import CogVideoXLoraLoaderMixin
+from diffusers.loaders.lora_pipeline import _LOW_CPU_MEM_USAGE_DEFAULT_LORA
+from diffusers.utils import logging
+from peft.tuners.tuners_utils import BaseTunerLayer
 
 
 if TYPE_CHECKING:
     from ..models import LuminaVideoTransformer3DModel
 
+
+logger = logging.get_logger(__name__)
 
 # PEFT matches a target against the end of a module's dotted name, so the parent name is kept: a bare "linear_1"
 # would also wrap the time/motion embedders and the output heads.
@@ -67,6 +76,116 @@ def check_lora_target_modules(transformer: "LuminaVideoTransformer3DModel", targ
         )
 
 
+def _split_components(
+    state_dict: dict[str, torch.Tensor], transformer: nn.Module, prefix: str, source: str
+) -> dict[str, torch.Tensor]:
+    """The transformer's part of a LoRA state dict (keys with or without `prefix`); other components' keys (e.g.
+    `text_encoder.*` from a pipeline with a trainable text encoder) are dropped with a warning, as Diffusers' loaders
+    do, since this pipeline has no LoRA-loadable component besides the transformer."""
+    own_roots = {name for name, _ in transformer.named_children()}
+    kept, others = {}, set()
+    for key, value in state_dict.items():
+        root = key.split(".", 1)[0]
+        if key.startswith(prefix) or root in own_roots:
+            kept[key] = value
+        else:
+            others.add(root)
+    if others:
+        logger.warning(
+            f"{source} also has keys for {sorted(others)}, which this pipeline cannot load LoRA "
+            f"weights into; only the `{prefix.rstrip('.')}` part is loaded."
+        )
+    if not kept:
+        found = f" (it only has keys for {sorted(others)})" if others else ""
+        raise ValueError(f"{source} contains no LoRA weights for the transformer{found}.")
+    return kept
+
+
+def check_lora_state_dict(
+    transformer: "LuminaVideoTransformer3DModel",
+    state_dict: dict[str, torch.Tensor],
+    metadata: dict[str, Any] | None,
+    prefix: str,
+    source: str,
+) -> None:
+    """Raises a `ValueError` for a LoRA state dict that PEFT would reject halfway through loading (or, for a missing
+    `lora_B`, silently load as a no-op): keys that are not LoRA weights, a `lora_A` without its `lora_B` or the other
+    way round, `lora_A`/`lora_B` ranks that differ from each other or from the rank in the file's metadata, and
+    shapes that do not fit the layer they target."""
+    not_lora = sorted(key for key in state_dict if ".lora_A." not in key and ".lora_B." not in key)
+    if not_lora:
+        raise ValueError(f"{source} has keys that are not LoRA weights (no `lora_A`/`lora_B`): {not_lora[:5]}.")
+    pairs: dict[str, dict[str, torch.Tensor]] = {}
+    for key, value in state_dict.items():
+        module, kind, rest = re.split(r"\.(lora_[AB])\.", key.removeprefix(prefix), maxsplit=1)
+        if rest == "weight":
+            pairs.setdefault(module, {})[kind] = value
+    unpaired = sorted(
+        f"{module} (no {'lora_B' if 'lora_A' in pair else 'lora_A'})"
+        for module, pair in pairs.items()
+        if len(pair) == 1
+    )
+    if unpaired:
+        raise ValueError(f"{source} has LoRA layers with only one of `lora_A`/`lora_B`: {unpaired[:5]}.")
+    metadata_rank = (metadata or {}).get(f"{prefix}r")
+    rank_pattern = (metadata or {}).get(f"{prefix}rank_pattern") or {}
+    modules = dict(transformer.named_modules())
+    for module, pair in sorted(pairs.items()):
+        down, up = pair["lora_A"], pair["lora_B"]
+        if down.ndim != 2 or up.ndim != 2 or down.shape[0] != up.shape[1]:
+            raise ValueError(
+                f"{source}: the LoRA ranks of `{module}` do not match: lora_A has shape {tuple(down.shape)} (rank "
+                f"first) and lora_B {tuple(up.shape)} (rank last)."
+            )
+        if metadata_rank is not None and not rank_pattern and down.shape[0] != metadata_rank:
+            raise ValueError(
+                f"{source}: `{module}` has LoRA rank {down.shape[0]} but the file's metadata says r={metadata_rank}."
+            )
+        layer = modules.get(module)
+        layer = layer.get_base_layer() if isinstance(layer, BaseTunerLayer) else layer
+        if isinstance(layer, nn.Linear) and (down.shape[1], up.shape[0]) != (layer.in_features, layer.out_features):
+            raise ValueError(
+                f"{source}: the LoRA weights of `{module}` map {down.shape[1]} -> {up.shape[0]} features, but that layer "
+                f"maps {layer.in_features} -> {layer.out_features}; the LoRA was made for another model size."
+            )
+
+
+@contextmanager
+def _restored_on_error(transformer: nn.Module) -> Iterator[None]:
+    """Undoes a failed, non-hotswap LoRA load: the new adapter's layers and config are removed, and layers that no
+    adapter is left on are unwrapped, so the transformer's modules and state-dict keys are exactly as before."""
+    adapters_before = set(getattr(transformer, "peft_config", {}))
+    loaded_flag = getattr(transformer, "_hf_peft_config_loaded", False)
+    try:
+        yield
+    except BaseException:
+        new_adapters = set(getattr(transformer, "peft_config", {})) - adapters_before
+        for name, module in list(transformer.named_modules()):
+            if not isinstance(module, BaseTunerLayer):
+                continue
+            for adapter in new_adapters & set(module.lora_A):
+                module.delete_adapter(adapter)
+            if not module.lora_A:
+                parent_name, _, child = name.rpartition(".")
+                setattr(transformer.get_submodule(parent_name), child, module.get_base_layer())
+        for adapter in new_adapters:
+            transformer.peft_config.pop(adapter, None)
+        if not adapters_before and hasattr(transformer, "peft_config"):
+            del transformer.peft_config
+        transformer._hf_peft_config_loaded = loaded_flag
+        raise
+
+
+def _check_adapter_weight(weight: Any, parameter: str) -> None:
+    if isinstance(weight, dict):
+        for component, value in weight.items():
+            _check_adapter_weight(value, f"{parameter}[{component!r}]")
+    elif weight is not None and (
+        isinstance(weight, bool) or not isinstance(weight, Real) or not math.isfinite(weight)
+    ):
+        raise TypeError(f"`{parameter}` must be a finite number (or a dict of them per component), got {weight!r}.")
+
+
 class LuminaVideoLoraLoaderMixin(CogVideoXLoraLoaderMixin):
     r"""
     Load, save, fuse, mix and hotswap LoRA layers of [`LuminaVideoTransformer3DModel`] in [`LuminaVideoPipeline`].
@@ -76,6 +195,112 @@ class LuminaVideoLoraLoaderMixin(CogVideoXLoraLoaderMixin):
     that the transformer does not have, and a LoRA saved from the transformer alone (keys without the `transformer.`
     prefix, e.g. from `transformer.save_lora_adapter`) loads too instead of being skipped.
     """
+
+    def load_lora_weights(
+        self,
+        pretrained_model_name_or_path_or_dict: str | os.PathLike | dict[str, torch.Tensor],
+        adapter_name: str | None = None,
+        hotswap: bool = False,
+        **kwargs,
+    ) -> None:
+        """Loads a LoRA into the transformer, as [`~loaders.CogVideoXLoraLoaderMixin.load_lora_weights`] does.
+
+        The file is checked completely before any layer is touched, and a load that still fails leaves the pipeline
+        exactly as it was, so a bad file never leaves half-injected LoRA layers behind.
+        """
+        low_cpu_mem_usage = kwargs.pop("low_cpu_mem_usage", _LOW_CPU_MEM_USAGE_DEFAULT_LORA)
+        source = pretrained_model_name_or_path_or_dict
+        if isinstance(source, dict):
+            source, name = source.copy(), "The LoRA state dict"
+        else:
+            name = f"The LoRA file {os.fspath(source)!r}" + (
+                f" ({kwargs['weight_name']})" if kwargs.get("weight_name") else ""
+            )
+        kwargs["return_lora_metadata"] = True
+        state_dict, metadata = self.lora_state_dict(source, **kwargs)
+        transformer = getattr(self, self.transformer_name)
+        prefix = f"{self.transformer_name}."
+        if not state_dict:
+            raise ValueError(f"{name} contains no LoRA weights.")
+        state_dict = _split_components(state_dict, transformer, prefix, name)
+        check_lora_state_dict(
+            transformer, state_dict, metadata, prefix if any(k.startswith(prefix) for k in state_dict) else "", name
+        )
+        if hotswap:
+            self.load_lora_into_transformer(
+                state_dict,
+                transformer,
+                adapter_name=adapter_name,
+                metadata=metadata,
+                _pipeline=self,
+                low_cpu_mem_usage=low_cpu_mem_usage,
+                hotswap=True,
+            )
+            return
+        with _restored_on_error(transformer):
+            self.load_lora_into_transformer(
+                state_dict,
+                transformer,
+                adapter_name=adapter_name,
+                metadata=metadata,
+                _pipeline=self,
+                low_cpu_mem_usage=low_cpu_mem_usage,
+            )
+
+    def _check_adapter_names(self, adapter_names: Any, parameter: str = "adapter_names") -> list[str]:
+        """The names as a list; raises for names that are not strings or not loaded adapters, which Diffusers'
+        `fuse_lora` and `delete_adapters` would otherwise silently ignore."""
+        names = [adapter_names] if isinstance(adapter_names, str) else adapter_names
+        if not isinstance(names, (list, tuple)) or not all(isinstance(n, str) for n in names):
+            raise TypeError(f"`{parameter}` must be an adapter name or a list of them, got {adapter_names!r}.")
+        loaded = sorted({a for adapters in self.get_list_adapters().values() for a in adapters})
+        unknown = sorted(set(names) - set(loaded))
+        if unknown:
+            raise ValueError(f"`{parameter}` has unknown adapters {unknown}; the loaded adapters are {loaded}.")
+        return list(names)
+
+    def fuse_lora(
+        self,
+        components: list[str] | None = None,
+        lora_scale: float = 1.0,
+        safe_fusing: bool = False,
+        adapter_names: list[str] | None = None,
+        **kwargs,
+    ) -> None:
+        """Checks the adapter names and scale, then fuses as [`~loaders.CogVideoXLoraLoaderMixin.fuse_lora`]."""
+        components = ["transformer"] if components is None else components
+        if adapter_names is not None:
+            adapter_names = self._check_adapter_names(adapter_names)
+        _check_adapter_weight(lora_scale, "lora_scale")
+        super().fuse_lora(
+            components=components,
+            lora_scale=lora_scale,
+            safe_fusing=safe_fusing,
+            adapter_names=adapter_names,
+            **kwargs,
+        )
+
+    def set_adapters(
+        self,
+        adapter_names: list[str] | str,
+        adapter_weights: float | dict | list[float] | list[dict] | None = None,
+    ) -> None:
+        """Checks the adapter names and weights, then activates as [`~loaders.LoraBaseMixin.set_adapters`]."""
+        adapter_names = self._check_adapter_names(adapter_names)
+        for index, weight in enumerate(
+            adapter_weights if isinstance(adapter_weights, (list, tuple)) else [adapter_weights]
+        ):
+            _check_adapter_weight(
+                weight,
+                f"adapter_weights[{index}]" if isinstance(adapter_weights, (list, tuple)) else "adapter_weights",
+            )
+        if isinstance(adapter_weights, tuple):
+            adapter_weights = list(adapter_weights)
+        super().set_adapters(adapter_names, adapter_weights)
+
+    def delete_adapters(self, adapter_names: list[str] | str) -> None:
+        """Checks the adapter names, then deletes as [`~loaders.LoraBaseMixin.delete_adapters`]."""
+        super().delete_adapters(self._check_adapter_names(adapter_names))
 
     @classmethod
     def load_lora_into_transformer(

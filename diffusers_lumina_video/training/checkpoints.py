@@ -1,12 +1,18 @@
 """Which training checkpoints exist and which one a run continues from."""
 
+import json
 from pathlib import Path
+
+from safetensors import safe_open
 
 from .config import LoraTrainingConfig
 
 
 CHECKPOINT_PREFIX = "checkpoint-"
 TRAINER_STATE_FILE = "trainer_state.json"
+LORA_WEIGHT_NAME = "pytorch_lora_weights.safetensors"
+# What accelerate's `save_state` writes besides the LoRA; `load_state` needs all of them.
+_STATE_FILES = ("optimizer.bin", "scheduler.bin")
 
 
 def list_checkpoints(folder: Path) -> list[tuple[int, Path]]:
@@ -19,9 +25,9 @@ def list_checkpoints(folder: Path) -> list[tuple[int, Path]]:
     return sorted(found)
 
 
-def resolve_resume_path(config: LoraTrainingConfig) -> Path | None:
-    """The checkpoint to continue from, if any. A new run may not start among another run's checkpoints: keeping the
-    last K would then delete its own."""
+def resolve_resume_path(config: LoraTrainingConfig, lora_modules: list[str]) -> Path | None:
+    """The checkpoint to continue from, if any, checked against this run (see `check_checkpoint`). A new run may not
+    start among another run's checkpoints: keeping the last K would then delete its own."""
     checkpoints = list_checkpoints(config.output_path / "checkpoints")
     if config.resume_from_checkpoint is None:
         if checkpoints:
@@ -31,11 +37,52 @@ def resolve_resume_path(config: LoraTrainingConfig) -> Path | None:
             )
         return None
     if config.resume_from_checkpoint == "latest":
-        return checkpoints[-1][1] if checkpoints else None
-    path = Path(config.resume_from_checkpoint)
-    if not (path / TRAINER_STATE_FILE).is_file():
-        raise FileNotFoundError(
-            f"`resume_from_checkpoint` {path} is not a complete checkpoint (no {TRAINER_STATE_FILE}); use 'latest' "
-            f"or a folder under {config.output_path / 'checkpoints'}."
-        )
+        if not checkpoints:
+            return None
+        path = checkpoints[-1][1]
+    else:
+        path = Path(config.resume_from_checkpoint)
+        if not (path / TRAINER_STATE_FILE).is_file():
+            raise FileNotFoundError(
+                f"`resume_from_checkpoint` {path} is not a complete checkpoint (no {TRAINER_STATE_FILE}); use "
+                f"'latest' or a folder under {config.output_path / 'checkpoints'}."
+            )
+    check_checkpoint(path, config, lora_modules)
     return path
+
+
+def check_checkpoint(path: Path, config: LoraTrainingConfig, lora_modules: list[str]) -> None:
+    """Raises a `ValueError` naming the file and the fault when the checkpoint at `path` is corrupt or was made by a
+    run this one cannot continue (other LoRA rank or layers, a step past `max_train_steps`); reads no tensor data."""
+    state_file = path / TRAINER_STATE_FILE
+    try:
+        state = json.loads(state_file.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"Checkpoint file {state_file} is corrupt ({error}).") from None
+    fields = ("global_step", "global_batch_size")
+    if not isinstance(state, dict) or not all(isinstance(state.get(k), int) and state[k] >= 1 for k in fields):
+        raise ValueError(f"Checkpoint file {state_file} is corrupt: it needs positive integers {list(fields)}.")
+    if state["global_step"] > config.max_train_steps:
+        raise ValueError(
+            f"Checkpoint {path} was saved at step {state['global_step']}, past this run's `max_train_steps` "
+            f"{config.max_train_steps}."
+        )
+    missing = [name for name in (LORA_WEIGHT_NAME, *_STATE_FILES) if not (path / name).is_file()]
+    if missing:
+        raise ValueError(f"Checkpoint {path} is incomplete: {missing} missing.")
+    lora_file = path / LORA_WEIGHT_NAME
+    try:
+        with safe_open(str(lora_file), framework="pt") as file:
+            shapes = {key: file.get_slice(key).get_shape() for key in file.keys()}
+    except Exception as error:  # safetensors raises its own error types for every kind of damage
+        raise ValueError(f"Checkpoint file {lora_file} is corrupt ({type(error).__name__}: {error}).") from None
+    down = {key.split(".lora_A.")[0].split(".", 1)[1]: shape for key, shape in shapes.items() if ".lora_A." in key}
+    ranks = sorted({shape[0] for shape in down.values()})
+    if ranks != [config.rank]:
+        raise ValueError(f"Checkpoint file {lora_file} has LoRA rank {ranks}, but this run trains rank {config.rank}.")
+    if set(down) != set(lora_modules):
+        differ = sorted(set(down) ^ set(lora_modules))
+        raise ValueError(
+            f"Checkpoint file {lora_file} wraps other layers than this run's `target_modules` "
+            f"(only in one of them: {differ[:5]})."
+        )

@@ -212,6 +212,9 @@ class LoraTrainingConfig:
 
         for name in ("pretrained_model_name_or_path", "dataset", "output_dir"):
             check(getattr(self, name) is not None, f"`{name}` is required.")
+        if self.output_dir is not None:
+            blocking = next((p for p in (Path(self.output_dir), *Path(self.output_dir).parents) if p.is_file()), None)
+            check(blocking is None, f"`output_dir` must be a folder, but {blocking} is a file.")
         if self.dataset is not None:
             path = Path(self.dataset)
             check(path.exists(), f"`dataset` {path} does not exist.")

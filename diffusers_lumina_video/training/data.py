@@ -76,8 +76,8 @@ def read_manifest(
                 )
         items = [
             MediaItem(
-                path=_resolve(dataset.parent, row[path_column]),
-                caption=str(row[caption_column] or "").strip(),
+                path=_resolve(dataset.parent, row.get(path_column)),
+                caption=str(row.get(caption_column) or "").strip(),
                 motion_score=_motion_value(row.get(motion_column), dataset, number, motion_column),
             )
             for number, row in enumerate(rows, start=1)
@@ -150,22 +150,41 @@ def _check_files(items: list[MediaItem], dataset: Path) -> None:
         )
 
 
-def check_media(items: list[MediaItem]) -> None:
-    """Opens every file and decodes its first frame, so empty or broken files fail before any model is loaded."""
-    broken = []
+def check_media(items: list[MediaItem], num_frames: int, fps: float | None = None) -> None:
+    """Checks every sample without decoding it: a caption, a readable file, and for videos enough frames (at `fps`)
+    for a clip by the rule of `clip_length`, so unusable samples fail, all named at once, before any model loads."""
+    problems = []
     for item in items:
+        reasons = [] if item.caption else ["empty or missing caption"]
         try:
             if item.is_image:
                 with Image.open(item.path) as image:
                     image.verify()
             else:
-                with imageio.get_reader(item.path, format="FFMPEG") as reader:
-                    reader.get_data(0)
+                reason = _video_problem(item.path, num_frames, fps)
+                reasons += [reason] if reason else []
         except Exception as error:  # any decoder failure is reported the same way
             reason = "empty file" if item.path.stat().st_size == 0 else f"{type(error).__name__}: {error}"
-            broken.append(f"{item.path} ({reason.splitlines()[0]})")
-    if broken:
-        raise ValueError(f"{len(broken)} file(s) have no decodable frame (zero-length or broken): {_listing(broken)}.")
+            reasons.append(f"no decodable frame, zero-length or broken ({reason.splitlines()[0]})")
+        problems += [f"{item.path}: {'; '.join(reasons)}"] if reasons else []
+    if problems:
+        raise ValueError(f"{len(problems)} sample(s) cannot be trained on:\n  - " + "\n  - ".join(problems))
+
+
+def _video_problem(path: Path, num_frames: int, fps: float | None) -> str | None:
+    """Why the video at `path` gives no clip (None if it gives one); frames are counted from the container."""
+    with imageio.get_reader(path, format="FFMPEG") as reader:
+        reader.get_data(0)
+        source_fps = float(reader.get_meta_data().get("fps") or 0.0)
+        if source_fps <= 0:
+            return "reports no frame rate; re-encode it (e.g. with ffmpeg)"
+        total = reader.count_frames()
+    step = source_fps / (fps or source_fps)
+    available = sum(1 for i in range(num_frames) if round(i * step) < total)
+    if clip_length(available, num_frames) == 0:
+        rate = f"at {fps} fps" if fps else "at its own frame rate"
+        return f"has {available} frame(s) {rate}; a clip needs at least 9"
+    return None
 
 
 def load_image(path: Path) -> Image.Image:

@@ -9,24 +9,31 @@ Training then reads small tensors and never holds the VAE or the text encoder. T
 Videos keep frames 1.. of their latents: the first latent frame of the causal VAE is dropped, as the reference does
 (its first-frame artifacts are not worth learning), so a clip of 1 + 8k frames gives 2k latent frames. Images keep
 their single latent frame. The cache is built in a temporary folder and renamed into place when complete, so a
-crash never leaves a half-made cache behind.
+crash never leaves a half-made cache behind; a preparation that was killed is taken over by the next one for the same
+data and settings, which keeps the samples it finished.
 """
 
 import gc
 import json
 import logging
-import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import safe_open
 from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
 from ..pipelines.lumina_video import SYSTEM_PROMPT, LuminaVideoPipeline
-from ..utils.atomic import replace_folder
+from ..utils.atomic import (
+    atomic_output_file,
+    is_abandoned,
+    remove_stale_temporaries,
+    replace_folder,
+    temporary_prefix,
+)
 from .config import LoraTrainingConfig
 from .data import (
     MediaItem,
@@ -46,6 +53,8 @@ logger = logging.getLogger(__name__)
 CACHE_FORMAT = 1
 INDEX_FILE = "index.json"
 NULL_CAPTION_FILE = "null_caption.safetensors"
+_FINGERPRINT_FILE = "fingerprint.json"
+_STAGING = "staging"
 _CAPTION_BATCH = 8
 
 
@@ -96,7 +105,7 @@ def cache_is_current(config: LoraTrainingConfig, items: list[MediaItem]) -> bool
 def load_dataset_items(config: LoraTrainingConfig) -> list[MediaItem]:
     """The manifest's samples, with every file opened once: all data errors surface here, before any model."""
     items = read_manifest(config.dataset, config.path_column, config.caption_column, config.motion_column)
-    check_media(items)
+    check_media(items, config.num_frames, config.fps)
     return items
 
 
@@ -124,9 +133,7 @@ def prepare_dataset(
         variant=config.variant,
         torch_dtype=dtype,
     ).to(device)
-    staging = cache_dir.with_name(f".{cache_dir.name}.tmp-{os.getpid()}")
-    shutil.rmtree(staging, ignore_errors=True)
-    (staging / "samples").mkdir(parents=True)
+    staging = _staging_folder(cache_dir, cache_fingerprint(config, items))
     try:
         samples = _write_samples(pipe, config, items, staging, device)
         null_embeds = _encode_captions(pipe, [""], config, device)[0]
@@ -154,6 +161,34 @@ def prepare_dataset(
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
     return cache_dir
+
+
+def _staging_folder(cache_dir: Path, fingerprint: dict[str, Any]) -> Path:
+    """This process's folder to build the cache in. A killed preparation's folder with the same fingerprint becomes
+    it, finished samples included; other abandoned ones are deleted."""
+    ours = cache_dir.with_name(temporary_prefix(cache_dir.name) + _STAGING)
+    cache_dir.parent.mkdir(parents=True, exist_ok=True)
+    for folder in sorted(cache_dir.parent.glob(f".{cache_dir.name}.tmp-*-{_STAGING}")):
+        marker = folder / _FINGERPRINT_FILE
+        if is_abandoned(folder) and marker.is_file() and json.loads(marker.read_text()) == fingerprint:
+            folder.rename(ours)
+            remove_stale_temporaries(ours / "samples")  # a sample file the killed process was writing
+            done = len(list((ours / "samples").glob("*.safetensors")))
+            logger.info(f"Resuming the preparation left in {folder.name}: {done} sample(s) are done.")
+            break
+    for stale in remove_stale_temporaries(cache_dir.parent):
+        logger.info(f"Removed {stale}, left by an interrupted preparation for other data or settings.")
+    (ours / "samples").mkdir(parents=True, exist_ok=True)
+    (ours / _FINGERPRINT_FILE).write_text(json.dumps(fingerprint))
+    return ours
+
+
+def _read_sample(folder: Path, name: str) -> CachedSample:
+    with safe_open(str(folder / name), framework="pt") as file:
+        metadata = file.metadata()
+        shape = tuple(file.get_slice("latents").get_shape())
+    motion = metadata["motion_score"]
+    return CachedSample(name, metadata["is_image"] == "1", float(motion) if motion else None, shape)
 
 
 @torch.no_grad()
@@ -211,13 +246,21 @@ def _write_samples(
     progress = tqdm(total=len(items), desc="Preparing", unit="sample")
     for start in range(0, len(items), _CAPTION_BATCH):
         chunk = items[start : start + _CAPTION_BATCH]
-        captions = _encode_captions(pipe, [item.caption for item in chunk], config, device)
-        for offset, (item, prompt_embeds) in enumerate(zip(chunk, captions, strict=True)):
+        names = [f"samples/{start + offset:06d}.safetensors" for offset in range(len(chunk))]
+        todo = [offset for offset, name in enumerate(names) if not (folder / name).is_file()]
+        captions = _encode_captions(pipe, [chunk[offset].caption for offset in todo], config, device) if todo else []
+        for offset, prompt_embeds in zip(todo, captions, strict=True):
+            item = chunk[offset]
             pixels, motion = _load_pixels(item, config, buckets)
             latents = _encode_pixels(pipe, pixels, item.is_image)
-            name = f"samples/{start + offset:06d}.safetensors"
-            save_file({"latents": latents, "prompt_embeds": prompt_embeds}, str(folder / name))
-            samples.append(CachedSample(name, item.is_image, motion, tuple(latents.shape)))
+            metadata = {
+                "is_image": str(int(item.is_image)),
+                "motion_score": "" if motion is None else str(float(motion)),
+            }
+            with atomic_output_file(folder / names[offset]) as staging:
+                save_file({"latents": latents, "prompt_embeds": prompt_embeds}, str(staging), metadata=metadata)
+        for name in names:
+            samples.append(_read_sample(folder, name))
             progress.update()
     progress.close()
     return samples

@@ -38,9 +38,15 @@ from ..model_card import create_lora_model_card
 from ..models import LuminaVideoTransformer3DModel
 from ..models.transformers.transformer_lumina_video import patch_size_key
 from ..pipelines.lumina_video import LuminaVideoPipeline
-from ..utils.atomic import atomic_output_file, replace_folder
+from ..utils.atomic import atomic_output_file, remove_stale_temporaries, replace_folder
 from .batches import MicroBatchDataset, MicroBatchPlanner, PreparedDataset, unbatched
-from .checkpoints import CHECKPOINT_PREFIX, TRAINER_STATE_FILE, list_checkpoints, resolve_resume_path
+from .checkpoints import (
+    CHECKPOINT_PREFIX,
+    LORA_WEIGHT_NAME,
+    TRAINER_STATE_FILE,
+    list_checkpoints,
+    resolve_resume_path,
+)
 from .config import LoraTrainingConfig, PatchSize, parse_patch_size
 from .loss_log import LossLog
 from .prepare import cache_is_current, load_dataset_items, prepare_dataset, resolved_system_prompt
@@ -49,7 +55,6 @@ from .recipe import REFERENCE_TIMESTEP_SHIFTS, TrainingBatch, flow_matching_loss
 
 logger = logging.getLogger(__name__)
 
-LORA_WEIGHT_NAME = "pytorch_lora_weights.safetensors"
 DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
 # Settings shown on the model card.
 CARD_SETTINGS = (
@@ -82,6 +87,7 @@ class ModelSettings:
     patch_sizes: list[PatchSize]
     video_shifts: dict[PatchSize, float]
     target_modules: list[str]
+    lora_modules: list[str]  # the linear layers the targets wrap, by full name
     per_patch_targets: bool  # LoRA on a module only one patchification uses (its embedder or output head)
 
 
@@ -114,7 +120,7 @@ def resolve_model_settings(config: LoraTrainingConfig) -> ModelSettings:
         if isinstance(module, nn.Linear) and any(name == t or name.endswith(f".{t}") for t in target_modules)
     ]
     per_patch = any(f".{patch_size_key(p)}." in f".{name}." for name in wrapped for p in available)
-    return ModelSettings(patch_sizes, {p: shifts[p] for p in patch_sizes}, target_modules, per_patch)
+    return ModelSettings(patch_sizes, {p: shifts[p] for p in patch_sizes}, target_modules, wrapped, per_patch)
 
 
 def encoder_dtype(device: torch.device, mixed_precision: str | None) -> torch.dtype:
@@ -150,7 +156,7 @@ class LoraTrainer:
         config = self.config
         self.model_settings = resolve_model_settings(config)
         self.items = load_dataset_items(config)
-        self.resume_path = resolve_resume_path(config)
+        self.resume_path = resolve_resume_path(config, self.model_settings.lora_modules)
         if config.push_to_hub:
             from huggingface_hub import get_token
 
@@ -174,8 +180,11 @@ class LoraTrainer:
         self.weight_dtype = DTYPES.get(self.accelerator.mixed_precision, torch.float32)
         if self.accelerator.is_main_process:
             config.output_path.mkdir(parents=True, exist_ok=True)
-            for stale in (config.output_path / "checkpoints").glob(f".{CHECKPOINT_PREFIX}*.tmp"):  # from a killed run
+            # Left by a killed run: checkpoint folders under construction (one name for all processes) and the
+            # temporaries of every other output.
+            for stale in (config.output_path / "checkpoints").glob(f".{CHECKPOINT_PREFIX}*.tmp"):
                 shutil.rmtree(stale)
+            remove_stale_temporaries(config.output_path, recursive=True)
             with atomic_output_file(config.output_path / "training_config.json") as staging:
                 staging.write_text(json.dumps(config.to_dict(), indent=2))
 
@@ -448,6 +457,7 @@ class LoraTrainer:
             disable=not accelerator.is_local_main_process,
         )
         sample_paths: list[Path] = []
+        validated_at = None
         self.transformer.train()
         while global_step < config.max_train_steps:
             started = time.perf_counter()
@@ -461,10 +471,12 @@ class LoraTrainer:
 
             if global_step % config.checkpointing_steps == 0:
                 self.save_checkpoint(global_step)
-            at_end = global_step == config.max_train_steps
-            if at_end or (config.validation_steps and global_step % config.validation_steps == 0):
-                sample_paths = self.validate(global_step)
+            if config.validation_steps and global_step % config.validation_steps == 0:
+                sample_paths, validated_at = self.validate(global_step), global_step
         progress.close()
+        if validated_at != global_step:
+            # After the loop, so that a run resumed from its last checkpoint ends with the final videos too.
+            sample_paths = self.validate(global_step)
         return self._finish(loss_log, sample_paths)
 
     def _optimizer_step(self, batches: Iterator[TrainingBatch], keys: list[str]) -> dict[str, float]:

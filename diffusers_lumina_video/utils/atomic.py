@@ -1,7 +1,13 @@
-"""Writing results so that a crash never leaves a half-written file behind."""
+"""Writing results so that a crash never leaves a half-written file behind.
+
+Every temporary file or folder is hidden and named `.<target>.tmp-<pid>-...`, beside its target. A killed process
+cannot remove its own, so the next run in the same place calls `remove_stale_temporaries`, which deletes those whose
+process no longer runs.
+"""
 
 import contextlib
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -15,12 +21,53 @@ def permissions_from_umask(mode: int) -> int:
     return mode & ~umask
 
 
+_TEMPORARY_NAME = re.compile(r"^\..+\.tmp-(\d+)-")
+
+
+def temporary_prefix(target_name: str) -> str:
+    """The name start of a temporary for `target_name`, marked with this process's id."""
+    return f".{target_name}.tmp-{os.getpid()}-"
+
+
+def _is_running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def is_abandoned(path: Path) -> bool:
+    """Whether `path` is a temporary whose process no longer runs."""
+    match = _TEMPORARY_NAME.match(path.name)
+    return match is not None and int(match.group(1)) != os.getpid() and not _is_running(int(match.group(1)))
+
+
+def remove_stale_temporaries(folder: Path, recursive: bool = False) -> list[Path]:
+    """Deletes the temporaries in `folder` (and below, if `recursive`) left by processes that no longer run; returns
+    what it deleted."""
+    if not folder.is_dir():
+        return []
+    removed = []
+    for path in sorted(folder.rglob(".*") if recursive else folder.glob(".*")):
+        if not is_abandoned(path):
+            continue
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        elif path.exists() or path.is_symlink():
+            path.unlink(missing_ok=True)
+        removed.append(path)
+    return removed
+
+
 @contextlib.contextmanager
 def atomic_output_file(path: str | os.PathLike) -> Iterator[Path]:
     """Yields a temporary path beside `path` (same suffix, so writers pick the right format) and moves it onto
     `path` only when the block succeeds; on failure the temporary file is removed."""
     path = Path(path)
-    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+    descriptor, temporary = tempfile.mkstemp(prefix=temporary_prefix(path.stem), suffix=path.suffix, dir=path.parent)
     os.close(descriptor)
     temporary = Path(temporary)
     temporary.chmod(permissions_from_umask(0o666))  # `mkstemp` makes the file private
@@ -36,7 +83,7 @@ def replace_folder(source: Path, target: Path) -> None:
     if not target.exists():
         source.rename(target)
         return
-    previous = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".previous", dir=target.parent))
+    previous = Path(tempfile.mkdtemp(prefix=temporary_prefix(target.name), suffix=".previous", dir=target.parent))
     target.rename(previous / target.name)
     try:
         source.rename(target)

@@ -23,7 +23,6 @@ from diffusers.loaders import PeftAdapterMixin
 from diffusers.models._modeling_parallel import ContextParallelInput, ContextParallelModelPlan, ContextParallelOutput
 from diffusers.models.attention import AttentionMixin, AttentionModuleMixin, LuminaFeedForward
 from diffusers.models.attention_dispatch import AttentionBackendName, _AttentionBackendRegistry, dispatch_attention_fn
-from diffusers.models.cache_utils import CacheMixin
 from diffusers.models.embeddings import TimestepEmbedding, Timesteps
 from diffusers.models.modeling_outputs import Transformer2DModelOutput
 from diffusers.models.modeling_utils import ModelMixin
@@ -33,6 +32,7 @@ from diffusers.utils.torch_utils import maybe_allow_in_graph
 
 from ...loaders.single_file_model import LuminaVideoFromOriginalModelMixin
 from ...utils.tensor_checks import check_tensor, check_values, finite, has_token_per_row, value_checks_enabled
+from ..cache import LuminaVideoCacheMixin
 
 
 logger = logging.get_logger(__name__)
@@ -401,7 +401,7 @@ class LuminaVideoTransformer3DModel(
     ConfigMixin,
     AttentionMixin,
     PeftAdapterMixin,
-    CacheMixin,
+    LuminaVideoCacheMixin,
     LuminaVideoFromOriginalModelMixin,
 ):
     r"""
