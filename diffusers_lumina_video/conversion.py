@@ -9,14 +9,11 @@ dtype, so converting needs about one copy of the weights in memory, never a seco
 """
 
 import argparse
-import contextlib
 import json
 import logging
 import os
 import re
-import shutil
-import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -32,7 +29,7 @@ from .loaders.single_file_utils import is_hub_repo_id
 from .model_card import check_card_location, create_pipeline_model_card
 from .models import LuminaVideoTransformer3DModel
 from .pipelines import SAMPLING_PRESETS, LuminaVideoPipeline
-from .utils.atomic import permissions_from_umask, remove_stale_temporaries, replace_folder, temporary_prefix
+from .utils.atomic import build_folder_atomically
 from .utils.output_paths import check_output_folder
 
 
@@ -134,7 +131,7 @@ def convert_lumina_video_checkpoint(
         dtype=dtype,
         sampling_preset=sampling_preset,
     )
-    with _build_atomically(output_path, overwrite) as folder:
+    with build_folder_atomically(output_path, overwrite) as folder:
         save_transformer(
             model, state_dict, folder if transformer_only else folder / "transformer", torch_dtype, shard_bytes
         )
@@ -265,28 +262,6 @@ def _check_not_replacing_checkpoint(checkpoint_path: str | os.PathLike, output_p
     target = output_path.resolve()
     if source == target or target in source.parents:
         raise ValueError(f"`output_path` {output_path} holds the checkpoint being converted; choose another folder.")
-
-
-@contextlib.contextmanager
-def _build_atomically(output_path: Path, overwrite: bool) -> Iterator[Path]:
-    """Yields an empty folder beside `output_path` that replaces it when the block completes. On any error or
-    interruption the folder (and any parent created for it) is removed and `output_path` is left as it was."""
-    first_created = next((p for p in reversed([output_path, *output_path.parents]) if not p.exists()), None)
-    output_path.parent.mkdir(parents=True, exist_ok=True)
-    for stale in remove_stale_temporaries(output_path.parent):
-        logger.info(f"Removed {stale}, left by a conversion that was interrupted.")
-    building = Path(
-        tempfile.mkdtemp(prefix=temporary_prefix(output_path.name), suffix=".partial", dir=output_path.parent)
-    )
-    building.chmod(permissions_from_umask(0o777))  # `mkdtemp` makes the folder private
-    try:
-        yield building
-        replace_folder(building, output_path)
-    except BaseException:
-        shutil.rmtree(building, ignore_errors=True)
-        if first_created is not None and first_created != output_path:
-            shutil.rmtree(first_created, ignore_errors=True)
-        raise
 
 
 def _upload(folder: Path, repo_id: str, private: bool) -> None:

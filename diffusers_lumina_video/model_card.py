@@ -395,3 +395,98 @@ def create_lora_model_card(
         training_settings=training_settings,
         license_note=None,
     )
+
+
+V2A_MODEL_CARD_TEMPLATE = """---
+{{ card_data }}
+---
+
+# {{ title }}
+
+{{ summary }}
+
+| Component | Source |
+|---|---|
+{%- for name, source in components.items() %}
+| {{ name }} | `{{ source }}` |
+{%- endfor %}
+
+## Usage
+
+```bash
+pip install diffusers-lumina-video
+```
+
+```python
+{{ usage }}
+```
+
+The architecture, the conditioning path and how to train: see the package's `docs/v2a.md`.
+
+## Citation
+
+```bibtex
+{{ citation }}
+```
+"""
+
+
+def create_v2a_model_card(
+    model_id: str,
+    components: dict[str, str],
+    num_parameters: int | None = None,
+    trained: bool = True,
+    tags: list[str] | None = None,
+) -> ModelCard:
+    r"""
+    The card of a Lumina-V2A pipeline folder.
+
+    Args:
+        model_id (`str`): Where the folder is loaded from in the usage code: its Hub id, or a local path.
+        components (`dict[str, str]`): Each component model and where it came from, e.g. `{"CLIP": "openai/..."}`.
+        num_parameters (`int`, *optional*): The transformer's parameter count.
+        trained (`bool`): False for an assembled pipeline whose transformer has its initial, random weights.
+        tags (`list[str]`, *optional*): Hub tags added to the package's own.
+    """
+    check_card_location("model_id", model_id)
+    extra_tags = _check_tags(tags)
+    if not isinstance(components, dict) or not all(isinstance(v, str) for v in components.values()):
+        raise ValueError(f"`components` must map component names to their sources, got {components!r}.")
+    size = f" ({_format_count(num_parameters)} parameters)" if num_parameters else ""
+    if trained:
+        summary = f"A Lumina-V2A video-to-audio pipeline{size}: a silent video in, a synchronized soundtrack out."
+    else:
+        summary = (
+            f"**The transformer of this pipeline is untrained**{size}: its weights are the initial random ones, so it "
+            "makes noise. The folder assembles released component models around it and is the starting point of "
+            "training with `lumina-video train-v2a`."
+        )
+    usage = f"""import diffusers_lumina_video  # noqa: F401  (makes the Lumina classes loadable by Diffusers)
+from diffusers import DiffusionPipeline
+from diffusers_lumina_video.utils.media_io import export_to_video_with_audio, read_video
+
+pipe = DiffusionPipeline.from_pretrained("{model_id}")
+output = pipe(video="silent.mp4", prompt="rain on a tin roof")
+video = read_video("silent.mp4")
+export_to_video_with_audio(video.frames, output.audios[0], output.sample_rate, "with_sound.mp4", video.fps)"""
+    card_data = ModelCardData(
+        library_name="diffusers",
+        pipeline_tag="video-to-audio",
+        license="apache-2.0",
+        tags=[
+            "lumina-v2a",
+            "video-to-audio",
+            "diffusers-lumina-video",
+            *extra_tags,
+            *([] if trained else ["untrained"]),
+        ],
+    )
+    return ModelCard.from_template(
+        card_data,
+        template_str=V2A_MODEL_CARD_TEMPLATE,
+        title="Lumina-V2A" + ("" if trained else " (untrained)"),
+        summary=summary,
+        components=components,
+        usage=usage,
+        citation=CITATION,
+    )

@@ -370,3 +370,31 @@ def test_a_lora_of_the_v2a_transformer_loads_through_the_pipeline(tmp_path):
     assert not torch.allclose(base, adapted)
     pipe.set_adapters(["default_0"], [0.0])
     torch.testing.assert_close(pipe(**kwargs, generator=torch.Generator().manual_seed(0)).audios, base)
+
+
+def test_first_block_cache_engages_and_restarts_when_guidance_switches_off():
+    from diffusers.hooks import FirstBlockCacheConfig
+
+    pipe = tiny_random_v2a_pipeline()
+    kwargs = {"video": frames(25), "fps": 25, "output_type": "latent", "num_inference_steps": 6}
+    kwargs["guidance_scale"] = [(0.0, 3.0), (0.5, 1.0)]
+    reference = pipe(**kwargs, generator=torch.Generator().manual_seed(0)).audios
+    block_calls = []
+    hook = pipe.transformer.layers[1].feed_forward.register_forward_pre_hook(lambda *a: block_calls.append(1))
+    pipe.transformer.enable_cache(FirstBlockCacheConfig(threshold=10.0))
+    try:
+        cached = pipe(**kwargs, generator=torch.Generator().manual_seed(0)).audios
+    finally:
+        pipe.transformer.disable_cache()
+        hook.remove()
+    assert cached.shape == reference.shape and torch.isfinite(cached).all()
+    # A huge threshold reuses every step after the first of each kind of call: 2 kinds, so 2 full runs.
+    assert len(block_calls) == 2
+    from diffusers.hooks import MagCacheConfig
+
+    pipe.transformer.enable_cache(MagCacheConfig(num_inference_steps=6, mag_ratios=[1.0] * 6))
+    try:
+        with pytest.raises(ValueError, match="MagCache needs one kind of transformer call"):
+            pipe(**kwargs)
+    finally:
+        pipe.transformer.disable_cache()

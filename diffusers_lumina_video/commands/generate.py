@@ -5,6 +5,7 @@ import logging
 import math
 from pathlib import Path
 
+import numpy as np
 import torch
 from diffusers.utils import export_to_video
 
@@ -14,6 +15,7 @@ from ..pipelines.lumina_video.presets import PRESET_FPS, SAMPLING_PRESETS
 from ..utils.atomic import atomic_output_file
 from ..utils.output_paths import check_output_file
 from ..utils.tiny_random import TINY_RANDOM_ID
+from .soundtrack import MIN_DURATION, add_sound_arguments, check_sound_arguments, write_with_soundtrack
 
 
 logger = logging.getLogger(__name__)
@@ -47,6 +49,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--fps", type=int, help="Frame rate of the written video (default: the preset's).")
     parser.add_argument("--offload", action="store_true", help="Model CPU offload (needs an accelerator).")
     parser.add_argument("--dtype", choices=sorted(DTYPES), help="Default: bf16 on CUDA, fp32 on CPU.")
+    parser.add_argument(
+        "--with-audio",
+        metavar="V2A_MODEL",
+        help=f"Also generate its soundtrack with this Lumina-V2A pipeline (folder, Hub id or `{TINY_RANDOM_ID}`).",
+    )
+    parser.add_argument("--audio-prompt", help="What the sound should be (default: the video's prompt).")
+    add_sound_arguments(parser, prefix="audio-")
     parser.set_defaults(run=run)
 
 
@@ -90,9 +99,24 @@ def _check_args(args: argparse.Namespace, kwargs: dict) -> None:
         )
     if args.offload and not torch.cuda.is_available():
         raise ValueError("`--offload` moves models between CPU and an accelerator, and no CUDA device is available.")
-    if args.model != TINY_RANDOM_ID and not Path(args.model).is_dir() and not is_hub_repo_id(args.model):
+    check_model_id(args.model, "--model")
+    if args.with_audio is not None:
+        check_model_id(args.with_audio, "--with-audio")
+        check_sound_arguments(args, prefix="audio-")
+        seconds = kwargs["num_frames"] / (args.fps or PRESET_FPS[args.preset])
+        if seconds < MIN_DURATION:
+            raise ValueError(
+                f"`--with-audio` needs at least {MIN_DURATION} s of video (one Synchformer segment); "
+                f"{kwargs['num_frames']} frames at {args.fps or PRESET_FPS[args.preset]} fps last {seconds:.3f} s. "
+                "Raise `--num-frames` or lower `--fps`."
+            )
+
+
+def check_model_id(model: str, flag: str) -> None:
+    """`tiny-random`, a local folder or a Hub id; checked before anything loads."""
+    if model != TINY_RANDOM_ID and not Path(model).is_dir() and not is_hub_repo_id(model):
         raise FileNotFoundError(
-            f"`--model` {args.model} is neither a pipeline folder nor a Hub id ('owner/name'), nor `{TINY_RANDOM_ID}`."
+            f"`{flag}` {model} is neither a pipeline folder nor a Hub id ('owner/name'), nor `{TINY_RANDOM_ID}`."
         )
 
 
@@ -144,7 +168,18 @@ def run(args: argparse.Namespace) -> int:
     generator = torch.Generator(device="cpu").manual_seed(args.seed)
     video = pipe(args.prompt, negative_prompt=args.negative_prompt, generator=generator, **kwargs).frames[0]
 
-    with atomic_output_file(args.output) as temporary:
-        export_to_video(video, str(temporary), fps=args.fps or PRESET_FPS[args.preset])
-    print(f"Wrote {len(video)} frames to {args.output}")
+    fps = args.fps or PRESET_FPS[args.preset]
+    if args.with_audio is None:
+        with atomic_output_file(args.output) as temporary:
+            export_to_video(video, str(temporary), fps=fps)
+        print(f"Wrote {len(video)} frames to {args.output}")
+        return 0
+
+    from ..pipelines import LuminaV2APipeline
+
+    del pipe  # the video model is done; make room for the sound model
+    v2a = load_pipeline(args.with_audio, dtype, LuminaV2APipeline).to(device)
+    prompt = args.prompt if args.audio_prompt is None else args.audio_prompt
+    seconds = write_with_soundtrack(v2a, np.asarray(video), fps, args.output, args, prompt)
+    print(f"Wrote {len(video)} frames and {seconds:.2f} s of sound to {args.output}")
     return 0

@@ -6,12 +6,16 @@ process no longer runs.
 """
 
 import contextlib
+import logging
 import os
 import re
 import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+
+
+logger = logging.getLogger(__name__)
 
 
 def permissions_from_umask(mode: int) -> int:
@@ -93,3 +97,26 @@ def replace_folder(source: Path, target: Path) -> None:
     finally:
         if target.exists():
             shutil.rmtree(previous, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def build_folder_atomically(output_path: Path, overwrite: bool) -> Iterator[Path]:
+    """Yields an empty folder beside `output_path` that replaces it when the block completes. On any error or
+    interruption the folder (and any parent created for it) is removed and `output_path` is left as it was; one left
+    by a killed process is removed by the next build beside it."""
+    first_created = next((p for p in reversed([output_path, *output_path.parents]) if not p.exists()), None)
+    output_path.parent.mkdir(parents=True, exist_ok=True)
+    for stale in remove_stale_temporaries(output_path.parent):
+        logger.info(f"Removed {stale}, left by an interrupted run.")
+    building = Path(
+        tempfile.mkdtemp(prefix=temporary_prefix(output_path.name), suffix=".partial", dir=output_path.parent)
+    )
+    building.chmod(permissions_from_umask(0o777))  # `mkdtemp` makes the folder private
+    try:
+        yield building
+        replace_folder(building, output_path)
+    except BaseException:
+        shutil.rmtree(building, ignore_errors=True)
+        if first_created is not None and first_created != output_path:
+            shutil.rmtree(first_created, ignore_errors=True)
+        raise

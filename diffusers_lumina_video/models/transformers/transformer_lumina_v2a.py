@@ -33,13 +33,13 @@ import torch.nn.functional as F
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.loaders import PeftAdapterMixin
 from diffusers.models.attention import AttentionMixin
-from diffusers.models.cache_utils import CacheMixin
 from diffusers.models.embeddings import TimestepEmbedding, Timesteps
 from diffusers.models.modeling_outputs import Transformer2DModelOutput
 from diffusers.models.modeling_utils import ModelMixin
 from diffusers.models.normalization import LuminaLayerNormContinuous
 from diffusers.utils import apply_lora_scale
 
+from ..cache import LuminaVideoCacheMixin
 from .transformer_lumina_video import (
     ROPE_CP_PLAN,
     TOKENS_CP_INPUT,
@@ -122,7 +122,7 @@ class LuminaV2AConditionEmbedding(nn.Module):
         return self.sync_proj(features.transpose(1, 2))
 
 
-class LuminaV2ATransformerModel(ModelMixin, ConfigMixin, AttentionMixin, PeftAdapterMixin, CacheMixin):
+class LuminaV2ATransformerModel(ModelMixin, ConfigMixin, AttentionMixin, PeftAdapterMixin, LuminaVideoCacheMixin):
     r"""
     The Lumina-V2A transformer: predicts the velocity from noise to data of AudioLDM VAE latents `[B, 8, T, 16]`
     (25 latent frames per second of 16 kHz audio), given CLIP frame features, CLIP text features and Synchformer

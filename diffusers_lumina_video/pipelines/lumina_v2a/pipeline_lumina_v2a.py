@@ -297,7 +297,12 @@ class LuminaV2APipeline(DiffusionPipeline, LuminaVideoLoraLoaderMixin, LuminaSam
 
     # ------------------------------------------------------------------ sampling
     def _predict_velocity(
-        self, latents: torch.Tensor, time: float, guidance_scale: float, conditions: dict[str, torch.Tensor]
+        self,
+        latents: torch.Tensor,
+        time: float,
+        guidance_scale: float,
+        conditions: dict[str, torch.Tensor],
+        step_index: int,
     ) -> torch.Tensor:
         """One transformer call, both guidance branches batched; the negative branch drops the visual and sync
         streams (and the text, unless a negative prompt was given)."""
@@ -305,9 +310,19 @@ class LuminaV2APipeline(DiffusionPipeline, LuminaVideoLoraLoaderMixin, LuminaSam
         guided = guidance_scale > 1.0
         rows = slice(None) if guided else slice(0, batch_size)
         model_input = torch.cat([latents, latents]) if guided else latents
-        velocity = self.transformer(
+        with self.transformer_call_context(_call_kind(guidance_scale), step_index, time):
+            velocity = self._transformer_velocity(model_input, time, conditions, rows)
+        if not guided:
+            return velocity
+        positive, negative = velocity.chunk(2)
+        return negative + guidance_scale * (positive - negative)
+
+    def _transformer_velocity(
+        self, model_input: torch.Tensor, time: float, conditions: dict[str, torch.Tensor], rows: slice
+    ) -> torch.Tensor:
+        return self.transformer(
             hidden_states=model_input.to(self.transformer.dtype),
-            timestep=torch.full((model_input.shape[0],), time, device=latents.device),
+            timestep=torch.full((model_input.shape[0],), time, device=model_input.device),
             encoder_hidden_states=conditions["text"][rows],
             encoder_attention_mask=conditions["text_mask"][rows],
             visual_hidden_states=conditions["visual"][rows],
@@ -318,10 +333,6 @@ class LuminaV2APipeline(DiffusionPipeline, LuminaVideoLoraLoaderMixin, LuminaSam
             attention_kwargs=self.attention_kwargs,
             return_dict=False,
         )[0].float()
-        if not guided:
-            return velocity
-        positive, negative = velocity.chunk(2)
-        return negative + guidance_scale * (positive - negative)
 
     @torch.no_grad()
     @replace_example_docstring(EXAMPLE_DOC_STRING)
@@ -422,6 +433,7 @@ class LuminaV2APipeline(DiffusionPipeline, LuminaVideoLoraLoaderMixin, LuminaSam
         latents = self.prepare_latents(batch_size, latent_frames, device, generator, latents)
 
         # 3. Denoising loop
+        self.check_cache_for_run([_call_kind(schedule.at(1.0 - float(s))) for s in self.scheduler.sigmas[:-1]])
         with self.progress_bar(total=num_inference_steps) as progress_bar:
             for i, t in enumerate(timesteps):
                 if self.interrupt:
@@ -429,7 +441,7 @@ class LuminaV2APipeline(DiffusionPipeline, LuminaVideoLoraLoaderMixin, LuminaSam
                 self._current_timestep = t
                 time = 1.0 - float(self.scheduler.sigmas[i])
                 self._guidance_scale = schedule.at(time)
-                velocity = self._predict_velocity(latents, time, self._guidance_scale, conditions)
+                velocity = self._predict_velocity(latents, time, self._guidance_scale, conditions, step_index=i)
                 # The scheduler integrates d(sample)/d(sigma) = -velocity.
                 latents = self.scheduler.step(-velocity, t, latents, return_dict=False)[0]
 
@@ -458,6 +470,11 @@ def _read_file(path: str | os.PathLike) -> VideoFrames:
         return read_video(path)
     except ValueError as error:
         raise ValueError(f"`video` cannot be used: {error}") from error
+
+
+def _call_kind(guidance_scale: float) -> str:
+    """The cache context of a step: both guidance branches batched, or the positive branch alone."""
+    return "cond_uncond" if guidance_scale > 1.0 else "cond"
 
 
 def _frames_at_rate(video: VideoFrames, rate: float, count: int) -> np.ndarray:

@@ -32,7 +32,6 @@ from transformers import Gemma2Model, PreTrainedTokenizerBase
 
 from ...loaders import LuminaVideoLoraLoaderMixin
 from ...models import LuminaVideoTransformer3DModel
-from ...models.cache import check_cache_for_run
 from ...models.transformers.transformer_lumina_video import patch_size_key
 from ...utils.tensor_checks import check_tensor, check_values, finite, has_token_per_row, skip_value_checks
 from ..sampling import LuminaSamplingMixin
@@ -424,20 +423,7 @@ class LuminaVideoPipeline(DiffusionPipeline, LuminaVideoLoraLoaderMixin, LuminaS
         if pad:
             model_input = torch.cat([model_input, model_input[:, :, -1:].expand(-1, -1, pad, -1, -1)], dim=2)
 
-        # Cache methods keep one state per kind of call: batched branches, the positive branch alone, and each
-        # patchification have differently shaped activations. The schedule never returns to a kind of call it left,
-        # so the caches start afresh at every change (and at the start of a run), where their tensors stop fitting.
-        kind = self._call_kind(step)
-        if kind != self._last_call_kind and self.transformer.is_cache_enabled:
-            self.transformer._reset_stateful_cache()
-        self._last_call_kind = kind
-        cache_context = self.transformer.cache_context(
-            kind,
-            step_index=step_index,
-            sigma=1.0 - time,
-            num_inference_steps=self._num_timesteps,
-        )
-        with cache_context:
+        with self.transformer_call_context(self._call_kind(step), step_index, time):
             velocity = self.transformer(
                 hidden_states=model_input.to(self.transformer.dtype),
                 timestep=torch.full((model_input.shape[0],), time, device=latents.device),
@@ -669,10 +655,7 @@ class LuminaVideoPipeline(DiffusionPipeline, LuminaVideoLoraLoaderMixin, LuminaS
         text = self._pad_and_join(
             prompt_embeds, prompt_attention_mask, negative_prompt_embeds, negative_prompt_attention_mask
         )
-        self._last_call_kind = None
-        if self.transformer.is_cache_enabled:
-            kinds = [self._call_kind(schedule.at(1.0 - float(sigma))) for sigma in self.scheduler.sigmas[:-1]]
-            check_cache_for_run(self.transformer._cache_config, kinds)
+        self.check_cache_for_run([self._call_kind(schedule.at(1.0 - float(s))) for s in self.scheduler.sigmas[:-1]])
         # A callback that sets `pipe._guidance_scale` (Diffusers' pattern, e.g. guidance off after some steps)
         # overrides the schedule from the next step on.
         guidance_override = None
