@@ -17,7 +17,7 @@ import math
 import os
 import re
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from numbers import Real
 from typing import TYPE_CHECKING, Any
 
@@ -226,7 +226,8 @@ class LuminaVideoLoraLoaderMixin(CogVideoXLoraLoaderMixin):
         check_lora_state_dict(
             transformer, state_dict, metadata, prefix if any(k.startswith(prefix) for k in state_dict) else "", name
         )
-        if hotswap:
+        # A hotswap replaces weights in place; anything else adds layers, which a failure must take out again.
+        with nullcontext() if hotswap else _restored_on_error(transformer):
             self.load_lora_into_transformer(
                 state_dict,
                 transformer,
@@ -234,17 +235,7 @@ class LuminaVideoLoraLoaderMixin(CogVideoXLoraLoaderMixin):
                 metadata=metadata,
                 _pipeline=self,
                 low_cpu_mem_usage=low_cpu_mem_usage,
-                hotswap=True,
-            )
-            return
-        with _restored_on_error(transformer):
-            self.load_lora_into_transformer(
-                state_dict,
-                transformer,
-                adapter_name=adapter_name,
-                metadata=metadata,
-                _pipeline=self,
-                low_cpu_mem_usage=low_cpu_mem_usage,
+                hotswap=hotswap,
             )
 
     def _check_adapter_names(self, adapter_names: Any, parameter: str = "adapter_names") -> list[str]:
