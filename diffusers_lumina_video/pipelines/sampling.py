@@ -32,7 +32,9 @@ class LuminaSamplingMixin:
         branches batched, the positive branch alone, each patchification), whose activations differ in shape; a
         schedule never returns to a kind it left, so the caches restart at every change (and at the start of a run),
         where their stored tensors stop fitting."""
-        if kind != self._last_call_kind and self.transformer.is_cache_enabled:
+        if not self.transformer.is_cache_enabled:
+            return contextlib.nullcontext()  # opening a context walks every module: not worth it per step for nothing
+        if kind != self._last_call_kind:
             self.transformer._reset_stateful_cache()
         self._last_call_kind = kind
         return self.transformer.cache_context(

@@ -321,7 +321,7 @@ class LuminaV2APipeline(DiffusionPipeline, LuminaVideoLoraLoaderMixin, LuminaSam
         self, model_input: torch.Tensor, time: float, conditions: dict[str, torch.Tensor], rows: slice
     ) -> torch.Tensor:
         return self.transformer(
-            hidden_states=model_input.to(self.transformer.dtype),
+            hidden_states=model_input,  # the transformer casts it to its patch embedder's dtype
             timestep=torch.full((model_input.shape[0],), time, device=model_input.device),
             encoder_hidden_states=conditions["text"][rows],
             encoder_attention_mask=conditions["text_mask"][rows],

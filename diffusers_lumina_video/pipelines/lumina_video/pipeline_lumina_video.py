@@ -425,7 +425,7 @@ class LuminaVideoPipeline(DiffusionPipeline, LuminaVideoLoraLoaderMixin, LuminaS
 
         with self.transformer_call_context(self._call_kind(step), step_index, time):
             velocity = self.transformer(
-                hidden_states=model_input.to(self.transformer.dtype),
+                hidden_states=model_input.to(text["embeds"].dtype),  # the transformer's dtype
                 timestep=torch.full((model_input.shape[0],), time, device=latents.device),
                 encoder_hidden_states=text["embeds"] if guided else text["embeds"][:batch_size],
                 encoder_attention_mask=text["mask"] if guided else text["mask"][:batch_size],
@@ -687,9 +687,9 @@ class LuminaVideoPipeline(DiffusionPipeline, LuminaVideoLoraLoaderMixin, LuminaS
                         prompt_embeds = replaced.pop("prompt_embeds", prompt_embeds)
                         negative_prompt_embeds = replaced.pop("negative_prompt_embeds", negative_prompt_embeds)
                         text = self._pad_and_join(
-                            prompt_embeds,
+                            prompt_embeds.to(transformer_dtype),
                             prompt_attention_mask,
-                            negative_prompt_embeds,
+                            None if negative_prompt_embeds is None else negative_prompt_embeds.to(transformer_dtype),
                             negative_prompt_attention_mask,
                         )
                 progress_bar.update()
