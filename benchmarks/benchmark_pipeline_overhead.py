@@ -12,21 +12,14 @@ import argparse
 import time
 
 import torch
+from benchmark_sampling_cost import MID_MODEL
 from diffusers import FlowMatchEulerDiscreteScheduler
 from tqdm import tqdm
 
-from diffusers_lumina_video import LuminaVideoPipeline, LuminaVideoTransformer3DModel
+from diffusers_lumina_video import SAMPLING_PRESETS, LuminaVideoPipeline, LuminaVideoTransformer3DModel
 
 
-PRESETS = ["f24F96R960", "f24F96R960-MultiScale", "f16F64R512", "f16F64R512-MultiScale"]
-MID_MODEL = {
-    "hidden_size": 384,
-    "num_layers": 4,
-    "num_attention_heads": 6,
-    "num_kv_heads": 3,
-    "multiple_of": 64,
-    "cap_feat_dim": 256,
-}
+PRESETS = list(SAMPLING_PRESETS)
 
 
 class ForwardTimer:

@@ -18,19 +18,18 @@ from diffusers_lumina_video import SAMPLING_PRESETS, LuminaVideoTransformer3DMod
 from diffusers_lumina_video.pipelines.lumina_video.schedules import SamplingSchedule
 
 
+# A mid-size transformer that runs in seconds on a CPU; `benchmark_pipeline_overhead.py` uses it too.
+MID_MODEL = {
+    "hidden_size": 384,
+    "num_layers": 4,
+    "num_attention_heads": 6,
+    "num_kv_heads": 3,
+    "multiple_of": 64,
+    "cap_feat_dim": 256,
+}
 SIZES = {
     # model config, latent shape [C, F, H, W] (the 2B model at 1248x704, 96 frames -> 24 latent frames)
-    "mid": (
-        {
-            "hidden_size": 384,
-            "num_layers": 4,
-            "num_attention_heads": 6,
-            "num_kv_heads": 3,
-            "multiple_of": 64,
-            "cap_feat_dim": 256,
-        },
-        (16, 8, 32, 48),
-    ),
+    "mid": (MID_MODEL, (16, 8, 32, 48)),
     "full": ({}, (16, 24, 88, 156)),
 }
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}

@@ -35,6 +35,19 @@ def shapes_manifest() -> dict:
     return json.loads(SHAPES_MANIFEST.read_text())
 
 
+@pytest.fixture
+def tiny_inputs() -> dict[str, torch.Tensor]:
+    """A padded batch of two for `tiny_transformer()`: one with a motion score, one without."""
+    generator = torch.Generator().manual_seed(0)
+    return {
+        "hidden_states": torch.randn(2, 4, 4, 8, 8, generator=generator),
+        "timestep": torch.tensor([0.3, 0.7]),
+        "encoder_hidden_states": torch.randn(2, 6, 32, generator=generator),
+        "encoder_attention_mask": torch.tensor([[1, 1, 1, 1, 1, 1], [1, 1, 1, 0, 0, 0]]),
+        "motion_score": torch.tensor([4.0, -1.0]),
+    }
+
+
 @pytest.fixture(scope="session")
 def golden_transformer():
     from diffusers_lumina_video import LuminaVideoTransformer3DModel

@@ -39,23 +39,13 @@ def test_masked_attention_backend_follows_the_global_backend():
         assert masked_attention_backend(None) == "native"
 
 
-def _padded_inputs() -> dict[str, torch.Tensor]:
-    generator = torch.Generator().manual_seed(0)
-    return {
-        "hidden_states": torch.randn(2, 4, 4, 8, 8, generator=generator),
-        "timestep": torch.tensor([0.3, 0.7]),
-        "encoder_hidden_states": torch.randn(2, 6, 32, generator=generator),
-        "encoder_attention_mask": torch.tensor([[1, 1, 1, 1, 1, 1], [1, 1, 1, 0, 0, 0]]),
-    }
-
-
-def test_transformer_runs_with_a_backend_that_refuses_masks():
+def test_transformer_runs_with_a_backend_that_refuses_masks(tiny_inputs):
     # PyTorch's flash kernel (`_native_flash`) runs on CPU and rejects `attn_mask`, like flash-attn on GPUs.
     model = tiny_transformer()
     with torch.no_grad():
-        reference = model(**_padded_inputs()).sample
+        reference = model(**tiny_inputs).sample
         model.set_attention_backend("_native_flash")
-        routed = model(**_padded_inputs()).sample
+        routed = model(**tiny_inputs).sample
     torch.testing.assert_close(routed, reference, atol=1e-5, rtol=1e-5)
 
 

@@ -72,18 +72,6 @@ def test_patchify_roundtrip_and_token_order():
     assert torch.equal(unpatchify(tokens, (2, 2, 4), grid), x)
 
 
-@pytest.fixture
-def tiny_inputs():
-    generator = torch.Generator().manual_seed(0)
-    return {
-        "hidden_states": torch.randn(2, 4, 4, 8, 8, generator=generator),
-        "timestep": torch.tensor([0.3, 0.7]),
-        "encoder_hidden_states": torch.randn(2, 6, 32, generator=generator),
-        "encoder_attention_mask": torch.tensor([[1, 1, 1, 1, 1, 1], [1, 1, 1, 0, 0, 0]]),
-        "motion_score": torch.tensor([4.0, -1.0]),
-    }
-
-
 def test_padded_batch_matches_items_alone(tiny_inputs):
     model = tiny_transformer()
     with torch.no_grad():
