@@ -10,6 +10,7 @@ import torch
 
 from ..processors import SynchformerVideoProcessor
 from ..utils.media_io import export_to_video_with_audio, write_wav
+from ..utils.output_paths import check_output_file
 
 
 DEFAULT_STEPS = 25
@@ -37,8 +38,6 @@ def add_sound_arguments(parser: argparse.ArgumentParser, prefix: str) -> None:
 
 
 def check_sound_arguments(args: argparse.Namespace, prefix: str) -> None:
-    from ..utils.output_paths import check_output_file
-
     if args.sound_steps < 1:
         raise ValueError(f"`--{prefix}steps` must be >= 1, got {args.sound_steps}.")
     if not math.isfinite(args.sound_guidance_scale) or args.sound_guidance_scale < 0:
