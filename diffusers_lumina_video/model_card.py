@@ -340,6 +340,54 @@ def create_lora_model_card(
         sampling_preset (`str`): The `SAMPLING_PRESETS` entry the usage code samples with.
         tags (`list[str]`, *optional*): Hub tags added to the package's own.
     """
+    return _trained_model_card(
+        "lora", repo_id, base_model, training_settings, validation_video, validation_prompt, trigger_phrase,
+        sampling_preset, tags,
+    )  # fmt: skip
+
+
+def create_full_model_card(
+    repo_id: str,
+    base_model: str,
+    training_settings: dict[str, Any] | None = None,
+    validation_video: str | None = None,
+    validation_prompt: str | None = None,
+    sampling_preset: str = "f24F96R960",
+    tags: list[str] | None = None,
+) -> ModelCard:
+    r"""
+    The card of a Lumina-Video pipeline whose transformer was fully trained (fine-tuned or from scratch) from
+    `base_model`.
+
+    Args:
+        repo_id (`str`): Where the pipeline is loaded from in the usage code: its Hub id, or a local path.
+        base_model (`str`): The pipeline training started from (Hub id or path). A local path is not named in the
+            metadata, where the Hub expects a model id.
+        training_settings (`dict`, *optional*): Shown as a table, e.g. `{"ema_decay": 0.999}`.
+        validation_video (`str`, *optional*): A video file in the repository (relative path), shown on the card and
+            used as the Hub widget's example output.
+        validation_prompt (`str`, *optional*): The prompt of `validation_video`; also the usage code's prompt.
+        sampling_preset (`str`): The `SAMPLING_PRESETS` entry the usage code samples with.
+        tags (`list[str]`, *optional*): Hub tags added to the package's own.
+    """
+    return _trained_model_card(
+        "full", repo_id, base_model, training_settings, validation_video, validation_prompt, None, sampling_preset,
+        tags,
+    )  # fmt: skip
+
+
+def _trained_model_card(
+    mode: str,
+    repo_id: str,
+    base_model: str,
+    training_settings: dict[str, Any] | None,
+    validation_video: str | None,
+    validation_prompt: str | None,
+    trigger_phrase: str | None,
+    sampling_preset: str,
+    tags: list[str] | None,
+) -> ModelCard:
+    """The card of a model trained with the package: a LoRA (`mode="lora"`) or a whole pipeline (`"full"`)."""
     if sampling_preset not in SAMPLING_PRESETS:
         raise ValueError(f"`sampling_preset` must be one of {list(SAMPLING_PRESETS)}, got {sampling_preset!r}.")
     check_card_location("repo_id", repo_id)
@@ -358,37 +406,43 @@ def create_lora_model_card(
     prompt = validation_prompt or (f"{trigger_phrase}, {EXAMPLE_PROMPT}" if trigger_phrase else EXAMPLE_PROMPT)
     widget = [{"text": prompt, "output": {"url": validation_video}}] if validation_video else None
     on_hub = is_hub_repo_id(base_model)
+    lora = mode == "lora"
     if not on_hub:
         logger.warning(
             f"`base_model` {base_model} is a local folder, so the card's metadata names no base model; train from "
-            "(or edit the card to name) the Hub id of the pipeline to link the LoRA to it."
+            f"(or edit the card to name) the Hub id of the pipeline to link the {'LoRA' if lora else 'model'} to it."
         )
     card_data = ModelCardData(
         license="apache-2.0",
         library_name="diffusers",
         pipeline_tag="text-to-video",
         base_model=base_model if on_hub else None,
-        base_model_relation="adapter" if on_hub else None,
+        base_model_relation=("adapter" if lora else "finetune") if on_hub else None,
         instance_prompt=trigger_phrase,
         widget=widget,
-        tags=[*TAGS, "lora", "diffusers-training", *extra_tags],
+        tags=[*TAGS, "lora" if lora else "pipeline", "diffusers-training", *extra_tags],
     )
     source = f"[`{base_model}`](https://huggingface.co/{base_model})" if on_hub else f"`{base_model}`"
+    if lora:
+        title = f"Lumina-Video LoRA: {repo_id.rstrip('/').split('/')[-1]}"
+        what = f"A LoRA for the Lumina-Video transformer of {source}"
+        load_lines = (
+            f'pipe = DiffusionPipeline.from_pretrained("{base_model}", torch_dtype=torch.bfloat16)\n'
+            f'pipe.load_lora_weights("{repo_id}")'
+        )
+    else:
+        title = f"Lumina-Video: {repo_id.rstrip('/').split('/')[-1]}"
+        what = f"A Lumina-Video pipeline whose transformer was trained from {source}"
+        load_lines = f'pipe = DiffusionPipeline.from_pretrained("{repo_id}", torch_dtype=torch.bfloat16)'
     summary = (
-        f"A LoRA for the Lumina-Video transformer of {source}, trained with [diffusers-lumina-video]({PACKAGE_URL}). "
+        f"{what}, trained with [diffusers-lumina-video]({PACKAGE_URL}). "
         f"Lumina-Video: [paper]({PAPER_URL}), [code]({CODE_URL})."
-    )
-    usage = _generation_code(
-        f'pipe = DiffusionPipeline.from_pretrained("{base_model}", torch_dtype=torch.bfloat16)\n'
-        f'pipe.load_lora_weights("{repo_id}")',
-        sampling_preset,
-        prompt,
     )
     return _render(
         card_data,
-        title=f"Lumina-Video LoRA: {repo_id.rstrip('/').split('/')[-1]}",
+        title=title,
         summary=summary,
-        usage=usage,
+        usage=_generation_code(load_lines, sampling_preset, prompt),
         trigger_phrase=trigger_phrase,
         validation_video=validation_video,
         validation_prompt=validation_prompt,

@@ -34,7 +34,7 @@ from ..utils.atomic import (
     replace_folder,
     temporary_prefix,
 )
-from .config import LoraTrainingConfig
+from .config import TrainingConfig
 from .data import (
     MediaItem,
     bucket_sizes,
@@ -66,7 +66,7 @@ class CachedSample:
     latent_shape: tuple[int, int, int, int]  # C, F, H, W
 
 
-def cache_fingerprint(config: LoraTrainingConfig, items: list[MediaItem]) -> dict[str, Any]:
+def cache_fingerprint(config: TrainingConfig, items: list[MediaItem]) -> dict[str, Any]:
     """Everything the cached tensors depend on; a cache whose fingerprint differs is rebuilt."""
     fingerprint = {
         "format": CACHE_FORMAT,
@@ -88,7 +88,7 @@ def _file_key(path: Path) -> tuple[str, int, int]:
     return str(path.resolve()), stat.st_size, stat.st_mtime_ns
 
 
-def resolved_system_prompt(config: LoraTrainingConfig) -> str:
+def resolved_system_prompt(config: TrainingConfig) -> str:
     return SYSTEM_PROMPT if config.system_prompt is None else config.system_prompt
 
 
@@ -97,12 +97,12 @@ def read_cache_index(cache_dir: Path) -> dict[str, Any] | None:
     return json.loads(index.read_text()) if index.is_file() else None
 
 
-def cache_is_current(config: LoraTrainingConfig, items: list[MediaItem]) -> bool:
+def cache_is_current(config: TrainingConfig, items: list[MediaItem]) -> bool:
     index = read_cache_index(config.cache_path)
     return index is not None and index["fingerprint"] == cache_fingerprint(config, items)
 
 
-def load_dataset_items(config: LoraTrainingConfig) -> list[MediaItem]:
+def load_dataset_items(config: TrainingConfig) -> list[MediaItem]:
     """The manifest's samples, with every file opened once: all data errors surface here, before any model."""
     items = read_manifest(config.dataset, config.path_column, config.caption_column, config.motion_column)
     check_media(items, config.num_frames, config.fps)
@@ -110,7 +110,7 @@ def load_dataset_items(config: LoraTrainingConfig) -> list[MediaItem]:
 
 
 def prepare_dataset(
-    config: LoraTrainingConfig,
+    config: TrainingConfig,
     device: torch.device | str = "cpu",
     dtype: torch.dtype = torch.float32,
     items: list[MediaItem] | None = None,
@@ -193,7 +193,7 @@ def _read_sample(folder: Path, name: str) -> CachedSample:
 
 @torch.no_grad()
 def _encode_captions(
-    pipe: LuminaVideoPipeline, captions: list[str], config: LoraTrainingConfig, device: torch.device | str
+    pipe: LuminaVideoPipeline, captions: list[str], config: TrainingConfig, device: torch.device | str
 ) -> list[torch.Tensor]:
     """`[L_i, D]` features of each caption (system prompt prepended), cut to its real tokens."""
     embeds, mask, _, _ = pipe.encode_prompt(
@@ -215,7 +215,7 @@ def _encode_pixels(pipe: LuminaVideoPipeline, pixels: torch.Tensor, is_image: bo
 
 
 def _load_pixels(
-    item: MediaItem, config: LoraTrainingConfig, buckets: list[tuple[int, int]]
+    item: MediaItem, config: TrainingConfig, buckets: list[tuple[int, int]]
 ) -> tuple[torch.Tensor, float | None]:
     """`[3, F, H, W]` pixels in the item's bucket, and its motion score (computed for videos without one)."""
     if item.is_image:
@@ -236,7 +236,7 @@ def _load_pixels(
 
 def _write_samples(
     pipe: LuminaVideoPipeline,
-    config: LoraTrainingConfig,
+    config: TrainingConfig,
     items: list[MediaItem],
     folder: Path,
     device: torch.device | str,

@@ -1,14 +1,18 @@
-"""LoRA training of the Lumina-Video transformer on accelerate.
+"""Training of the Lumina-Video transformer on accelerate: a LoRA on the frozen model, or every weight (full).
 
 accelerate owns devices, precision and processes (DDP, or FSDP from an accelerate config); the loss is
 `recipe.flow_matching_loss`; the data comes from the cache `prepare.py` writes. A run writes into `output_dir`:
 
-    checkpoints/checkpoint-N/    LoRA, optimizer, scheduler and RNG states (`accelerator.save_state`), resumable
+    checkpoints/checkpoint-N/    LoRA (or the whole transformer and its moving average), optimizer, scheduler and
+                                 RNG states (`accelerator.save_state`), resumable
     logs/loss.csv, logs/loss.png the loss per step (the plot when matplotlib is installed); tensorboard events
     validation/step-N-I.mp4      validation videos, same seed at every step
-    pytorch_lora_weights.safetensors, README.md   the LoRA (`load_lora_weights` format) and its model card
+    LoRA mode: pytorch_lora_weights.safetensors, README.md   the LoRA (`load_lora_weights` format), its model card
+    full mode: pipeline/         a complete pipeline folder (the moving average of the weights as its transformer)
+                                 with its model card, which `DiffusionPipeline.from_pretrained` loads
 """
 
+import contextlib
 import json
 import logging
 import shutil
@@ -22,7 +26,7 @@ import torch.nn as nn
 from accelerate import Accelerator, DistributedDataParallelKwargs, PartialState, init_empty_weights
 from accelerate.utils import ProjectConfiguration, set_seed
 from diffusers.optimization import get_scheduler
-from diffusers.training_utils import cast_training_params
+from diffusers.training_utils import EMAModel, cast_training_params
 from diffusers.utils import export_to_video
 from peft import LoraConfig, set_peft_model_state_dict
 from peft.utils import get_peft_model_state_dict
@@ -34,11 +38,11 @@ from ..loaders.lora_pipeline import (
     LuminaVideoLoraLoaderMixin,
     check_lora_target_modules,
 )
-from ..model_card import create_lora_model_card
+from ..model_card import create_full_model_card, create_lora_model_card
 from ..models import LuminaVideoTransformer3DModel
 from ..models.transformers.transformer_lumina_video import patch_size_key
 from ..pipelines.lumina_video import LuminaVideoPipeline
-from ..utils.atomic import atomic_output_file, remove_stale_temporaries, replace_folder
+from ..utils.atomic import atomic_output_file, build_folder_atomically, remove_stale_temporaries, replace_folder
 from .batches import MicroBatchDataset, MicroBatchPlanner, PreparedDataset, unbatched
 from .checkpoints import (
     CHECKPOINT_PREFIX,
@@ -47,7 +51,7 @@ from .checkpoints import (
     list_checkpoints,
     resolve_resume_path,
 )
-from .config import LoraTrainingConfig, PatchSize, parse_patch_size
+from .config import FULL_ONLY_SETTINGS, LORA_ONLY_SETTINGS, PatchSize, TrainingConfig, parse_patch_size
 from .loss_log import LossLog
 from .prepare import cache_is_current, load_dataset_items, prepare_dataset, resolved_system_prompt
 from .recipe import REFERENCE_TIMESTEP_SHIFTS, TrainingBatch, flow_matching_loss, sample_generator
@@ -56,8 +60,11 @@ from .recipe import REFERENCE_TIMESTEP_SHIFTS, TrainingBatch, flow_matching_loss
 logger = logging.getLogger(__name__)
 
 DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
-# Settings shown on the model card.
+PIPELINE_FOLDER = "pipeline"
+# Settings shown on the model card (those of the run's mode).
 CARD_SETTINGS = (
+    "training_mode",
+    "ema_decay",
     "rank",
     "lora_alpha",
     "target_modules",
@@ -86,12 +93,12 @@ class ModelSettings:
 
     patch_sizes: list[PatchSize]
     video_shifts: dict[PatchSize, float]
-    target_modules: list[str]
+    target_modules: list[str]  # LoRA targets; empty in full mode
     lora_modules: list[str]  # the linear layers the targets wrap, by full name
-    per_patch_targets: bool  # LoRA on a module only one patchification uses (its embedder or output head)
+    per_patch_trainables: bool  # a trained module only one patchification uses (its embedder or output head)
 
 
-def resolve_model_settings(config: LoraTrainingConfig) -> ModelSettings:
+def resolve_model_settings(config: TrainingConfig) -> ModelSettings:
     """Checks patch sizes, time shifts and LoRA targets against the transformer's config, on a weightless copy."""
     transformer_config = LuminaVideoTransformer3DModel.load_config(
         config.pretrained_model_name_or_path, subfolder="transformer", revision=config.revision
@@ -112,6 +119,10 @@ def resolve_model_settings(config: LoraTrainingConfig) -> ModelSettings:
     if missing:
         raise ValueError(f"`timestep_shifts` needs a value for {missing} (e.g. '{missing[0]}=2').")
 
+    video_shifts = {p: shifts[p] for p in patch_sizes}
+    if config.training_mode == "full":
+        return ModelSettings(patch_sizes, video_shifts, [], [], per_patch_trainables=len(available) > 1)
+
     target_modules = list(config.target_modules or LUMINA_VIDEO_LORA_TARGET_MODULES)
     check_lora_target_modules(transformer, target_modules)
     wrapped = [
@@ -120,7 +131,7 @@ def resolve_model_settings(config: LoraTrainingConfig) -> ModelSettings:
         if isinstance(module, nn.Linear) and any(name == t or name.endswith(f".{t}") for t in target_modules)
     ]
     per_patch = any(f".{patch_size_key(p)}." in f".{name}." for name in wrapped for p in available)
-    return ModelSettings(patch_sizes, {p: shifts[p] for p in patch_sizes}, target_modules, wrapped, per_patch)
+    return ModelSettings(patch_sizes, video_shifts, target_modules, wrapped, per_patch)
 
 
 def encoder_dtype(device: torch.device, mixed_precision: str | None) -> torch.dtype:
@@ -129,7 +140,7 @@ def encoder_dtype(device: torch.device, mixed_precision: str | None) -> torch.dt
     return DTYPES.get(mixed_precision, torch.float32) if device.type == "cuda" else torch.float32
 
 
-def prepare_lora_data(config: LoraTrainingConfig) -> Path:
+def prepare_data(config: TrainingConfig) -> Path:
     """The `--prepare_only` step: checks the dataset and writes the cache, in one process."""
     config.validate()
     resolve_model_settings(config)
@@ -139,16 +150,16 @@ def prepare_lora_data(config: LoraTrainingConfig) -> Path:
     return prepare_dataset(config, state.device, encoder_dtype(state.device, config.mixed_precision))
 
 
-def train_lora(config: LoraTrainingConfig) -> Path:
-    """Trains a LoRA as `config` says and returns the path of the saved weights."""
-    return LoraTrainer(config).train()
+def train(config: TrainingConfig) -> Path:
+    """Trains as `config` says; returns the saved LoRA file (LoRA mode) or pipeline folder (full mode)."""
+    return Trainer(config).train()
 
 
-class LoraTrainer:
+class Trainer:
     """One training run. `train()` checks everything it can without weights, sets up accelerate, the data and the
     model, resumes if asked, then loops; each part is a method so it reads in order."""
 
-    def __init__(self, config: LoraTrainingConfig):
+    def __init__(self, config: TrainingConfig):
         self.config = config.validate()
 
     def _check_before_start(self) -> None:
@@ -171,10 +182,10 @@ class LoraTrainer:
             project_config=ProjectConfiguration(
                 project_dir=str(config.output_path), logging_dir=str(config.output_path / "logs")
             ),
-            # Each micro-batch runs one patchification; LoRA on one patchification's own modules leaves them unused
-            # in the others, which DDP must be told about.
+            # Each micro-batch runs one patchification; training one patchification's own modules leaves them
+            # unused in the others, which DDP must be told about.
             kwargs_handlers=[
-                DistributedDataParallelKwargs(find_unused_parameters=self.model_settings.per_patch_targets)
+                DistributedDataParallelKwargs(find_unused_parameters=self.model_settings.per_patch_trainables)
             ],
         )
         self.weight_dtype = DTYPES.get(self.accelerator.mixed_precision, torch.float32)
@@ -193,7 +204,7 @@ class LoraTrainer:
         if accelerator.num_processes > 1 and not cache_is_current(config, self.items):
             raise RuntimeError(
                 f"The prepared data in {config.cache_path} is missing or out of date. Prepare it in one process "
-                "first: `lumina-video train-lora --config ... --prepare_only`."
+                "first: `lumina-video train-video --config ... --prepare_only`."
             )
         dtype = encoder_dtype(accelerator.device, accelerator.mixed_precision)
         prepare_dataset(config, accelerator.device, dtype, self.items)  # returns at once when up to date
@@ -215,30 +226,35 @@ class LoraTrainer:
     def _setup_model(self) -> None:
         config, accelerator = self.config, self.accelerator
         set_seed(config.seed)
+        full = config.training_mode == "full"
         transformer = LuminaVideoTransformer3DModel.from_pretrained(
             config.pretrained_model_name_or_path,
             subfolder="transformer",
             revision=config.revision,
             variant=config.variant,
-            torch_dtype=self.weight_dtype,
+            # Trained weights stay in float32 (autocast gives the speed); a frozen base may be in half precision.
+            torch_dtype=torch.float32 if full else self.weight_dtype,
         )
-        transformer.requires_grad_(False)
+        transformer.requires_grad_(full)
         self.data.check_compatible(transformer.config.in_channels, transformer.config.cap_feat_dim)
         if config.gradient_checkpointing:
             transformer.enable_gradient_checkpointing()
-        transformer.add_adapter(
-            LoraConfig(
-                r=config.rank,
-                lora_alpha=config.lora_alpha or config.rank,
-                lora_dropout=config.lora_dropout,
-                init_lora_weights=True,
-                target_modules=self.model_settings.target_modules,
+        if not full:
+            transformer.add_adapter(
+                LoraConfig(
+                    r=config.rank,
+                    lora_alpha=config.lora_alpha or config.rank,
+                    lora_dropout=config.lora_dropout,
+                    init_lora_weights=True,
+                    target_modules=self.model_settings.target_modules,
+                )
             )
-        )
         transformer.to(accelerator.device)
         cast_training_params(transformer, torch.float32)
-        self.lora_metadata = transformer.peft_config["default"].to_dict()
+        self.lora_metadata = None if full else transformer.peft_config["default"].to_dict()
         self.trainable = [p for p in transformer.parameters() if p.requires_grad]
+        # The moving average lives on every process (each holds all weights under DDP) and is checkpointed.
+        self.ema = EMAModel(self.trainable, decay=config.ema_decay) if config.uses_ema else None
 
         optimizer = torch.optim.AdamW(
             self.trainable,
@@ -255,8 +271,12 @@ class LoraTrainer:
             num_training_steps=config.max_train_steps * accelerator.num_processes,
         )
         self.transformer, self.optimizer, self.lr_scheduler = accelerator.prepare(transformer, optimizer, lr_scheduler)
-        accelerator.register_save_state_pre_hook(self._save_lora_hook)
-        accelerator.register_load_state_pre_hook(self._load_lora_hook)
+        if full:
+            if self.ema is not None:
+                accelerator.register_for_checkpointing(self.ema)  # saved as `EMA_STATE_NAME`
+        else:
+            accelerator.register_save_state_pre_hook(self._save_lora_hook)
+            accelerator.register_load_state_pre_hook(self._load_lora_hook)
 
     def lora_layers(self) -> dict[str, torch.Tensor] | None:
         """The LoRA weights on the main process (None elsewhere); gathered from all processes under FSDP."""
@@ -324,6 +344,8 @@ class LoraTrainer:
                 f"{self.planner.global_batch_size}: the data order differs from the interrupted run."
             )
         self.accelerator.load_state(str(self.resume_path))
+        if self.ema is not None:
+            self.ema.to(self.accelerator.device)  # loaded on the CPU
         logger.info(f"Resumed from {self.resume_path} at step {state['global_step']}.")
         return state["global_step"]
 
@@ -354,8 +376,23 @@ class LoraTrainer:
         ]
         del pipe
 
+    @contextlib.contextmanager
+    def averaged_weights(self) -> Iterator[None]:
+        """The moving average of the weights in the transformer for the block (when there is one), the trained
+        weights back after; touches no random stream."""
+        if self.ema is None:
+            yield
+            return
+        self.ema.store(self.trainable)
+        self.ema.copy_to(self.trainable)
+        try:
+            yield
+        finally:
+            self.ema.restore(self.trainable)
+
     def validate(self, step: int) -> list[Path]:
-        """Renders every validation prompt with the same seed; returns the mp4 paths (main process)."""
+        """Renders every validation prompt with the same seed (with the averaged weights in full mode); returns the
+        mp4 paths (main process)."""
         config, accelerator = self.config, self.accelerator
         paths = []
         if self.validation_embeds is not None:
@@ -386,7 +423,12 @@ class LoraTrainer:
             transformer.eval()
             # Validation must not move the training's random streams, or a resumed run would diverge.
             devices = [accelerator.device] if accelerator.device.type == "cuda" else []
-            with torch.random.fork_rng(devices=devices), torch.no_grad(), accelerator.autocast():
+            with (
+                torch.random.fork_rng(devices=devices),
+                torch.no_grad(),
+                accelerator.autocast(),
+                self.averaged_weights(),
+            ):
                 for index, (embeds, mask, negative_embeds, negative_mask) in enumerate(self.validation_embeds):
                     video = pipe(
                         prompt_embeds=embeds.to(accelerator.device),
@@ -495,6 +537,8 @@ class LoraTrainer:
         self.optimizer.step()
         self.lr_scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
+        if self.ema is not None:
+            self.ema.step(self.trainable)
 
         stream_losses = accelerator.reduce(stream_losses, reduction="mean")
         return {
@@ -505,23 +549,48 @@ class LoraTrainer:
         }
 
     def _finish(self, loss_log: LossLog | None, sample_paths: list[Path]) -> Path:
-        """The LoRA in `load_lora_weights` format, the model card, the loss plot, and the Hub upload."""
+        """The LoRA in `load_lora_weights` format or the full pipeline folder, the model card, the loss plot, and
+        the Hub upload."""
         config, accelerator = self.config, self.accelerator
         output = config.output_path
         accelerator.wait_for_everyone()
-        layers = self.lora_layers()
+        full = config.training_mode == "full"
+        layers = None if full else self.lora_layers()
+        result = output / (PIPELINE_FOLDER if full else LORA_WEIGHT_NAME)
         if accelerator.is_main_process:
-            with atomic_output_file(output / LORA_WEIGHT_NAME) as staging:
-                self._write_lora(layers, staging.parent, weight_name=staging.name)
             loss_log.close()
             loss_log.plot(output / "logs" / "loss.png")
             repo_id = self._create_repo() if config.push_to_hub else None
-            self._write_model_card(sample_paths, repo_id or str(output))
+            if full:
+                with build_folder_atomically(result, overwrite=True) as building:
+                    self._write_pipeline(building, sample_paths)
+                    self._write_model_card(building, sample_paths, repo_id or str(result))
+            else:
+                with atomic_output_file(result) as staging:
+                    self._write_lora(layers, staging.parent, weight_name=staging.name)
+                self._write_model_card(output, sample_paths, repo_id or str(output))
             if repo_id is not None:
                 self._upload(repo_id, sample_paths)
-            logger.info(f"Saved the LoRA to {output / LORA_WEIGHT_NAME}.")
+            logger.info(f"Saved {result}.")
         accelerator.end_training()
-        return output / LORA_WEIGHT_NAME
+        return result
+
+    def _write_pipeline(self, folder: Path, sample_paths: list[Path]) -> None:
+        """The base pipeline with the trained transformer (its moving average when there is one), and the validation
+        videos the model card shows."""
+        config = self.config
+        with self.averaged_weights():
+            pipe = LuminaVideoPipeline.from_pretrained(
+                config.pretrained_model_name_or_path,
+                transformer=self.accelerator.unwrap_model(self.transformer),
+                revision=config.revision,
+                variant=config.variant,
+            )
+            pipe.save_pretrained(folder)
+        for path in sample_paths:
+            copy = folder / path.relative_to(config.output_path)
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, copy)
 
     def _create_repo(self) -> str:
         """The Hub repository (created if needed), by its full id."""
@@ -531,44 +600,54 @@ class LoraTrainer:
         name = config.hub_model_id or config.output_path.resolve().name
         return create_repo(name, exist_ok=True, private=config.hub_private).repo_id
 
-    def _write_model_card(self, sample_paths: list[Path], repo_id: str) -> None:
-        """`README.md`; `repo_id` is where the card's usage code loads the LoRA from."""
+    def _write_model_card(self, folder: Path, sample_paths: list[Path], repo_id: str) -> None:
+        """`folder/README.md`; `repo_id` is where the card's usage code loads the LoRA or the pipeline from."""
         config = self.config
-        settings = {name: getattr(config, name) for name in CARD_SETTINGS}
+        foreign = LORA_ONLY_SETTINGS if config.training_mode == "full" else FULL_ONLY_SETTINGS
+        settings = {name: getattr(config, name) for name in CARD_SETTINGS if name not in foreign}
         settings |= {
-            "target_modules": self.model_settings.target_modules,
             "patch_sizes": [patch_size_key(p) for p in self.model_settings.patch_sizes],
             "timestep_shifts": {patch_size_key(p): s for p, s in self.model_settings.video_shifts.items()},
-            "lora_alpha": config.lora_alpha or config.rank,
             "mixed_precision": self.accelerator.mixed_precision,
             "samples": len(self.data),
         }
-        card = create_lora_model_card(
-            repo_id=repo_id,
-            base_model=config.pretrained_model_name_or_path,
-            training_settings=settings,
-            validation_video=sample_paths[0].relative_to(config.output_path).as_posix() if sample_paths else None,
-            validation_prompt=config.validation_prompts[0] if sample_paths else None,
-            trigger_phrase=config.trigger_word,
-        )
-        with atomic_output_file(config.output_path / "README.md") as staging:
+        common = {
+            "repo_id": repo_id,
+            "base_model": config.pretrained_model_name_or_path,
+            "validation_video": sample_paths[0].relative_to(config.output_path).as_posix() if sample_paths else None,
+            "validation_prompt": config.validation_prompts[0] if sample_paths else None,
+        }
+        if config.training_mode == "full":
+            card = create_full_model_card(training_settings=settings, **common)
+        else:
+            settings |= {
+                "target_modules": self.model_settings.target_modules,
+                "lora_alpha": config.lora_alpha or config.rank,
+            }
+            card = create_lora_model_card(training_settings=settings, trigger_phrase=config.trigger_word, **common)
+        with atomic_output_file(folder / "README.md") as staging:
             card.save(staging)
 
     def _upload(self, repo_id: str, sample_paths: list[Path]) -> None:
+        """LoRA mode: the LoRA, its card, the settings, the loss log and the validation videos. Full mode: the
+        pipeline folder, which holds its card and the validation videos."""
         from huggingface_hub import upload_folder
 
         output = self.config.output_path
-        upload_folder(
-            repo_id=repo_id,
-            folder_path=output,
-            allow_patterns=[
-                LORA_WEIGHT_NAME,
-                "README.md",
-                "training_config.json",
-                "logs/loss.csv",
-                "logs/loss.png",
-                *[p.relative_to(output).as_posix() for p in sample_paths],
-            ],
-            commit_message="Lumina-Video LoRA",
-        )
+        if self.config.training_mode == "full":
+            upload_folder(repo_id=repo_id, folder_path=output / PIPELINE_FOLDER, commit_message="Lumina-Video model")
+        else:
+            upload_folder(
+                repo_id=repo_id,
+                folder_path=output,
+                allow_patterns=[
+                    LORA_WEIGHT_NAME,
+                    "README.md",
+                    "training_config.json",
+                    "logs/loss.csv",
+                    "logs/loss.png",
+                    *[p.relative_to(output).as_posix() for p in sample_paths],
+                ],
+                commit_message="Lumina-Video LoRA",
+            )
         logger.info(f"Pushed to https://huggingface.co/{repo_id}.")
