@@ -464,6 +464,10 @@ V2A_MODEL_CARD_TEMPLATE = """---
 {%- for name, source in components.items() %}
 | {{ name }} | `{{ source }}` |
 {%- endfor %}
+{%- if validation_video %}
+
+<video src="{{ validation_video }}" controls></video>
+{%- endif %}
 
 ## Usage
 
@@ -476,6 +480,16 @@ pip install diffusers-lumina-video
 ```
 
 The architecture, the conditioning path and how to train: see the package's `docs/v2a.md`.
+{%- if training_settings %}
+
+## Training settings
+
+| Setting | Value |
+|---|---|
+{%- for name, value in training_settings.items() %}
+| `{{ name }}` | `{{ value }}` |
+{%- endfor %}
+{%- endif %}
 
 ## Citation
 
@@ -491,9 +505,12 @@ def create_v2a_model_card(
     num_parameters: int | None = None,
     trained: bool = True,
     tags: list[str] | None = None,
+    training_settings: dict[str, Any] | None = None,
+    lora_base_model: str | None = None,
+    validation_video: str | None = None,
 ) -> ModelCard:
     r"""
-    The card of a Lumina-V2A pipeline folder.
+    The card of a Lumina-V2A pipeline folder, or of a LoRA trained on one.
 
     Args:
         model_id (`str`): Where the folder is loaded from in the usage code: its Hub id, or a local path.
@@ -501,13 +518,27 @@ def create_v2a_model_card(
         num_parameters (`int`, *optional*): The transformer's parameter count.
         trained (`bool`): False for an assembled pipeline whose transformer has its initial, random weights.
         tags (`list[str]`, *optional*): Hub tags added to the package's own.
+        training_settings (`dict`, *optional*): Shown as a table, for a model trained with the package.
+        lora_base_model (`str`, *optional*): For a LoRA: the pipeline it was trained on (Hub id or path); the usage
+            code loads it and then the LoRA from `model_id`.
+        validation_video (`str`, *optional*): An mp4 in the repository (relative path) with generated sound.
     """
     check_card_location("model_id", model_id)
+    if lora_base_model is not None:
+        check_card_location("lora_base_model", lora_base_model)
+    if validation_video is not None:
+        _check_sample_path("validation_video", validation_video)
+    if training_settings is not None and (
+        not isinstance(training_settings, dict) or not all(isinstance(k, str) for k in training_settings)
+    ):
+        raise ValueError(f"`training_settings` must be a dict with setting names as keys, got {training_settings!r}.")
     extra_tags = _check_tags(tags)
     if not isinstance(components, dict) or not all(isinstance(v, str) for v in components.values()):
         raise ValueError(f"`components` must map component names to their sources, got {components!r}.")
     size = f" ({_format_count(num_parameters)} parameters)" if num_parameters else ""
-    if trained:
+    if lora_base_model is not None:
+        summary = f"A LoRA for the Lumina-V2A transformer of `{lora_base_model}`, trained with diffusers-lumina-video."
+    elif trained:
         summary = f"A Lumina-V2A video-to-audio pipeline{size}: a silent video in, a synchronized soundtrack out."
     else:
         summary = (
@@ -515,11 +546,16 @@ def create_v2a_model_card(
             "makes noise. The folder assembles released component models around it and is the starting point of "
             "training with `lumina-video train-v2a`."
         )
+    load_lines = (
+        f'pipe = DiffusionPipeline.from_pretrained("{lora_base_model}")\npipe.load_lora_weights("{model_id}")'
+        if lora_base_model is not None
+        else f'pipe = DiffusionPipeline.from_pretrained("{model_id}")'
+    )
     usage = f"""import diffusers_lumina_video  # noqa: F401  (makes the Lumina classes loadable by Diffusers)
 from diffusers import DiffusionPipeline
 from diffusers_lumina_video.utils.media_io import export_to_video_with_audio, read_video
 
-pipe = DiffusionPipeline.from_pretrained("{model_id}")
+{load_lines}
 output = pipe(video="silent.mp4", prompt="rain on a tin roof")
 video = read_video("silent.mp4")
 export_to_video_with_audio(video.frames, output.audios[0], output.sample_rate, "with_sound.mp4", video.fps)"""
@@ -533,14 +569,17 @@ export_to_video_with_audio(video.frames, output.audios[0], output.sample_rate, "
             "diffusers-lumina-video",
             *extra_tags,
             *([] if trained else ["untrained"]),
+            *(["lora"] if lora_base_model is not None else []),
         ],
     )
     return ModelCard.from_template(
         card_data,
         template_str=V2A_MODEL_CARD_TEMPLATE,
-        title="Lumina-V2A" + ("" if trained else " (untrained)"),
+        title="Lumina-V2A" + (" LoRA" if lora_base_model is not None else "" if trained else " (untrained)"),
         summary=summary,
         components=components,
         usage=usage,
         citation=CITATION,
+        training_settings=training_settings,
+        validation_video=validation_video,
     )

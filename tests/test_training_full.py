@@ -180,17 +180,20 @@ def test_resume_after_a_kill_ends_with_the_same_weights_and_average(runs):
         ({"training_mode": "full", "ema_decay": 1.0}, r"`ema_decay` must be in \[0, 1\)"),
         ({"training_mode": "partial"}, r"`training_mode` must be one of \['lora', 'full'\], got 'partial'"),
         ({"model_family": "audio"}, r"`model_family` must be one of \['video', 'v2a'\], got 'audio'"),
-        ({"model_family": "v2a"}, "`model_family` 'v2a' cannot be trained yet"),
+        ({"model_family": "v2a", "resolution": 128}, "`resolution` only applies to `model_family` 'video'"),
+        ({"clip_duration": 4.0}, "`clip_duration` only applies to `model_family` 'v2a'; remove it for 'video'"),
+        (
+            {"model_family": "v2a", "score_threshold": 0.3},
+            "`score_threshold` needs `score_column`",
+        ),
     ],
 )
-def test_options_of_the_other_mode_are_refused(tmp_path, tiny_pipeline_dir, overrides, message):
+def test_options_of_the_other_mode_or_family_are_refused(tmp_path, tiny_pipeline_dir, overrides, message):
     config = TrainingConfig(
         pretrained_model_name_or_path=str(tiny_pipeline_dir),
         dataset=str(write_dataset(tmp_path / "data")),
         output_dir=str(tmp_path / "out"),
-        resolution=64,
-        num_frames=9,
-        **overrides,
+        **({"resolution": 64, "num_frames": 9} if overrides.get("model_family") != "v2a" else {}) | overrides,
     )
     with pytest.raises(ValueError, match=message):
         train(config)

@@ -29,6 +29,36 @@ TRAINING_MODES = ("lora", "full")
 # Settings that only one mode uses; setting one in the other mode is refused rather than silently ignored.
 LORA_ONLY_SETTINGS = ("rank", "lora_alpha", "lora_dropout", "target_modules", "trigger_word")
 FULL_ONLY_SETTINGS = ("ema_decay",)
+# Settings of one model family's data and validation; the other family refuses them.
+VIDEO_ONLY_SETTINGS = (
+    "motion_column",
+    "resolution",
+    "max_aspect_ratio",
+    "num_frames",
+    "fps",
+    "max_sequence_length",
+    "system_prompt",
+    "patch_sizes",
+    "timestep_shifts",
+    "image_timestep_shift",
+    "caption_dropout",
+    "motion_dropout",
+    "image_motion_zero_prob",
+    "validation_negative_prompt",
+    "validation_height",
+    "validation_width",
+    "validation_num_frames",
+    "validation_motion_score",
+)
+V2A_ONLY_SETTINGS = (
+    "clip_duration",
+    "score_column",
+    "score_threshold",
+    "visual_dropout",
+    "text_dropout",
+    "sync_dropout",
+    "validation_videos",
+)
 # Pixel sizes are multiples of this: the VAE's 8x times the largest spatial patch (4).
 SIZE_MULTIPLE = 32
 # Clips are 1 + 8k frames: the VAE makes 1 + 2k latent frames, the first is dropped and 2k splits into temporal
@@ -83,6 +113,11 @@ class TrainingConfig:
     fps: float | None = _option(None, "Frame rate clips are resampled to (default: each video's own).")
     max_sequence_length: int = _option(256, "Longest tokenized caption.")
     system_prompt: str | None = _option(None, "Prefix of every caption (default: the reference's system prompt).")
+    clip_duration: float = _option(8.0, "V2A: seconds of every clip (cut from the start of each video).")
+    score_column: str | None = _option(
+        None, "V2A: manifest column of audio-visual alignment scores (e.g. AV-Align); low-scoring clips are left out."
+    )
+    score_threshold: float | None = _option(None, "V2A: lowest alignment score kept (default 0.2 with a column).")
 
     # LoRA
     rank: int = _option(32, "LoRA rank.")
@@ -111,6 +146,9 @@ class TrainingConfig:
     caption_dropout: float = _option(0.2, "Probability that a caption becomes the system prompt alone.")
     motion_dropout: float = _option(0.3, "Probability that a video's motion condition is dropped.")
     image_motion_zero_prob: float = _option(0.4, "Probability that an image gets motion score 0 (else none).")
+    visual_dropout: float = _option(0.1, "V2A: probability that a clip's visual condition becomes the empty one.")
+    text_dropout: float = _option(0.1, "V2A: probability that a clip's text condition becomes the empty one.")
+    sync_dropout: float = _option(0.1, "V2A: probability that a clip's sync condition becomes the empty one.")
 
     # Optimization
     train_batch_size: int = _option(1, "Samples per process in each micro-batch.")
@@ -142,7 +180,10 @@ class TrainingConfig:
     )
 
     # Validation
-    validation_prompts: list[str] = _option([], "Prompts rendered to mp4 during and after training.")
+    validation_prompts: list[str] = _option(
+        [], "Prompts rendered to mp4 during and after training (V2A: the captions of `validation_videos`, optional)."
+    )
+    validation_videos: list[str] = _option([], "V2A: video files whose sound is generated during and after training.")
     validation_negative_prompt: str = _option("", "Negative prompt of the validation videos.")
     validation_steps: int = _option(500, "Render validation videos every N steps (0: only at the end).")
     validation_height: int | None = _option(None, "Validation video height (default: the resolution).")
@@ -235,10 +276,6 @@ class TrainingConfig:
             f"`model_family` must be one of {list(MODEL_FAMILIES)}, got {self.model_family!r}.",
         )
         check(
-            self.model_family != "v2a",
-            "`model_family` 'v2a' cannot be trained yet; only 'video' is supported in this version.",
-        )
-        check(
             self.training_mode in TRAINING_MODES,
             f"`training_mode` must be one of {list(TRAINING_MODES)}, got {self.training_mode!r}.",
         )
@@ -251,6 +288,31 @@ class TrainingConfig:
                     f"`{name}` only applies to `training_mode` '{other}'; remove it for '{self.training_mode}' "
                     "training.",
                 )
+        if self.model_family in MODEL_FAMILIES:
+            other = "v2a" if self.model_family == "video" else "video"
+            foreign = V2A_ONLY_SETTINGS if self.model_family == "video" else VIDEO_ONLY_SETTINGS
+            for name in foreign:
+                check(
+                    getattr(self, name) == _default(name),
+                    f"`{name}` only applies to `model_family` '{other}'; remove it for '{self.model_family}' "
+                    "training.",
+                )
+        check(self.clip_duration > 0, f"`clip_duration` must be > 0 seconds, got {self.clip_duration}.")
+        check(
+            self.score_threshold is None or self.score_column is not None,
+            "`score_threshold` needs `score_column` (the manifest column it applies to).",
+        )
+        for name in ("visual_dropout", "text_dropout", "sync_dropout"):
+            value = getattr(self, name)
+            check(0.0 <= value <= 1.0, f"`{name}` is a probability in [0, 1], got {value}.")
+        if self.model_family == "v2a":
+            check(
+                not self.validation_prompts or len(self.validation_prompts) == len(self.validation_videos),
+                f"`validation_prompts` are the captions of `validation_videos`: give one per video "
+                f"({len(self.validation_videos)}) or none, got {len(self.validation_prompts)}.",
+            )
+            missing = [video for video in self.validation_videos if not Path(video).is_file()]
+            check(not missing, f"`validation_videos` {missing} do not exist.")
         check(
             self.ema_decay is None or 0.0 <= self.ema_decay < 1.0,
             f"`ema_decay` must be in [0, 1) (0 or null: no moving average), got {self.ema_decay}.",
