@@ -22,7 +22,7 @@ def save_tiny_v2a_pipeline(folder: Path) -> Path:
 
 def write_av_clip(path: Path, seed: int, duration: float = CLIP_DURATION, caption: bool = True) -> Path:
     """A 32 px flash clip with its beeps (and its caption in a same-name .txt file)."""
-    clip = generate_flash_clip(seed, duration=duration, size=32, num_flashes=1, min_gap=0.12)
+    clip = generate_flash_clip(seed, duration=duration, size=32, num_flashes=round(2 * duration), min_gap=0.12)
     export_to_video_with_audio(clip.frames, clip.audio, clip.sample_rate, path, clip.fps)
     if caption:
         path.with_suffix(".txt").write_text(clip.caption)

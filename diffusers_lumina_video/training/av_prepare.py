@@ -235,7 +235,7 @@ def _probe(path: Path) -> str | None:
                 return "no audio stream"
             rate = container.streams.audio[0].sample_rate
     except av.error.FFmpegError as error:
-        return f"corrupt or unreadable ({error})"
+        return f"corrupt or unreadable ({error.strerror or error})"
     if not rate or rate < MIN_SAMPLE_RATE:
         return f"unsupported sample rate {rate} Hz (at least {MIN_SAMPLE_RATE} Hz, resampled to {SAMPLE_RATE} Hz)"
     return None
