@@ -67,7 +67,7 @@ def test_manifest_paths_are_relative_to_the_manifest(tmp_path):
     (tmp_path / "clips").mkdir()
     (tmp_path / "clips" / "a.mov").write_bytes(b"video")
     manifest = write_manifest(tmp_path / "m.jsonl", [{"path": "clips/a.mov", "caption": " a cat meowing "}])
-    assert load_av_items(manifest) == ([AVItem("a", tmp_path / "clips" / "a.mov", "a cat meowing")], {})
+    assert load_av_items(manifest) == ([AVItem("clips/a", tmp_path / "clips" / "a.mov", "a cat meowing")], {})
 
 
 def test_folder_captions_come_from_text_files_or_the_file_name(tmp_path):
@@ -101,7 +101,7 @@ def test_folder_captions_come_from_text_files_or_the_file_name(tmp_path):
             r"row 2: `path` is empty; every row needs a file or clip id",
         ),
         ([{"path": "a.mp4", "caption": ""}], {}, r"row 1: `caption` is empty; every clip needs a caption"),
-        ([{"path": "a.mp4", "caption": "x"}, {"path": "a.mp4", "caption": "y"}], {}, r"these clash: 'a' and 'a'"),
+        ([{"path": "a.mp4", "caption": "x"}, {"path": "a", "caption": "y"}], {}, r"these clash: 'a' and 'a'"),
         (
             [{"path": "a.mp4", "caption": "x"}],
             {"score_threshold": 0.3},

@@ -49,6 +49,12 @@ def test_cached_tensors_are_the_pipeline_encoders_outputs_of_the_first_seconds(t
 
     index = json.loads((tmp_path / "cache" / INDEX_FILE).read_text())
     assert [clip["name"] for clip in index["clips"]] == [f"clip{i}" for i in range(4)]
+    assert index["clips"][2] == {
+        "name": "clip2",
+        "file": "clip2.safetensors",
+        "caption": items[2].caption,
+        "path": str(items[2].path),
+    }
     pipe = LuminaV2APipeline.from_pretrained(pipeline_dir)
     item = items[2]
     cached = load_file(str(tmp_path / "cache" / "clip2.safetensors"))
@@ -210,6 +216,8 @@ def test_arguments_and_durations_are_checked_before_any_clip(tmp_path, pipeline_
             prepare_av_dataset(pipeline_dir, items, tmp_path / "cache", clip_duration=duration)
     with pytest.raises(ValueError, match="`items` must be a non-empty list of `AVItem`"):
         prepare_av_dataset(pipeline_dir, [], tmp_path / "cache", clip_duration=1.0)
+    with pytest.raises(ValueError, match=r"Clip names of `items` must be unique .* 'clip0' and 'clip0'"):
+        prepare_av_dataset(pipeline_dir, [items[0], items[0]], tmp_path / "cache", clip_duration=1.0)
     with pytest.raises(ValueError, match=r"`clip_duration` 0.3 s is too short for Synchformer, .* at least 0.64 s"):
         prepare_av_dataset(pipeline_dir, items, tmp_path / "cache", clip_duration=0.3)
 

@@ -70,7 +70,7 @@ def load_av_items(
         if not caption:
             raise ValueError(f"{dataset}, row {number}: `{caption_column}` is empty; every clip needs a caption.")
         path = _clip_file(dataset.parent, value)
-        name = path.stem if path.suffix.lower() in VIDEO_SUFFIXES else value
+        name = _clip_name(value)
         if score_column is not None:
             score = manifest_number(row.get(score_column), dataset, number, score_column)
             if score is None:
@@ -82,7 +82,7 @@ def load_av_items(
             skipped[name] = f"file {path} does not exist"
             continue
         items.append(AVItem(name=name, path=path, caption=caption))
-    _check_unique(items, dataset)
+    check_unique_names(items, dataset)
     return items, skipped
 
 
@@ -116,6 +116,14 @@ def _clip_file(root: Path, value: str) -> Path:
     return next((c for c in candidates if c.is_file()), candidates[0])
 
 
+def _clip_name(value: str) -> str:
+    """A manifest row's clip name: its clip id, or its path without the video suffix (the file name alone for an
+    absolute path)."""
+    path = Path(value)
+    path = path.with_suffix("") if path.suffix.lower() in VIDEO_SUFFIXES else path
+    return path.name if path.is_absolute() else path.as_posix()
+
+
 def _read_folder(folder: Path) -> list[AVItem]:
     """Every video below `folder`; its caption is the same-name `.txt` file, else its file name as a label."""
     videos = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES)
@@ -128,11 +136,11 @@ def _read_folder(folder: Path) -> list[AVItem]:
         label = " ".join(re.split(r"[_\-\s]+", path.stem)).strip()
         name = path.relative_to(folder).with_suffix("").as_posix()
         items.append(AVItem(name=name, path=path, caption=caption or label))
-    _check_unique(items, folder)
+    check_unique_names(items, folder)
     return items
 
 
-def _check_unique(items: list[AVItem], dataset: Path) -> None:
+def check_unique_names(items: list[AVItem], dataset: str | Path) -> None:
     """Two clips must not share a cached file."""
     seen: dict[str, str] = {}
     clashes = []

@@ -39,7 +39,7 @@ from ..pipelines.lumina_v2a.pipeline_lumina_v2a import sync_segment_count
 from ..processors import AudioLDMMelFeatureExtractor
 from ..utils.atomic import atomic_output_file, replace_folder
 from ..utils.media_io import VideoFrames, read_audio, read_video
-from .av_data import AVItem
+from .av_data import AVItem, check_unique_names
 from .prepare import INDEX_FILE, file_key, read_cache_index, staging_folder
 
 
@@ -75,9 +75,10 @@ def av_cache_fingerprint(
     pipeline_path: str | os.PathLike, clip_duration: float, revision: str | None = None, variant: str | None = None
 ) -> dict[str, Any]:
     """The settings every cached clip depends on; a cache or staging folder made with others is not reused."""
+    model = Path(pipeline_path).expanduser()
     return {
         "format": AV_CACHE_FORMAT,
-        "model": [str(pipeline_path), revision, variant],
+        "model": [str(model.resolve()) if model.is_dir() else str(pipeline_path), revision, variant],
         "clip_duration": clip_duration,
     }
 
@@ -163,6 +164,7 @@ def prepare_av_dataset(
 def _check_arguments(items: list[AVItem], clip_duration: float) -> None:
     if not isinstance(items, list) or not items or not all(isinstance(item, AVItem) for item in items):
         raise ValueError("`items` must be a non-empty list of `AVItem` (see `load_av_items`).")
+    check_unique_names(items, "`items`")
     if isinstance(clip_duration, bool) or not isinstance(clip_duration, (int, float)) or not clip_duration > 0:
         raise ValueError(f"`clip_duration` must be a positive number of seconds, got {clip_duration!r}.")
     if not math.isfinite(clip_duration):
@@ -315,7 +317,7 @@ def _write_index(
         "fingerprint": fingerprint,
         "sources": [[name, source] for name, source in sources.items()],
         "shapes": shapes,  # of the first clip; every clip has the same but for the text length
-        "clips": [{"name": c.name, "file": c.cache_file, "caption": c.caption} for c in clips],
+        "clips": [{"name": c.name, "file": c.cache_file, "caption": c.caption, "path": str(c.path)} for c in clips],
         "skipped": skipped,
     }
     (staging / INDEX_FILE).write_text(json.dumps(index, indent=1))
