@@ -229,3 +229,22 @@ def test_no_usable_clip_is_an_error_naming_every_reason(tmp_path, pipeline_dir):
         prepare(pipeline_dir, items, tmp_path / "cache")
     assert all(name in str(error.value) for name in reasons)
     assert not (tmp_path / "cache").exists()
+
+
+def test_an_interrupted_preparation_keeps_its_clips_for_the_next_call(tmp_path, pipeline_dir, clips_dir, monkeypatch):
+    items, _ = load_av_items(clips_dir)
+    original, calls = av_prepare.encode_clip, []
+
+    def interrupted_at_third(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(av_prepare, "encode_clip", interrupted_at_third)
+    with pytest.raises(KeyboardInterrupt):
+        prepare(pipeline_dir, items, tmp_path / "cache")
+    assert not (tmp_path / "cache").exists()
+    summary = prepare(pipeline_dir, items, tmp_path / "cache")
+    assert (summary.prepared, summary.reused, summary.skipped) == (2, 2, {})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache"]
