@@ -248,3 +248,10 @@ def test_an_interrupted_preparation_keeps_its_clips_for_the_next_call(tmp_path, 
     summary = prepare(pipeline_dir, items, tmp_path / "cache")
     assert (summary.prepared, summary.reused, summary.skipped) == (2, 2, {})
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cache"]
+
+
+def test_a_file_gone_missing_after_listing_is_skipped(tmp_path, pipeline_dir, clips_dir):
+    items, _ = load_av_items(clips_dir)
+    gone = AVItem("gone", tmp_path / "gone.mp4", "a caption")
+    summary = prepare(pipeline_dir, [items[0], gone], tmp_path / "cache")
+    assert summary.prepared == 1 and summary.skipped["gone"] == "file not found"

@@ -84,8 +84,10 @@ def av_cache_fingerprint(
 
 
 def _source_key(item: AVItem) -> str:
-    """What one clip's tensors depend on besides the settings: its file (path, size, time) and caption."""
-    return json.dumps([*file_key(item.path), item.caption])
+    """What one clip's tensors depend on besides the settings: its file (path, size, time) and caption. A file that
+    has gone missing gets a key of its own; its preparation then skips it."""
+    source = file_key(item.path) if item.path.is_file() else (str(item.path), None, None)
+    return json.dumps([*source, item.caption])
 
 
 def av_cache_is_current(
@@ -229,6 +231,8 @@ def _load_encoders(
 
 def _probe(path: Path) -> str | None:
     """Why `path` cannot give a clip, from its container alone (None if it may)."""
+    if not path.is_file():
+        return "file not found"
     try:
         with av.open(str(path)) as container:
             if not container.streams.video:
