@@ -77,12 +77,12 @@ def cache_fingerprint(config: TrainingConfig, items: list[MediaItem]) -> dict[st
         "fps": config.fps,
         "max_sequence_length": config.max_sequence_length,
         "system_prompt": resolved_system_prompt(config),
-        "items": [[*_file_key(i.path), i.caption, i.motion_score] for i in items],
+        "items": [[*file_key(i.path), i.caption, i.motion_score] for i in items],
     }
     return json.loads(json.dumps(fingerprint))
 
 
-def _file_key(path: Path) -> tuple[str, int, int]:
+def file_key(path: Path) -> tuple[str, int, int]:
     """Path, size and modification time: an edited or replaced file changes it."""
     stat = path.stat()
     return str(path.resolve()), stat.st_size, stat.st_mtime_ns
@@ -133,7 +133,7 @@ def prepare_dataset(
         variant=config.variant,
         torch_dtype=dtype,
     ).to(device)
-    staging = _staging_folder(cache_dir, cache_fingerprint(config, items))
+    staging = staging_folder(cache_dir, cache_fingerprint(config, items))
     try:
         samples = _write_samples(pipe, config, items, staging, device)
         null_embeds = _encode_captions(pipe, [""], config, device)[0]
@@ -163,22 +163,27 @@ def prepare_dataset(
     return cache_dir
 
 
-def _staging_folder(cache_dir: Path, fingerprint: dict[str, Any]) -> Path:
+def staging_folder(cache_dir: Path, fingerprint: dict[str, Any], samples_subfolder: str = "samples") -> Path:
     """This process's folder to build the cache in. A killed preparation's folder with the same fingerprint becomes
-    it, finished samples included; other abandoned ones are deleted."""
+    it, finished sample files (in `samples_subfolder`) included; other abandoned ones are deleted, and so is this
+    process's own earlier folder when it was made for another fingerprint."""
     ours = cache_dir.with_name(temporary_prefix(cache_dir.name) + _STAGING)
     cache_dir.parent.mkdir(parents=True, exist_ok=True)
-    for folder in sorted(cache_dir.parent.glob(f".{cache_dir.name}.tmp-*-{_STAGING}")):
+    marker = ours / _FINGERPRINT_FILE
+    if ours.is_dir() and (not marker.is_file() or json.loads(marker.read_text()) != fingerprint):
+        shutil.rmtree(ours)
+    abandoned = [] if ours.is_dir() else sorted(cache_dir.parent.glob(f".{cache_dir.name}.tmp-*-{_STAGING}"))
+    for folder in abandoned:
         marker = folder / _FINGERPRINT_FILE
         if is_abandoned(folder) and marker.is_file() and json.loads(marker.read_text()) == fingerprint:
             folder.rename(ours)
-            remove_stale_temporaries(ours / "samples")  # a sample file the killed process was writing
-            done = len(list((ours / "samples").glob("*.safetensors")))
+            remove_stale_temporaries(ours / samples_subfolder)  # a sample file the killed process was writing
+            done = len(list((ours / samples_subfolder).glob("*.safetensors")))
             logger.info(f"Resuming the preparation left in {folder.name}: {done} sample(s) are done.")
             break
     for stale in remove_stale_temporaries(cache_dir.parent):
         logger.info(f"Removed {stale}, left by an interrupted preparation for other data or settings.")
-    (ours / "samples").mkdir(parents=True, exist_ok=True)
+    (ours / samples_subfolder).mkdir(parents=True, exist_ok=True)
     (ours / _FINGERPRINT_FILE).write_text(json.dumps(fingerprint))
     return ours
 
