@@ -1,4 +1,5 @@
-"""Every setting of a Lumina-Video training run (LoRA or full) in one dataclass, read from a YAML/JSON/TOML file and overridden by flags.
+"""Every setting of a training run (Lumina-Video or Lumina-V2A, LoRA or full) in one dataclass, read from a
+YAML/JSON/TOML file and overridden by flags.
 
 Values are checked here, before any model or video is loaded, so a typo costs a second instead of a preparation run.
 """
@@ -86,7 +87,8 @@ def parse_patch_size(value: str | Sequence[int]) -> PatchSize:
 
 @dataclass
 class TrainingConfig:
-    """Settings of `lumina-video train-video`. Defaults follow the training recipe of the Lumina-Video reference."""
+    """Settings of `lumina-video train-video` and `train-v2a`. Defaults follow the training recipe of the Lumina-Video
+    reference; settings marked "V2A:" belong to `model_family: v2a`."""
 
     # Model
     model_family: str = _option("video", f"The model trained, one of {list(MODEL_FAMILIES)}.")
