@@ -253,8 +253,8 @@ def _read_clip(path: Path, clip_duration: float) -> tuple[VideoFrames, np.ndarra
     if reason is not None:
         return reason
     try:
-        audio = read_audio(path, SAMPLE_RATE)
-        video = read_video(path)
+        audio = read_audio(path, SAMPLE_RATE, duration=clip_duration)
+        video = read_video(path, duration=clip_duration)
     except (ValueError, OSError) as error:
         return f"corrupt or unreadable ({error})"
     samples = round(clip_duration * SAMPLE_RATE)
