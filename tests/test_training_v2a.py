@@ -171,8 +171,6 @@ def test_v2a_resume_after_a_kill_ends_with_the_same_weights_and_average(runs):
     expected_ema = ema_weights(runs / "full" / checkpoint, runs / "model")
     assert all(torch.equal(resumed_ema[k], expected_ema[k]) for k in expected_ema)
     assert loss_rows(output) == loss_rows(runs / "full")
-    wavs = [(folder / "validation" / f"step-{STEPS:06d}-0.wav").read_bytes() for folder in (output, runs / "full")]
-    assert wavs[0] == wavs[1], "the same validation sound"
 
 
 # ---------------------------------------------------------------------- inputs refused before training starts
