@@ -15,6 +15,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import imageio.v2 as imageio
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -56,7 +58,8 @@ def train_args(model: Path, dataset: Path, cache: Path, output: Path, batch_size
         *("--pretrained_model_name_or_path", str(model), "--dataset", str(dataset), "--cache_dir", str(cache)),
         *("--output_dir", str(output), "--resolution", "64", "--num_frames", "9", "--learning_rate", "2e-3"),
         *("--max_train_steps", str(steps), "--seed", "0", "--checkpointing_steps", "2", "--report_to", "none"),
-        *("--train_batch_size", str(batch_size)),
+        *("--train_batch_size", str(batch_size), "--validation_prompts", "w1 w2", "--validation_steps", "2"),
+        *("--validation_num_frames", "9", "--validation_num_inference_steps", "2"),
     ]
 
 
@@ -107,6 +110,11 @@ def test_sharded_run_saves_the_pipeline_of_one_process(runs):
         torch.testing.assert_close(two[name], one[name], atol=1e-5, rtol=0, msg=name)
     assert max((one[k] - base[k]).abs().max().item() for k in one) > 1e-3, "the weights must have moved"
     assert losses(runs / "two") == losses(runs / "one")
+    # Validation renders the gathered moving average: the same video as the process that holds all weights.
+    for run in ("one", "two"):
+        assert (runs / run / "validation" / "step-000002-0.mp4").is_file()
+    last = [imageio.mimread(runs / run / "validation" / f"step-{STEPS:06d}-0.mp4") for run in ("one", "two")]
+    assert np.abs(np.float32(last[0]) - np.float32(last[1])).max() <= 2
 
 
 def test_sharded_checkpoint_holds_the_whole_moving_average(runs):

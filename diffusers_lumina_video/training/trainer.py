@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 from accelerate import Accelerator, DistributedDataParallelKwargs, PartialState, init_empty_weights
-from accelerate.utils import DistributedType, ProjectConfiguration, set_seed
+from accelerate.utils import DistributedType, ProjectConfiguration, broadcast_object_list, set_seed
 from diffusers.optimization import get_scheduler
 from diffusers.training_utils import cast_training_params
 from peft import LoraConfig, set_peft_model_state_dict
@@ -306,6 +306,8 @@ class Trainer:
         self.validating = accelerator.is_main_process and self.family.prepare_validation(
             accelerator, self.weight_dtype
         )
+        # Under FSDP every process takes part in gathering the weights the main process renders with.
+        self.gathers_for_validation = self.sharded and broadcast_object_list([self.validating])[0]
 
     @contextlib.contextmanager
     def averaged_weights(self) -> Iterator[None]:
@@ -334,6 +336,8 @@ class Trainer:
             return None
         with init_empty_weights():
             whole = self.family.transformer_class.from_config(model.config)
+            if self.lora_metadata is not None:
+                whole.add_adapter(model.peft_config["default"])
         whole.load_state_dict(state_dict, assign=True)
         return whole.to(accelerator.device)
 
@@ -342,22 +346,22 @@ class Trainer:
         paths (main process)."""
         config, accelerator = self.config, self.accelerator
         paths = []
-        # Every process takes part in gathering the (averaged) weights; the main process renders.
-        with self.averaged_weights():
-            transformer = self.whole_transformer() if self.validating or self.sharded else None
-            if self.validating:
-                folder = config.output_path / "validation"
-                folder.mkdir(parents=True, exist_ok=True)
-                seed = config.seed if config.validation_seed is None else config.validation_seed
-                transformer.eval()
-                # Validation must not move the training's random streams, or a resumed run would diverge.
-                devices = [accelerator.device] if accelerator.device.type == "cuda" else []
-                with torch.random.fork_rng(devices=devices), torch.no_grad(), accelerator.autocast():
-                    paths = self.family.render_validation(
-                        transformer, accelerator.device, self.weight_dtype, step, folder, seed
-                    )
-                transformer.train()
-                logger.info(f"Validation samples of step {step}: {[str(p) for p in paths]}")
+        if self.validating or self.gathers_for_validation:
+            with self.averaged_weights():
+                transformer = self.whole_transformer()
+                if self.validating:
+                    folder = config.output_path / "validation"
+                    folder.mkdir(parents=True, exist_ok=True)
+                    seed = config.seed if config.validation_seed is None else config.validation_seed
+                    transformer.eval()
+                    # Validation must not move the training's random streams, or a resumed run would diverge.
+                    devices = [accelerator.device] if accelerator.device.type == "cuda" else []
+                    with torch.random.fork_rng(devices=devices), torch.no_grad(), accelerator.autocast():
+                        paths = self.family.render_validation(
+                            transformer, accelerator.device, self.weight_dtype, step, folder, seed
+                        )
+                    transformer.train()
+                    logger.info(f"Validation samples of step {step}: {[str(p) for p in paths]}")
         accelerator.wait_for_everyone()
         return paths
 
