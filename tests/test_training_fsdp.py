@@ -24,6 +24,7 @@ from synthetic_media import save_tiny_pipeline, write_dataset
 
 from diffusers_lumina_video import LuminaVideoTransformer3DModel
 from diffusers_lumina_video.training.checkpoints import EMA_STATE_NAME
+from diffusers_lumina_video.training.ema import ShardedEMAModel
 
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -135,6 +136,13 @@ def test_sharded_run_resumes_from_its_checkpoint(runs):
     for name in uninterrupted:
         torch.testing.assert_close(resumed[name], uninterrupted[name], atol=1e-6, rtol=0, msg=name)
     assert losses(runs / "resumed") == losses(runs / "two")
+
+
+def test_moving_average_of_another_model_is_refused():
+    ema = ShardedEMAModel([torch.nn.Parameter(torch.zeros(2))])
+    other = ShardedEMAModel([torch.nn.Parameter(torch.zeros(2)), torch.nn.Parameter(torch.zeros(3))])
+    with pytest.raises(ValueError, match="The moving average has 2 tensors; this model trains 1"):
+        ema.load_state_dict(other.state_dict())
 
 
 def main() -> None:
