@@ -4,8 +4,8 @@ accelerate owns devices, precision and processes (DDP, or FSDP from an accelerat
 shard of every weight, and what is saved or rendered is gathered first); the loss is
 `recipe.flow_matching_loss`; the data comes from the cache `prepare.py` writes. A run writes into `output_dir`:
 
-    checkpoints/checkpoint-N/    LoRA (or the whole transformer and its moving average), optimizer, scheduler and
-                                 RNG states (`accelerator.save_state`), resumable
+    checkpoints/checkpoint-N/    LoRA (or the transformer, sharded under FSDP, and its moving average), optimizer,
+                                 scheduler and RNG states (`accelerator.save_state`), resumable
     logs/loss.csv, logs/loss.png the loss per step (the plot when matplotlib is installed); tensorboard events
     validation/step-N-I.mp4      validation videos, same seed at every step
     LoRA mode: pytorch_lora_weights.safetensors, README.md   the LoRA (`load_lora_weights` format), its model card
@@ -367,6 +367,7 @@ class Trainer:
 
     @property
     def sharded(self) -> bool:
+        """Whether FSDP splits the weights over the processes (set in the accelerate config)."""
         return self.accelerator.distributed_type == DistributedType.FSDP
 
     def train(self) -> Path:
