@@ -11,10 +11,12 @@ from .config import TrainingConfig
 CHECKPOINT_PREFIX = "checkpoint-"
 TRAINER_STATE_FILE = "trainer_state.json"
 LORA_WEIGHT_NAME = "pytorch_lora_weights.safetensors"
-# What accelerate's `save_state` writes besides the LoRA; `load_state` needs all of them.
-_STATE_FILES = ("optimizer.bin", "scheduler.bin")
+# What accelerate's `save_state` writes besides the LoRA; `load_state` needs all of them. Each entry lists the names
+# one state may have: without FSDP, then under FSDP with a full or a sharded state dict (the latter a folder).
+_STATE_FILES = (("optimizer.bin", "optimizer_0"), ("scheduler.bin",))
 # What it writes in full mode: the transformer, and the moving average (the first object registered for checkpointing).
 MODEL_WEIGHT_NAME = "model.safetensors"
+_MODEL_WEIGHT_NAMES = (MODEL_WEIGHT_NAME, "pytorch_model_fsdp.bin", "pytorch_model_fsdp_0")
 EMA_STATE_NAME = "custom_checkpoint_0.pkl"
 
 
@@ -77,10 +79,11 @@ def check_checkpoint(path: Path, config: TrainingConfig, lora_modules: list[str]
             f"Checkpoint {path} was saved by a `training_mode` '{saved_mode}' run; this run trains "
             f"'{config.training_mode}'."
         )
-    weights = [LORA_WEIGHT_NAME] if saved_mode == "lora" else [MODEL_WEIGHT_NAME]
+    needed = [(LORA_WEIGHT_NAME,) if saved_mode == "lora" else _MODEL_WEIGHT_NAMES, *_STATE_FILES]
     if config.uses_ema:
-        weights.append(EMA_STATE_NAME)
-    missing = [name for name in (*weights, *_STATE_FILES) if not (path / name).is_file()]
+        needed.append((EMA_STATE_NAME,))
+    # Named as written without FSDP.
+    missing = [names[0] for names in needed if not any((path / name).exists() for name in names)]
     if missing:
         raise ValueError(f"Checkpoint {path} is incomplete: {missing} missing.")
     if config.training_mode == "full":

@@ -1,10 +1,11 @@
 """Training of the Lumina-Video transformer on accelerate: a LoRA on the frozen model, or every weight (full).
 
-accelerate owns devices, precision and processes (DDP, or FSDP from an accelerate config); the loss is
+accelerate owns devices, precision and processes (DDP, or FSDP from an accelerate config: each process then holds a
+shard of every weight, and what is saved or rendered is gathered first); the loss is
 `recipe.flow_matching_loss`; the data comes from the cache `prepare.py` writes. A run writes into `output_dir`:
 
-    checkpoints/checkpoint-N/    LoRA (or the whole transformer and its moving average), optimizer, scheduler and
-                                 RNG states (`accelerator.save_state`), resumable
+    checkpoints/checkpoint-N/    LoRA (or the transformer, sharded under FSDP, and its moving average), optimizer,
+                                 scheduler and RNG states (`accelerator.save_state`), resumable
     logs/loss.csv, logs/loss.png the loss per step (the plot when matplotlib is installed); tensorboard events
     validation/step-N-I.mp4      validation videos, same seed at every step
     LoRA mode: pytorch_lora_weights.safetensors, README.md   the LoRA (`load_lora_weights` format), its model card
@@ -24,9 +25,9 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 from accelerate import Accelerator, DistributedDataParallelKwargs, PartialState, init_empty_weights
-from accelerate.utils import ProjectConfiguration, set_seed
+from accelerate.utils import DistributedType, ProjectConfiguration, broadcast_object_list, set_seed
 from diffusers.optimization import get_scheduler
-from diffusers.training_utils import EMAModel, cast_training_params
+from diffusers.training_utils import cast_training_params
 from peft import LoraConfig, set_peft_model_state_dict
 from peft.utils import get_peft_model_state_dict
 from torch.utils.data import DataLoader
@@ -48,6 +49,7 @@ from .checkpoints import (
     resolve_resume_path,
 )
 from .config import FULL_ONLY_SETTINGS, LORA_ONLY_SETTINGS, TrainingConfig
+from .ema import ShardedEMAModel
 from .families import DTYPES, V2AFamily, VideoFamily, encoder_dtype, model_family
 from .loss_log import LossLog
 from .recipe import AudioTrainingBatch, TrainingBatch, flow_matching_loss, sample_generator
@@ -200,12 +202,9 @@ class Trainer:
         transformer.to(accelerator.device)
         cast_training_params(transformer, torch.float32)
         self.lora_metadata = None if full else transformer.peft_config["default"].to_dict()
-        self.trainable = [p for p in transformer.parameters() if p.requires_grad]
-        # The moving average lives on every process (each holds all weights under DDP) and is checkpointed.
-        self.ema = EMAModel(self.trainable, decay=config.ema_decay) if config.uses_ema else None
 
         optimizer = torch.optim.AdamW(
-            self.trainable,
+            [p for p in transformer.parameters() if p.requires_grad],
             lr=config.learning_rate,
             betas=(config.adam_beta1, config.adam_beta2),
             weight_decay=config.adam_weight_decay,
@@ -219,6 +218,10 @@ class Trainer:
             num_training_steps=config.max_train_steps * accelerator.num_processes,
         )
         self.transformer, self.optimizer, self.lr_scheduler = accelerator.prepare(transformer, optimizer, lr_scheduler)
+        # After `prepare`: FSDP replaces every parameter by its shard (a DTensor).
+        self.trainable = [p for p in self.transformer.parameters() if p.requires_grad]
+        # The moving average of what this process holds (all weights under DDP, its shards under FSDP), checkpointed.
+        self.ema = ShardedEMAModel(self.trainable, decay=config.ema_decay) if config.uses_ema else None
         if full:
             if self.ema is not None:
                 accelerator.register_for_checkpointing(self.ema)  # saved as `EMA_STATE_NAME`
@@ -303,6 +306,8 @@ class Trainer:
         self.validating = accelerator.is_main_process and self.family.prepare_validation(
             accelerator, self.weight_dtype
         )
+        # Under FSDP every process takes part in gathering the weights the main process renders with.
+        self.gathers_for_validation = self.sharded and broadcast_object_list([self.validating])[0]
 
     @contextlib.contextmanager
     def averaged_weights(self) -> Iterator[None]:
@@ -318,32 +323,52 @@ class Trainer:
         finally:
             self.ema.restore(self.trainable)
 
+    def whole_transformer(self) -> nn.Module | None:
+        """The transformer with all its weights, on the main process (None elsewhere); called on every process. Under
+        FSDP, where each process holds shards, an unsharded copy made from the gathered weights; otherwise the
+        trained model itself."""
+        accelerator = self.accelerator
+        model = accelerator.unwrap_model(self.transformer)
+        if not self.sharded:
+            return model if accelerator.is_main_process else None
+        state_dict = accelerator.get_state_dict(self.transformer)
+        if not accelerator.is_main_process:
+            return None
+        with init_empty_weights():
+            whole = self.family.transformer_class.from_config(model.config)
+            if self.lora_metadata is not None:
+                whole.add_adapter(model.peft_config["default"])
+        whole.load_state_dict(state_dict, assign=True)
+        return whole.to(accelerator.device)
+
     def validate(self, step: int) -> list[Path]:
         """Renders the validation samples with the same seed (with the averaged weights in full mode); returns their
         paths (main process)."""
         config, accelerator = self.config, self.accelerator
         paths = []
-        if self.validating:
-            transformer = accelerator.unwrap_model(self.transformer)
-            folder = config.output_path / "validation"
-            folder.mkdir(parents=True, exist_ok=True)
-            seed = config.seed if config.validation_seed is None else config.validation_seed
-            transformer.eval()
-            # Validation must not move the training's random streams, or a resumed run would diverge.
-            devices = [accelerator.device] if accelerator.device.type == "cuda" else []
-            with (
-                torch.random.fork_rng(devices=devices),
-                torch.no_grad(),
-                accelerator.autocast(),
-                self.averaged_weights(),
-            ):
-                paths = self.family.render_validation(
-                    transformer, accelerator.device, self.weight_dtype, step, folder, seed
-                )
-            transformer.train()
-            logger.info(f"Validation samples of step {step}: {[str(p) for p in paths]}")
+        if self.validating or self.gathers_for_validation:
+            with self.averaged_weights():
+                transformer = self.whole_transformer()
+                if self.validating:
+                    folder = config.output_path / "validation"
+                    folder.mkdir(parents=True, exist_ok=True)
+                    seed = config.seed if config.validation_seed is None else config.validation_seed
+                    transformer.eval()
+                    # Validation must not move the training's random streams, or a resumed run would diverge.
+                    devices = [accelerator.device] if accelerator.device.type == "cuda" else []
+                    with torch.random.fork_rng(devices=devices), torch.no_grad(), accelerator.autocast():
+                        paths = self.family.render_validation(
+                            transformer, accelerator.device, self.weight_dtype, step, folder, seed
+                        )
+                    transformer.train()
+                    logger.info(f"Validation samples of step {step}: {[str(p) for p in paths]}")
         accelerator.wait_for_everyone()
         return paths
+
+    @property
+    def sharded(self) -> bool:
+        """Whether FSDP splits the weights over the processes (set in the accelerate config)."""
+        return self.accelerator.distributed_type == DistributedType.FSDP
 
     def train(self) -> Path:
         self._check_before_start()
@@ -448,6 +473,9 @@ class Trainer:
         accelerator.wait_for_everyone()
         full = config.training_mode == "full"
         layers = None if full else self.lora_layers()
+        if full and self.ema is not None:
+            self.ema.copy_to(self.trainable)  # training is over: the pipeline holds the moving average
+        transformer = self.whole_transformer() if full else None
         result = output / (PIPELINE_FOLDER if full else LORA_WEIGHT_NAME)
         if accelerator.is_main_process:
             loss_log.close()
@@ -455,7 +483,7 @@ class Trainer:
             repo_id = self._create_repo() if config.push_to_hub else None
             if full:
                 with build_folder_atomically(result, overwrite=True) as building:
-                    self._write_pipeline(building, sample_paths)
+                    self._write_pipeline(transformer, building, sample_paths)
                     self._write_model_card(building, sample_paths, repo_id or str(result))
             else:
                 with atomic_output_file(result) as staging:
@@ -467,18 +495,16 @@ class Trainer:
         accelerator.end_training()
         return result
 
-    def _write_pipeline(self, folder: Path, sample_paths: list[Path]) -> None:
-        """The base pipeline with the trained transformer (its moving average when there is one), and the validation
-        videos the model card shows."""
+    def _write_pipeline(self, transformer: nn.Module, folder: Path, sample_paths: list[Path]) -> None:
+        """The base pipeline with the trained `transformer`, and the validation videos the model card shows."""
         config = self.config
-        with self.averaged_weights():
-            pipe = self.family.pipeline_class.from_pretrained(
-                config.pretrained_model_name_or_path,
-                transformer=self.accelerator.unwrap_model(self.transformer),
-                revision=config.revision,
-                variant=config.variant,
-            )
-            pipe.save_pretrained(folder)
+        pipe = self.family.pipeline_class.from_pretrained(
+            config.pretrained_model_name_or_path,
+            transformer=transformer,
+            revision=config.revision,
+            variant=config.variant,
+        )
+        pipe.save_pretrained(folder)
         for path in sample_paths:
             copy = folder / path.relative_to(config.output_path)
             copy.parent.mkdir(parents=True, exist_ok=True)
