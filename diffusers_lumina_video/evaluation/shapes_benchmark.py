@@ -111,3 +111,19 @@ def sweep_correlation(measured: dict[float, list[float]]) -> float:
     xs = [value for value, motions in measured.items() for _ in motions]
     ys = [motion for motions in measured.values() for motion in motions]
     return spearman(xs, ys)
+
+
+def frame_strip(clips: Sequence[np.ndarray], captions: Sequence[str], every: int = 1):
+    """A PIL image: one row of frames per clip, its caption above it."""
+    from PIL import Image, ImageDraw
+
+    rows = [np.concatenate(list((np.clip(clip[::every], 0, 1) * 255).astype(np.uint8)), axis=1) for clip in clips]
+    height, width = rows[0].shape[:2]
+    label = 14
+    strip = Image.new("RGB", (width, len(rows) * (height + label)), (255, 255, 255))
+    draw = ImageDraw.Draw(strip)
+    for index, (row, caption) in enumerate(zip(rows, captions, strict=True)):
+        top = index * (height + label)
+        draw.text((2, top + 1), caption, fill=(0, 0, 0))
+        strip.paste(Image.fromarray(row), (0, top + label))
+    return strip

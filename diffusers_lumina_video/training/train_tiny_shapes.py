@@ -38,12 +38,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--output-dir", type=Path, required=True, help="Work folder and result (OUTPUT_DIR/pipeline).")
     parser.add_argument("--seed", type=int, default=0, help="Seed of the clips, every initialisation and the noise.")
     parser.add_argument("--clips-per-spec", type=int, default=4, help="Training clips per caption (82 captions).")
-    parser.add_argument("--vae-steps", type=int, default=150, help="Optimizer steps of the VAE.")
+    parser.add_argument("--vae-steps", type=int, default=200, help="Optimizer steps of the VAE.")
     parser.add_argument("--vae-batch-size", type=int, default=8)
-    parser.add_argument("--train-steps", type=int, default=600, help="Optimizer steps of the transformer.")
-    parser.add_argument("--batch-size", type=int, default=16, help="Clips per micro-batch of the transformer.")
-    parser.add_argument("--learning-rate", type=float, default=1e-3, help="Peak learning rate of the transformer.")
-    parser.add_argument("--hidden-size", type=int, default=128, help="Transformer width (a multiple of 64).")
+    parser.add_argument("--vae-crop", type=int, default=16, help="Side of the random windows the VAE trains on.")
+    parser.add_argument("--vae-learning-rate", type=float, default=3e-3)
+    parser.add_argument("--train-steps", type=int, default=300, help="Optimizer steps of the transformer.")
+    parser.add_argument("--batch-size", type=int, default=8, help="Clips per micro-batch of the transformer.")
+    parser.add_argument("--learning-rate", type=float, default=2e-3, help="Peak learning rate of the transformer.")
+    parser.add_argument("--hidden-size", type=int, default=64, help="Transformer width (a multiple of 64).")
     parser.add_argument("--num-layers", type=int, default=4, help="Transformer blocks.")
     parser.add_argument(
         "--single-scale",
@@ -63,8 +65,11 @@ def check_args(args: argparse.Namespace) -> None:
             raise ValueError(f"`--{name.replace('_', '-')}` must be >= 1, got {getattr(args, name)}.")
     if not 0 <= args.seed < 2**31:
         raise ValueError(f"`--seed` must be in [0, 2**31), got {args.seed}.")
-    if not args.learning_rate > 0:
-        raise ValueError(f"`--learning-rate` must be > 0, got {args.learning_rate}.")
+    for name in ("learning_rate", "vae_learning_rate"):
+        if not getattr(args, name) > 0:
+            raise ValueError(f"`--{name.replace('_', '-')}` must be > 0, got {getattr(args, name)}.")
+    if args.vae_crop < 16 or args.vae_crop > CLIP_SIZE or args.vae_crop % 16:
+        raise ValueError(f"`--vae-crop` must be a multiple of 16 from 16 to {CLIP_SIZE}, got {args.vae_crop}.")
     if args.hidden_size < 64 or args.hidden_size % 64:
         raise ValueError(
             f"`--hidden-size` must be a positive multiple of 64 (4 heads of 16k), got {args.hidden_size}."
@@ -78,7 +83,13 @@ def check_args(args: argparse.Namespace) -> None:
 def _stage_settings(args: argparse.Namespace) -> dict[str, dict]:
     """What each stage's result depends on (its own settings and those of the stages before it)."""
     data = {"seed": args.seed, "clips_per_spec": args.clips_per_spec, "frames": CLIP_FRAMES, "size": CLIP_SIZE}
-    vae = {**data, "vae_steps": args.vae_steps, "vae_batch_size": args.vae_batch_size}
+    vae = {
+        **data,
+        "vae_steps": args.vae_steps,
+        "vae_batch_size": args.vae_batch_size,
+        "vae_crop": args.vae_crop,
+        "vae_learning_rate": args.vae_learning_rate,
+    }
     untrained = {**vae, "hidden_size": args.hidden_size, "num_layers": args.num_layers}
     transformer = {
         **untrained,
@@ -116,7 +127,15 @@ def _train_vae(folder: Path, args: argparse.Namespace) -> dict:
     torch.manual_seed(args.seed)
     vae = shapes_vae()
     losses = train_shapes_vae(
-        vae, train_specs, args.vae_steps, args.vae_batch_size, size=CLIP_SIZE, num_frames=CLIP_FRAMES, seed=args.seed
+        vae,
+        train_specs,
+        args.vae_steps,
+        args.vae_batch_size,
+        args.vae_learning_rate,
+        size=CLIP_SIZE,
+        crop=args.vae_crop,
+        num_frames=CLIP_FRAMES,
+        seed=args.seed,
     )
     rng = np.random.default_rng(args.seed + 1)
     factor = fit_scaling_factor(vae, random_clips(train_specs, 32, rng, CLIP_SIZE, CLIP_FRAMES))
