@@ -11,6 +11,7 @@ reconstruction report, the untrained pipeline, the training run. The result is `
 import argparse
 import json
 import logging
+import shutil
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,7 +24,7 @@ from ..utils.atomic import atomic_output_file
 
 logger = logging.getLogger(__name__)
 
-STAGES = ("data", "vae", "untrained", "transformer", "export")
+STAGES = ("data", "vae", "vae_refine", "untrained", "transformer", "export")
 # Scale-aware time shifts for these small latents: the reference's ratios between patchifications, halved.
 SHAPES_TIMESTEP_SHIFTS = {"1x2x2": 1.0, "2x2x2": 2.0, "2x4x4": 4.0}
 CLIP_FRAMES = 9
@@ -42,6 +43,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--vae-batch-size", type=int, default=8)
     parser.add_argument("--vae-crop", type=int, default=16, help="Side of the random windows the VAE trains on.")
     parser.add_argument("--vae-learning-rate", type=float, default=3e-3)
+    parser.add_argument(
+        "--vae-refine-steps",
+        type=int,
+        default=150,
+        help="Further VAE steps on 32 px windows at a third of the rate (0: none).",
+    )
     parser.add_argument("--train-steps", type=int, default=300, help="Optimizer steps of the transformer.")
     parser.add_argument("--batch-size", type=int, default=8, help="Clips per micro-batch of the transformer.")
     parser.add_argument("--learning-rate", type=float, default=2e-3, help="Peak learning rate of the transformer.")
@@ -59,7 +66,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def check_args(args: argparse.Namespace) -> None:
     """Every setting checked before any work starts."""
-    positive = ("clips_per_spec", "vae_steps", "vae_batch_size", "train_steps", "batch_size", "num_layers")
+    if args.vae_refine_steps < 0:
+        raise ValueError(f"`--vae-refine-steps` must be >= 0 (0: no refinement), got {args.vae_refine_steps}.")
+    positive = (
+        "clips_per_spec",
+        "vae_steps",
+        "vae_batch_size",
+        "train_steps",
+        "batch_size",
+        "num_layers",
+    )
     for name in positive:
         if getattr(args, name) < 1:
             raise ValueError(f"`--{name.replace('_', '-')}` must be >= 1, got {getattr(args, name)}.")
@@ -90,7 +106,8 @@ def _stage_settings(args: argparse.Namespace) -> dict[str, dict]:
         "vae_crop": args.vae_crop,
         "vae_learning_rate": args.vae_learning_rate,
     }
-    untrained = {**vae, "hidden_size": args.hidden_size, "num_layers": args.num_layers}
+    vae_refine = {**vae, "vae_refine_steps": args.vae_refine_steps}
+    untrained = {**vae_refine, "hidden_size": args.hidden_size, "num_layers": args.num_layers}
     transformer = {
         **untrained,
         "train_steps": args.train_steps,
@@ -98,7 +115,14 @@ def _stage_settings(args: argparse.Namespace) -> dict[str, dict]:
         "learning_rate": args.learning_rate,
         "single_scale": args.single_scale,
     }
-    return {"data": data, "vae": vae, "untrained": untrained, "transformer": transformer, "export": transformer}
+    return {
+        "data": data,
+        "vae": vae,
+        "vae_refine": vae_refine,
+        "untrained": untrained,
+        "transformer": transformer,
+        "export": transformer,
+    }
 
 
 def _is_done(marker: Path, settings: dict) -> bool:
@@ -117,25 +141,29 @@ def _render_data(folder: Path, args: argparse.Namespace) -> None:
     write_shape_dataset(folder, train_specs, args.clips_per_spec, args.seed, CLIP_SIZE, CLIP_FRAMES, CLIP_FPS)
 
 
-def _train_vae(folder: Path, args: argparse.Namespace) -> dict:
-    """Trains and saves the VAE; returns its reconstruction report on clips of held-out captions."""
+def _train_vae(folder: Path, args: argparse.Namespace, start: Path | None = None) -> dict:
+    """Trains and saves the VAE: from scratch on `--vae-crop` windows, or, from the one saved in `start`, further on
+    32 px windows at a third of the rate (shapes whole in view once colours are learnt). Returns its reconstruction
+    report on clips of held-out captions."""
+    from diffusers import AutoencoderKLCogVideoX
+
     from ..evaluation.video_attributes import read_clip_attributes
     from .shapes_vae import fit_scaling_factor, random_clips, reconstruct, shapes_vae, train_shapes_vae
     from .synthetic_shapes import split_specs
 
     train_specs, held_out = split_specs()
     torch.manual_seed(args.seed)
-    vae = shapes_vae()
+    vae = shapes_vae() if start is None else AutoencoderKLCogVideoX.from_pretrained(start)
     losses = train_shapes_vae(
         vae,
         train_specs,
-        args.vae_steps,
+        args.vae_steps if start is None else args.vae_refine_steps,
         args.vae_batch_size,
-        args.vae_learning_rate,
+        args.vae_learning_rate if start is None else args.vae_learning_rate / 3,
         size=CLIP_SIZE,
-        crop=args.vae_crop,
+        crop=args.vae_crop if start is None else 32,
         num_frames=CLIP_FRAMES,
-        seed=args.seed,
+        seed=args.seed if start is None else args.seed + 1,
     )
     rng = np.random.default_rng(args.seed + 1)
     factor = fit_scaling_factor(vae, random_clips(train_specs, 32, rng, CLIP_SIZE, CLIP_FRAMES))
@@ -156,6 +184,13 @@ def _train_vae(folder: Path, args: argparse.Namespace) -> dict:
         "scaling_factor": factor,
         "final_loss": float(np.mean(losses[-20:])),
     }
+
+
+def _refine_vae(folder: Path, start: Path, args: argparse.Namespace) -> dict:
+    if args.vae_refine_steps == 0:
+        shutil.copytree(start, folder, dirs_exist_ok=True)
+        return {}
+    return _train_vae(folder, args, start)
 
 
 def _training_config(args: argparse.Namespace, work: Path):
@@ -213,6 +248,7 @@ def run(args: argparse.Namespace) -> Path:
     steps = {
         "data": lambda folder: _render_data(folder, args),
         "vae": lambda folder: _train_vae(folder, args),
+        "vae_refine": lambda folder: _refine_vae(folder, work / "vae", args),
         "untrained": lambda folder: _write_untrained(folder, work, args),
         "transformer": lambda folder: _train_transformer(args, work),
         "export": lambda folder: _export(work / "transformer" / "pipeline", folder),
@@ -237,7 +273,7 @@ def _write_untrained(folder: Path, work: Path, args: argparse.Namespace) -> None
 
     from .shapes_model import write_untrained_pipeline
 
-    vae = AutoencoderKLCogVideoX.from_pretrained(work / "vae")
+    vae = AutoencoderKLCogVideoX.from_pretrained(work / "vae_refine")
     write_untrained_pipeline(folder, vae, args.seed, args.hidden_size, args.num_layers)
 
 
