@@ -71,6 +71,9 @@ def test_frame_strip_has_one_row_per_clip():
         (["--threads", "4"], "`--threads` must be 1 or 2"),
         (["--learning-rate", "0"], "`--learning-rate` must be > 0"),
         (["--seed", "-1"], r"`--seed` must be in \[0, 2\*\*31\)"),
+        (["--vae-refine-steps", "-1"], r"`--vae-refine-steps` must be >= 0 \(0: no refinement\)"),
+        (["--vae-crop", "24"], "`--vae-crop` must be a multiple of 16 from 16 to 64"),
+        (["--vae-learning-rate", "-1"], "`--vae-learning-rate` must be > 0"),
     ],
 )
 def test_training_script_refuses_bad_settings(tmp_path, flags, message):
