@@ -91,8 +91,8 @@ def write_untrained_pipeline(
 
 @torch.no_grad()
 def caption_feature_distances(pipe: LuminaVideoPipeline, captions: list[str]) -> torch.Tensor:
-    """`[N, N]` smallest per-token distance between the caption features of `captions` (same token count), relative
-    to the features' norm: 0 means two captions are indistinguishable to the transformer."""
+    """`[N, N]` distances between the caption features of `captions` (all of one token count, each flattened),
+    relative to their mean norm: 0 means two captions are indistinguishable to the transformer."""
     embeds, _, _, _ = pipe.encode_prompt(captions, do_classifier_free_guidance=False, device="cpu")
     flat = embeds.flatten(1)
     return torch.cdist(flat, flat) / flat.norm(dim=1).mean()
