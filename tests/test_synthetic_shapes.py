@@ -2,8 +2,14 @@ import numpy as np
 import pytest
 
 from diffusers_lumina_video.evaluation.video_attributes import read_clip_attributes
+from diffusers_lumina_video.training.data import read_manifest, read_video_clip
 from diffusers_lumina_video.training.motion import flow_motion_score
-from diffusers_lumina_video.training.synthetic_shapes import ShapeSpec, render_shape_clip
+from diffusers_lumina_video.training.synthetic_shapes import (
+    ShapeSpec,
+    render_shape_clip,
+    split_specs,
+    write_shape_dataset,
+)
 
 
 @pytest.mark.parametrize("background", ["plain", "gradient"])
@@ -55,3 +61,52 @@ def test_reader_handles_empty_and_still_frames():
 def test_generator_refuses_bad_settings(spec, kwargs, message):
     with pytest.raises(ValueError, match=message):
         render_shape_clip(spec, **kwargs)
+
+
+def test_held_out_combinations_are_new_only_as_triples():
+    train, held_out = split_specs()
+    assert len(held_out) == 14 and len(train) + len(held_out) == len(ShapeSpec.all())
+    seen = {(s.colour, s.shape, s.direction) for s in train}
+    for spec in held_out:
+        assert (spec.colour, spec.shape, spec.direction) not in seen
+        # every pair of its attributes is trained on
+        assert any(s.colour == spec.colour and s.shape == spec.shape for s in train)
+        assert any(s.colour == spec.colour and s.direction == spec.direction for s in train)
+        assert any(s.shape == spec.shape and s.direction == spec.direction for s in train)
+
+
+def test_speed_jitter_varies_speed_within_its_range():
+    spec = ShapeSpec("green", "circle", "right", "slowly")
+    paths = [
+        read_clip_attributes(render_shape_clip(spec, seed, 64, 9, speed_jitter=0.25)).displacement[0]
+        for seed in range(6)
+    ]
+    assert len({round(p) for p in paths}) > 1
+    assert all(0.75 * 8 - 1 <= p <= 1.25 * 8 + 1 for p in paths), paths
+
+
+def test_dataset_is_written_as_a_manifest_the_trainer_reads(tmp_path):
+    specs = split_specs()[0][:2]
+    manifest = write_shape_dataset(tmp_path, specs, clips_per_spec=2, seed=1, num_frames=9)
+    items = read_manifest(manifest)
+    assert [item.caption for item in items] == [specs[0].caption] * 2 + [specs[1].caption] * 2
+    clip = read_video_clip(items[0].path, 9, None)
+    expected = render_shape_clip(specs[0], seed=1_000_003, size=64, num_frames=9, speed_jitter=0.25)
+    assert clip.source_fps == 8 and np.array_equal(np.stack(clip.frames), expected)  # lossless
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"specs": []}, "`specs` must hold at least one"),
+        ({"clips_per_spec": 0}, "`clips_per_spec` must be >= 1"),
+        ({"fps": 0}, "`fps` must be > 0"),
+        ({"speed_jitter": 0.5}, r"`speed_jitter` must be in \[0, 0.5\)"),
+        ({"num_frames": 1}, "`num_frames` must be >= 2"),
+    ],
+)
+def test_dataset_writer_refuses_bad_settings_before_writing(tmp_path, kwargs, message):
+    arguments = {"specs": split_specs()[0][:1], "clips_per_spec": 1, **kwargs}
+    with pytest.raises(ValueError, match=message):
+        write_shape_dataset(tmp_path / "data", **arguments)
+    assert not (tmp_path / "data").exists()

@@ -31,12 +31,9 @@ TINY_CLIP_DIM = 16
 TINY_SYNC_DIM = 24
 
 
-def tiny_tokenizer(vocab_size: int = 512, model_max_length: int = 256) -> PreTrainedTokenizerFast:
-    """A lowercasing word-level tokenizer that, like Gemma's, starts every text with `<bos>`; words outside its
-    small vocabulary map to `<unk>`."""
-    words = [*"abcdefghijklmnopqrstuvwxyz0123456789.,!?'<>-"]
-    words += "a an the of in on at to and with is are video videos high quality you assistant designed".split()
-    words += [f"w{i}" for i in range(vocab_size - len(SPECIAL_TOKENS) - len(words))]
+def word_level_tokenizer(words: list[str], model_max_length: int = 256) -> PreTrainedTokenizerFast:
+    """A lowercasing tokenizer with one token per word of `words` (after the special tokens) that, like Gemma's,
+    starts every text with `<bos>`; other words map to `<unk>`."""
     vocab = {token: index for index, token in enumerate(SPECIAL_TOKENS + list(dict.fromkeys(words)))}
     tokenizer = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
     tokenizer.normalizer = normalizers.Lowercase()
@@ -53,6 +50,14 @@ def tiny_tokenizer(vocab_size: int = 512, model_max_length: int = 256) -> PreTra
         padding_side="right",
         model_max_length=model_max_length,
     )
+
+
+def tiny_tokenizer(vocab_size: int = 512, model_max_length: int = 256) -> PreTrainedTokenizerFast:
+    """A word-level tokenizer of `vocab_size` tokens: characters, a few common words and fillers."""
+    words = [*"abcdefghijklmnopqrstuvwxyz0123456789.,!?'<>-"]
+    words += "a an the of in on at to and with is are video videos high quality you assistant designed".split()
+    words += [f"w{i}" for i in range(vocab_size - len(SPECIAL_TOKENS) - len(words))]
+    return word_level_tokenizer(words, model_max_length)
 
 
 def tiny_text_encoder(vocab_size: int = 512) -> Gemma2Model:

@@ -1,0 +1,88 @@
+import numpy as np
+import pytest
+import torch
+
+from diffusers_lumina_video.evaluation.shapes_benchmark import frame_strip, spearman, sweep_correlation
+from diffusers_lumina_video.training.shapes_model import caption_feature_distances, write_untrained_pipeline
+from diffusers_lumina_video.training.shapes_vae import random_clips, random_crops, shapes_vae, train_shapes_vae
+from diffusers_lumina_video.training.synthetic_shapes import ShapeSpec
+from diffusers_lumina_video.training.train_tiny_shapes import build_parser, check_args
+
+
+def test_spearman_matches_hand_computed_ranks():
+    assert spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
+    assert spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+    # ties share their mean rank: ranks x = [0.5, 0.5, 2, 3], y = [0, 1, 2, 3]
+    assert spearman([1, 1, 2, 3], [1, 2, 3, 4]) == pytest.approx(np.corrcoef([0.5, 0.5, 2, 3], [0, 1, 2, 3])[0, 1])
+    assert np.isnan(spearman([1, 1], [1, 2]))
+    assert sweep_correlation({0.0: [1.0, 1.5], 5.0: [2.0, 3.0]}) > 0.8
+
+
+def test_vae_training_is_seeded_and_lowers_the_loss():
+    specs = [ShapeSpec("red", "square", "right", "quickly")]
+    runs = []
+    for _ in range(2):
+        torch.manual_seed(0)
+        vae = shapes_vae(latent_channels=4)
+        runs.append(train_shapes_vae(vae, specs, steps=3, batch_size=1, crop=16, size=32, learning_rate=5e-3))
+    assert runs[0] == runs[1]
+    assert runs[0][-1] < runs[0][0]
+
+
+def test_vae_refuses_bad_settings():
+    with pytest.raises(ValueError, match="`crop` must be a multiple of 16"):
+        train_shapes_vae(shapes_vae(), [ShapeSpec("red", "square", "right", "quickly")], steps=1, crop=24)
+    with pytest.raises(ValueError, match="`num_frames` must be 1 \\+ a multiple of 4"):
+        train_shapes_vae(shapes_vae(), [ShapeSpec("red", "square", "right", "quickly")], steps=1, num_frames=8)
+
+
+def test_random_crops_keep_frames_aligned():
+    clips = random_clips([ShapeSpec("blue", "circle", "up", "slowly")], 2, np.random.default_rng(0), 32, 5)
+    crops = random_crops(clips, 16, np.random.default_rng(0))
+    assert crops.shape == (2, 3, 5, 16, 16)
+
+
+def test_untrained_pipeline_loads_and_tells_captions_apart(tmp_path):
+    from diffusers import DiffusionPipeline
+
+    write_untrained_pipeline(tmp_path / "pipe", shapes_vae(), hidden_size=64, num_layers=1)
+    pipe = DiffusionPipeline.from_pretrained(tmp_path / "pipe")
+    assert type(pipe).__name__ == "LuminaVideoPipeline"
+    assert [tuple(p) for p in pipe.transformer.config.patch_sizes] == [(1, 2, 2), (2, 2, 2), (2, 4, 4)]
+    assert "<unk>" not in pipe.tokenizer.tokenize("a yellow triangle moving down, quickly")
+    captions = [s.caption for s in ShapeSpec.all()[:12]]
+    distances = caption_feature_distances(pipe, captions)
+    assert distances[~torch.eye(len(captions), dtype=bool)].min() > 0.01
+    video = pipe("a red circle moving left, slowly", height=64, width=64, num_frames=8, num_inference_steps=1)
+    assert video.frames.shape == (1, 8, 64, 64, 3)
+
+
+def test_frame_strip_has_one_row_per_clip():
+    clips = [np.zeros((4, 16, 16, 3)), np.ones((4, 16, 16, 3))]
+    strip = frame_strip(clips, ["a", "b"])
+    assert strip.size == (64, 2 * (16 + 14))
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--train-steps", "0"], "`--train-steps` must be >= 1"),
+        (["--hidden-size", "96"], "`--hidden-size` must be a positive multiple of 64"),
+        (["--threads", "4"], "`--threads` must be 1 or 2"),
+        (["--learning-rate", "0"], "`--learning-rate` must be > 0"),
+        (["--seed", "-1"], r"`--seed` must be in \[0, 2\*\*31\)"),
+        (["--vae-refine-steps", "-1"], r"`--vae-refine-steps` must be >= 0 \(0: no refinement\)"),
+        (["--vae-crop", "24"], "`--vae-crop` must be a multiple of 16 from 16 to 64"),
+        (["--vae-learning-rate", "-1"], "`--vae-learning-rate` must be > 0"),
+    ],
+)
+def test_training_script_refuses_bad_settings(tmp_path, flags, message):
+    args = build_parser().parse_args(["--output-dir", str(tmp_path / "run"), *flags])
+    with pytest.raises(ValueError, match=message):
+        check_args(args)
+
+
+def test_training_script_refuses_a_file_as_output(tmp_path):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ValueError, match="is a file, not a folder"):
+        check_args(build_parser().parse_args(["--output-dir", str(tmp_path / "file")]))
