@@ -35,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", required=True)
     for command in COMMANDS:
         command.register(subparsers)
-    for subparser in subparsers.choices.values():
+    for subparser in dict.fromkeys(subparsers.choices.values()):  # an alias maps to its command's parser again
         add_verbose_argument(subparser)
     return parser
 

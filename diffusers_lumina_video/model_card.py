@@ -340,6 +340,54 @@ def create_lora_model_card(
         sampling_preset (`str`): The `SAMPLING_PRESETS` entry the usage code samples with.
         tags (`list[str]`, *optional*): Hub tags added to the package's own.
     """
+    return _trained_model_card(
+        "lora", repo_id, base_model, training_settings, validation_video, validation_prompt, trigger_phrase,
+        sampling_preset, tags,
+    )  # fmt: skip
+
+
+def create_full_model_card(
+    repo_id: str,
+    base_model: str,
+    training_settings: dict[str, Any] | None = None,
+    validation_video: str | None = None,
+    validation_prompt: str | None = None,
+    sampling_preset: str = "f24F96R960",
+    tags: list[str] | None = None,
+) -> ModelCard:
+    r"""
+    The card of a Lumina-Video pipeline whose transformer was fully trained (fine-tuned or from scratch) from
+    `base_model`.
+
+    Args:
+        repo_id (`str`): Where the pipeline is loaded from in the usage code: its Hub id, or a local path.
+        base_model (`str`): The pipeline training started from (Hub id or path). A local path is not named in the
+            metadata, where the Hub expects a model id.
+        training_settings (`dict`, *optional*): Shown as a table, e.g. `{"ema_decay": 0.999}`.
+        validation_video (`str`, *optional*): A video file in the repository (relative path), shown on the card and
+            used as the Hub widget's example output.
+        validation_prompt (`str`, *optional*): The prompt of `validation_video`; also the usage code's prompt.
+        sampling_preset (`str`): The `SAMPLING_PRESETS` entry the usage code samples with.
+        tags (`list[str]`, *optional*): Hub tags added to the package's own.
+    """
+    return _trained_model_card(
+        "full", repo_id, base_model, training_settings, validation_video, validation_prompt, None, sampling_preset,
+        tags,
+    )  # fmt: skip
+
+
+def _trained_model_card(
+    mode: str,
+    repo_id: str,
+    base_model: str,
+    training_settings: dict[str, Any] | None,
+    validation_video: str | None,
+    validation_prompt: str | None,
+    trigger_phrase: str | None,
+    sampling_preset: str,
+    tags: list[str] | None,
+) -> ModelCard:
+    """The card of a model trained with the package: a LoRA (`mode="lora"`) or a whole pipeline (`"full"`)."""
     if sampling_preset not in SAMPLING_PRESETS:
         raise ValueError(f"`sampling_preset` must be one of {list(SAMPLING_PRESETS)}, got {sampling_preset!r}.")
     check_card_location("repo_id", repo_id)
@@ -358,37 +406,43 @@ def create_lora_model_card(
     prompt = validation_prompt or (f"{trigger_phrase}, {EXAMPLE_PROMPT}" if trigger_phrase else EXAMPLE_PROMPT)
     widget = [{"text": prompt, "output": {"url": validation_video}}] if validation_video else None
     on_hub = is_hub_repo_id(base_model)
+    lora = mode == "lora"
     if not on_hub:
         logger.warning(
             f"`base_model` {base_model} is a local folder, so the card's metadata names no base model; train from "
-            "(or edit the card to name) the Hub id of the pipeline to link the LoRA to it."
+            f"(or edit the card to name) the Hub id of the pipeline to link the {'LoRA' if lora else 'model'} to it."
         )
     card_data = ModelCardData(
         license="apache-2.0",
         library_name="diffusers",
         pipeline_tag="text-to-video",
         base_model=base_model if on_hub else None,
-        base_model_relation="adapter" if on_hub else None,
+        base_model_relation=("adapter" if lora else "finetune") if on_hub else None,
         instance_prompt=trigger_phrase,
         widget=widget,
-        tags=[*TAGS, "lora", "diffusers-training", *extra_tags],
+        tags=[*TAGS, "lora" if lora else "pipeline", "diffusers-training", *extra_tags],
     )
     source = f"[`{base_model}`](https://huggingface.co/{base_model})" if on_hub else f"`{base_model}`"
+    if lora:
+        title = f"Lumina-Video LoRA: {repo_id.rstrip('/').split('/')[-1]}"
+        what = f"A LoRA for the Lumina-Video transformer of {source}"
+        load_lines = (
+            f'pipe = DiffusionPipeline.from_pretrained("{base_model}", torch_dtype=torch.bfloat16)\n'
+            f'pipe.load_lora_weights("{repo_id}")'
+        )
+    else:
+        title = f"Lumina-Video: {repo_id.rstrip('/').split('/')[-1]}"
+        what = f"A Lumina-Video pipeline whose transformer was trained from {source}"
+        load_lines = f'pipe = DiffusionPipeline.from_pretrained("{repo_id}", torch_dtype=torch.bfloat16)'
     summary = (
-        f"A LoRA for the Lumina-Video transformer of {source}, trained with [diffusers-lumina-video]({PACKAGE_URL}). "
+        f"{what}, trained with [diffusers-lumina-video]({PACKAGE_URL}). "
         f"Lumina-Video: [paper]({PAPER_URL}), [code]({CODE_URL})."
-    )
-    usage = _generation_code(
-        f'pipe = DiffusionPipeline.from_pretrained("{base_model}", torch_dtype=torch.bfloat16)\n'
-        f'pipe.load_lora_weights("{repo_id}")',
-        sampling_preset,
-        prompt,
     )
     return _render(
         card_data,
-        title=f"Lumina-Video LoRA: {repo_id.rstrip('/').split('/')[-1]}",
+        title=title,
         summary=summary,
-        usage=usage,
+        usage=_generation_code(load_lines, sampling_preset, prompt),
         trigger_phrase=trigger_phrase,
         validation_video=validation_video,
         validation_prompt=validation_prompt,
@@ -410,6 +464,10 @@ V2A_MODEL_CARD_TEMPLATE = """---
 {%- for name, source in components.items() %}
 | {{ name }} | `{{ source }}` |
 {%- endfor %}
+{%- if validation_video %}
+
+<video src="{{ validation_video }}" controls></video>
+{%- endif %}
 
 ## Usage
 
@@ -422,6 +480,16 @@ pip install diffusers-lumina-video
 ```
 
 The architecture, the conditioning path and how to train: see the package's `docs/v2a.md`.
+{%- if training_settings %}
+
+## Training settings
+
+| Setting | Value |
+|---|---|
+{%- for name, value in training_settings.items() %}
+| `{{ name }}` | `{{ value }}` |
+{%- endfor %}
+{%- endif %}
 
 ## Citation
 
@@ -437,9 +505,12 @@ def create_v2a_model_card(
     num_parameters: int | None = None,
     trained: bool = True,
     tags: list[str] | None = None,
+    training_settings: dict[str, Any] | None = None,
+    lora_base_model: str | None = None,
+    validation_video: str | None = None,
 ) -> ModelCard:
     r"""
-    The card of a Lumina-V2A pipeline folder.
+    The card of a Lumina-V2A pipeline folder, or of a LoRA trained on one.
 
     Args:
         model_id (`str`): Where the folder is loaded from in the usage code: its Hub id, or a local path.
@@ -447,13 +518,27 @@ def create_v2a_model_card(
         num_parameters (`int`, *optional*): The transformer's parameter count.
         trained (`bool`): False for an assembled pipeline whose transformer has its initial, random weights.
         tags (`list[str]`, *optional*): Hub tags added to the package's own.
+        training_settings (`dict`, *optional*): Shown as a table, for a model trained with the package.
+        lora_base_model (`str`, *optional*): For a LoRA: the pipeline it was trained on (Hub id or path); the usage
+            code loads it and then the LoRA from `model_id`.
+        validation_video (`str`, *optional*): An mp4 in the repository (relative path) with generated sound.
     """
     check_card_location("model_id", model_id)
+    if lora_base_model is not None:
+        check_card_location("lora_base_model", lora_base_model)
+    if validation_video is not None:
+        _check_sample_path("validation_video", validation_video)
+    if training_settings is not None and (
+        not isinstance(training_settings, dict) or not all(isinstance(k, str) for k in training_settings)
+    ):
+        raise ValueError(f"`training_settings` must be a dict with setting names as keys, got {training_settings!r}.")
     extra_tags = _check_tags(tags)
     if not isinstance(components, dict) or not all(isinstance(v, str) for v in components.values()):
         raise ValueError(f"`components` must map component names to their sources, got {components!r}.")
     size = f" ({_format_count(num_parameters)} parameters)" if num_parameters else ""
-    if trained:
+    if lora_base_model is not None:
+        summary = f"A LoRA for the Lumina-V2A transformer of `{lora_base_model}`, trained with diffusers-lumina-video."
+    elif trained:
         summary = f"A Lumina-V2A video-to-audio pipeline{size}: a silent video in, a synchronized soundtrack out."
     else:
         summary = (
@@ -461,11 +546,16 @@ def create_v2a_model_card(
             "makes noise. The folder assembles released component models around it and is the starting point of "
             "training with `lumina-video train-v2a`."
         )
+    load_lines = (
+        f'pipe = DiffusionPipeline.from_pretrained("{lora_base_model}")\npipe.load_lora_weights("{model_id}")'
+        if lora_base_model is not None
+        else f'pipe = DiffusionPipeline.from_pretrained("{model_id}")'
+    )
     usage = f"""import diffusers_lumina_video  # noqa: F401  (makes the Lumina classes loadable by Diffusers)
 from diffusers import DiffusionPipeline
 from diffusers_lumina_video.utils.media_io import export_to_video_with_audio, read_video
 
-pipe = DiffusionPipeline.from_pretrained("{model_id}")
+{load_lines}
 output = pipe(video="silent.mp4", prompt="rain on a tin roof")
 video = read_video("silent.mp4")
 export_to_video_with_audio(video.frames, output.audios[0], output.sample_rate, "with_sound.mp4", video.fps)"""
@@ -479,14 +569,17 @@ export_to_video_with_audio(video.frames, output.audios[0], output.sample_rate, "
             "diffusers-lumina-video",
             *extra_tags,
             *([] if trained else ["untrained"]),
+            *(["lora"] if lora_base_model is not None else []),
         ],
     )
     return ModelCard.from_template(
         card_data,
         template_str=V2A_MODEL_CARD_TEMPLATE,
-        title="Lumina-V2A" + ("" if trained else " (untrained)"),
+        title="Lumina-V2A" + (" LoRA" if lora_base_model is not None else "" if trained else " (untrained)"),
         summary=summary,
         components=components,
         usage=usage,
         citation=CITATION,
+        training_settings=training_settings,
+        validation_video=validation_video,
     )

@@ -147,7 +147,7 @@ def test_convert_rejects_bad_arguments(bad_checkpoints, capsys, extra, message):
     assert not (tmp / "out").exists()
 
 
-TRAIN_LORA_BAD_INPUTS = [
+TRAIN_VIDEO_BAD_INPUTS = [
     ([], "`pretrained_model_name_or_path` is required"),
     (["--dataset", "{tmp}/missing"], "`dataset` {tmp}/missing does not exist"),
     (["--resolution", "100"], "`resolution` must be a positive multiple of 32"),
@@ -157,13 +157,16 @@ TRAIN_LORA_BAD_INPUTS = [
     (["--rank", "many"], "`rank` must be an integer, got 'many'"),
     (["--config", "{tmp}/missing.yaml"], "Config file {tmp}/missing.yaml does not exist"),
     (["--mixed_precision", "fp8"], "`mixed_precision` must be one of"),
+    (["--training_mode", "full", "--rank", "8"], "`rank` only applies to `training_mode` 'lora'"),
+    (["--training_mode", "everything"], "`training_mode` must be one of ['lora', 'full']"),
 ]
 
 
-@pytest.mark.parametrize(("extra", "message"), TRAIN_LORA_BAD_INPUTS)
-def test_train_lora_rejects_bad_arguments(tmp_path, capsys, extra, message):
-    assert main(["train-lora", *(value.format(tmp=tmp_path) for value in extra)]) == ERROR_EXIT_CODE
-    assert_one_line_error(capsys, "train-lora", message.format(tmp=tmp_path))
+@pytest.mark.parametrize("command", ["train-video", "train-lora"])
+@pytest.mark.parametrize(("extra", "message"), TRAIN_VIDEO_BAD_INPUTS)
+def test_train_video_rejects_bad_arguments(tmp_path, capsys, command, extra, message):
+    assert main([command, *(value.format(tmp=tmp_path) for value in extra)]) == ERROR_EXIT_CODE
+    assert_one_line_error(capsys, command, message.format(tmp=tmp_path))
 
 
 def test_convert_subcommand_writes_a_loadable_transformer(golden_dir, golden, tmp_path):

@@ -12,6 +12,7 @@ from diffusers_lumina_video.loaders.lora_pipeline import LUMINA_VIDEO_LORA_TARGE
 from diffusers_lumina_video.model_card import (
     CITATION,
     VBENCH_SCORES,
+    create_full_model_card,
     create_lora_model_card,
     create_pipeline_model_card,
 )
@@ -91,6 +92,26 @@ def test_lora_card_metadata_settings_and_video(tmp_path):
     code = card_usage_code(card.text)
     assert 'pipe.load_lora_weights("me/lumina-lora")' in code and 'pipe("sks dog running on a beach"' in code
     assert "fps=16" in code
+
+
+def test_full_model_card_loads_the_trained_pipeline_itself(tmp_path):
+    card = reloaded(
+        create_full_model_card(
+            "me/my-lumina",
+            "me/lumina-video",
+            training_settings={"training_mode": "full", "ema_decay": 0.999},
+            validation_video="validation/step-000100-0.mp4",
+            validation_prompt="a red circle moving left",
+        ),
+        tmp_path,
+    )
+    metadata = assert_valid_hub_metadata(card, "me/lumina-video")
+    assert metadata["base_model_relation"] == "finetune" and "lora" not in metadata["tags"]
+    assert {"pipeline", "diffusers-training"} <= set(metadata["tags"]) and "instance_prompt" not in metadata
+    assert "| `ema_decay` | `0.999` |" in card.text and card.text.count("# Lumina-Video: my-lumina") == 1
+    code = card_usage_code(card.text)
+    assert 'DiffusionPipeline.from_pretrained("me/my-lumina"' in code and "load_lora_weights" not in code
+    assert 'pipe("a red circle moving left"' in code
 
 
 def test_lora_card_without_optional_parts(tmp_path):

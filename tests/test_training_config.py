@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from diffusers_lumina_video.commands import train_lora as train_lora_command
-from diffusers_lumina_video.training.config import LoraTrainingConfig, config_from_args
+from diffusers_lumina_video.commands import train_video as train_video_command
+from diffusers_lumina_video.training.config import TrainingConfig, config_from_args
 
 
 REQUIRED = {"pretrained_model_name_or_path": "model", "output_dir": "out"}
@@ -15,7 +15,7 @@ REQUIRED = {"pretrained_model_name_or_path": "model", "output_dir": "out"}
 def parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser()
     subparsers = parser.add_subparsers(dest="command", required=True)
-    train_lora_command.register(subparsers)
+    train_video_command.register(subparsers)
     return parser.parse_args(["train-lora", *argv])
 
 
@@ -40,7 +40,7 @@ CONFIG_TEXTS = {
 def test_config_files_of_every_format_read_the_same(tmp_path, dataset, suffix):
     path = tmp_path / f"lora{suffix}"
     path.write_text(CONFIG_TEXTS[suffix].format(dataset=dataset))
-    config = LoraTrainingConfig.from_file(path).validate()
+    config = TrainingConfig.from_file(path).validate()
     assert config.rank == 8 and config.timestep_shifts == {"1x2x2": 3.0} and config.validation_prompts == ["a"]
 
 
@@ -63,7 +63,7 @@ def test_flags_override_the_file_and_keep_its_other_values(tmp_path, dataset):
     config = config_from_args(args)
     assert (config.rank, config.seed, config.max_train_steps) == (4, 3, 7)
     assert config.gradient_checkpointing is True and config.resume_from_checkpoint == "latest"
-    assert args.run is train_lora_command.run
+    assert args.run is train_video_command.run
 
 
 def test_mapping_and_list_flags(dataset):
@@ -83,14 +83,14 @@ def test_unknown_setting_suggests_the_close_one(tmp_path):
     with pytest.raises(
         ValueError, match=r"Unknown setting\(s\) in .*'learning_rat' \(did you mean 'learning_rate'\?\)"
     ):
-        LoraTrainingConfig.from_file(path)
+        TrainingConfig.from_file(path)
 
 
 def test_wrong_types_name_the_setting():
     with pytest.raises(ValueError, match=r"`rank` must be an integer, got 'abc'"):
-        LoraTrainingConfig(rank="abc")
+        TrainingConfig(rank="abc")
     with pytest.raises(ValueError, match=r"`gradient_checkpointing` must be true or false, got 'maybe'"):
-        LoraTrainingConfig(gradient_checkpointing="maybe")
+        TrainingConfig(gradient_checkpointing="maybe")
 
 
 @pytest.mark.parametrize(
@@ -115,26 +115,26 @@ def test_wrong_types_name_the_setting():
 def test_invalid_settings_are_refused_with_the_allowed_values(dataset, overrides, message):
     values = {**REQUIRED, "dataset": dataset, **overrides}
     with pytest.raises(ValueError, match=message):
-        LoraTrainingConfig(**values).validate()
+        TrainingConfig(**values).validate()
 
 
 def test_every_problem_is_reported_at_once(dataset):
     with pytest.raises(ValueError) as error:
-        LoraTrainingConfig(**REQUIRED, dataset=dataset, rank=0, resolution=100, vd_weight=-1).validate()
+        TrainingConfig(**REQUIRED, dataset=dataset, rank=0, resolution=100, vd_weight=-1).validate()
     assert all(name in str(error.value) for name in ("`rank`", "`resolution`", "`vd_weight`"))
 
 
 def test_the_example_config_is_valid(dataset):
     example = Path(__file__).resolve().parents[1] / "examples" / "lora_training.yaml"
-    config = LoraTrainingConfig.from_file(example, dataset=dataset).validate()
+    config = TrainingConfig.from_file(example, dataset=dataset).validate()
     assert config.parsed_patch_sizes is None and config.timestep_shifts == {"1x2x2": 4.0, "2x2x2": 8.0, "2x4x4": 16.0}
 
 
 def test_example_config_is_valid_but_for_its_placeholder_paths():
     example = Path(__file__).resolve().parents[1] / "examples" / "lora_training.yaml"
-    config = LoraTrainingConfig.from_file(example)
+    config = TrainingConfig.from_file(example)
     assert config.timestep_shifts == {"1x2x2": 4.0, "2x2x2": 8.0, "2x4x4": 16.0}
-    with pytest.raises(ValueError, match="Invalid LoRA training settings") as error:
+    with pytest.raises(ValueError, match="Invalid training settings") as error:
         config.validate()
     # The only complaint is the placeholder dataset folder.
     assert str(error.value).count("\n  - ") == 1 and "`dataset` data/my_clips does not exist" in str(error.value)

@@ -15,7 +15,7 @@ from safetensors.torch import load_file
 from synthetic_media import moving_frames, save_tiny_pipeline, texture, write_clip, write_dataset, write_image
 
 from diffusers_lumina_video.training import prepare
-from diffusers_lumina_video.training.config import LoraTrainingConfig
+from diffusers_lumina_video.training.config import TrainingConfig
 from diffusers_lumina_video.training.data import (
     bucket_sizes,
     check_media,
@@ -204,7 +204,7 @@ def test_flow_score_rescales_other_frame_spacings_and_transposes_portrait_clips(
 
 # ---------------------------------------------------------------------- preparation
 def test_prepare_writes_latents_text_features_and_motion(tmp_path, dataset_dir, tiny_pipeline_dir):
-    config = LoraTrainingConfig(
+    config = TrainingConfig(
         pretrained_model_name_or_path=str(tiny_pipeline_dir),
         dataset=str(dataset_dir),
         output_dir=str(tmp_path / "run"),
@@ -232,7 +232,7 @@ def test_prepare_writes_latents_text_features_and_motion(tmp_path, dataset_dir, 
 KILLED_PREPARATION = """
 import sys, time
 from diffusers_lumina_video.training import prepare
-from diffusers_lumina_video.training.config import LoraTrainingConfig
+from diffusers_lumina_video.training.config import TrainingConfig
 
 encode, done = prepare._encode_pixels, []
 
@@ -244,7 +244,7 @@ def slow_after_three(*args, **kwargs):
     return encode(*args, **kwargs)
 
 prepare._encode_pixels = slow_after_three
-prepare.prepare_dataset(LoraTrainingConfig(**__import__("json").loads(sys.argv[1])).validate())
+prepare.prepare_dataset(TrainingConfig(**__import__("json").loads(sys.argv[1])).validate())
 """
 
 
@@ -268,7 +268,7 @@ def test_killed_preparation_is_resumed_from_its_finished_samples(tmp_path, datas
     left = list((tmp_path / "run").glob(".cache.tmp-*"))
     assert len(left) == 1 and len(list(left[0].glob("samples/*.safetensors"))) == 3
 
-    config = LoraTrainingConfig(**settings).validate()
+    config = TrainingConfig(**settings).validate()
     encoded = []
     original = prepare._encode_pixels
     with caplog.at_level("INFO"), pytest.MonkeyPatch.context() as patch:

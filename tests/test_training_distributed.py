@@ -22,7 +22,7 @@ from synthetic_media import save_tiny_pipeline, write_dataset
 from diffusers_lumina_video.training.trainer import LORA_WEIGHT_NAME
 
 
-MODULE = "diffusers_lumina_video.commands.train_lora"
+MODULE = "diffusers_lumina_video.commands.train_video"
 # accelerate runs DDP on CPU (gloo) when told to use the CPU; `accelerate launch --cpu` starts one process only,
 # so the processes come from torch.distributed.run.
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "ACCELERATE_USE_CPU": "true", "TOKENIZERS_PARALLELISM": "false"}

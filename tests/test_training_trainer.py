@@ -28,14 +28,14 @@ from synthetic_media import save_tiny_pipeline, write_clip, write_dataset
 
 from diffusers_lumina_video import LuminaVideoPipeline, LuminaVideoTransformer3DModel
 from diffusers_lumina_video.loaders import LUMINA_VIDEO_LORA_TARGET_MODULES
-from diffusers_lumina_video.training import LoraTrainingConfig, train_lora
+from diffusers_lumina_video.training import TrainingConfig, train
 from diffusers_lumina_video.training.batches import PreparedDataset, pad_captions
 from diffusers_lumina_video.training.loss_log import LossLog
 from diffusers_lumina_video.training.recipe import TrainingBatch, flow_matching_loss, sample_generator
 from diffusers_lumina_video.training.trainer import LORA_WEIGHT_NAME
 
 
-COMMAND = [sys.executable, "-m", "diffusers_lumina_video.commands.train_lora"]
+COMMAND = [sys.executable, "-m", "diffusers_lumina_video.commands.train_video"]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
 STEPS = 40
 
@@ -207,7 +207,7 @@ def test_run_resumed_from_its_last_checkpoint_ends_as_the_uninterrupted_run(runs
 
 
 # ---------------------------------------------------------------------- inputs refused before training starts
-def bad_config(tmp_path: Path, model: Path, **overrides) -> LoraTrainingConfig:
+def bad_config(tmp_path: Path, model: Path, **overrides) -> TrainingConfig:
     values = {
         "pretrained_model_name_or_path": str(model),
         "dataset": str(write_dataset(tmp_path / "data")),
@@ -215,7 +215,7 @@ def bad_config(tmp_path: Path, model: Path, **overrides) -> LoraTrainingConfig:
         "resolution": 64,
         "num_frames": 9,
     }
-    return LoraTrainingConfig(**(values | overrides))
+    return TrainingConfig(**(values | overrides))
 
 
 def with_manifest(tmp_path: Path, line: str) -> str:
@@ -293,7 +293,7 @@ def test_bad_inputs_stop_the_run_before_it_starts(tmp_path, tiny_pipeline_dir, c
             config.max_train_steps = 3
     before = sorted(tmp_path.rglob("*"))
     with pytest.raises(error, match=message):
-        train_lora(config)
+        train(config)
     assert sorted(tmp_path.rglob("*")) == before, "nothing may be written before the checks pass"
 
 
@@ -343,7 +343,7 @@ def test_a_new_run_does_not_start_among_another_runs_checkpoints(tmp_path, tiny_
     with pytest.raises(
         FileExistsError, match=r"checkpoints of an earlier run \(up to step 30\). Pass `--resume latest`"
     ):
-        train_lora(config)
+        train(config)
 
 
 @pytest.fixture
@@ -383,7 +383,7 @@ def test_push_to_hub_uploads_the_lora_card_and_sample(
         hub_model_id="my-lora",
         hub_private=True,
     )
-    train_lora(config)
+    train(config)
     assert calls["create_repo"] == ("my-lora", {"exist_ok": True, "private": True})
     upload = calls["upload_folder"]
     assert upload["repo_id"] == "me/my-lora" and upload["folder_path"] == tmp_path / "out"

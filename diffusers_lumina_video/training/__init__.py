@@ -1,8 +1,8 @@
-"""LoRA fine-tuning of Lumina-Video: data preparation, the training recipe and the accelerate loop."""
+"""Training of Lumina-Video (a LoRA or every weight): data preparation, the training recipe and the accelerate loop."""
 
-from .config import LoraTrainingConfig
+from .config import TrainingConfig
 from .prepare import prepare_dataset
-from .trainer import LoraTrainer, prepare_lora_data, train_lora
+from .trainer import Trainer, prepare_data, train
 
 
-__all__ = ["LoraTrainer", "LoraTrainingConfig", "prepare_dataset", "prepare_lora_data", "train_lora"]
+__all__ = ["Trainer", "TrainingConfig", "prepare_data", "prepare_dataset", "train"]

@@ -3,12 +3,15 @@
 Every optimizer step takes one micro-batch per patchification (times `gradient_accumulation_steps`). A micro-batch
 holds samples of one bucket (same latent shape after the temporal patch cut), so nothing is padded. The order is a
 pure function of (seed, step): resuming needs no sampler state, and any number of processes cut the same global
-batch into their own slices.
+batch into their own slices. The planner only sees buckets of sample indices, so Lumina-V2A's clips (one bucket:
+every clip has the same duration) are ordered by the same rule.
 """
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import torch
 import torch.nn.functional as F
@@ -24,6 +27,13 @@ def usable_frames(frames: int, is_image: bool, patch_size: PatchSize) -> int:
     """Latent frames a sample trains with: an image its one frame, a video its frames cut to a multiple of the
     temporal patch, as the reference does."""
     return frames if is_image else frames // patch_size[0] * patch_size[0]
+
+
+class BucketedStream(Protocol):
+    """What `MicroBatchPlanner` needs of a stream: its buckets of sample indices, one tuple per sample shape."""
+
+    @property
+    def buckets(self) -> tuple[tuple[int, ...], ...]: ...
 
 
 @dataclass(frozen=True)
@@ -106,7 +116,7 @@ class MicroBatchPlanner:
     shuffles the batches, all from `(seed, s, epoch)`.
     """
 
-    def __init__(self, streams: list[Stream], global_batch_size: int, rounds: int, seed: int):
+    def __init__(self, streams: Sequence[BucketedStream], global_batch_size: int, rounds: int, seed: int):
         self.streams = streams
         self.global_batch_size = global_batch_size
         self.rounds = rounds
@@ -135,7 +145,7 @@ class MicroBatchPlanner:
             self._epochs[stream_index] = cached = (epoch, batches)
         return cached[1]
 
-    def plan(self, micro_batch: int) -> tuple[Stream, list[int], list[int]]:
+    def plan(self, micro_batch: int) -> tuple[BucketedStream, list[int], list[int]]:
         """`(stream, sample indices, sample seeds)` of the global batch of micro-batch `micro_batch`."""
         step, within = divmod(micro_batch, self.micro_batches_per_step)
         round_index, stream_index = divmod(within, len(self.streams))
@@ -146,6 +156,15 @@ class MicroBatchPlanner:
             derive_seed(self.seed, "sample", step, round_index, stream_index, slot) for slot in range(len(indices))
         ]
         return self.streams[stream_index], indices, seeds
+
+    def plan_for_process(
+        self, micro_batch: int, process_index: int, batch_size: int
+    ) -> tuple[BucketedStream, list[int], list[int]]:
+        """`plan` cut to the `batch_size` samples of process `process_index`: each process takes its own slice of
+        the same global batch, so a sample's place (and seed) never depends on how many processes share it."""
+        stream, indices, seeds = self.plan(micro_batch)
+        share = slice(process_index * batch_size, (process_index + 1) * batch_size)
+        return stream, indices[share], seeds[share]
 
 
 class MicroBatchDataset(Dataset):
@@ -163,7 +182,8 @@ class MicroBatchDataset(Dataset):
     ):
         self.data = data
         self.planner = planner
-        self.slice = slice(process_index * batch_size, (process_index + 1) * batch_size)
+        self.process_index = process_index
+        self.batch_size = batch_size
         self.dropouts = {
             "caption_dropout": caption_dropout,
             "motion_dropout": motion_dropout,
@@ -171,8 +191,7 @@ class MicroBatchDataset(Dataset):
         }
 
     def __getitem__(self, micro_batch: int) -> TrainingBatch:
-        stream, indices, seeds = self.planner.plan(micro_batch)
-        indices, seeds = indices[self.slice], seeds[self.slice]
+        stream, indices, seeds = self.planner.plan_for_process(micro_batch, self.process_index, self.batch_size)
         latents, embeds, motions = [], [], []
         for index, seed in zip(indices, seeds, strict=True):
             entry, tensors = self.data.samples[index], self.data.load(index)

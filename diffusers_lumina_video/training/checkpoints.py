@@ -5,7 +5,7 @@ from pathlib import Path
 
 from safetensors import safe_open
 
-from .config import LoraTrainingConfig
+from .config import TrainingConfig
 
 
 CHECKPOINT_PREFIX = "checkpoint-"
@@ -13,6 +13,9 @@ TRAINER_STATE_FILE = "trainer_state.json"
 LORA_WEIGHT_NAME = "pytorch_lora_weights.safetensors"
 # What accelerate's `save_state` writes besides the LoRA; `load_state` needs all of them.
 _STATE_FILES = ("optimizer.bin", "scheduler.bin")
+# What it writes in full mode: the transformer, and the moving average (the first object registered for checkpointing).
+MODEL_WEIGHT_NAME = "model.safetensors"
+EMA_STATE_NAME = "custom_checkpoint_0.pkl"
 
 
 def list_checkpoints(folder: Path) -> list[tuple[int, Path]]:
@@ -25,7 +28,7 @@ def list_checkpoints(folder: Path) -> list[tuple[int, Path]]:
     return sorted(found)
 
 
-def resolve_resume_path(config: LoraTrainingConfig, lora_modules: list[str]) -> Path | None:
+def resolve_resume_path(config: TrainingConfig, lora_modules: list[str]) -> Path | None:
     """The checkpoint to continue from, if any, checked against this run (see `check_checkpoint`). A new run may not
     start among another run's checkpoints: keeping the last K would then delete its own."""
     checkpoints = list_checkpoints(config.output_path / "checkpoints")
@@ -51,9 +54,10 @@ def resolve_resume_path(config: LoraTrainingConfig, lora_modules: list[str]) -> 
     return path
 
 
-def check_checkpoint(path: Path, config: LoraTrainingConfig, lora_modules: list[str]) -> None:
+def check_checkpoint(path: Path, config: TrainingConfig, lora_modules: list[str]) -> None:
     """Raises a `ValueError` naming the file and the fault when the checkpoint at `path` is corrupt or was made by a
-    run this one cannot continue (other LoRA rank or layers, a step past `max_train_steps`); reads no tensor data."""
+    run this one cannot continue (other mode, LoRA rank or layers, a step past `max_train_steps`); reads no tensor
+    data."""
     state_file = path / TRAINER_STATE_FILE
     try:
         state = json.loads(state_file.read_text())
@@ -67,9 +71,24 @@ def check_checkpoint(path: Path, config: LoraTrainingConfig, lora_modules: list[
             f"Checkpoint {path} was saved at step {state['global_step']}, past this run's `max_train_steps` "
             f"{config.max_train_steps}."
         )
-    missing = [name for name in (LORA_WEIGHT_NAME, *_STATE_FILES) if not (path / name).is_file()]
+    saved_mode = "lora" if (path / LORA_WEIGHT_NAME).is_file() else "full"
+    if saved_mode != config.training_mode:
+        raise ValueError(
+            f"Checkpoint {path} was saved by a `training_mode` '{saved_mode}' run; this run trains "
+            f"'{config.training_mode}'."
+        )
+    weights = [LORA_WEIGHT_NAME] if saved_mode == "lora" else [MODEL_WEIGHT_NAME]
+    if config.uses_ema:
+        weights.append(EMA_STATE_NAME)
+    missing = [name for name in (*weights, *_STATE_FILES) if not (path / name).is_file()]
     if missing:
         raise ValueError(f"Checkpoint {path} is incomplete: {missing} missing.")
+    if config.training_mode == "full":
+        if (path / EMA_STATE_NAME).is_file() and not config.uses_ema:
+            raise ValueError(
+                f"Checkpoint {path} holds a moving average of the weights, but this run has `ema_decay` 0."
+            )
+        return
     lora_file = path / LORA_WEIGHT_NAME
     try:
         with safe_open(str(lora_file), framework="pt") as file:

@@ -1,4 +1,4 @@
-"""Every setting of a Lumina-Video LoRA run in one dataclass, read from a YAML/JSON/TOML file and overridden by flags.
+"""Every setting of a Lumina-Video training run (LoRA or full) in one dataclass, read from a YAML/JSON/TOML file and overridden by flags.
 
 Values are checked here, before any model or video is loaded, so a typo costs a second instead of a preparation run.
 """
@@ -24,6 +24,41 @@ PatchSize = tuple[int, int, int]
 MANIFEST_SUFFIXES = (".csv", ".jsonl", ".json")
 MIXED_PRECISIONS = ("no", "fp16", "bf16")
 REPORT_TO = ("tensorboard", "none")
+MODEL_FAMILIES = ("video", "v2a")
+TRAINING_MODES = ("lora", "full")
+# Settings that only one mode uses; setting one in the other mode is refused rather than silently ignored.
+LORA_ONLY_SETTINGS = ("rank", "lora_alpha", "lora_dropout", "target_modules", "trigger_word")
+FULL_ONLY_SETTINGS = ("ema_decay",)
+# Settings of one model family's data and validation; the other family refuses them.
+VIDEO_ONLY_SETTINGS = (
+    "motion_column",
+    "resolution",
+    "max_aspect_ratio",
+    "num_frames",
+    "fps",
+    "max_sequence_length",
+    "system_prompt",
+    "patch_sizes",
+    "timestep_shifts",
+    "image_timestep_shift",
+    "caption_dropout",
+    "motion_dropout",
+    "image_motion_zero_prob",
+    "validation_negative_prompt",
+    "validation_height",
+    "validation_width",
+    "validation_num_frames",
+    "validation_motion_score",
+)
+V2A_ONLY_SETTINGS = (
+    "clip_duration",
+    "score_column",
+    "score_threshold",
+    "visual_dropout",
+    "text_dropout",
+    "sync_dropout",
+    "validation_videos",
+)
 # Pixel sizes are multiples of this: the VAE's 8x times the largest spatial patch (4).
 SIZE_MULTIPLE = 32
 # Clips are 1 + 8k frames: the VAE makes 1 + 2k latent frames, the first is dropped and 2k splits into temporal
@@ -50,10 +85,14 @@ def parse_patch_size(value: str | Sequence[int]) -> PatchSize:
 
 
 @dataclass
-class LoraTrainingConfig:
-    """Settings of `lumina-video train-lora`. Defaults follow the training recipe of the Lumina-Video reference."""
+class TrainingConfig:
+    """Settings of `lumina-video train-video`. Defaults follow the training recipe of the Lumina-Video reference."""
 
     # Model
+    model_family: str = _option("video", f"The model trained, one of {list(MODEL_FAMILIES)}.")
+    training_mode: str = _option(
+        "lora", f"One of {list(TRAINING_MODES)}: a LoRA on the frozen transformer, or every transformer weight."
+    )
     pretrained_model_name_or_path: str | None = _option(None, "A Lumina-Video pipeline folder or Hub id.")
     revision: str | None = _option(None, "Hub revision of the pipeline.")
     variant: str | None = _option(None, "Weight variant of the pipeline files (e.g. 'fp16').")
@@ -74,6 +113,11 @@ class LoraTrainingConfig:
     fps: float | None = _option(None, "Frame rate clips are resampled to (default: each video's own).")
     max_sequence_length: int = _option(256, "Longest tokenized caption.")
     system_prompt: str | None = _option(None, "Prefix of every caption (default: the reference's system prompt).")
+    clip_duration: float = _option(8.0, "V2A: seconds of every clip (cut from the start of each video).")
+    score_column: str | None = _option(
+        None, "V2A: manifest column of audio-visual alignment scores (e.g. AV-Align); low-scoring clips are left out."
+    )
+    score_threshold: float | None = _option(None, "V2A: lowest alignment score kept (default 0.2 with a column).")
 
     # LoRA
     rank: int = _option(32, "LoRA rank.")
@@ -81,6 +125,11 @@ class LoraTrainingConfig:
     lora_dropout: float = _option(0.0, "Dropout on the LoRA branch.")
     target_modules: list[str] | None = _option(
         None, "Module names LoRA wraps (default: attention and feed-forward projections of every block)."
+    )
+
+    # Full training
+    ema_decay: float | None = _option(
+        0.999, "Decay of the moving average of the weights that validation and the saved pipeline use (0: off)."
     )
 
     # Recipe
@@ -97,6 +146,9 @@ class LoraTrainingConfig:
     caption_dropout: float = _option(0.2, "Probability that a caption becomes the system prompt alone.")
     motion_dropout: float = _option(0.3, "Probability that a video's motion condition is dropped.")
     image_motion_zero_prob: float = _option(0.4, "Probability that an image gets motion score 0 (else none).")
+    visual_dropout: float = _option(0.1, "V2A: probability that a clip's visual condition becomes the empty one.")
+    text_dropout: float = _option(0.1, "V2A: probability that a clip's text condition becomes the empty one.")
+    sync_dropout: float = _option(0.1, "V2A: probability that a clip's sync condition becomes the empty one.")
 
     # Optimization
     train_batch_size: int = _option(1, "Samples per process in each micro-batch.")
@@ -118,7 +170,9 @@ class LoraTrainingConfig:
     dataloader_num_workers: int = _option(0, "Processes reading cached samples.")
 
     # Checkpoints and outputs
-    output_dir: str | None = _option(None, "Where checkpoints, logs, validation videos and the LoRA go.")
+    output_dir: str | None = _option(
+        None, "Where checkpoints, logs, validation videos and the LoRA (or the full pipeline folder) go."
+    )
     checkpointing_steps: int = _option(500, "Save a resumable checkpoint every N steps.")
     checkpoints_total_limit: int | None = _option(3, "Keep only the newest K checkpoints (default 3; null: all).")
     resume_from_checkpoint: str | None = _option(
@@ -126,7 +180,10 @@ class LoraTrainingConfig:
     )
 
     # Validation
-    validation_prompts: list[str] = _option([], "Prompts rendered to mp4 during and after training.")
+    validation_prompts: list[str] = _option(
+        [], "Prompts rendered to mp4 during and after training (V2A: the captions of `validation_videos`, optional)."
+    )
+    validation_videos: list[str] = _option([], "V2A: video files whose sound is generated during and after training.")
     validation_negative_prompt: str = _option("", "Negative prompt of the validation videos.")
     validation_steps: int = _option(500, "Render validation videos every N steps (0: only at the end).")
     validation_height: int | None = _option(None, "Validation video height (default: the resolution).")
@@ -140,7 +197,7 @@ class LoraTrainingConfig:
     # Logging and Hub
     report_to: str = _option("tensorboard", f"One of {list(REPORT_TO)}; a CSV of the loss is always written.")
     trigger_word: str | None = _option(None, "Word that calls the LoRA's concept, for the model card.")
-    push_to_hub: bool = _option(False, "Upload the LoRA and its model card to the Hub at the end.")
+    push_to_hub: bool = _option(False, "Upload the LoRA (or the pipeline) and its model card to the Hub at the end.")
     hub_model_id: str | None = _option(None, "Hub repository (default: the output folder's name).")
     hub_private: bool = _option(False, "Create the Hub repository as private.")
 
@@ -152,7 +209,7 @@ class LoraTrainingConfig:
         return [f.name for f in dataclasses.fields(cls)]
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any], source: str = "config") -> "LoraTrainingConfig":
+    def from_dict(cls, values: dict[str, Any], source: str = "config") -> "TrainingConfig":
         unknown = [key for key in values if key not in cls.field_names()]
         if unknown:
             hints = {key: difflib.get_close_matches(key, cls.field_names(), n=1) for key in unknown}
@@ -163,7 +220,7 @@ class LoraTrainingConfig:
         return cls(**values)
 
     @classmethod
-    def from_file(cls, path: str | Path, **overrides: Any) -> "LoraTrainingConfig":
+    def from_file(cls, path: str | Path, **overrides: Any) -> "TrainingConfig":
         """Reads a YAML (.yaml/.yml), JSON (.json) or TOML (.toml) file of settings; `overrides` win."""
         path = Path(path)
         if not path.is_file():
@@ -191,6 +248,10 @@ class LoraTrainingConfig:
             setattr(self, name, _coerce(name, getattr(self, name), hints[name]))
 
     @property
+    def uses_ema(self) -> bool:
+        return self.training_mode == "full" and bool(self.ema_decay)
+
+    @property
     def output_path(self) -> Path:
         return Path(self.output_dir)
 
@@ -202,7 +263,7 @@ class LoraTrainingConfig:
     def parsed_patch_sizes(self) -> list[PatchSize] | None:
         return None if self.patch_sizes is None else [parse_patch_size(p) for p in self.patch_sizes]
 
-    def validate(self) -> "LoraTrainingConfig":
+    def validate(self) -> "TrainingConfig":
         """Raises one `ValueError` listing every setting that is wrong, with the allowed values."""
         errors = []
 
@@ -210,6 +271,52 @@ class LoraTrainingConfig:
             if not condition:
                 errors.append(message)
 
+        check(
+            self.model_family in MODEL_FAMILIES,
+            f"`model_family` must be one of {list(MODEL_FAMILIES)}, got {self.model_family!r}.",
+        )
+        check(
+            self.training_mode in TRAINING_MODES,
+            f"`training_mode` must be one of {list(TRAINING_MODES)}, got {self.training_mode!r}.",
+        )
+        if self.training_mode in TRAINING_MODES:
+            other = "full" if self.training_mode == "lora" else "lora"
+            foreign = LORA_ONLY_SETTINGS if self.training_mode == "full" else FULL_ONLY_SETTINGS
+            for name in foreign:
+                check(
+                    getattr(self, name) == _default(name),
+                    f"`{name}` only applies to `training_mode` '{other}'; remove it for '{self.training_mode}' "
+                    "training.",
+                )
+        if self.model_family in MODEL_FAMILIES:
+            other = "v2a" if self.model_family == "video" else "video"
+            foreign = V2A_ONLY_SETTINGS if self.model_family == "video" else VIDEO_ONLY_SETTINGS
+            for name in foreign:
+                check(
+                    getattr(self, name) == _default(name),
+                    f"`{name}` only applies to `model_family` '{other}'; remove it for '{self.model_family}' "
+                    "training.",
+                )
+        check(self.clip_duration > 0, f"`clip_duration` must be > 0 seconds, got {self.clip_duration}.")
+        check(
+            self.score_threshold is None or self.score_column is not None,
+            "`score_threshold` needs `score_column` (the manifest column it applies to).",
+        )
+        for name in ("visual_dropout", "text_dropout", "sync_dropout"):
+            value = getattr(self, name)
+            check(0.0 <= value <= 1.0, f"`{name}` is a probability in [0, 1], got {value}.")
+        if self.model_family == "v2a":
+            check(
+                not self.validation_prompts or len(self.validation_prompts) == len(self.validation_videos),
+                f"`validation_prompts` are the captions of `validation_videos`: give one per video "
+                f"({len(self.validation_videos)}) or none, got {len(self.validation_prompts)}.",
+            )
+            missing = [video for video in self.validation_videos if not Path(video).is_file()]
+            check(not missing, f"`validation_videos` {missing} do not exist.")
+        check(
+            self.ema_decay is None or 0.0 <= self.ema_decay < 1.0,
+            f"`ema_decay` must be in [0, 1) (0 or null: no moving average), got {self.ema_decay}.",
+        )
         for name in ("pretrained_model_name_or_path", "dataset", "output_dir"):
             check(getattr(self, name) is not None, f"`{name}` is required.")
         if self.output_dir is not None:
@@ -307,8 +414,13 @@ class LoraTrainingConfig:
         check(self.report_to in REPORT_TO, f"`report_to` must be one of {list(REPORT_TO)}, got {self.report_to!r}.")
 
         if errors:
-            raise ValueError("Invalid LoRA training settings:\n  - " + "\n  - ".join(errors))
+            raise ValueError("Invalid training settings:\n  - " + "\n  - ".join(errors))
         return self
+
+
+def _default(name: str) -> Any:
+    (found,) = [f for f in dataclasses.fields(TrainingConfig) if f.name == name]
+    return found.default_factory() if found.default is dataclasses.MISSING else found.default
 
 
 def _load_toml(text: str) -> dict[str, Any]:
@@ -375,8 +487,8 @@ def _parse_mapping(name: str, text: str) -> dict[str, str]:
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     """One flag per setting (`--max_train_steps` and `--max-train-steps`); only flags given on the command line are
     set, so they override the config file without resetting its other values."""
-    hints = typing.get_type_hints(LoraTrainingConfig)
-    for f in dataclasses.fields(LoraTrainingConfig):
+    hints = typing.get_type_hints(TrainingConfig)
+    for f in dataclasses.fields(TrainingConfig):
         names = [f"--{f.name}"] + ([f"--{f.name.replace('_', '-')}"] if "_" in f.name else [])
         names += list(f.metadata["aliases"])
         kwargs: dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS, "help": f.metadata["help"]}
@@ -389,11 +501,11 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
         parser.add_argument(*names, **kwargs)
 
 
-def config_from_args(args: argparse.Namespace) -> LoraTrainingConfig:
+def config_from_args(args: argparse.Namespace) -> TrainingConfig:
     """The config file named by `args.config` (if any) with the flags given on top, validated."""
-    overrides = {name: getattr(args, name) for name in LoraTrainingConfig.field_names() if hasattr(args, name)}
+    overrides = {name: getattr(args, name) for name in TrainingConfig.field_names() if hasattr(args, name)}
     if getattr(args, "config", None):
-        config = LoraTrainingConfig.from_file(args.config, **overrides)
+        config = TrainingConfig.from_file(args.config, **overrides)
     else:
-        config = LoraTrainingConfig.from_dict(overrides, source="command line")
+        config = TrainingConfig.from_dict(overrides, source="command line")
     return config.validate()

@@ -64,26 +64,33 @@ def read_manifest(
     if dataset.is_dir():
         items = _read_folder(dataset)
     else:
-        rows = _read_rows(dataset)
-        if not rows:
-            raise ValueError(f"Manifest {dataset} has no rows.")
-        columns = list(rows[0])
-        for name, column in (("path_column", path_column), ("caption_column", caption_column)):
-            if column not in columns:
-                raise ValueError(
-                    f"`{name}` {column!r} is not a column of {dataset}; its columns are {columns}. Set "
-                    f"`{name}` to the right one."
-                )
+        rows = read_manifest_rows(dataset, {"path_column": path_column, "caption_column": caption_column})
         items = [
             MediaItem(
-                path=_resolve(dataset.parent, row.get(path_column)),
+                path=resolve_manifest_path(dataset.parent, row.get(path_column)),
                 caption=str(row.get(caption_column) or "").strip(),
-                motion_score=_motion_value(row.get(motion_column), dataset, number, motion_column),
+                motion_score=manifest_number(row.get(motion_column), dataset, number, motion_column),
             )
             for number, row in enumerate(rows, start=1)
         ]
     _check_files(items, dataset)
     return items
+
+
+def read_manifest_rows(manifest: Path, columns: dict[str, str]) -> list[dict]:
+    """The rows of a CSV/JSONL/JSON manifest, checked to be there and to have every column of `columns` (parameter
+    name -> column name, so the error names the parameter to fix)."""
+    rows = _read_rows(manifest)
+    if not rows:
+        raise ValueError(f"Manifest {manifest} has no rows.")
+    present = list(rows[0])
+    for name, column in columns.items():
+        if column not in present:
+            raise ValueError(
+                f"`{name}` {column!r} is not a column of {manifest}; its columns are {present}. Set `{name}` to the "
+                "right one."
+            )
+    return rows
 
 
 def _read_rows(manifest: Path) -> list[dict]:
@@ -106,13 +113,13 @@ def _read_rows(manifest: Path) -> list[dict]:
     return rows
 
 
-def _resolve(root: Path, value: str | None) -> Path:
+def resolve_manifest_path(root: Path, value: str | None) -> Path:
     path = Path(str(value or "").strip())
     return path if path.is_absolute() else root / path
 
 
-def _motion_value(value: object, manifest: Path, row: int, column: str) -> float | None:
-    """A manifest's motion score: a number, or empty/missing to have it computed."""
+def manifest_number(value: object, manifest: Path, row: int, column: str) -> float | None:
+    """A number from a manifest cell (a motion or alignment score); None when the cell is empty or missing."""
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
     try:

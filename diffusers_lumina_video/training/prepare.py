@@ -34,7 +34,7 @@ from ..utils.atomic import (
     replace_folder,
     temporary_prefix,
 )
-from .config import LoraTrainingConfig
+from .config import TrainingConfig
 from .data import (
     MediaItem,
     bucket_sizes,
@@ -66,7 +66,7 @@ class CachedSample:
     latent_shape: tuple[int, int, int, int]  # C, F, H, W
 
 
-def cache_fingerprint(config: LoraTrainingConfig, items: list[MediaItem]) -> dict[str, Any]:
+def cache_fingerprint(config: TrainingConfig, items: list[MediaItem]) -> dict[str, Any]:
     """Everything the cached tensors depend on; a cache whose fingerprint differs is rebuilt."""
     fingerprint = {
         "format": CACHE_FORMAT,
@@ -77,18 +77,18 @@ def cache_fingerprint(config: LoraTrainingConfig, items: list[MediaItem]) -> dic
         "fps": config.fps,
         "max_sequence_length": config.max_sequence_length,
         "system_prompt": resolved_system_prompt(config),
-        "items": [[*_file_key(i.path), i.caption, i.motion_score] for i in items],
+        "items": [[*file_key(i.path), i.caption, i.motion_score] for i in items],
     }
     return json.loads(json.dumps(fingerprint))
 
 
-def _file_key(path: Path) -> tuple[str, int, int]:
+def file_key(path: Path) -> tuple[str, int, int]:
     """Path, size and modification time: an edited or replaced file changes it."""
     stat = path.stat()
     return str(path.resolve()), stat.st_size, stat.st_mtime_ns
 
 
-def resolved_system_prompt(config: LoraTrainingConfig) -> str:
+def resolved_system_prompt(config: TrainingConfig) -> str:
     return SYSTEM_PROMPT if config.system_prompt is None else config.system_prompt
 
 
@@ -97,12 +97,12 @@ def read_cache_index(cache_dir: Path) -> dict[str, Any] | None:
     return json.loads(index.read_text()) if index.is_file() else None
 
 
-def cache_is_current(config: LoraTrainingConfig, items: list[MediaItem]) -> bool:
+def cache_is_current(config: TrainingConfig, items: list[MediaItem]) -> bool:
     index = read_cache_index(config.cache_path)
     return index is not None and index["fingerprint"] == cache_fingerprint(config, items)
 
 
-def load_dataset_items(config: LoraTrainingConfig) -> list[MediaItem]:
+def load_dataset_items(config: TrainingConfig) -> list[MediaItem]:
     """The manifest's samples, with every file opened once: all data errors surface here, before any model."""
     items = read_manifest(config.dataset, config.path_column, config.caption_column, config.motion_column)
     check_media(items, config.num_frames, config.fps)
@@ -110,7 +110,7 @@ def load_dataset_items(config: LoraTrainingConfig) -> list[MediaItem]:
 
 
 def prepare_dataset(
-    config: LoraTrainingConfig,
+    config: TrainingConfig,
     device: torch.device | str = "cpu",
     dtype: torch.dtype = torch.float32,
     items: list[MediaItem] | None = None,
@@ -133,7 +133,7 @@ def prepare_dataset(
         variant=config.variant,
         torch_dtype=dtype,
     ).to(device)
-    staging = _staging_folder(cache_dir, cache_fingerprint(config, items))
+    staging = staging_folder(cache_dir, cache_fingerprint(config, items))
     try:
         samples = _write_samples(pipe, config, items, staging, device)
         null_embeds = _encode_captions(pipe, [""], config, device)[0]
@@ -163,22 +163,27 @@ def prepare_dataset(
     return cache_dir
 
 
-def _staging_folder(cache_dir: Path, fingerprint: dict[str, Any]) -> Path:
+def staging_folder(cache_dir: Path, fingerprint: dict[str, Any], samples_subfolder: str = "samples") -> Path:
     """This process's folder to build the cache in. A killed preparation's folder with the same fingerprint becomes
-    it, finished samples included; other abandoned ones are deleted."""
+    it, finished sample files (in `samples_subfolder`) included; other abandoned ones are deleted, and so is this
+    process's own earlier folder when it was made for another fingerprint."""
     ours = cache_dir.with_name(temporary_prefix(cache_dir.name) + _STAGING)
     cache_dir.parent.mkdir(parents=True, exist_ok=True)
-    for folder in sorted(cache_dir.parent.glob(f".{cache_dir.name}.tmp-*-{_STAGING}")):
+    marker = ours / _FINGERPRINT_FILE
+    if ours.is_dir() and (not marker.is_file() or json.loads(marker.read_text()) != fingerprint):
+        shutil.rmtree(ours)
+    abandoned = [] if ours.is_dir() else sorted(cache_dir.parent.glob(f".{cache_dir.name}.tmp-*-{_STAGING}"))
+    for folder in abandoned:
         marker = folder / _FINGERPRINT_FILE
         if is_abandoned(folder) and marker.is_file() and json.loads(marker.read_text()) == fingerprint:
             folder.rename(ours)
-            remove_stale_temporaries(ours / "samples")  # a sample file the killed process was writing
-            done = len(list((ours / "samples").glob("*.safetensors")))
+            remove_stale_temporaries(ours / samples_subfolder)  # a sample file the killed process was writing
+            done = len(list((ours / samples_subfolder).glob("*.safetensors")))
             logger.info(f"Resuming the preparation left in {folder.name}: {done} sample(s) are done.")
             break
     for stale in remove_stale_temporaries(cache_dir.parent):
         logger.info(f"Removed {stale}, left by an interrupted preparation for other data or settings.")
-    (ours / "samples").mkdir(parents=True, exist_ok=True)
+    (ours / samples_subfolder).mkdir(parents=True, exist_ok=True)
     (ours / _FINGERPRINT_FILE).write_text(json.dumps(fingerprint))
     return ours
 
@@ -193,7 +198,7 @@ def _read_sample(folder: Path, name: str) -> CachedSample:
 
 @torch.no_grad()
 def _encode_captions(
-    pipe: LuminaVideoPipeline, captions: list[str], config: LoraTrainingConfig, device: torch.device | str
+    pipe: LuminaVideoPipeline, captions: list[str], config: TrainingConfig, device: torch.device | str
 ) -> list[torch.Tensor]:
     """`[L_i, D]` features of each caption (system prompt prepended), cut to its real tokens."""
     embeds, mask, _, _ = pipe.encode_prompt(
@@ -215,7 +220,7 @@ def _encode_pixels(pipe: LuminaVideoPipeline, pixels: torch.Tensor, is_image: bo
 
 
 def _load_pixels(
-    item: MediaItem, config: LoraTrainingConfig, buckets: list[tuple[int, int]]
+    item: MediaItem, config: TrainingConfig, buckets: list[tuple[int, int]]
 ) -> tuple[torch.Tensor, float | None]:
     """`[3, F, H, W]` pixels in the item's bucket, and its motion score (computed for videos without one)."""
     if item.is_image:
@@ -236,7 +241,7 @@ def _load_pixels(
 
 def _write_samples(
     pipe: LuminaVideoPipeline,
-    config: LoraTrainingConfig,
+    config: TrainingConfig,
     items: list[MediaItem],
     folder: Path,
     device: torch.device | str,

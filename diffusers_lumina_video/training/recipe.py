@@ -1,5 +1,6 @@
-"""The Lumina-Video training recipe as pure functions: time sampling with a shift per patchification, caption and
-motion-condition dropout, and the rectified-flow loss with the optional direction term.
+"""The Lumina training recipe as pure functions: time sampling with a shift per patchification, caption and
+motion-condition dropout, and the rectified-flow loss with the optional direction term, for video (Lumina-Video)
+and audio (Lumina-V2A) batches alike.
 
 Randomness comes from one generator per *sample*, seeded from the run seed and the sample's place in the global
 batch, never from a process-wide stream. That is what makes a resumed run repeat an uninterrupted one and lets any
@@ -7,7 +8,8 @@ number of processes draw the same noise for the same sample.
 """
 
 import hashlib
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
+from typing import Any, Self
 
 import torch
 import torch.nn.functional as F
@@ -62,8 +64,16 @@ def drop_conditions(
     return embeds, motion
 
 
+class _Batch:
+    """What every micro-batch type shares: moving its tensors to a device."""
+
+    def to(self, device: torch.device | str) -> Self:
+        moved = {f.name: getattr(self, f.name) for f in fields(self)}
+        return replace(self, **{k: v.to(device) for k, v in moved.items() if isinstance(v, torch.Tensor)})
+
+
 @dataclass
-class TrainingBatch:
+class TrainingBatch(_Batch):
     """One micro-batch: samples of one bucket, all trained with the same patchification and time shift."""
 
     latents: torch.Tensor  # [B, C, F, H, W], clean, already scaled by the VAE scaling factor
@@ -74,14 +84,46 @@ class TrainingBatch:
     timestep_shift: float
     seeds: list[int]  # one per sample; see `sample_generator`
 
-    def to(self, device: torch.device) -> "TrainingBatch":
-        return replace(
-            self,
-            latents=self.latents.to(device),
-            prompt_embeds=self.prompt_embeds.to(device),
-            prompt_attention_mask=self.prompt_attention_mask.to(device),
-            motion_score=self.motion_score.to(device),
-        )
+    def model_inputs(self) -> dict[str, Any]:
+        """The Lumina-Video transformer's conditions (everything but the noisy latents and the time)."""
+        return {
+            "encoder_hidden_states": self.prompt_embeds,
+            "encoder_attention_mask": self.prompt_attention_mask,
+            "motion_score": self.motion_score,
+            "patch_size": self.patch_size,
+        }
+
+
+@dataclass
+class AudioTrainingBatch(_Batch):
+    """One Lumina-V2A micro-batch: audio latents of one fixed clip duration and their three condition streams. A
+    dropped condition keeps its features; the transformer swaps in its learned empty embedding where `drop_*` is
+    True, as the pipeline's negative guidance branch does."""
+
+    latents: torch.Tensor  # [B, C, T, F] AudioLDM VAE latents, already scaled by the VAE scaling factor
+    text_embeds: torch.Tensor  # [B, L, D_text], right-padded
+    text_mask: torch.Tensor  # [B, L], 1 for real tokens
+    visual_embeds: torch.Tensor  # [B, V, D_visual], CLIP features at 8 fps
+    visual_mask: torch.Tensor  # [B, V], 1 for real frames
+    sync_embeds: torch.Tensor  # [B, S * 8, D_sync], Synchformer features
+    drop_visual: torch.Tensor  # [B] bool
+    drop_text: torch.Tensor  # [B] bool
+    drop_sync: torch.Tensor  # [B] bool
+    seeds: list[int]  # one per sample; see `sample_generator`
+    timestep_shift: float = 1.0
+
+    def model_inputs(self) -> dict[str, Any]:
+        """The Lumina-V2A transformer's conditions (everything but the noisy latents and the time)."""
+        return {
+            "encoder_hidden_states": self.text_embeds,
+            "encoder_attention_mask": self.text_mask,
+            "visual_hidden_states": self.visual_embeds,
+            "visual_attention_mask": self.visual_mask,
+            "sync_hidden_states": self.sync_embeds,
+            "drop_visual": self.drop_visual,
+            "drop_text": self.drop_text,
+            "drop_sync": self.drop_sync,
+        }
 
 
 @dataclass
@@ -94,7 +136,7 @@ class LossOutput:
 
 def flow_matching_loss(
     model: torch.nn.Module,
-    batch: TrainingBatch,
+    batch: TrainingBatch | AudioTrainingBatch,
     generators: list[torch.Generator],
     vd_weight: float = 0.0,
 ) -> LossOutput:
@@ -102,7 +144,8 @@ def flow_matching_loss(
     shifted, target velocity `x1 - x0`, per-sample MSE plus `vd_weight * (1 - cos(pred, target))`.
 
     `generators` holds one generator per sample (the time is drawn first, then the noise), so each sample's
-    randomness is independent of the batch it lands in.
+    randomness is independent of the batch it lands in. Video and audio batches differ only in the conditions
+    they pass (`model_inputs`).
     """
     if len(generators) != batch.latents.shape[0]:
         raise ValueError(f"`generators` has {len(generators)} entries for a batch of {batch.latents.shape[0]}.")
@@ -118,11 +161,8 @@ def flow_matching_loss(
     prediction = model(
         hidden_states=noisy,
         timestep=t,
-        encoder_hidden_states=batch.prompt_embeds,
-        encoder_attention_mask=batch.prompt_attention_mask,
-        motion_score=batch.motion_score,
-        patch_size=batch.patch_size,
         return_dict=False,
+        **batch.model_inputs(),
     )[0].float()
 
     flow = (prediction - target).pow(2).flatten(1).mean(dim=1)

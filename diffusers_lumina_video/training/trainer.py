@@ -1,14 +1,18 @@
-"""LoRA training of the Lumina-Video transformer on accelerate.
+"""Training of the Lumina-Video transformer on accelerate: a LoRA on the frozen model, or every weight (full).
 
 accelerate owns devices, precision and processes (DDP, or FSDP from an accelerate config); the loss is
 `recipe.flow_matching_loss`; the data comes from the cache `prepare.py` writes. A run writes into `output_dir`:
 
-    checkpoints/checkpoint-N/    LoRA, optimizer, scheduler and RNG states (`accelerator.save_state`), resumable
+    checkpoints/checkpoint-N/    LoRA (or the whole transformer and its moving average), optimizer, scheduler and
+                                 RNG states (`accelerator.save_state`), resumable
     logs/loss.csv, logs/loss.png the loss per step (the plot when matplotlib is installed); tensorboard events
     validation/step-N-I.mp4      validation videos, same seed at every step
-    pytorch_lora_weights.safetensors, README.md   the LoRA (`load_lora_weights` format) and its model card
+    LoRA mode: pytorch_lora_weights.safetensors, README.md   the LoRA (`load_lora_weights` format), its model card
+    full mode: pipeline/         a complete pipeline folder (the moving average of the weights as its transformer)
+                                 with its model card, which `DiffusionPipeline.from_pretrained` loads
 """
 
+import contextlib
 import json
 import logging
 import shutil
@@ -22,8 +26,7 @@ import torch.nn as nn
 from accelerate import Accelerator, DistributedDataParallelKwargs, PartialState, init_empty_weights
 from accelerate.utils import ProjectConfiguration, set_seed
 from diffusers.optimization import get_scheduler
-from diffusers.training_utils import cast_training_params
-from diffusers.utils import export_to_video
+from diffusers.training_utils import EMAModel, cast_training_params
 from peft import LoraConfig, set_peft_model_state_dict
 from peft.utils import get_peft_model_state_dict
 from torch.utils.data import DataLoader
@@ -34,12 +37,9 @@ from ..loaders.lora_pipeline import (
     LuminaVideoLoraLoaderMixin,
     check_lora_target_modules,
 )
-from ..model_card import create_lora_model_card
-from ..models import LuminaVideoTransformer3DModel
-from ..models.transformers.transformer_lumina_video import patch_size_key
-from ..pipelines.lumina_video import LuminaVideoPipeline
-from ..utils.atomic import atomic_output_file, remove_stale_temporaries, replace_folder
-from .batches import MicroBatchDataset, MicroBatchPlanner, PreparedDataset, unbatched
+from ..model_card import create_full_model_card, create_lora_model_card, create_v2a_model_card
+from ..utils.atomic import atomic_output_file, build_folder_atomically, remove_stale_temporaries, replace_folder
+from .batches import unbatched
 from .checkpoints import (
     CHECKPOINT_PREFIX,
     LORA_WEIGHT_NAME,
@@ -47,17 +47,20 @@ from .checkpoints import (
     list_checkpoints,
     resolve_resume_path,
 )
-from .config import LoraTrainingConfig, PatchSize, parse_patch_size
+from .config import FULL_ONLY_SETTINGS, LORA_ONLY_SETTINGS, TrainingConfig
+from .families import DTYPES, V2AFamily, VideoFamily, encoder_dtype, model_family
 from .loss_log import LossLog
-from .prepare import cache_is_current, load_dataset_items, prepare_dataset, resolved_system_prompt
-from .recipe import REFERENCE_TIMESTEP_SHIFTS, TrainingBatch, flow_matching_loss, sample_generator
+from .recipe import TrainingBatch, flow_matching_loss, sample_generator
 
 
 logger = logging.getLogger(__name__)
 
-DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
-# Settings shown on the model card.
+PIPELINE_FOLDER = "pipeline"
+# Settings shown on the model card besides the family's own (those of the run's mode).
 CARD_SETTINGS = (
+    "model_family",
+    "training_mode",
+    "ema_decay",
     "rank",
     "lora_alpha",
     "target_modules",
@@ -66,15 +69,7 @@ CARD_SETTINGS = (
     "max_train_steps",
     "train_batch_size",
     "gradient_accumulation_steps",
-    "patch_sizes",
-    "timestep_shifts",
-    "image_timestep_shift",
     "vd_weight",
-    "caption_dropout",
-    "motion_dropout",
-    "resolution",
-    "num_frames",
-    "fps",
     "mixed_precision",
     "seed",
 )
@@ -84,33 +79,22 @@ CARD_SETTINGS = (
 class ModelSettings:
     """What the config means for this transformer, resolved and checked before any weight is loaded."""
 
-    patch_sizes: list[PatchSize]
-    video_shifts: dict[PatchSize, float]
-    target_modules: list[str]
+    target_modules: list[str]  # LoRA targets; empty in full mode
     lora_modules: list[str]  # the linear layers the targets wrap, by full name
-    per_patch_targets: bool  # LoRA on a module only one patchification uses (its embedder or output head)
+    per_patch_trainables: bool  # a trained module only one patchification uses (its embedder or output head)
 
 
-def resolve_model_settings(config: LoraTrainingConfig) -> ModelSettings:
-    """Checks patch sizes, time shifts and LoRA targets against the transformer's config, on a weightless copy."""
-    transformer_config = LuminaVideoTransformer3DModel.load_config(
+def resolve_model_settings(config: TrainingConfig, family: VideoFamily | V2AFamily) -> ModelSettings:
+    """Checks the family's settings (e.g. patch sizes) and the LoRA targets against the transformer's config, on a
+    weightless copy."""
+    transformer_config = family.transformer_class.load_config(
         config.pretrained_model_name_or_path, subfolder="transformer", revision=config.revision
     )
     with init_empty_weights():
-        transformer = LuminaVideoTransformer3DModel.from_config(transformer_config)
-    available = [tuple(p) for p in transformer.config.patch_sizes]
-    patch_sizes = config.parsed_patch_sizes or available
-    unknown = [p for p in patch_sizes if p not in available]
-    if unknown:
-        raise ValueError(
-            f"`patch_sizes` {[patch_size_key(p) for p in unknown]} are not patchifications of this transformer; it "
-            f"has {[patch_size_key(p) for p in available]}."
-        )
-    configured = {parse_patch_size(key): shift for key, shift in (config.timestep_shifts or {}).items()}
-    shifts = {**REFERENCE_TIMESTEP_SHIFTS, **configured}
-    missing = [patch_size_key(p) for p in patch_sizes if p not in shifts]
-    if missing:
-        raise ValueError(f"`timestep_shifts` needs a value for {missing} (e.g. '{missing[0]}=2').")
+        transformer = family.transformer_class.from_config(transformer_config)
+    per_patch_markers = family.check_transformer(transformer)
+    if config.training_mode == "full":
+        return ModelSettings([], [], per_patch_trainables=bool(per_patch_markers))
 
     target_modules = list(config.target_modules or LUMINA_VIDEO_LORA_TARGET_MODULES)
     check_lora_target_modules(transformer, target_modules)
@@ -119,43 +103,39 @@ def resolve_model_settings(config: LoraTrainingConfig) -> ModelSettings:
         for name, module in transformer.named_modules()
         if isinstance(module, nn.Linear) and any(name == t or name.endswith(f".{t}") for t in target_modules)
     ]
-    per_patch = any(f".{patch_size_key(p)}." in f".{name}." for name in wrapped for p in available)
-    return ModelSettings(patch_sizes, {p: shifts[p] for p in patch_sizes}, target_modules, wrapped, per_patch)
+    per_patch = any(marker in f".{name}." for name in wrapped for marker in per_patch_markers)
+    return ModelSettings(target_modules, wrapped, per_patch)
 
 
-def encoder_dtype(device: torch.device, mixed_precision: str | None) -> torch.dtype:
-    """The VAE and text encoder run in the training precision on GPUs, in float32 elsewhere (half precision is slow
-    on CPUs)."""
-    return DTYPES.get(mixed_precision, torch.float32) if device.type == "cuda" else torch.float32
-
-
-def prepare_lora_data(config: LoraTrainingConfig) -> Path:
+def prepare_data(config: TrainingConfig) -> Path:
     """The `--prepare_only` step: checks the dataset and writes the cache, in one process."""
     config.validate()
-    resolve_model_settings(config)
+    family = model_family(config)
+    resolve_model_settings(config, family)
     state = PartialState()
     if state.num_processes > 1:
         raise RuntimeError("Prepare the data in a single process (without `accelerate launch --num_processes`).")
-    return prepare_dataset(config, state.device, encoder_dtype(state.device, config.mixed_precision))
+    return family.prepare(state.device, encoder_dtype(state.device, config.mixed_precision))
 
 
-def train_lora(config: LoraTrainingConfig) -> Path:
-    """Trains a LoRA as `config` says and returns the path of the saved weights."""
-    return LoraTrainer(config).train()
+def train(config: TrainingConfig) -> Path:
+    """Trains as `config` says; returns the saved LoRA file (LoRA mode) or pipeline folder (full mode)."""
+    return Trainer(config).train()
 
 
-class LoraTrainer:
+class Trainer:
     """One training run. `train()` checks everything it can without weights, sets up accelerate, the data and the
     model, resumes if asked, then loops; each part is a method so it reads in order."""
 
-    def __init__(self, config: LoraTrainingConfig):
+    def __init__(self, config: TrainingConfig):
         self.config = config.validate()
+        self.family = model_family(self.config)
 
     def _check_before_start(self) -> None:
         """Every check that needs no model weights: settings, data files, resume folder, Hub login."""
         config = self.config
-        self.model_settings = resolve_model_settings(config)
-        self.items = load_dataset_items(config)
+        self.model_settings = resolve_model_settings(config, self.family)
+        self.items = self.family.load_items()
         self.resume_path = resolve_resume_path(config, self.model_settings.lora_modules)
         if config.push_to_hub:
             from huggingface_hub import get_token
@@ -171,10 +151,10 @@ class LoraTrainer:
             project_config=ProjectConfiguration(
                 project_dir=str(config.output_path), logging_dir=str(config.output_path / "logs")
             ),
-            # Each micro-batch runs one patchification; LoRA on one patchification's own modules leaves them unused
-            # in the others, which DDP must be told about.
+            # Each micro-batch runs one patchification; training one patchification's own modules leaves them
+            # unused in the others, which DDP must be told about.
             kwargs_handlers=[
-                DistributedDataParallelKwargs(find_unused_parameters=self.model_settings.per_patch_targets)
+                DistributedDataParallelKwargs(find_unused_parameters=self.model_settings.per_patch_trainables)
             ],
         )
         self.weight_dtype = DTYPES.get(self.accelerator.mixed_precision, torch.float32)
@@ -189,56 +169,40 @@ class LoraTrainer:
                 staging.write_text(json.dumps(config.to_dict(), indent=2))
 
     def _setup_data(self) -> None:
-        config, accelerator = self.config, self.accelerator
-        if accelerator.num_processes > 1 and not cache_is_current(config, self.items):
-            raise RuntimeError(
-                f"The prepared data in {config.cache_path} is missing or out of date. Prepare it in one process "
-                "first: `lumina-video train-lora --config ... --prepare_only`."
-            )
-        dtype = encoder_dtype(accelerator.device, accelerator.mixed_precision)
-        prepare_dataset(config, accelerator.device, dtype, self.items)  # returns at once when up to date
-        self.data = PreparedDataset(config.cache_path)
-        self.streams = self.data.build_streams(
-            self.model_settings.patch_sizes, self.model_settings.video_shifts, config.image_timestep_shift
-        )
-        trained = {s.patch_size for s in self.streams}
-        for patch in self.model_settings.patch_sizes:
-            if patch not in trained:
-                logger.warning(f"No sample can train patchification {patch_size_key(patch)}; it is skipped.")
-        self.planner = MicroBatchPlanner(
-            self.streams,
-            global_batch_size=config.train_batch_size * accelerator.num_processes,
-            rounds=config.gradient_accumulation_steps,
-            seed=config.seed,
-        )
+        self.family.setup_data(self.accelerator, self.items)
 
     def _setup_model(self) -> None:
         config, accelerator = self.config, self.accelerator
         set_seed(config.seed)
-        transformer = LuminaVideoTransformer3DModel.from_pretrained(
+        full = config.training_mode == "full"
+        transformer = self.family.transformer_class.from_pretrained(
             config.pretrained_model_name_or_path,
             subfolder="transformer",
             revision=config.revision,
             variant=config.variant,
-            torch_dtype=self.weight_dtype,
+            # Trained weights stay in float32 (autocast gives the speed); a frozen base may be in half precision.
+            torch_dtype=torch.float32 if full else self.weight_dtype,
         )
-        transformer.requires_grad_(False)
-        self.data.check_compatible(transformer.config.in_channels, transformer.config.cap_feat_dim)
+        transformer.requires_grad_(full)
+        self.family.check_compatible(transformer)
         if config.gradient_checkpointing:
             transformer.enable_gradient_checkpointing()
-        transformer.add_adapter(
-            LoraConfig(
-                r=config.rank,
-                lora_alpha=config.lora_alpha or config.rank,
-                lora_dropout=config.lora_dropout,
-                init_lora_weights=True,
-                target_modules=self.model_settings.target_modules,
+        if not full:
+            transformer.add_adapter(
+                LoraConfig(
+                    r=config.rank,
+                    lora_alpha=config.lora_alpha or config.rank,
+                    lora_dropout=config.lora_dropout,
+                    init_lora_weights=True,
+                    target_modules=self.model_settings.target_modules,
+                )
             )
-        )
         transformer.to(accelerator.device)
         cast_training_params(transformer, torch.float32)
-        self.lora_metadata = transformer.peft_config["default"].to_dict()
+        self.lora_metadata = None if full else transformer.peft_config["default"].to_dict()
         self.trainable = [p for p in transformer.parameters() if p.requires_grad]
+        # The moving average lives on every process (each holds all weights under DDP) and is checkpointed.
+        self.ema = EMAModel(self.trainable, decay=config.ema_decay) if config.uses_ema else None
 
         optimizer = torch.optim.AdamW(
             self.trainable,
@@ -255,8 +219,12 @@ class LoraTrainer:
             num_training_steps=config.max_train_steps * accelerator.num_processes,
         )
         self.transformer, self.optimizer, self.lr_scheduler = accelerator.prepare(transformer, optimizer, lr_scheduler)
-        accelerator.register_save_state_pre_hook(self._save_lora_hook)
-        accelerator.register_load_state_pre_hook(self._load_lora_hook)
+        if full:
+            if self.ema is not None:
+                accelerator.register_for_checkpointing(self.ema)  # saved as `EMA_STATE_NAME`
+        else:
+            accelerator.register_save_state_pre_hook(self._save_lora_hook)
+            accelerator.register_load_state_pre_hook(self._load_lora_hook)
 
     def lora_layers(self) -> dict[str, torch.Tensor] | None:
         """The LoRA weights on the main process (None elsewhere); gathered from all processes under FSDP."""
@@ -303,7 +271,7 @@ class LoraTrainer:
         accelerator.wait_for_everyone()
         accelerator.save_state(str(staging))
         if accelerator.is_main_process:
-            state = {"global_step": step, "global_batch_size": self.planner.global_batch_size}
+            state = {"global_step": step, "global_batch_size": self.family.global_batch_size}
             (staging / TRAINER_STATE_FILE).write_text(json.dumps(state))
             replace_folder(staging, final)  # an existing one when re-running from an older checkpoint
             limit = self.config.checkpoints_total_limit
@@ -318,91 +286,62 @@ class LoraTrainer:
                 logger.info("No checkpoint to resume from; starting a new run.")
             return 0
         state = json.loads((self.resume_path / TRAINER_STATE_FILE).read_text())
-        if state["global_batch_size"] != self.planner.global_batch_size:
+        if state["global_batch_size"] != self.family.global_batch_size:
             logger.warning(
                 f"The checkpoint was trained with a global batch of {state['global_batch_size']}, this run uses "
-                f"{self.planner.global_batch_size}: the data order differs from the interrupted run."
+                f"{self.family.global_batch_size}: the data order differs from the interrupted run."
             )
         self.accelerator.load_state(str(self.resume_path))
+        if self.ema is not None:
+            self.ema.to(self.accelerator.device)  # loaded on the CPU
         logger.info(f"Resumed from {self.resume_path} at step {state['global_step']}.")
         return state["global_step"]
 
-    def _encode_validation_prompts(self) -> None:
-        """Text features of the validation prompts, computed once; the text encoder is freed right after."""
-        config = self.config
-        self.validation_embeds = None
-        if not config.validation_prompts or not self.accelerator.is_main_process:
+    def _prepare_validation(self) -> None:
+        """What validation needs computed once (e.g. the prompts' text features), on the main process."""
+        accelerator = self.accelerator
+        self.validating = accelerator.is_main_process and self.family.prepare_validation(
+            accelerator, self.weight_dtype
+        )
+
+    @contextlib.contextmanager
+    def averaged_weights(self) -> Iterator[None]:
+        """The moving average of the weights in the transformer for the block (when there is one), the trained
+        weights back after; touches no random stream."""
+        if self.ema is None:
+            yield
             return
-        pipe = LuminaVideoPipeline.from_pretrained(
-            config.pretrained_model_name_or_path,
-            transformer=None,
-            vae=None,
-            revision=config.revision,
-            variant=config.variant,
-            torch_dtype=self.weight_dtype,
-        ).to(self.accelerator.device)
-        with torch.no_grad():
-            embeds = pipe.encode_prompt(
-                config.validation_prompts,
-                negative_prompt=[config.validation_negative_prompt] * len(config.validation_prompts),
-                do_classifier_free_guidance=True,
-                system_prompt=resolved_system_prompt(config),
-                max_sequence_length=config.max_sequence_length,
-            )
-        self.validation_embeds = [
-            tuple(t[i : i + 1].cpu() for t in embeds) for i in range(len(config.validation_prompts))
-        ]
-        del pipe
+        self.ema.store(self.trainable)
+        self.ema.copy_to(self.trainable)
+        try:
+            yield
+        finally:
+            self.ema.restore(self.trainable)
 
     def validate(self, step: int) -> list[Path]:
-        """Renders every validation prompt with the same seed; returns the mp4 paths (main process)."""
+        """Renders the validation samples with the same seed (with the averaged weights in full mode); returns their
+        paths (main process)."""
         config, accelerator = self.config, self.accelerator
         paths = []
-        if self.validation_embeds is not None:
+        if self.validating:
             transformer = accelerator.unwrap_model(self.transformer)
-            pipe = LuminaVideoPipeline.from_pretrained(
-                config.pretrained_model_name_or_path,
-                transformer=transformer,
-                text_encoder=None,
-                tokenizer=None,
-                revision=config.revision,
-                variant=config.variant,
-                torch_dtype=self.weight_dtype,
-            ).to(accelerator.device)
-            pipe.set_progress_bar_config(disable=True)
             folder = config.output_path / "validation"
             folder.mkdir(parents=True, exist_ok=True)
-            call_kwargs = {
-                "height": config.validation_height or config.resolution,
-                "width": config.validation_width or config.resolution,
-                "num_frames": config.validation_num_frames or config.num_frames,
-                "num_inference_steps": config.validation_num_inference_steps,
-                "guidance_scale": config.validation_guidance_scale,
-                "output_type": "np",
-            }
-            if config.validation_motion_score is not None:
-                call_kwargs["motion_score"] = config.validation_motion_score
             seed = config.seed if config.validation_seed is None else config.validation_seed
             transformer.eval()
             # Validation must not move the training's random streams, or a resumed run would diverge.
             devices = [accelerator.device] if accelerator.device.type == "cuda" else []
-            with torch.random.fork_rng(devices=devices), torch.no_grad(), accelerator.autocast():
-                for index, (embeds, mask, negative_embeds, negative_mask) in enumerate(self.validation_embeds):
-                    video = pipe(
-                        prompt_embeds=embeds.to(accelerator.device),
-                        prompt_attention_mask=mask.to(accelerator.device),
-                        negative_prompt_embeds=negative_embeds.to(accelerator.device),
-                        negative_prompt_attention_mask=negative_mask.to(accelerator.device),
-                        generator=torch.Generator(accelerator.device).manual_seed(seed),
-                        **call_kwargs,
-                    ).frames[0]
-                    path = folder / f"step-{step:06d}-{index}.mp4"
-                    with atomic_output_file(path) as staging:
-                        export_to_video(list(video), str(staging), fps=round(config.fps or 16))
-                    paths.append(path)
+            with (
+                torch.random.fork_rng(devices=devices),
+                torch.no_grad(),
+                accelerator.autocast(),
+                self.averaged_weights(),
+            ):
+                paths = self.family.render_validation(
+                    transformer, accelerator.device, self.weight_dtype, step, folder, seed
+                )
             transformer.train()
-            del pipe
-            logger.info(f"Validation videos of step {step}: {[str(p) for p in paths]}")
+            logger.info(f"Validation samples of step {step}: {[str(p) for p in paths]}")
         accelerator.wait_for_everyone()
         return paths
 
@@ -411,11 +350,11 @@ class LoraTrainer:
         self._setup_accelerator()
         self._setup_data()
         self._setup_model()
-        self._encode_validation_prompts()
+        self._prepare_validation()
         config, accelerator = self.config, self.accelerator
         global_step = self._resume()
 
-        keys = [s.key for s in self.streams]
+        keys = self.family.loss_keys
         columns = ["step", "loss", *[f"loss_{k}" for k in keys], "lr", "grad_norm", "seconds"]
         loss_log = (
             LossLog(config.output_path / "logs" / "loss.csv", columns, global_step)
@@ -424,20 +363,12 @@ class LoraTrainer:
         )
         if config.report_to == "tensorboard":
             accelerator.init_trackers(
-                "lumina-video-lora",
+                f"lumina-{config.model_family}-{config.training_mode}",
                 config={k: v for k, v in config.to_dict().items() if isinstance(v, (int, float, str, bool))},
             )
-        per_step = self.planner.micro_batches_per_step
+        per_step = self.family.micro_batches_per_step
         loader = DataLoader(
-            MicroBatchDataset(
-                self.data,
-                self.planner,
-                accelerator.process_index,
-                config.train_batch_size,
-                config.caption_dropout,
-                config.motion_dropout,
-                config.image_motion_zero_prob,
-            ),
+            self.family.batch_dataset(accelerator.process_index),
             batch_size=None,
             sampler=range(global_step * per_step, config.max_train_steps * per_step),
             num_workers=config.dataloader_num_workers,
@@ -445,9 +376,10 @@ class LoraTrainer:
         )
         batches = iter(loader)
         if accelerator.is_main_process:
+            streams = f", patchifications {keys}" if keys else ""
             logger.info(
-                f"Training {len(self.data)} samples, patchifications {keys}, {config.max_train_steps} steps of "
-                f"{per_step} micro-batches of {self.planner.global_batch_size} samples."
+                f"Training {len(self.family.data)} samples{streams}, {config.max_train_steps} steps of "
+                f"{per_step} micro-batches of {self.family.global_batch_size} samples."
             )
         progress = tqdm(
             total=config.max_train_steps,
@@ -480,48 +412,75 @@ class LoraTrainer:
         return self._finish(loss_log, sample_paths)
 
     def _optimizer_step(self, batches: Iterator[TrainingBatch], keys: list[str]) -> dict[str, float]:
-        """One micro-batch per patchification (per accumulation round), then one AdamW step; returns the losses
-        averaged over processes, per patchification and overall."""
+        """The step's micro-batches (video: one per patchification and accumulation round), then one AdamW step;
+        returns the losses averaged over processes, per stream (patchification) and overall."""
         config, accelerator = self.config, self.accelerator
-        stream_losses = torch.zeros(len(keys), device=accelerator.device)
-        for within in range(self.planner.micro_batches_per_step):
+        stream_losses = torch.zeros(max(len(keys), 1), device=accelerator.device)
+        for within in range(self.family.micro_batches_per_step):
             batch = next(batches).to(accelerator.device)
             generators = [sample_generator(seed, "noise") for seed in batch.seeds]
             output = flow_matching_loss(self.transformer, batch, generators, config.vd_weight)
             # The reference sums the losses of the patchifications; accumulation rounds are averaged.
             accelerator.backward(output.loss / config.gradient_accumulation_steps)
-            stream_losses[within % len(keys)] += output.loss.detach() / config.gradient_accumulation_steps
+            stream_losses[within % len(stream_losses)] += output.loss.detach() / config.gradient_accumulation_steps
         grad_norm = accelerator.clip_grad_norm_(self.trainable, config.max_grad_norm)
         self.optimizer.step()
         self.lr_scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
+        if self.ema is not None:
+            self.ema.step(self.trainable)
 
         stream_losses = accelerator.reduce(stream_losses, reduction="mean")
         return {
             "loss": stream_losses.mean().item(),
-            **{f"loss_{k}": v.item() for k, v in zip(keys, stream_losses, strict=True)},
+            **{f"loss_{k}": v.item() for k, v in zip(keys, stream_losses, strict=False)},
             "lr": self.lr_scheduler.get_last_lr()[0],
             "grad_norm": float(grad_norm),
         }
 
     def _finish(self, loss_log: LossLog | None, sample_paths: list[Path]) -> Path:
-        """The LoRA in `load_lora_weights` format, the model card, the loss plot, and the Hub upload."""
+        """The LoRA in `load_lora_weights` format or the full pipeline folder, the model card, the loss plot, and
+        the Hub upload."""
         config, accelerator = self.config, self.accelerator
         output = config.output_path
         accelerator.wait_for_everyone()
-        layers = self.lora_layers()
+        full = config.training_mode == "full"
+        layers = None if full else self.lora_layers()
+        result = output / (PIPELINE_FOLDER if full else LORA_WEIGHT_NAME)
         if accelerator.is_main_process:
-            with atomic_output_file(output / LORA_WEIGHT_NAME) as staging:
-                self._write_lora(layers, staging.parent, weight_name=staging.name)
             loss_log.close()
             loss_log.plot(output / "logs" / "loss.png")
             repo_id = self._create_repo() if config.push_to_hub else None
-            self._write_model_card(sample_paths, repo_id or str(output))
+            if full:
+                with build_folder_atomically(result, overwrite=True) as building:
+                    self._write_pipeline(building, sample_paths)
+                    self._write_model_card(building, sample_paths, repo_id or str(result))
+            else:
+                with atomic_output_file(result) as staging:
+                    self._write_lora(layers, staging.parent, weight_name=staging.name)
+                self._write_model_card(output, sample_paths, repo_id or str(output))
             if repo_id is not None:
                 self._upload(repo_id, sample_paths)
-            logger.info(f"Saved the LoRA to {output / LORA_WEIGHT_NAME}.")
+            logger.info(f"Saved {result}.")
         accelerator.end_training()
-        return output / LORA_WEIGHT_NAME
+        return result
+
+    def _write_pipeline(self, folder: Path, sample_paths: list[Path]) -> None:
+        """The base pipeline with the trained transformer (its moving average when there is one), and the validation
+        videos the model card shows."""
+        config = self.config
+        with self.averaged_weights():
+            pipe = self.family.pipeline_class.from_pretrained(
+                config.pretrained_model_name_or_path,
+                transformer=self.accelerator.unwrap_model(self.transformer),
+                revision=config.revision,
+                variant=config.variant,
+            )
+            pipe.save_pretrained(folder)
+        for path in sample_paths:
+            copy = folder / path.relative_to(config.output_path)
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, copy)
 
     def _create_repo(self) -> str:
         """The Hub repository (created if needed), by its full id."""
@@ -531,44 +490,65 @@ class LoraTrainer:
         name = config.hub_model_id or config.output_path.resolve().name
         return create_repo(name, exist_ok=True, private=config.hub_private).repo_id
 
-    def _write_model_card(self, sample_paths: list[Path], repo_id: str) -> None:
-        """`README.md`; `repo_id` is where the card's usage code loads the LoRA from."""
+    def _write_model_card(self, folder: Path, sample_paths: list[Path], repo_id: str) -> None:
+        """`folder/README.md`; `repo_id` is where the card's usage code loads the LoRA or the pipeline from."""
         config = self.config
-        settings = {name: getattr(config, name) for name in CARD_SETTINGS}
-        settings |= {
-            "target_modules": self.model_settings.target_modules,
-            "patch_sizes": [patch_size_key(p) for p in self.model_settings.patch_sizes],
-            "timestep_shifts": {patch_size_key(p): s for p, s in self.model_settings.video_shifts.items()},
-            "lora_alpha": config.lora_alpha or config.rank,
+        foreign = LORA_ONLY_SETTINGS if config.training_mode == "full" else FULL_ONLY_SETTINGS
+        settings = {name: getattr(config, name) for name in CARD_SETTINGS if name not in foreign}
+        settings |= self.family.card_settings() | {
             "mixed_precision": self.accelerator.mixed_precision,
-            "samples": len(self.data),
+            "samples": len(self.family.data),
         }
-        card = create_lora_model_card(
-            repo_id=repo_id,
-            base_model=config.pretrained_model_name_or_path,
-            training_settings=settings,
-            validation_video=sample_paths[0].relative_to(config.output_path).as_posix() if sample_paths else None,
-            validation_prompt=config.validation_prompts[0] if sample_paths else None,
-            trigger_phrase=config.trigger_word,
-        )
-        with atomic_output_file(config.output_path / "README.md") as staging:
+        if config.training_mode == "lora":
+            settings |= {
+                "target_modules": self.model_settings.target_modules,
+                "lora_alpha": config.lora_alpha or config.rank,
+            }
+        base_model = config.pretrained_model_name_or_path
+        validation_video = sample_paths[0].relative_to(config.output_path).as_posix() if sample_paths else None
+        if config.model_family == "v2a":
+            card = create_v2a_model_card(
+                repo_id,
+                components={"Transformer": f"trained from {base_model} with diffusers-lumina-video"},
+                training_settings=settings,
+                lora_base_model=base_model if config.training_mode == "lora" else None,
+                validation_video=validation_video,
+            )
+        else:
+            common = {
+                "repo_id": repo_id,
+                "base_model": base_model,
+                "training_settings": settings,
+                "validation_video": validation_video,
+                "validation_prompt": config.validation_prompts[0] if sample_paths else None,
+            }
+            if config.training_mode == "full":
+                card = create_full_model_card(**common)
+            else:
+                card = create_lora_model_card(trigger_phrase=config.trigger_word, **common)
+        with atomic_output_file(folder / "README.md") as staging:
             card.save(staging)
 
     def _upload(self, repo_id: str, sample_paths: list[Path]) -> None:
+        """LoRA mode: the LoRA, its card, the settings, the loss log and the validation videos. Full mode: the
+        pipeline folder, which holds its card and the validation videos."""
         from huggingface_hub import upload_folder
 
         output = self.config.output_path
-        upload_folder(
-            repo_id=repo_id,
-            folder_path=output,
-            allow_patterns=[
-                LORA_WEIGHT_NAME,
-                "README.md",
-                "training_config.json",
-                "logs/loss.csv",
-                "logs/loss.png",
-                *[p.relative_to(output).as_posix() for p in sample_paths],
-            ],
-            commit_message="Lumina-Video LoRA",
-        )
+        if self.config.training_mode == "full":
+            upload_folder(repo_id=repo_id, folder_path=output / PIPELINE_FOLDER, commit_message="Lumina-Video model")
+        else:
+            upload_folder(
+                repo_id=repo_id,
+                folder_path=output,
+                allow_patterns=[
+                    LORA_WEIGHT_NAME,
+                    "README.md",
+                    "training_config.json",
+                    "logs/loss.csv",
+                    "logs/loss.png",
+                    *[p.relative_to(output).as_posix() for p in sample_paths],
+                ],
+                commit_message="Lumina-Video LoRA",
+            )
         logger.info(f"Pushed to https://huggingface.co/{repo_id}.")
