@@ -138,3 +138,14 @@ def test_example_config_is_valid_but_for_its_placeholder_paths():
         config.validate()
     # The only complaint is the placeholder dataset folder.
     assert str(error.value).count("\n  - ") == 1 and "`dataset` data/my_clips does not exist" in str(error.value)
+
+
+def test_v2a_example_config_is_valid_but_for_its_placeholder_paths():
+    example = Path(__file__).resolve().parents[1] / "examples" / "v2a_training.yaml"
+    config = TrainingConfig.from_file(example)
+    assert (config.model_family, config.training_mode, config.clip_duration) == ("v2a", "full", 8.0)
+    with pytest.raises(ValueError, match="Invalid training settings") as error:
+        config.validate()
+    assert str(error.value).count("\n  - ") == 2, error.value
+    assert "`dataset` data/vggsound.csv does not exist" in str(error.value)
+    assert "`validation_videos` ['data/validation/dog_barking.mp4'] do not exist" in str(error.value)

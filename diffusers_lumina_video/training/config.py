@@ -1,4 +1,5 @@
-"""Every setting of a Lumina-Video training run (LoRA or full) in one dataclass, read from a YAML/JSON/TOML file and overridden by flags.
+"""Every setting of a training run (Lumina-Video or Lumina-V2A, LoRA or full) in one dataclass, read from a
+YAML/JSON/TOML file and overridden by flags.
 
 Values are checked here, before any model or video is loaded, so a typo costs a second instead of a preparation run.
 """
@@ -86,7 +87,8 @@ def parse_patch_size(value: str | Sequence[int]) -> PatchSize:
 
 @dataclass
 class TrainingConfig:
-    """Settings of `lumina-video train-video`. Defaults follow the training recipe of the Lumina-Video reference."""
+    """Settings of `lumina-video train-video` and `train-v2a`. Defaults follow the training recipe of the Lumina-Video
+    reference; settings marked "V2A:" belong to `model_family: v2a`."""
 
     # Model
     model_family: str = _option("video", f"The model trained, one of {list(MODEL_FAMILIES)}.")
@@ -222,22 +224,7 @@ class TrainingConfig:
     @classmethod
     def from_file(cls, path: str | Path, **overrides: Any) -> "TrainingConfig":
         """Reads a YAML (.yaml/.yml), JSON (.json) or TOML (.toml) file of settings; `overrides` win."""
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"Config file {path} does not exist.")
-        text = path.read_text()
-        suffix = path.suffix.lower()
-        if suffix in (".yaml", ".yml"):
-            values = yaml.safe_load(text) or {}
-        elif suffix == ".json":
-            values = json.loads(text)
-        elif suffix == ".toml":
-            values = _load_toml(text)
-        else:
-            raise ValueError(f"Config file {path} must end in .yaml, .yml, .json or .toml.")
-        if not isinstance(values, dict):
-            raise ValueError(f"Config file {path} must hold a mapping of setting names to values.")
-        return cls.from_dict({**values, **overrides}, source=str(path))
+        return cls.from_dict({**read_settings_file(path), **overrides}, source=str(path))
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -418,6 +405,26 @@ class TrainingConfig:
         return self
 
 
+def read_settings_file(path: str | Path) -> dict[str, Any]:
+    """The settings of a YAML (.yaml/.yml), JSON (.json) or TOML (.toml) file, unchecked."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"Config file {path} does not exist.")
+    text = path.read_text()
+    suffix = path.suffix.lower()
+    if suffix in (".yaml", ".yml"):
+        values = yaml.safe_load(text) or {}
+    elif suffix == ".json":
+        values = json.loads(text)
+    elif suffix == ".toml":
+        values = _load_toml(text)
+    else:
+        raise ValueError(f"Config file {path} must end in .yaml, .yml, .json or .toml.")
+    if not isinstance(values, dict):
+        raise ValueError(f"Config file {path} must hold a mapping of setting names to values.")
+    return values
+
+
 def _default(name: str) -> Any:
     (found,) = [f for f in dataclasses.fields(TrainingConfig) if f.name == name]
     return found.default_factory() if found.default is dataclasses.MISSING else found.default
@@ -501,11 +508,16 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
         parser.add_argument(*names, **kwargs)
 
 
-def config_from_args(args: argparse.Namespace) -> TrainingConfig:
-    """The config file named by `args.config` (if any) with the flags given on top, validated."""
+def config_from_args(args: argparse.Namespace, model_family: str = "video") -> TrainingConfig:
+    """The config file named by `args.config` (if any) with the flags given on top, validated; `model_family` is
+    the command's (`train-video` or `train-v2a`), which the settings may repeat but not contradict."""
     overrides = {name: getattr(args, name) for name in TrainingConfig.field_names() if hasattr(args, name)}
-    if getattr(args, "config", None):
-        config = TrainingConfig.from_file(args.config, **overrides)
-    else:
-        config = TrainingConfig.from_dict(overrides, source="command line")
-    return config.validate()
+    path = getattr(args, "config", None)
+    values = {**(read_settings_file(path) if path else {}), **overrides}
+    given = values.setdefault("model_family", model_family)
+    if given != model_family:
+        raise ValueError(
+            f"`model_family` is '{model_family}' for this command, got {given!r}; train '{given}' with "
+            f"`lumina-video train-{given}`."
+        )
+    return TrainingConfig.from_dict(values, source=str(path) if path else "command line").validate()

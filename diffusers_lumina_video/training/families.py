@@ -22,6 +22,9 @@ from ..models.transformers.transformer_lumina_video import patch_size_key
 from ..pipelines import LuminaV2APipeline, LuminaVideoPipeline
 from ..utils.atomic import atomic_output_file
 from ..utils.media_io import export_to_video_with_audio, read_video, write_wav
+from .av_batches import AVBatchDataset, PreparedAVDataset
+from .av_data import load_av_items
+from .av_prepare import av_cache_is_current, prepare_av_dataset
 from .batches import MicroBatchDataset, MicroBatchPlanner, PreparedDataset
 from .config import PatchSize, TrainingConfig, parse_patch_size
 from .prepare import cache_is_current, load_dataset_items, prepare_dataset, resolved_system_prompt
@@ -220,8 +223,6 @@ class V2AFamily:
 
     def load_items(self) -> list:
         """The clips to train on; those left out (score below the threshold, missing files) are reported."""
-        from .av_data import load_av_items
-
         config = self.config
         items, skipped = load_av_items(
             config.dataset,
@@ -237,10 +238,8 @@ class V2AFamily:
         return items
 
     def prepare(self, device: torch.device, dtype: torch.dtype, items: list | None = None) -> Path:
-        from .av_prepare import prepare_av_dataset
-
         config = self.config
-        summary = prepare_av_dataset(
+        prepare_av_dataset(
             config.pretrained_model_name_or_path,
             self.load_items() if items is None else items,
             config.cache_path,
@@ -250,13 +249,9 @@ class V2AFamily:
             revision=config.revision,
             variant=config.variant,
         )
-        logger.info(f"Prepared clips: {summary}")
         return config.cache_path
 
     def setup_data(self, accelerator: Accelerator, items: list) -> None:
-        from .av_batches import PreparedAVDataset
-        from .av_prepare import av_cache_is_current
-
         config = self.config
         current = av_cache_is_current(
             config.cache_path,
@@ -268,17 +263,13 @@ class V2AFamily:
         )
         if accelerator.num_processes > 1 and not current:
             raise not_prepared_error(config.cache_path, self.command)
-        if not current:
-            self.prepare(accelerator.device, encoder_dtype(accelerator.device, accelerator.mixed_precision), items)
+        # Returns at once when up to date; clips that cannot be prepared are reported by name and left out.
+        self.prepare(accelerator.device, encoder_dtype(accelerator.device, accelerator.mixed_precision), items)
         self.data = PreparedAVDataset(config.cache_path)
-        if len(self.data) == 0:
-            raise ValueError(f"No clip of `dataset` {config.dataset} could be prepared: {self.data.skipped}.")
         self.global_batch_size = config.train_batch_size * accelerator.num_processes
         self.micro_batches_per_step = config.gradient_accumulation_steps
 
     def batch_dataset(self, process_index: int) -> Dataset:
-        from .av_batches import AVBatchDataset
-
         config = self.config
         return AVBatchDataset(
             self.data,

@@ -50,7 +50,7 @@ from .checkpoints import (
 from .config import FULL_ONLY_SETTINGS, LORA_ONLY_SETTINGS, TrainingConfig
 from .families import DTYPES, V2AFamily, VideoFamily, encoder_dtype, model_family
 from .loss_log import LossLog
-from .recipe import TrainingBatch, flow_matching_loss, sample_generator
+from .recipe import AudioTrainingBatch, TrainingBatch, flow_matching_loss, sample_generator
 
 
 logger = logging.getLogger(__name__)
@@ -411,7 +411,9 @@ class Trainer:
             sample_paths = self.validate(global_step)
         return self._finish(loss_log, sample_paths)
 
-    def _optimizer_step(self, batches: Iterator[TrainingBatch], keys: list[str]) -> dict[str, float]:
+    def _optimizer_step(
+        self, batches: Iterator[TrainingBatch | AudioTrainingBatch], keys: list[str]
+    ) -> dict[str, float]:
         """The step's micro-batches (video: one per patchification and accumulation round), then one AdamW step;
         returns the losses averaged over processes, per stream (patchification) and overall."""
         config, accelerator = self.config, self.accelerator
