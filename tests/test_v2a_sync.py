@@ -46,6 +46,8 @@ def test_summary_finds_the_shift_that_the_onsets_follow():
         and summary.f1_at_zero_shift == 1.0
         and summary.colour_accuracy == 0.0
     )
+    silent = summarize([clip_sync([0.3, 1.1], [])], duration=3.0)
+    assert silent.f1 == 0.0 and np.isnan(silent.best_shift) and np.isnan(silent.mean_absolute_offset)
     with pytest.raises(ValueError, match="`clips` is empty"):
         summarize([], duration=3.0)
 

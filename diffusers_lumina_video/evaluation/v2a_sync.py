@@ -54,7 +54,7 @@ class SyncSummary:
     f1: float
     mean_absolute_offset: float  # seconds, over matched pairs
     colour_accuracy: float  # clips whose loudest pitch is their colour's tone
-    best_shift: float  # the shift of the flash times that the onsets match best (seconds)
+    best_shift: float  # the shift of the flash times that the onsets match best (seconds; nan if none matches)
     f1_at_zero_shift: float  # onsets against the original flash times
 
 
@@ -107,12 +107,12 @@ def summarize(clips: Sequence[ClipSync], duration: float, tolerance: float = 0.0
     own = _pooled_match(truth(None), onsets, tolerance)
     searched = [_pooled_match(truth(float(shift)), onsets, tolerance) for shift in SHIFT_SEARCH]
     best = int(np.argmax([match.f1 for match in searched]))
-    refinement = searched[best].mean_signed_offset
+    refinement = searched[best].mean_signed_offset  # nan when no onset matches at any shift
     return SyncSummary(
         f1=own.f1,
         mean_absolute_offset=own.mean_absolute_offset,
         colour_accuracy=float(np.mean([c.heard_colour == c.colour for c in clips])),
-        best_shift=float(SHIFT_SEARCH[best] + (0.0 if np.isnan(refinement) else refinement)),
+        best_shift=float(SHIFT_SEARCH[best] + refinement),
         f1_at_zero_shift=_pooled_match(truth(0.0), onsets, tolerance).f1,
     )
 
