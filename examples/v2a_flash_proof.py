@@ -54,14 +54,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     data.add_argument("--clip_duration", type=float, default=3.0, help="Seconds per clip.")
     data.add_argument("--num_flashes", type=int, default=3, help="Flashes per clip.")
     vae = parser.add_argument_group("audio VAE")
-    vae.add_argument("--vae_steps", type=int, default=200)
+    vae.add_argument("--vae_steps", type=int, default=150)
     vae.add_argument("--vae_channels", type=int, nargs=3, default=[16, 32, 32])
     model = parser.add_argument_group("V2A transformer")
-    model.add_argument("--hidden_size", type=int, default=96)
-    model.add_argument("--num_layers", type=int, default=3)
+    model.add_argument("--hidden_size", type=int, default=64)
+    model.add_argument("--num_layers", type=int, default=2)
     model.add_argument("--frequency_patch", type=int, default=16, help="Latent bins per token (1, 2, 4, 8 or 16).")
     train = parser.add_argument_group("training")
-    train.add_argument("--train_steps", type=int, default=400)
+    train.add_argument("--train_steps", type=int, default=6000)
     train.add_argument("--batch_size", type=int, default=16)
     train.add_argument("--learning_rate", type=float, default=1e-3)
     evaluation = parser.add_argument_group("evaluation")
@@ -113,9 +113,10 @@ def train_transformer(
         train_batch_size=args.batch_size,
         max_train_steps=args.train_steps,
         learning_rate=args.learning_rate,
-        lr_scheduler="cosine",
-        lr_warmup_steps=args.train_steps // 20,
-        adam_beta2=0.99,
+        lr_scheduler="constant_with_warmup",
+        lr_warmup_steps=100,
+        adam_beta2=0.999,
+        adam_epsilon=1e-8,
         vd_weight=0.0,
         seed=args.seed,
         checkpointing_steps=args.train_steps,

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..pipelines.lumina_v2a.audio_codec import SAMPLE_RATE
+from ..pipelines.lumina_v2a.audio_codec import HOP_LENGTH, SAMPLE_RATE
 from ..processors import AudioLDMMelFeatureExtractor
 from ..utils.atomic import atomic_output_file
 from ..utils.media_io import read_video
@@ -29,8 +29,11 @@ from .audio_events import (
 )
 
 
-MEL_FRAME_RATE = 100.0  # AudioLDM: 160-sample hop at 16 kHz
+MEL_FRAME_RATE = SAMPLE_RATE / HOP_LENGTH  # AudioLDM: 100 mel frames per second
 SHIFT_SEARCH = np.round(np.arange(-1.0, 1.0 + 1e-9, 0.01), 2)
+# Seconds at either end of a clip where nothing is measured: a VAE decoder's padding makes the first and last mel
+# frames loud, which would read as onsets. Flash clips have no flash there (the first starts at 0.1 s at the earliest).
+EDGE = 0.05
 
 
 @dataclass(frozen=True)
@@ -92,7 +95,7 @@ def _pooled_match(
     return _PooledMatch(f1, float(np.mean(np.abs(offsets))), float(np.mean(offsets)))
 
 
-def summarize(clips: Sequence[ClipSync], duration: float, tolerance: float = 0.04) -> SyncSummary:
+def summarize(clips: Sequence[ClipSync], duration: float, tolerance: float = 0.04, edge: float = EDGE) -> SyncSummary:
     """Pooled F1 and offset against the shifted flash times, colour accuracy, and the best-aligning shift: the grid
     shift of the flash times with the highest F1, refined by the mean offset of the onsets matched there."""
     if not clips:
@@ -102,7 +105,7 @@ def summarize(clips: Sequence[ClipSync], duration: float, tolerance: float = 0.0
     def truth(shift: float | None) -> list[list[float]]:
         """Flash times moved by `shift` (each clip's own shift when None), those inside the clip."""
         moved = [[t + (c.shift if shift is None else shift) for t in c.flash_times] for c in clips]
-        return [[t for t in times if 0.0 <= t < duration] for times in moved]
+        return [[t for t in times if edge <= t <= duration - edge] for times in moved]
 
     own = _pooled_match(truth(None), onsets, tolerance)
     searched = [_pooled_match(truth(float(shift)), onsets, tolerance) for shift in SHIFT_SEARCH]
@@ -130,6 +133,7 @@ def evaluate_flash_sync(
     threshold: float = 0.3,
     min_gap: float = 0.25,
     tolerance: float = 0.04,
+    edge: float = EDGE,
 ) -> list[ClipSync]:
     r"""
     Generates the sound of each clip with `pipeline` (a `LuminaV2APipeline`) and measures it.
@@ -146,6 +150,7 @@ def evaluate_flash_sync(
         threshold: Onset threshold, relative to the loudest mel frame of the clip (`detect_mel_onsets`).
         min_gap: Shortest time (seconds) between two onsets.
         tolerance: Largest offset (seconds) of a matched onset.
+        edge: Seconds at either end of each clip where neither onsets nor flashes are counted.
     """
     if not records:
         raise ValueError("`records` is empty; pass at least one clip.")
@@ -182,7 +187,8 @@ def evaluate_flash_sync(
         mels = mels[:, : round(duration * MEL_FRAME_RATE)]
         for record, log_mel in zip(batch, mels, strict=True):
             onsets = detect_mel_onsets(log_mel, MEL_FRAME_RATE, threshold, min_gap)
-            truth = [t + shift for t in record.flash_times if t + shift < duration]
+            onsets = [t for t in onsets if edge <= t <= duration - edge]
+            truth = [t + shift for t in record.flash_times if edge <= t + shift <= duration - edge]
             pitch = dominant_mel_frequency(log_mel, bin_frequencies, MEL_FRAME_RATE)
             results.append(
                 ClipSync(
