@@ -42,7 +42,7 @@ class ClipSync:
 
     clip_id: str
     flash_times: tuple[float, ...]  # in the original video
-    shift: float  # seconds the video was delayed by
+    shift: float  # seconds the video was delayed by (whole frames)
     onsets: tuple[float, ...]  # detected in the generated sound
     match: OnsetMatch  # onsets against `flash_times + shift`
     colour: str
@@ -142,7 +142,8 @@ def evaluate_flash_sync(
         pipeline: The V2A pipeline; its VAE decodes the generated latents to log-mel spectrograms.
         records: Clips with `clip_id`, `path`, `caption`, `colour` and `flash_times` (`read_flash_manifest`).
         tones: Each colour's tone frequency (Hz).
-        shift: Seconds to delay each video by before generating (the truth moves with it).
+        shift: Seconds to delay each video by before generating, rounded to whole frames (the truth moves by the
+            rounded delay, which each result records).
         num_inference_steps: Sampling steps.
         guidance_scale: Classifier-free guidance scale.
         seed: Seed of the starting noise; clip `i` of the list uses `seed + i`, whatever the batching.
@@ -173,6 +174,7 @@ def evaluate_flash_sync(
         if any(video.fps != fps for video in videos):
             raise ValueError("The clips of one evaluation must share one frame rate.")
         frames = [shift_frames(video.frames, fps, shift) for video in videos]
+        applied = round(shift * fps) / fps
         duration = min(len(f) for f in frames) / fps
         latents = pipeline(
             video=frames,
@@ -188,13 +190,13 @@ def evaluate_flash_sync(
         for record, log_mel in zip(batch, mels, strict=True):
             onsets = detect_mel_onsets(log_mel, MEL_FRAME_RATE, threshold, min_gap)
             onsets = [t for t in onsets if edge <= t <= duration - edge]
-            truth = [t + shift for t in record.flash_times if edge <= t + shift <= duration - edge]
+            truth = [t + applied for t in record.flash_times if edge <= t + applied <= duration - edge]
             pitch = dominant_mel_frequency(log_mel, bin_frequencies, MEL_FRAME_RATE)
             results.append(
                 ClipSync(
                     clip_id=record.clip_id,
                     flash_times=tuple(record.flash_times),
-                    shift=shift,
+                    shift=applied,
                     onsets=tuple(onsets),
                     match=match_onsets(truth, onsets, tolerance),
                     colour=record.colour,
@@ -225,7 +227,8 @@ def plot_flash_onsets(conditions: dict[str, Sequence[ClipSync]], path: str | os.
         for row, (name, clips) in enumerate(conditions.items()):
             clip = clips[index]
             times = np.arange(len(clip.envelope)) / MEL_FRAME_RATE
-            level = row + 0.9 * clip.envelope / max(clip.envelope.max(), 1e-12)
+            inner = clip.envelope[round(EDGE * MEL_FRAME_RATE) : -round(EDGE * MEL_FRAME_RATE)]
+            level = row + 0.9 * np.minimum(clip.envelope / max(inner.max(), 1e-12), 1.0)
             axis.plot(times, level, color=colours[row % len(colours)], linewidth=0.8, label=name)
             axis.plot(clip.onsets, [row + 0.95] * len(clip.onsets), "v", color=colours[row % len(colours)])
             for time in clip.flash_times:
