@@ -3,7 +3,8 @@ patch (1, 2, 2), 41,184 at (2, 2, 2)) on one GPU: seconds per step, MFU and peak
 
 Variants: default bf16; regional `torch.compile` (the repeated blocks); every attention backend given with
 `--backends` that takes head dim 144 (the caption branch routes itself to a masked form); group offload of the
-transformer plus a tiled decode of the CogVideoX VAE. Random weights: speed and memory do not depend on them.
+transformer plus a tiled decode of the CogVideoX VAE; sequential CPU offload (accelerate's `cpu_offload`, what
+`pipe.enable_sequential_cpu_offload()` applies to each component). Random weights: speed and memory do not depend on them.
 A step is one forward with both guidance branches batched (batch 2). MFU = model FLOPs (counted once with
 `torch.utils.flop_counter`) / seconds / `--peak_tflops`.
 
@@ -16,6 +17,7 @@ import sys
 import time
 
 import torch
+from accelerate import cpu_offload
 from diffusers import AutoencoderKLCogVideoX
 from torch.utils.flop_counter import FlopCounterMode
 from tqdm import tqdm
@@ -24,7 +26,7 @@ from diffusers_lumina_video import LuminaVideoTransformer3DModel
 
 
 LATENT_SHAPE = (16, 24, 88, 156)  # [C, F, H, W] of 96 frames at 704x1248
-VARIANTS = ["default", "compile", "backends", "group_offload_vae_tiling"]
+VARIANTS = ["default", "compile", "backends", "group_offload_vae_tiling", "sequential_offload"]
 
 
 def measure(fn, repeats: int) -> tuple[float, float]:
@@ -103,6 +105,13 @@ def main() -> None:
             with torch.no_grad():
                 seconds, peak = measure(lambda v=vae, z=decode_latents: v.decode(z), 1)
             rows.append(("VAE tiled decode (whole video)", f"{seconds:.3f}", "-", f"{peak:.1f}"))
+            del vae, decode_latents
+            model = LuminaVideoTransformer3DModel.from_config(model.config).to(device, dtype).eval()
+        elif variant == "sequential_offload":
+            model = model.to("cpu")
+            torch.cuda.empty_cache()
+            cpu_offload(model, execution_device=device)
+            record("sequential CPU offload", fn=step)
 
     print(f"\n{torch.cuda.get_device_name()}, patch {patch}, {flops / 1e12:.1f} TFLOP per step (batch 2)")
     print(f"{'variant':34s} {'s/step':>8} {'MFU':>7}  peak GiB")

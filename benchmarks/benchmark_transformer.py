@@ -3,19 +3,25 @@ length and token count, with the machine's own matmul throughput measured in the
 
 Prints, per size: seconds per forward of both models, the time ratio (this package / peer; target <= 0.6), and the
 share of the matmul ceiling each reaches (model FLOPs counted by `torch.utils.flop_counter` / seconds / measured
-matmul FLOP/s; target >= 80%).
+matmul FLOP/s; target >= 80%). The two models and the ceiling are timed in turn, `--repeats` rounds, and the median
+of each is reported, so load from other processes on a shared machine hits all three alike.
 
-    python benchmarks/benchmark_transformer.py                     # fp32 CPU, the two default sizes
-    python benchmarks/benchmark_transformer.py --sizes 4096 --repeats 3
+PyTorch's flop counter has no formula for the CPU flash-attention kernel (SDPA's CPU path), so it would count no
+attention at all; this script registers the standard one (4 * batch * query heads * q_len * kv_len * head_dim, as
+for the GPU kernels) before counting.
+
+    python benchmarks/benchmark_transformer.py                     # fp32 CPU: 4096 tokens and the long 9216
+    python benchmarks/benchmark_transformer.py --sizes 4096 --repeats 5
 """
 
 import argparse
+import statistics
 import time
 
 import torch
 from diffusers import LuminaNextDiT2DModel
 from diffusers.models.embeddings import get_2d_rotary_pos_embed_lumina
-from torch.utils.flop_counter import FlopCounterMode
+from torch.utils.flop_counter import FlopCounterMode, flop_registry, register_flop_formula
 from tqdm import tqdm
 
 from diffusers_lumina_video import LuminaVideoTransformer3DModel
@@ -25,18 +31,41 @@ from diffusers_lumina_video import LuminaVideoTransformer3DModel
 LATENT_FRAMES = 4
 
 
-def seconds_per_call(fn, repeats: int) -> float:
-    fn()  # warm-up
-    start = time.perf_counter()
-    for _ in range(repeats):
+CPU_FLASH_ATTENTION = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu
+
+
+if CPU_FLASH_ATTENTION not in flop_registry:
+
+    @register_flop_formula(CPU_FLASH_ATTENTION)
+    def _cpu_flash_attention_flops(query_shape, key_shape, *args, **kwargs) -> int:
+        """`QK^T` and `PV`, 2 FLOPs per multiply-add each; grouped key/value heads cost as many as query heads."""
+        batch, heads, query_length, head_dim = query_shape
+        return 4 * batch * heads * query_length * key_shape[2] * head_dim
+
+
+def median_seconds(fns: dict, repeats: int) -> dict[str, float]:
+    """Median seconds per call of each function, timed in turn (one warm-up call each first)."""
+    times = {name: [] for name in fns}
+    for fn in fns.values():
         fn()
-    return (time.perf_counter() - start) / repeats
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in times.items()}
 
 
-def matmul_flops_per_second(size: int, repeats: int, dtype: torch.dtype) -> float:
-    """The machine's dense matmul throughput at the model's width: the ceiling a transformer forward can reach."""
-    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
-    return 2 * size**3 / seconds_per_call(lambda: torch.mm(a, b), repeats)
+def matmul_ceiling(size: int, calls: int):
+    """A timed unit of the machine's dense fp32 matmul at the model's width (the ceiling a forward can reach) and
+    the FLOPs it does."""
+    a, b = torch.randn(size, size), torch.randn(size, size)
+
+    def run():
+        for _ in range(calls):
+            torch.mm(a, b)
+
+    return run, calls * 2 * size**3
 
 
 def count_flops(fn) -> int:
@@ -100,24 +129,26 @@ def main() -> None:
     parser.add_argument("--kv_heads", type=int, default=8)
     parser.add_argument("--caption_length", type=int, default=128)
     parser.add_argument("--caption_dim", type=int, default=2304)
-    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
 
-    ceiling = matmul_flops_per_second(args.width * 2, args.repeats * 5, torch.float32)
-    print(f"fp32 CPU, {torch.get_num_threads()} threads; matmul ceiling {ceiling / 1e9:.1f} GFLOP/s")
+    matmul, matmul_flops = matmul_ceiling(args.width * 2, calls=5)
+    print(f"fp32 CPU, {torch.get_num_threads()} threads, median of {args.repeats} interleaved rounds")
     rows = []
     for tokens in tqdm(args.sizes, desc="sizes"):
         run_ours, run_peer = build_pair(args, tokens)
         flops = {"ours": count_flops(run_ours), "peer": count_flops(run_peer)}
-        seconds = {"ours": seconds_per_call(run_ours, args.repeats), "peer": seconds_per_call(run_peer, args.repeats)}
-        rows.append((tokens, seconds, flops))
+        seconds = median_seconds({"ours": run_ours, "peer": run_peer, "matmul": matmul}, args.repeats)
+        rows.append((tokens, seconds, flops, matmul_flops / seconds["matmul"]))
 
-    print(f"\n{'tokens':>7} {'ours s':>8} {'peer s':>8} {'ratio':>6} {'ours ceil':>10} {'peer ceil':>10}")
-    for tokens, seconds, flops in rows:
-        share = {k: flops[k] / seconds[k] / ceiling for k in seconds}
+    print(
+        f"\n{'tokens':>7} {'ours s':>8} {'peer s':>8} {'ratio':>6} {'ceiling GFLOP/s':>16} {'ours ceil':>10} {'peer ceil':>10}"
+    )
+    for tokens, seconds, flops, ceiling in rows:
+        share = {k: flops[k] / seconds[k] / ceiling for k in flops}
         print(
             f"{tokens:7d} {seconds['ours']:8.3f} {seconds['peer']:8.3f} {seconds['ours'] / seconds['peer']:6.2f} "
-            f"{share['ours']:10.0%} {share['peer']:10.0%}"
+            f"{ceiling / 1e9:16.1f} {share['ours']:10.0%} {share['peer']:10.0%}"
         )
 
 

@@ -1,6 +1,8 @@
 import pytest
 import torch
+from diffusers.models.attention_dispatch import AttentionBackendName, _AttentionBackendRegistry
 
+from diffusers_lumina_video.models.transformers import transformer_lumina_video
 from diffusers_lumina_video.models.transformers.transformer_lumina_video import masked_attention_backend
 from diffusers_lumina_video.pipelines.lumina_v2a.pipeline_lumina_v2a import sync_segment_count
 from diffusers_lumina_video.utils.tiny_random import (
@@ -69,3 +71,43 @@ def test_v2a_pipeline_runs_with_a_backend_that_refuses_masks():
     pipe.transformer.set_attention_backend("_native_flash")
     routed = pipe(**kwargs, generator=torch.Generator().manual_seed(0), num_inference_steps=2).audios
     torch.testing.assert_close(routed, reference, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("backend", "padded", "expected"),
+    [
+        # (backend, caption padded) -> per attention call: (key heads, mask given, enable_gqa)
+        (None, True, [(2, False, True), (2, True, True)]),
+        (None, False, [(2, False, True), (2, False, True)]),
+        ("_native_math", True, [(2, False, True), (2, True, True)]),
+        ("_native_flash", True, [(4, False, False), (4, True, False)]),
+        ("_native_flash", False, [(4, False, False), (4, False, False)]),
+    ],
+    ids=["native-padded", "native-unpadded", "math-padded", "flash-padded", "flash-unpadded"],
+)
+def test_attention_calls_read_grouped_heads_and_skip_an_all_ones_mask(
+    tiny_inputs, monkeypatch, backend, padded, expected
+):
+    """SDPA backends read the 2 key/value heads of the 4 query heads as they are (no copy); other backends get them
+    expanded. A caption batch without padding runs its attention without a mask; the output is unchanged."""
+    model = tiny_transformer()
+    # `set_attention_backend` (earlier tests) also sets Diffusers' global backend; start from the default one.
+    monkeypatch.setattr(_AttentionBackendRegistry, "_active_backend", AttentionBackendName.NATIVE)
+    if not padded:
+        tiny_inputs["encoder_attention_mask"] = torch.ones_like(tiny_inputs["encoder_attention_mask"])
+    with torch.no_grad():
+        reference = model(**tiny_inputs).sample
+    if backend is not None:
+        model.set_attention_backend(backend)
+    calls = []
+    dispatch = transformer_lumina_video.dispatch_attention_fn
+
+    def recording_dispatch(query, key, value, attn_mask=None, enable_gqa=False, **kwargs):
+        calls.append((key.shape[2], attn_mask is not None, enable_gqa))
+        return dispatch(query, key, value, attn_mask=attn_mask, enable_gqa=enable_gqa, **kwargs)
+
+    monkeypatch.setattr(transformer_lumina_video, "dispatch_attention_fn", recording_dispatch)
+    with torch.no_grad():
+        output = model(**tiny_inputs).sample
+    assert calls[:2] == expected and len(calls) == 2 * model.config.num_layers
+    torch.testing.assert_close(output, reference, atol=1e-5, rtol=1e-5)

@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from safetensors import safe_open
@@ -76,6 +77,23 @@ def test_cached_tensors_are_the_pipeline_encoders_outputs_of_the_first_seconds(t
     assert cached["audio_latents"].shape == (8, 25, 16) and cached["audio_latents"].dtype == torch.float32
     assert cached["visual_embeds"].shape[0] == 8 and cached["text_mask"].dtype == torch.int64
     assert index["shapes"]["audio_latents"] == [8, 25, 16]
+
+
+def test_only_the_first_seconds_of_a_clip_are_decoded(tmp_path, pipeline_dir, clips_dir, monkeypatch):
+    items, _ = load_av_items(clips_dir)
+    decoded = {}
+    for reader in (read_video, read_audio):
+        # Each reader's result is recorded as `encode_clip` gets it.
+        def recorded(*args, reader=reader, **kwargs):
+            decoded[reader.__name__] = result = reader(*args, **kwargs)
+            return result
+
+        monkeypatch.setattr(av_prepare, reader.__name__, recorded)
+    prepare(pipeline_dir, items[:1], tmp_path / "cache")
+    # Of 1.5 s at 25 fps (38 frames): those before 1 s and the one at 1 s; of the sound, exactly 1 s.
+    np.testing.assert_array_equal(decoded["read_video"].timestamps, np.arange(26) / 25)
+    assert len(read_video(items[0].path).frames) == 38
+    assert len(decoded["read_audio"]) == round(CLIP_DURATION * 16000)
 
 
 def test_bad_files_are_skipped_by_name_with_their_reason(tmp_path, pipeline_dir, clips_dir, caplog):

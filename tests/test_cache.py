@@ -77,14 +77,21 @@ def test_cache_works_on_every_preset(method, preset):
     assert calls[0] < uncached_calls, f"{method} skipped nothing: {calls[0]} of {uncached_calls} calls"
 
 
+@pytest.mark.parametrize("method", sorted(WORKING))
 @pytest.mark.parametrize(
-    ("preset", "switches"), [("f16F64R512-MultiScale", [0, 4, 8, 9]), ("f24F96R960-MultiScale", [0, 2, 6, 7])]
+    ("preset", "switches"),
+    [
+        ("f16F64R512-MultiScale", [0, 4, 8, 9]),
+        ("f24F96R960-MultiScale", [0, 2, 6, 7]),
+        ("f16F64R512", [0, 9]),
+        ("f24F96R960", [0, 7]),
+    ],
 )
-def test_caches_restart_where_guidance_or_patchification_changes(preset, switches, monkeypatch):
-    """At the start, at the two patchification switches and where guidance switches off (steps of 10); Diffusers
-    resets once more when the pipeline finishes."""
+def test_caches_restart_where_guidance_or_patchification_changes(method, preset, switches, monkeypatch):
+    """At the start, at the patchification switches (token count) and where guidance switches off (batch), steps
+    of 10; Diffusers resets once more when the pipeline finishes."""
     pipe, _ = counted_pipeline()
-    pipe.transformer.enable_cache(FirstBlockCacheConfig(threshold=0.2))
+    pipe.transformer.enable_cache(WORKING[method](pipe))
     step, resets = [0], []
     monkeypatch.setattr(pipe.transformer, "_reset_stateful_cache", lambda *a, **k: resets.append(step[0]))
 

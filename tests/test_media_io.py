@@ -8,6 +8,7 @@ from diffusers_lumina_video.evaluation.audio_events import detect_onsets, domina
 from diffusers_lumina_video.training.synthetic_flashes import BACKGROUND, generate_flash_clip
 from diffusers_lumina_video.utils.media_io import (
     export_to_video_with_audio,
+    frame_indices_at_rate,
     read_audio,
     read_video,
     write_wav,
@@ -187,3 +188,126 @@ def test_write_wav_refuses_bad_arguments(tmp_path):
         write_wav(np.zeros((1, 100)), tmp_path / "a.wav")
     with pytest.raises(ValueError, match="`sample_rate` must be a positive int"):
         write_wav(np.zeros(100), tmp_path / "a.wav", sample_rate=16000.0)
+
+
+LONG_SECONDS = 3.0
+
+
+@pytest.fixture(scope="module")
+def long_clips(tmp_path_factory) -> dict[tuple[float, int], str]:
+    """3 s clips of noise frames (every frame differs) and a tone, at several frame and sample rates."""
+    folder = tmp_path_factory.mktemp("long")
+    rng = np.random.default_rng(0)
+    clips = {}
+    for fps, source_rate in [(8, 16000), (24, 44100), (25, 16000), (30000 / 1001, 22050)]:
+        frames = rng.integers(0, 256, (int(LONG_SECONDS * fps), 16, 16, 3), dtype=np.uint8)
+        path = folder / f"clip_{fps:.2f}_{source_rate}.mp4"
+        clips[fps, source_rate] = export_to_video_with_audio(
+            frames, tone(LONG_SECONDS, source_rate), source_rate, path, fps
+        )
+    return clips
+
+
+class CountingContainer:
+    """An opened container that counts the frames its `decode` gives out."""
+
+    def __init__(self, container, counts: list[int]):
+        self.container, self.counts = container, counts
+
+    def __getattr__(self, name):
+        return getattr(self.container, name)
+
+    def __enter__(self):
+        self.container.__enter__()
+        return self
+
+    def __exit__(self, *exc_info):
+        return self.container.__exit__(*exc_info)
+
+    def decode(self, *args, **kwargs):
+        self.counts.append(0)
+        for frame in self.container.decode(*args, **kwargs):
+            self.counts[-1] += 1
+            yield frame
+
+
+@pytest.fixture
+def decoded_frames(monkeypatch) -> list[int]:
+    """The number of frames decoded by each file opened during the test."""
+    counts, open_file = [], av.open
+    monkeypatch.setattr(av, "open", lambda *args, **kwargs: CountingContainer(open_file(*args, **kwargs), counts))
+    return counts
+
+
+@pytest.mark.parametrize("fps", [8, 24, 25, 30000 / 1001])
+def test_read_video_with_a_duration_is_the_prefix_every_clock_of_that_duration_needs(long_clips, fps):
+    path = next(path for (rate, _), path in long_clips.items() if rate == fps)
+    full = read_video(path)
+    assert len(full.frames) == int(LONG_SECONDS * fps)
+    for duration in (0.3, 1, 1.25, 2.99, 100.0, float("inf")):
+        video = read_video(path, duration=duration)
+        count = len(video.frames)
+        np.testing.assert_array_equal(video.frames, full.frames[:count])
+        np.testing.assert_array_equal(video.timestamps, full.timestamps[:count])
+        assert video.fps == full.fps
+        if full.timestamps[-1] >= duration:  # every frame before `duration` and the first one at or after it
+            assert (video.timestamps[:-1] < duration).all() and video.timestamps[-1] >= duration
+        else:
+            assert count == len(full.frames)
+        for rate in (8, 25):  # CLIP's and Synchformer's clocks take the same frames from the prefix
+            ticks = int(rate * min(duration, LONG_SECONDS))
+            np.testing.assert_array_equal(
+                frame_indices_at_rate(video.timestamps, rate, ticks),
+                frame_indices_at_rate(full.timestamps, rate, ticks),
+            )
+
+
+@pytest.mark.parametrize("sample_rate", [8000, 16000, 48000])
+@pytest.mark.parametrize("source_rate", [16000, 22050, 44100])
+def test_read_audio_with_a_duration_is_the_sample_exact_prefix(long_clips, source_rate, sample_rate):
+    path = next(path for (_, rate), path in long_clips.items() if rate == source_rate)
+    full = read_audio(path, sample_rate)
+    assert len(full) == LONG_SECONDS * sample_rate
+    for duration in (0.3, 1, 1.2345, 2.99, 100.0, float("inf")):
+        audio = read_audio(path, sample_rate, duration=duration)
+        assert len(audio) == round(min(duration * sample_rate, len(full)))
+        np.testing.assert_array_equal(audio, full[: len(audio)])
+
+
+def test_wav_read_with_a_duration_is_the_sample_exact_prefix(tmp_path):
+    path = write_wav(tone(1.0, 22050), tmp_path / "tone.wav", sample_rate=22050)
+    full = read_audio(path)
+    np.testing.assert_array_equal(read_audio(path, duration=0.25), full[:4000])
+
+
+def test_reading_a_duration_stops_decoding_there(long_clips, decoded_frames):
+    path = long_clips[25, 16000]
+    video = read_video(path, duration=0.5)
+    assert len(video.frames) == 14  # 0.00 s ... 0.52 s
+    assert decoded_frames == [14]  # of 75
+    audio = read_audio(path, duration=0.5)
+    assert len(audio) == 8000
+    assert decoded_frames[1] <= 8000 // AAC_FRAME + 2  # of the 47 AAC frames of the file
+    read_audio(path)
+    assert decoded_frames[2] >= LONG_SECONDS * 16000 // AAC_FRAME  # the hook sees a full read
+
+
+@pytest.mark.parametrize("reader", [read_video, read_audio])
+@pytest.mark.parametrize(
+    ("duration", "error", "match"),
+    [
+        (0, ValueError, r"`duration` must be a positive number of seconds or None, got 0\."),
+        (-1.5, ValueError, r"`duration` must be a positive number of seconds or None, got -1\.5\."),
+        (float("nan"), ValueError, r"`duration` must be a positive number of seconds or None, got nan\."),
+        ("2", TypeError, r"`duration` must be a number of seconds or None, got '2' \(str\)\."),
+        (True, TypeError, r"`duration` must be a number of seconds or None, got True \(bool\)\."),
+    ],
+)
+def test_a_bad_duration_is_refused_before_the_file_is_opened(bad_files, reader, duration, error, match):
+    with pytest.raises(error, match=match):
+        reader(bad_files["missing"], duration=duration)
+
+
+def test_read_audio_refuses_a_duration_shorter_than_one_sample(bad_files):
+    with pytest.raises(ValueError, match=r"`duration` 1e-05 s is shorter than one sample at 16000 Hz\."):
+        read_audio(bad_files["wav"], duration=1e-5)

@@ -15,6 +15,7 @@ from diffusers_lumina_video.model_card import (
     create_full_model_card,
     create_lora_model_card,
     create_pipeline_model_card,
+    create_v2a_model_card,
 )
 from diffusers_lumina_video.utils.tiny_random import tiny_random_pipeline
 
@@ -211,3 +212,23 @@ def test_converter_refuses_an_invalid_base_model_before_reading(tmp_path):
 
     with pytest.raises(ValueError, match="`base_model` must be a Hub repository id"):
         convert_lumina_video_checkpoint(tmp_path / "missing", tmp_path / "out", base_model="me/a..b")
+
+
+def test_v2a_lora_card_loads_the_base_then_the_lora_and_lists_the_settings(tmp_path):
+    card = reloaded(
+        create_v2a_model_card(
+            "me/v2a-lora",
+            components={"Transformer": "trained from me/v2a"},
+            training_settings={"model_family": "v2a", "rank": 8},
+            lora_base_model="me/v2a",
+            validation_video="validation/step-000100-0.mp4",
+        ),
+        tmp_path,
+    )
+    assert {"video-to-audio", "lora"} <= set(card.data.tags) and card.data.pipeline_tag == "video-to-audio"
+    assert "# Lumina-V2A LoRA" in card.text and "| `rank` | `8` |" in card.text
+    assert '<video src="validation/step-000100-0.mp4"' in card.text
+    code = card_usage_code(card.text)
+    assert 'DiffusionPipeline.from_pretrained("me/v2a")\npipe.load_lora_weights("me/v2a-lora")' in code
+    with pytest.raises(ValueError, match="`training_settings` must be a dict"):
+        create_v2a_model_card("me/x", components={}, training_settings=["rank"])

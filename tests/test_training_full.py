@@ -14,9 +14,12 @@ import time
 from pathlib import Path
 from statistics import mean
 
+import imageio.v2 as imageio
+import numpy as np
 import pytest
 import torch
 from diffusers import DiffusionPipeline
+from diffusers.utils import export_to_video
 from huggingface_hub import ModelCard
 from safetensors.torch import load_file
 from synthetic_media import save_tiny_pipeline, write_dataset
@@ -131,6 +134,27 @@ def test_saved_pipeline_loads_and_generates_with_its_card(runs):
     assert f'DiffusionPipeline.from_pretrained("{folder}"' in card.text and "load_lora_weights" not in card.text
     assert "| `ema_decay` | `0.9` |" in card.text and "`rank`" not in card.text
     assert (folder / "validation" / "step-000016-0.mp4").is_file(), "the card's video travels with the folder"
+
+
+def test_validation_renders_with_the_moving_average(runs, tmp_path):
+    """The last validation video is what the saved pipeline (the averaged weights) makes with the same seed, not
+    what the last trained weights make; both are encoded as the trainer encodes its videos."""
+    output = runs["output"]
+    pipe = DiffusionPipeline.from_pretrained(output / "pipeline")
+
+    def rendered(name: str) -> np.ndarray:
+        video = pipe(
+            "w1 w2", height=64, width=64, num_frames=9, num_inference_steps=2, guidance_scale=5.0,
+            generator=torch.Generator().manual_seed(0), output_type="np",
+        ).frames[0]  # fmt: skip
+        export_to_video(list(video), str(tmp_path / name), fps=16)
+        return np.stack(imageio.mimread(tmp_path / name, format="FFMPEG"))
+
+    written = np.stack(imageio.mimread(output / "validation" / "step-000016-0.mp4", format="FFMPEG"))
+    assert np.array_equal(written, rendered("averaged.mp4"))
+    raw = load_file(output / "checkpoints" / "checkpoint-16" / MODEL_WEIGHT_NAME)
+    pipe.transformer.load_state_dict({k.removeprefix("module."): v for k, v in raw.items()})
+    assert not np.array_equal(written, rendered("last.mp4"))
 
 
 def test_resume_after_a_kill_ends_with_the_same_weights_and_average(runs):

@@ -51,7 +51,8 @@ def run(args: argparse.Namespace) -> int:
     from ..pipelines import LuminaV2APipeline
 
     _check_args(args)
-    video = read_video(args.video)  # refuses a file that is not a video before the model loads
+    # Refuses a file that is not a video before the model loads; with `--duration`, decodes only what is used.
+    video = read_video(args.video, duration=args.duration)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     dtype = DTYPES[args.dtype] if args.dtype else default_dtype(device)
     pipe = load_pipeline(args.model, dtype, LuminaV2APipeline).to(device)

@@ -44,7 +44,7 @@ _REQUIRED_KEYS = (
 
 def _rename_key(key: str) -> str:
     if key.startswith("spatial_attn_agg."):
-        # The aggregation layer is an `nn.TransformerEncoderLayer` in both, so its inner names stay.
+        # The aggregation layer keeps the parameter names of the `nn.TransformerEncoderLayer` it was.
         rest = key[len("spatial_attn_agg.") :]
         return f"spatial_aggregator.{rest}" if rest == "cls_token" else f"spatial_aggregator.layer.{rest}"
     if key.startswith("norm."):

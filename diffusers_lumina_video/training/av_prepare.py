@@ -253,15 +253,15 @@ def _read_clip(path: Path, clip_duration: float) -> tuple[VideoFrames, np.ndarra
     if reason is not None:
         return reason
     try:
-        audio = read_audio(path, SAMPLE_RATE)
-        video = read_video(path)
+        audio = read_audio(path, SAMPLE_RATE, duration=clip_duration)
+        video = read_video(path, duration=clip_duration)
     except (ValueError, OSError) as error:
         return f"corrupt or unreadable ({error})"
     samples = round(clip_duration * SAMPLE_RATE)
     audio_seconds, video_seconds = len(audio) / SAMPLE_RATE, len(video.frames) / video.fps
     if min(audio_seconds, video_seconds) < clip_duration - DURATION_TOLERANCE:
         return f"too short: {min(audio_seconds, video_seconds):.2f} s, clips are {clip_duration:g} s"
-    audio = np.pad(audio[:samples], (0, max(0, samples - len(audio))))
+    audio = np.pad(audio, (0, max(0, samples - len(audio))))
     if not np.isfinite(audio).all() or np.abs(audio).max() < SILENCE_PEAK:
         return "silent audio track"
     return video, audio

@@ -32,26 +32,32 @@ class VideoFrames:
     fps: float
 
 
-def read_video(path: str | os.PathLike) -> VideoFrames:
-    """Every frame of the first video stream of `path`, in presentation order."""
+def read_video(path: str | os.PathLike, duration: float | None = None) -> VideoFrames:
+    """Every frame of the first video stream of `path`, in presentation order.
+
+    With `duration` (seconds from the start), decoding stops at the first frame at or after it, and that frame is
+    kept: the result is a prefix of the full read holding every frame that a fixed-rate clock with ticks before
+    `duration` takes (`frame_indices_at_rate` takes the first frame at or after each tick), so a clip of a long file
+    costs only the clip.
+    """
+    limit = _check_duration(duration)
     with _open_media(path) as container:
         if not container.streams.video:
             raise ValueError(f"`path` {path} has no video stream.")
         stream = container.streams.video[0]
         rate = stream.average_rate or stream.guessed_rate
+        if rate is None:
+            raise ValueError(f"`path` {path} does not state the frame rate of its video stream.")
+        fps = float(rate)
         frames, timestamps = [], []
-        for frame in container.decode(stream):
+        for index, frame in enumerate(container.decode(stream)):
             frames.append(frame.to_ndarray(format="rgb24"))
-            timestamps.append(frame.time)
+            timestamps.append(index / fps if frame.time is None else frame.time)
+            if timestamps[-1] >= limit:
+                break
     if not frames:
         raise ValueError(f"`path` {path} has a video stream but no frames.")
-    if rate is None:
-        raise ValueError(f"`path` {path} does not state the frame rate of its video stream.")
-    fps = float(rate)
-    timestamps = np.array(
-        [index / fps if time is None else time for index, time in enumerate(timestamps)], dtype=np.float64
-    )
-    return VideoFrames(frames=np.stack(frames), timestamps=timestamps, fps=fps)
+    return VideoFrames(frames=np.stack(frames), timestamps=np.array(timestamps, dtype=np.float64), fps=fps)
 
 
 def frame_indices_at_rate(timestamps: np.ndarray, rate: float, count: int) -> np.ndarray:
@@ -71,24 +77,39 @@ def frame_indices_at_rate(timestamps: np.ndarray, rate: float, count: int) -> np
     return np.asarray(indices, dtype=np.int64)
 
 
-def read_audio(path: str | os.PathLike, sample_rate: int = AUDIO_SAMPLE_RATE) -> np.ndarray:
+def read_audio(
+    path: str | os.PathLike, sample_rate: int = AUDIO_SAMPLE_RATE, duration: float | None = None
+) -> np.ndarray:
     """The first audio stream of `path` as mono float32 samples in [-1, 1] at `sample_rate`, resampled and mixed
-    down by FFmpeg's resampler."""
+    down by FFmpeg's resampler.
+
+    With `duration`, only its first `round(duration * sample_rate)` samples (all of them if the stream is shorter):
+    exactly the prefix of the full read, with decoding stopped as soon as they are out of the resampler.
+    """
     _check_positive_int(sample_rate, "sample_rate")
+    limit = _check_duration(duration)
+    wanted = None if limit == float("inf") else round(limit * sample_rate)
+    if wanted == 0:
+        raise ValueError(f"`duration` {duration} s is shorter than one sample at {sample_rate} Hz.")
     with _open_media(path) as container:
         if not container.streams.audio:
             raise ValueError(f"`path` {path} has no audio stream.")
         stream = container.streams.audio[0]
         resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
-        chunks = []
+        chunks, count = [], 0
         for frame in container.decode(stream):
-            chunks.extend(resampled.to_ndarray()[0] for resampled in resampler.resample(frame))
-        chunks.extend(resampled.to_ndarray()[0] for resampled in resampler.resample(None))
+            for resampled in resampler.resample(frame):
+                chunks.append(resampled.to_ndarray()[0])
+                count += len(chunks[-1])
+            if wanted is not None and count >= wanted:
+                break
+        else:  # the whole stream was decoded: what the resampler still holds is its end
+            chunks.extend(resampled.to_ndarray()[0] for resampled in resampler.resample(None))
         declared = None if stream.duration is None else round(stream.duration * stream.time_base * sample_rate)
     if not chunks:
         raise ValueError(f"`path` {path} has an audio stream but no samples.")
     # Decoders of frame-based codecs (AAC) return the padding of the last frame; the stream's duration excludes it.
-    return np.concatenate(chunks)[:declared].astype(np.float32, copy=False)
+    return np.concatenate(chunks)[:declared][:wanted].astype(np.float32, copy=False)
 
 
 def write_wav(audio: np.ndarray | torch.Tensor, path: str | os.PathLike, sample_rate: int = AUDIO_SAMPLE_RATE) -> str:
@@ -195,3 +216,16 @@ def _audio_samples(audio) -> np.ndarray:
 def _check_positive_int(value, name: str) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
         raise ValueError(f"`{name}` must be a positive int, got {value!r}.")
+
+
+def _check_duration(duration) -> float:
+    """`duration` (seconds from the start, or None for the whole file) as the time where reading stops."""
+    if duration is None:
+        return float("inf")
+    if isinstance(duration, bool) or not isinstance(duration, (int, float, np.integer, np.floating)):
+        raise TypeError(
+            f"`duration` must be a number of seconds or None, got {duration!r} ({type(duration).__name__})."
+        )
+    if not duration > 0:
+        raise ValueError(f"`duration` must be a positive number of seconds or None, got {duration!r}.")
+    return float(duration)

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.attention import AttentionMixin, AttentionModuleMixin, FeedForward
 from diffusers.models.attention_dispatch import dispatch_attention_fn
@@ -134,6 +135,44 @@ class SynchformerDividedBlock(nn.Module):
         return hidden_states + self.ff(self.norm_ff(hidden_states))
 
 
+class SynchformerPoolingAttention(nn.Module):
+    """`nn.MultiheadAttention`'s weights, names and initialisation (`in_proj_weight`, `in_proj_bias`, `out_proj`),
+    with a forward that calls `out_proj` as a module. PyTorch's own forward reads `out_proj.weight` without calling
+    `out_proj`, so hook-based offloading (`enable_sequential_cpu_offload`) never loads it."""
+
+    def __init__(self, dim: int, heads: int):
+        super().__init__()
+        self.heads = heads
+        self.in_proj_weight = nn.Parameter(torch.empty(3 * dim, dim))
+        self.in_proj_bias = nn.Parameter(torch.empty(3 * dim))
+        self.out_proj = nn.Linear(dim, dim)
+        nn.init.xavier_uniform_(self.in_proj_weight)
+        nn.init.zeros_(self.in_proj_bias)
+        nn.init.zeros_(self.out_proj.bias)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        projected = F.linear(hidden_states, self.in_proj_weight, self.in_proj_bias)
+        query, key, value = (t.unflatten(-1, (self.heads, -1)) for t in projected.chunk(3, dim=-1))
+        return self.out_proj(dispatch_attention_fn(query, key, value).flatten(2))
+
+
+class SynchformerPoolingLayer(nn.Module):
+    """A pre-norm `nn.TransformerEncoderLayer` (GELU, no dropout) with the same parameter names, built from modules
+    that each run their own weights (see `SynchformerPoolingAttention`)."""
+
+    def __init__(self, dim: int, heads: int, ffn_dim: int, eps: float):
+        super().__init__()
+        self.self_attn = SynchformerPoolingAttention(dim, heads)
+        self.linear1 = nn.Linear(dim, ffn_dim)
+        self.linear2 = nn.Linear(ffn_dim, dim)
+        self.norm1 = nn.LayerNorm(dim, eps=eps)
+        self.norm2 = nn.LayerNorm(dim, eps=eps)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        hidden_states = hidden_states + self.self_attn(self.norm1(hidden_states))
+        return hidden_states + self.linear2(F.gelu(self.linear1(self.norm2(hidden_states))))
+
+
 class SynchformerSpatialAggregator(nn.Module):
     """Pools the positions of each tubelet step into one vector: a learnable CLS token read out after one pre-norm
     transformer encoder layer."""
@@ -141,16 +180,7 @@ class SynchformerSpatialAggregator(nn.Module):
     def __init__(self, dim: int, heads: int, ffn_dim: int, eps: float):
         super().__init__()
         self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
-        self.layer = nn.TransformerEncoderLayer(
-            dim,
-            heads,
-            dim_feedforward=ffn_dim,
-            dropout=0.0,
-            activation=nn.GELU(),
-            layer_norm_eps=eps,
-            batch_first=True,
-            norm_first=True,
-        )
+        self.layer = SynchformerPoolingLayer(dim, heads, ffn_dim, eps)
 
     def forward(self, hidden_states: torch.Tensor, num_frames: int) -> torch.Tensor:
         """`[B, f*h*w, D]` (frame-major) -> `[B, f, D]`."""

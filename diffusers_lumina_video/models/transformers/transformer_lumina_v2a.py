@@ -46,6 +46,7 @@ from .transformer_lumina_video import (
     TOKENS_CP_OUTPUT,
     LuminaRotaryPosEmbed,
     build_transformer_blocks,
+    caption_mask_for_blocks,
     masked_mean,
     patchify,
     unpatchify,
@@ -97,8 +98,12 @@ class LuminaV2AConditionEmbedding(nn.Module):
         visual_attention_mask: torch.Tensor,
         encoder_hidden_states: torch.Tensor,
         encoder_attention_mask: torch.Tensor,
-    ) -> torch.Tensor:
-        """`[B, conditioning_dim]`: the condition of the output head, and the base of every token's condition."""
+        sync_hidden_states: torch.Tensor,
+        num_time_steps: int,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The global condition `[B, conditioning_dim]` (of the output head, and the base of every token's
+        condition) and the sync condition `[B, num_time_steps, conditioning_dim]`. Both come from this one call so
+        that hook-based offloading, which loads a module's weights around its `forward`, sees every weight used."""
         dtype = self.timestep_embedder.linear_1.weight.dtype
         time_emb = self.timestep_embedder(self.time_proj(timestep).to(dtype))
         pooled = torch.cat(
@@ -108,7 +113,7 @@ class LuminaV2AConditionEmbedding(nn.Module):
             ],
             dim=-1,
         )
-        return time_emb + self.pooled_embedder(pooled)
+        return time_emb + self.pooled_embedder(pooled), self.sync_condition(sync_hidden_states, num_time_steps)
 
     def sync_condition(self, sync_hidden_states: torch.Tensor, num_time_steps: int) -> torch.Tensor:
         """`[B, num_time_steps, conditioning_dim]`: the sync features projected, then resampled (nearest) onto the
@@ -356,17 +361,16 @@ class LuminaV2ATransformerModel(ModelMixin, ConfigMixin, AttentionMixin, PeftAda
         rotary_emb = self.rope(grid)
 
         # 3. Conditioning: global, then per time step of the token grid, shared by the tokens of that step
-        global_condition = self.condition_embedder(
-            timestep * self.config.timestep_scale, visual, visual_mask, text, text_mask
+        global_condition, sync_condition = self.condition_embedder(
+            timestep * self.config.timestep_scale, visual, visual_mask, text, text_mask, sync, grid[0]
         )
-        sync_condition = self.condition_embedder.sync_condition(sync, num_time_steps=grid[0])
         token_condition = (global_condition[:, None, None] + sync_condition[:, :, None]).expand(-1, -1, grid[1], -1)
         token_condition = token_condition.flatten(1, 2).to(tokens.dtype)
         global_condition = global_condition.to(tokens.dtype)
 
         # 4. The audio tokens attend to themselves and, through the gated branch, to the visual and text tokens
         context = torch.cat([self.visual_proj(visual.to(tokens.dtype)), self.text_proj(text.to(tokens.dtype))], dim=1)
-        context_mask = torch.cat([visual_mask, text_mask.to(visual_mask.dtype)], dim=1)
+        context_mask = caption_mask_for_blocks(torch.cat([visual_mask, text_mask.to(visual_mask.dtype)], dim=1))
         for block in self.layers:
             if torch.is_grad_enabled() and self.gradient_checkpointing:
                 tokens = self._gradient_checkpointing_func(

@@ -69,11 +69,12 @@ def unpatchify(tokens: torch.Tensor, patch_size: tuple[int, ...], grid: tuple[in
 
 def apply_rotary_emb(hidden_states: torch.Tensor, freqs: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
     """Rotates interleaved pairs `(x[2i], x[2i+1])` of `[B, N, heads, head_dim]` by angles whose cos/sin are
-    `[N, head_dim // 2]`, in float32 as the reference does."""
-    cos, sin = (f[None, :, None, :] for f in freqs)
-    x_real, x_imag = hidden_states.float().unflatten(-1, (-1, 2)).unbind(-1)
-    rotated = torch.stack([x_real * cos - x_imag * sin, x_real * sin + x_imag * cos], dim=-1)
-    return rotated.flatten(-2).type_as(hidden_states)
+    `[N, head_dim // 2]`, in float32 as the reference does. The pairs are viewed as complex numbers so the rotation
+    is one elementwise pass with no intermediate copies (the same products and sums as the real form)."""
+    cos, sin = freqs
+    rotation = torch.complex(cos.float(), sin.float())[None, :, None, :]
+    pairs = torch.view_as_complex(hidden_states.float().unflatten(-1, (-1, 2)))
+    return torch.view_as_real(pairs * rotation).flatten(-2).type_as(hidden_states)
 
 
 # Backends that refuse `attn_mask`, mapped to the backend the masked caption attention runs on instead: the
@@ -110,6 +111,27 @@ def masked_attention_backend(backend: str | AttentionBackendName | None) -> str 
     return _MASKED_ATTENTION_FALLBACK.get(name, backend)
 
 
+# Backends that read grouped key/value heads themselves (PyTorch SDPA's `enable_gqa`), so the key/value heads need
+# no copy per query head.
+_NATIVE_GQA_BACKENDS = (AttentionBackendName.NATIVE, AttentionBackendName._NATIVE_MATH)
+
+
+def uses_native_gqa(backend: str | AttentionBackendName | None, parallel_config: Any) -> bool:
+    """Whether `backend` (`None`: the active global backend) takes grouped key/value heads as they are. Context
+    parallelism splits the heads across ranks, so it keeps the expanded form."""
+    name = _AttentionBackendRegistry._active_backend if backend is None else AttentionBackendName(backend)
+    return parallel_config is None and name in _NATIVE_GQA_BACKENDS
+
+
+def caption_mask_for_blocks(encoder_attention_mask: torch.Tensor) -> torch.Tensor | None:
+    """The caption mask the blocks need: `None` when no item has padding, so the caption attention runs unmasked
+    (cheaper, and on the model's own backend). The check reads the mask's values, so under compilation the mask is
+    kept as it is."""
+    if torch.compiler.is_compiling() or not bool(encoder_attention_mask.all()):
+        return encoder_attention_mask
+    return None
+
+
 # Context parallelism: the RoPE tables and the token stream are split along the tokens before the first block; the
 # caption, its mask and the per-item condition stay whole on every rank.
 ROPE_CP_PLAN = {
@@ -132,7 +154,7 @@ class LuminaVideoAttnProcessor:
         attn: "LuminaVideoAttention",
         hidden_states: torch.Tensor,
         encoder_hidden_states: torch.Tensor,
-        encoder_attention_mask: torch.Tensor,
+        encoder_attention_mask: torch.Tensor | None,
         rotary_emb: tuple[torch.Tensor, torch.Tensor],
     ) -> torch.Tensor:
         query = attn.norm_q(attn.to_q(hidden_states)).unflatten(-1, (attn.heads, -1))
@@ -144,27 +166,42 @@ class LuminaVideoAttnProcessor:
         context_key = attn.norm_added_k(attn.add_k_proj(encoder_hidden_states)).unflatten(-1, (attn.kv_heads, -1))
         context_value = attn.add_v_proj(encoder_hidden_states).unflatten(-1, (attn.kv_heads, -1))
 
-        # Grouped-query attention: query head h reads kv head h // (heads / kv_heads). Expanding here keeps every
-        # attention backend usable, including those without native GQA.
+        # Grouped-query attention: query head h reads kv head h // (heads / kv_heads). SDPA reads the groups itself;
+        # for every other backend the key/value heads are expanded here.
         groups = attn.heads // attn.kv_heads
-        key, value, context_key, context_value = (
-            t.repeat_interleave(groups, dim=2) for t in (key, value, context_key, context_value)
-        )
+        native_gqa = groups > 1 and uses_native_gqa(self._attention_backend, self._parallel_config)
+        if groups > 1 and not native_gqa:
+            key, value, context_key, context_value = (
+                t.repeat_interleave(groups, dim=2) for t in (key, value, context_key, context_value)
+            )
 
         hidden_states = dispatch_attention_fn(
-            query, key, value, backend=self._attention_backend, parallel_config=self._parallel_config
+            query,
+            key,
+            value,
+            enable_gqa=native_gqa,
+            backend=self._attention_backend,
+            parallel_config=self._parallel_config,
         )
         # The caption is not split under context parallelism: each rank's queries read the whole caption locally.
-        context_mask = encoder_attention_mask.bool()[:, None, None, :]
+        if encoder_attention_mask is None:
+            context_mask, context_backend = None, self._attention_backend
+        else:
+            context_mask = encoder_attention_mask.bool()[:, None, None, :]
+            context_backend = masked_attention_backend(self._attention_backend)
+        context_gqa = groups > 1 and uses_native_gqa(context_backend, None)
+        if native_gqa and not context_gqa:
+            context_key, context_value = (t.repeat_interleave(groups, dim=2) for t in (context_key, context_value))
         context_states = dispatch_attention_fn(
             query,
             context_key,
             context_value,
             attn_mask=context_mask,
-            backend=masked_attention_backend(self._attention_backend),
+            enable_gqa=native_gqa and context_gqa,
+            backend=context_backend,
         )
-        hidden_states = hidden_states + context_states * attn.gate.tanh()[:, None].to(context_states.dtype)
-        return attn.to_out[0](hidden_states.flatten(2).type_as(query))
+        gate = attn.gate.tanh()[:, None].to(context_states.dtype)
+        return attn.to_out[0](torch.addcmul(hidden_states, context_states, gate).flatten(2).type_as(query))
 
 
 class LuminaVideoAttention(nn.Module, AttentionModuleMixin):
@@ -207,7 +244,7 @@ class LuminaVideoAttention(nn.Module, AttentionModuleMixin):
         self,
         hidden_states: torch.Tensor,
         encoder_hidden_states: torch.Tensor,
-        encoder_attention_mask: torch.Tensor,
+        encoder_attention_mask: torch.Tensor | None,
         rotary_emb: tuple[torch.Tensor, torch.Tensor],
         **kwargs,
     ) -> torch.Tensor:
@@ -348,7 +385,7 @@ class LuminaVideoTransformerBlock(nn.Module):
         self,
         hidden_states: torch.Tensor,
         encoder_hidden_states: torch.Tensor,
-        encoder_attention_mask: torch.Tensor,
+        encoder_attention_mask: torch.Tensor | None,
         temb: torch.Tensor,
         rotary_emb: tuple[torch.Tensor, torch.Tensor],
     ) -> torch.Tensor:
@@ -356,11 +393,10 @@ class LuminaVideoTransformerBlock(nn.Module):
         attn_output = self.attn(
             norm_hidden_states, self.norm1_context(encoder_hidden_states), encoder_attention_mask, rotary_emb
         )
-        hidden_states = hidden_states + gate_msa.tanh() * self.norm2(attn_output)
+        hidden_states = torch.addcmul(hidden_states, gate_msa.tanh(), self.norm2(attn_output))
 
         ff_output = self.feed_forward(self.ffn_norm1(hidden_states) * (1 + scale_mlp))
-        hidden_states = hidden_states + gate_mlp.tanh() * self.ffn_norm2(ff_output)
-        return hidden_states
+        return torch.addcmul(hidden_states, gate_mlp.tanh(), self.ffn_norm2(ff_output))
 
 
 def build_transformer_blocks(
@@ -642,13 +678,14 @@ class LuminaVideoTransformer3DModel(
         ).to(tokens.dtype)
 
         # 4. Transformer blocks
+        caption_mask = caption_mask_for_blocks(encoder_attention_mask)
         for block in self.layers:
             if torch.is_grad_enabled() and self.gradient_checkpointing:
                 tokens = self._gradient_checkpointing_func(
-                    block, tokens, encoder_hidden_states, encoder_attention_mask, temb, rotary_emb
+                    block, tokens, encoder_hidden_states, caption_mask, temb, rotary_emb
                 )
             else:
-                tokens = block(tokens, encoder_hidden_states, encoder_attention_mask, temb, rotary_emb)
+                tokens = block(tokens, encoder_hidden_states, caption_mask, temb, rotary_emb)
 
         # 5. Output head of this patchification and unpatchify
         tokens = self.norm_outs[key](tokens, temb)

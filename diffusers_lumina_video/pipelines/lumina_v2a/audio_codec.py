@@ -101,6 +101,13 @@ def load_audio_components(
     return AudioLDMComponents(vae=vae.eval(), vocoder=vocoder.eval())
 
 
+def _input_device(module: torch.nn.Module, inputs: torch.Tensor) -> torch.device:
+    """Where to put a module's inputs: beside its weights, or where they already are when the weights sit on `meta`
+    between calls (sequential offload), whose hooks bring inputs and weights to the execution device."""
+    device = next(module.parameters()).device
+    return inputs.device if device.type == "meta" else device
+
+
 def waveforms_to_latents(
     waveforms: np.ndarray | torch.Tensor | list[np.ndarray] | list[torch.Tensor],
     sampling_rate: int,
@@ -120,7 +127,7 @@ def waveforms_to_latents(
     features = feature_extractor(
         waveforms, sampling_rate=sampling_rate, target_length=target_length, return_tensors="pt"
     ).input_features
-    posterior = vae.encode(features.to(device=vae.device, dtype=vae.dtype)).latent_dist
+    posterior = vae.encode(features.to(device=_input_device(vae, features), dtype=vae.dtype)).latent_dist
     latents = posterior.sample(generator) if sample_posterior else posterior.mode()
     return latents * vae.config.scaling_factor
 
@@ -143,6 +150,8 @@ def latents_to_waveforms(
             f"`num_samples` must be an int in [1, {available}] ({latents.shape[2]} latent frames x "
             f"{SAMPLES_PER_LATENT_FRAME} samples), got {num_samples!r}."
         )
-    mel = vae.decode(latents.to(device=vae.device, dtype=vae.dtype) / vae.config.scaling_factor).sample
-    waveforms = vocoder(mel.squeeze(1).to(device=vocoder.device, dtype=vocoder.dtype))
+    mel = vae.decode(
+        latents.to(device=_input_device(vae, latents), dtype=vae.dtype) / vae.config.scaling_factor
+    ).sample
+    waveforms = vocoder(mel.squeeze(1).to(device=_input_device(vocoder, mel), dtype=vocoder.dtype))
     return waveforms[:, :num_samples].float()
