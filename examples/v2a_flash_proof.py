@@ -1,4 +1,4 @@
-"""Proof that Lumina-V2A training learns sound that follows the picture, on a CPU in about a quarter of an hour.
+"""Proof that Lumina-V2A training learns sound that follows the picture, on one CPU core in 10 to 20 minutes.
 
     python examples/v2a_flash_proof.py --output_dir outputs/v2a-flash-proof
 
