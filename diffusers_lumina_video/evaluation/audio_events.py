@@ -1,8 +1,10 @@
 """Onsets and pitch of sound events, and how well generated onsets match the true ones.
 
-These are the measurements of synchronisation: an onset detector on the waveform's short-time energy, F1 of detected
-against true onsets within a tolerance (40 ms by default: one AudioLDM latent frame), the mean offset of the matched
-pairs, and the dominant frequency of an event.
+These are the measurements of synchronisation: an onset detector on an energy envelope (the waveform's short-time
+energy, or a log-mel spectrogram's frame energy), F1 of detected against true onsets within a tolerance (40 ms by
+default: one AudioLDM latent frame), the mean offset of the matched pairs, and the dominant frequency of an event
+(from the waveform's spectrum, or from the strongest mel bin). The mel versions measure what a V2A model's VAE
+decodes, before any vocoder.
 """
 
 from dataclasses import dataclass
@@ -19,34 +21,54 @@ class OnsetMatch:
     matched: tuple[tuple[float, float], ...]  # (true, detected) pairs
 
 
-def _frame_energy(waveform: np.ndarray, sample_rate: int, hop: float) -> tuple[np.ndarray, int]:
-    hop_samples = max(1, round(hop * sample_rate))
-    frames = len(waveform) // hop_samples
-    energy = np.square(waveform[: frames * hop_samples].reshape(frames, hop_samples)).mean(axis=1)
-    return energy, hop_samples
-
-
-def detect_onsets(
-    waveform: np.ndarray, sample_rate: int, hop: float = 0.005, threshold: float = 0.1, min_gap: float = 0.1
+def onsets_from_envelope(
+    envelope: np.ndarray, frame_duration: float, threshold: float = 0.1, min_gap: float = 0.1
 ) -> list[float]:
-    """Times (seconds) where the short-time energy rises through `threshold` x its maximum, at least `min_gap`
-    apart. The level is relative, so a quiet but clean generation counts as much as a loud one."""
-    waveform = np.asarray(waveform, dtype=np.float64).reshape(-1)
-    if waveform.size == 0 or not np.isfinite(waveform).all():
-        raise ValueError("`waveform` must be a non-empty array of finite samples.")
-    energy, hop_samples = _frame_energy(waveform, sample_rate, hop)
-    if energy.size == 0 or energy.max() <= 0:
+    """Times (seconds) of the frames where a non-negative energy `envelope` rises through `threshold` x its maximum,
+    at least `min_gap` apart. The level is relative, so a quiet but clean generation counts as much as a loud one."""
+    envelope = np.asarray(envelope, dtype=np.float64).reshape(-1)
+    if envelope.size == 0 or envelope.max() <= 0:
         return []
-    above = energy >= threshold * energy.max()
+    above = envelope >= threshold * envelope.max()
     rising = np.flatnonzero(above[1:] & ~above[:-1]) + 1
     if above[0]:
         rising = np.concatenate([[0], rising])
     onsets: list[float] = []
     for frame in rising:
-        time = frame * hop_samples / sample_rate
+        time = float(frame * frame_duration)
         if not onsets or time - onsets[-1] >= min_gap:
             onsets.append(time)
     return onsets
+
+
+def detect_onsets(
+    waveform: np.ndarray, sample_rate: int, hop: float = 0.005, threshold: float = 0.1, min_gap: float = 0.1
+) -> list[float]:
+    """Onsets (seconds) of a waveform, from its short-time energy over windows of `hop` seconds."""
+    waveform = np.asarray(waveform, dtype=np.float64).reshape(-1)
+    if waveform.size == 0 or not np.isfinite(waveform).all():
+        raise ValueError("`waveform` must be a non-empty array of finite samples.")
+    hop_samples = max(1, round(hop * sample_rate))
+    frames = len(waveform) // hop_samples
+    energy = np.square(waveform[: frames * hop_samples].reshape(frames, hop_samples)).mean(axis=1)
+    return onsets_from_envelope(energy, hop_samples / sample_rate, threshold, min_gap)
+
+
+def _check_log_mel(log_mel: np.ndarray) -> np.ndarray:
+    log_mel = np.asarray(log_mel, dtype=np.float64)
+    if log_mel.ndim != 2 or log_mel.size == 0 or not np.isfinite(log_mel).all():
+        raise ValueError(
+            f"`log_mel` must be a finite [frames, mel_bins] array (natural log), got shape {log_mel.shape}."
+        )
+    return log_mel
+
+
+def detect_mel_onsets(
+    log_mel: np.ndarray, frame_rate: float = 100.0, threshold: float = 0.1, min_gap: float = 0.1
+) -> list[float]:
+    """Onsets (seconds) of a log-mel spectrogram `[frames, mel_bins]` (natural log, `frame_rate` frames per second:
+    100 for AudioLDM's 160-sample hop at 16 kHz), from the energy of each frame summed over the bins."""
+    return onsets_from_envelope(np.exp(_check_log_mel(log_mel)).sum(axis=1), 1.0 / frame_rate, threshold, min_gap)
 
 
 def match_onsets(reference: list[float], detected: list[float], tolerance: float = 0.04) -> OnsetMatch:
@@ -76,6 +98,36 @@ def dominant_frequency(waveform: np.ndarray, sample_rate: int, start: float = 0.
     spectrum = np.abs(np.fft.rfft(segment * np.hanning(segment.size)))
     spectrum[0] = 0.0
     return float(np.fft.rfftfreq(segment.size, d=1.0 / sample_rate)[int(spectrum.argmax())])
+
+
+def mel_bin_frequencies(mel_filters: np.ndarray, sample_rate: int) -> np.ndarray:
+    """The frequency (Hz) each mel bin responds to most, from a filter bank `[frequency_bins, mel_bins]` over the
+    `0 .. sample_rate / 2` spectrum (e.g. `AudioLDMMelFeatureExtractor.mel_filters`)."""
+    mel_filters = np.asarray(mel_filters)
+    if mel_filters.ndim != 2:
+        raise ValueError(f"`mel_filters` must be [frequency_bins, mel_bins], got shape {mel_filters.shape}.")
+    nyquist_bins = mel_filters.shape[0] - 1
+    return mel_filters.argmax(axis=0) * (sample_rate / 2) / nyquist_bins
+
+
+def dominant_mel_frequency(
+    log_mel: np.ndarray,
+    bin_frequencies: np.ndarray,
+    frame_rate: float = 100.0,
+    start: float = 0.0,
+    end: float | None = None,
+) -> float:
+    """The frequency (Hz, `mel_bin_frequencies`) of the mel bin with the most energy in frames `[start, end)`
+    (seconds) of a log-mel spectrogram `[frames, mel_bins]`."""
+    log_mel = _check_log_mel(log_mel)
+    if len(bin_frequencies) != log_mel.shape[1]:
+        raise ValueError(
+            f"`bin_frequencies` has {len(bin_frequencies)} entries for a spectrogram of {log_mel.shape[1]} bins."
+        )
+    segment = log_mel[round(start * frame_rate) : None if end is None else round(end * frame_rate)]
+    if segment.shape[0] == 0:
+        raise ValueError(f"the segment [{start}, {end}] s holds no frame of the spectrogram.")
+    return float(bin_frequencies[int(np.exp(segment).sum(axis=0).argmax())])
 
 
 def nearest_colour(frequency: float, tones: dict[str, float]) -> str:

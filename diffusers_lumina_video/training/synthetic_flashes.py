@@ -5,11 +5,22 @@ A model that learns these clips has to read *when* a flash happens from the vide
 it is (the pitch); the caption names the colour, so the text alone fixes the pitch but never the timing. Flash times
 are continuous and random per clip, so a clip drawn from one seed range never repeats the timing of another range:
 held-out clips (`HELD_OUT_SEED_OFFSET`) have timings no training clip had.
+
+`write_flash_dataset` renders clips as real mp4 files (H.264 video, AAC sound) in a VGGSound-style folder with a
+manifest, the input V2A training and evaluation read; the manifest also keeps each clip's truth (colour, flash times).
 """
 
+import csv
+import io
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
+from tqdm.auto import tqdm
+
+from ..utils.atomic import atomic_output_file
+from ..utils.media_io import export_to_video_with_audio
 
 
 SAMPLE_RATE = 16000
@@ -111,3 +122,85 @@ def generate_flash_clip(
     # A faint noise floor: real tracks are never digitally silent, and log-mel front ends need some signal.
     audio += rng.normal(0.0, 1e-4, size=audio.shape).astype(np.float32)
     return FlashClip(frames, audio, fps, sample_rate, tuple(times), colour)
+
+
+MANIFEST_NAME = "manifest.csv"
+MANIFEST_COLUMNS = ("id", "path", "caption", "colour", "flash_times", "seed")
+# What a dataset may set for all its clips (each clip draws its own colour).
+CLIP_SETTINGS = ("duration", "fps", "size", "num_flashes", "min_gap", "flash_length")
+
+
+@dataclass(frozen=True)
+class FlashClipRecord:
+    """One row of a written flash dataset: the clip's file and the truth to measure generated sound against."""
+
+    clip_id: str
+    path: Path
+    caption: str
+    colour: str
+    flash_times: tuple[float, ...]
+    seed: int
+
+
+def write_flash_dataset(
+    output_dir: str | os.PathLike, num_clips: int, held_out: bool = False, first_seed: int = 0, **clip_kwargs
+) -> Path:
+    """Renders `num_clips` clips (seeds `first_seed`, `first_seed + 1`, ..., above `HELD_OUT_SEED_OFFSET` when
+    `held_out`) as `video/<id>.mp4` under `output_dir`, with `manifest.csv` (columns `MANIFEST_COLUMNS`); returns
+    the manifest's path. `clip_kwargs` go to `generate_flash_clip`. Clips already written are kept, so an
+    interrupted run resumes; the manifest is written last."""
+    if isinstance(num_clips, bool) or not isinstance(num_clips, int) or num_clips < 1:
+        raise ValueError(f"`num_clips` must be a positive int, got {num_clips!r}.")
+    if isinstance(first_seed, bool) or not isinstance(first_seed, int) or not 0 <= first_seed < HELD_OUT_SEED_OFFSET:
+        raise ValueError(f"`first_seed` must be an int in [0, {HELD_OUT_SEED_OFFSET}), got {first_seed!r}.")
+    if first_seed + num_clips > HELD_OUT_SEED_OFFSET:
+        raise ValueError(
+            f"`first_seed` + `num_clips` ({first_seed + num_clips}) must not pass {HELD_OUT_SEED_OFFSET}, where "
+            "training and held-out seeds meet."
+        )
+    unknown = sorted(set(clip_kwargs) - set(CLIP_SETTINGS))
+    if unknown:
+        raise ValueError(f"`clip_kwargs` has {unknown}; allowed: {list(CLIP_SETTINGS)}.")
+    output_dir = Path(output_dir)
+    (output_dir / "video").mkdir(parents=True, exist_ok=True)
+    offset = HELD_OUT_SEED_OFFSET if held_out else 0
+    rows = []
+    for seed in tqdm(range(offset + first_seed, offset + first_seed + num_clips), desc="Writing flash clips"):
+        clip = generate_flash_clip(seed, **clip_kwargs)
+        clip_id = f"flash_{seed:07d}"
+        path = output_dir / "video" / f"{clip_id}.mp4"
+        if not path.is_file():
+            export_to_video_with_audio(clip.frames, clip.audio, clip.sample_rate, path, fps=clip.fps)
+        times = " ".join(f"{time:.4f}" for time in clip.flash_times)
+        rows.append((clip_id, path.relative_to(output_dir).as_posix(), clip.caption, clip.colour, times, seed))
+
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(MANIFEST_COLUMNS)
+    writer.writerows(rows)
+    manifest = output_dir / MANIFEST_NAME
+    with atomic_output_file(manifest) as temporary:
+        temporary.write_text(text.getvalue())
+    return manifest
+
+
+def read_flash_manifest(manifest: str | os.PathLike) -> list[FlashClipRecord]:
+    """The clips of a manifest written by `write_flash_dataset`, paths resolved against its folder."""
+    manifest = Path(manifest)
+    if not manifest.is_file():
+        raise FileNotFoundError(f"`manifest` {manifest} is not a file.")
+    with manifest.open(newline="") as file:
+        rows = list(csv.DictReader(file))
+    if not rows or set(MANIFEST_COLUMNS) - set(rows[0]):
+        raise ValueError(f"`manifest` {manifest} is not a flash dataset manifest (columns {list(MANIFEST_COLUMNS)}).")
+    return [
+        FlashClipRecord(
+            clip_id=row["id"],
+            path=manifest.parent / row["path"],
+            caption=row["caption"],
+            colour=row["colour"],
+            flash_times=tuple(float(time) for time in row["flash_times"].split()),
+            seed=int(row["seed"]),
+        )
+        for row in rows
+    ]

@@ -1,0 +1,51 @@
+import pytest
+import torch
+
+from diffusers_lumina_video.processors import AudioLDMMelFeatureExtractor
+from diffusers_lumina_video.training.audio_vae import train_audio_vae, waveforms_to_mels
+from diffusers_lumina_video.training.synthetic_flashes import generate_flash_clip
+from diffusers_lumina_video.utils.tiny_random import tiny_audio_vae
+
+
+@pytest.fixture(scope="module")
+def flash_mels() -> torch.Tensor:
+    clips = [generate_flash_clip(seed, duration=1.0, num_flashes=1) for seed in range(2)]
+    return waveforms_to_mels([clip.audio for clip in clips], AudioLDMMelFeatureExtractor(), 16000)
+
+
+def test_audio_vae_learns_the_mels_and_gets_a_unit_variance_scaling(flash_mels):
+    assert flash_mels.shape == (2, 1, 100, 64)
+    torch.manual_seed(0)
+    vae = tiny_audio_vae()
+    training = train_audio_vae(vae, flash_mels, num_steps=8, batch_size=2, learning_rate=1e-2)
+    assert len(training.losses) == 8
+    assert training.losses[-1] < 0.9 * training.losses[0]
+    assert vae.config.scaling_factor == training.scaling_factor and not vae.training
+    with torch.no_grad():
+        latents = vae.encode(flash_mels).latent_dist.mode() * vae.config.scaling_factor
+    assert latents.std().item() == pytest.approx(1.0, rel=1e-4)
+
+
+def test_audio_vae_training_is_reproducible(flash_mels):
+    runs = []
+    for _ in range(2):
+        torch.manual_seed(0)
+        runs.append(train_audio_vae(tiny_audio_vae(), flash_mels, num_steps=2, batch_size=1, seed=3).losses)
+    assert runs[0] == runs[1]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"mels": torch.zeros(2, 100, 64)}, r"`mels` must be a tensor \[N, 1, T, bins\]"),
+        ({"num_steps": 0}, "`num_steps` must be a positive int"),
+        ({"batch_size": 1.5}, "`batch_size` must be a positive int"),
+        ({"learning_rate": -1.0}, "`learning_rate` must be a number >= 0"),
+        ({"vae": torch.nn.Linear(1, 1)}, "`vae` must be a diffusers `AutoencoderKL`"),
+    ],
+)
+def test_audio_vae_training_refuses_bad_arguments(flash_mels, change, message):
+    arguments = {"vae": tiny_audio_vae(), "mels": flash_mels, "num_steps": 1, **change}
+    error = TypeError if "vae" in change else ValueError
+    with pytest.raises(error, match=message):
+        train_audio_vae(**arguments)
