@@ -213,7 +213,8 @@ def test_killed_preparation_is_resumed_from_its_finished_clips(tmp_path, pipelin
     prepare(pipeline_dir, items, fresh)
     for item in items:
         expected = load_file(str(fresh / item.cache_file))
-        torch.testing.assert_close(load_file(str(cache / item.cache_file)), expected, rtol=0, atol=0)
+        # The killed run encoded with one thread, this process with several: float sums may differ in the last bit.
+        torch.testing.assert_close(load_file(str(cache / item.cache_file)), expected, rtol=0, atol=1e-6)
 
 
 def test_a_damaged_clip_file_is_made_again(tmp_path, pipeline_dir, clips_dir):
