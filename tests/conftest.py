@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
+from synthetic_media import save_tiny_pipeline
 
 
 GOLDEN_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "golden" / "lumina_video_tiny"
@@ -72,3 +73,9 @@ def card_usage_code(card_text: str) -> str:
     blocks = re.findall(r"```python\n(.*?)```", card_text, flags=re.DOTALL)
     assert len(blocks) == 1, blocks
     return blocks[0]
+
+
+@pytest.fixture(scope="module")
+def tiny_pipeline_dir(tmp_path_factory) -> Path:
+    """A tiny random Lumina-Video pipeline folder, one per test module (tests may write beside it)."""
+    return save_tiny_pipeline(tmp_path_factory.mktemp("tiny_pipeline"))

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
-from synthetic_media import moving_frames, save_tiny_pipeline, texture, write_clip, write_dataset, write_image
+from synthetic_media import moving_frames, texture, write_clip, write_dataset, write_image
 
 from diffusers_lumina_video.training import prepare
 from diffusers_lumina_video.training.config import TrainingConfig
@@ -27,11 +27,6 @@ from diffusers_lumina_video.training.data import (
 )
 from diffusers_lumina_video.training.motion import MOTION_SIZE, flow_motion_score
 from diffusers_lumina_video.training.prepare import INDEX_FILE, cache_is_current, prepare_dataset
-
-
-@pytest.fixture(scope="module")
-def tiny_pipeline_dir(tmp_path_factory) -> Path:
-    return save_tiny_pipeline(tmp_path_factory.mktemp("tiny_pipeline"))
 
 
 @pytest.fixture(scope="module")

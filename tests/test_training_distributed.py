@@ -15,11 +15,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 import torch
 from safetensors.torch import load_file
 from synthetic_av_media import save_tiny_v2a_pipeline, write_av_clip
-from synthetic_media import save_tiny_pipeline, write_dataset
+from synthetic_media import write_dataset
 
 from diffusers_lumina_video.training.trainer import LORA_WEIGHT_NAME
 
@@ -28,11 +27,6 @@ MODULES = {"video": "diffusers_lumina_video.commands.train_video", "v2a": "diffu
 # accelerate runs DDP on CPU (gloo) when told to use the CPU; `accelerate launch --cpu` starts one process only,
 # so the processes come from torch.distributed.run.
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "ACCELERATE_USE_CPU": "true", "TOKENIZERS_PARALLELISM": "false"}
-
-
-@pytest.fixture(scope="module")
-def tiny_pipeline_dir(tmp_path_factory) -> Path:
-    return save_tiny_pipeline(tmp_path_factory.mktemp("tiny_pipeline"))
 
 
 def free_port() -> int:

@@ -6,11 +6,6 @@ Runs go through the command line in subprocesses, as users run them, with one CP
 """
 
 import csv
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 from statistics import mean
 
@@ -22,27 +17,20 @@ from diffusers import DiffusionPipeline
 from diffusers.utils import export_to_video
 from huggingface_hub import ModelCard
 from safetensors.torch import load_file
-from synthetic_media import save_tiny_pipeline, write_dataset
+from synthetic_media import write_dataset
+from training_commands import kill_after_first_checkpoint, run_training_command, training_command
 
 from diffusers_lumina_video import LuminaVideoPipeline, LuminaVideoTransformer3DModel
 from diffusers_lumina_video.training import TrainingConfig, train
 from diffusers_lumina_video.training.checkpoints import EMA_STATE_NAME, LORA_WEIGHT_NAME, MODEL_WEIGHT_NAME
 
 
-COMMAND = [sys.executable, "-m", "diffusers_lumina_video.commands.train_video"]
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+COMMAND = training_command("train_video")
 STEPS = 16
 
 
-@pytest.fixture(scope="module")
-def tiny_pipeline_dir(tmp_path_factory) -> Path:
-    return save_tiny_pipeline(tmp_path_factory.mktemp("tiny_pipeline"))
-
-
 def run_command(args: list[str], log: Path) -> None:
-    with log.open("w") as file:
-        result = subprocess.run(COMMAND + args, env=ENV, stdout=file, stderr=subprocess.STDOUT, timeout=300)
-    assert result.returncode == 0, log.read_text()[-3000:]
+    run_training_command(COMMAND, args, log)
 
 
 def train_args(model: Path, dataset: Path, cache: Path, output: Path) -> list[str]:
@@ -160,19 +148,8 @@ def test_validation_renders_with_the_moving_average(runs, tmp_path):
 def test_resume_after_a_kill_ends_with_the_same_weights_and_average(runs):
     output = runs["root"] / "killed"
     args = [*train_args(runs["model"], runs["dataset"], runs["cache"], output), "--resume", "latest"]
-    log = runs["root"] / "killed.log"
-    with log.open("w") as file:
-        process = subprocess.Popen(COMMAND + args, env=ENV, stdout=file, stderr=subprocess.STDOUT)
-    first_checkpoint, deadline = output / "checkpoints" / "checkpoint-4", time.monotonic() + 120
-    while not first_checkpoint.is_dir():
-        assert process.poll() is None, log.read_text()[-3000:]
-        assert time.monotonic() < deadline, "no checkpoint after 120 s"
-        time.sleep(0.01)
-    assert process.poll() is None, "the run must still be training when it is killed"
-    process.send_signal(signal.SIGKILL)
-    assert process.wait() == -signal.SIGKILL
+    killed_at = kill_after_first_checkpoint(COMMAND, args, output, 4, runs["root"] / "killed.log")
     assert not (output / "pipeline").exists()
-    killed_at = max(int(p.name.split("-")[1]) for p in (output / "checkpoints").glob("checkpoint-*"))
     assert killed_at < STEPS
 
     run_command(args, runs["root"] / "resumed.log")

@@ -6,12 +6,8 @@ results do not depend on how busy the machine is.
 """
 
 import csv
-import os
 import shutil
-import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
 from statistics import mean
 from types import SimpleNamespace
@@ -24,7 +20,8 @@ from huggingface_hub import ModelCard
 from peft import LoraConfig
 from peft.utils import get_peft_model_state_dict
 from safetensors.torch import load_file
-from synthetic_media import save_tiny_pipeline, write_clip, write_dataset
+from synthetic_media import write_clip, write_dataset
+from training_commands import TRAINING_ENV, kill_after_first_checkpoint, run_training_command, training_command
 
 from diffusers_lumina_video import LuminaVideoPipeline, LuminaVideoTransformer3DModel
 from diffusers_lumina_video.loaders import LUMINA_VIDEO_LORA_TARGET_MODULES
@@ -35,20 +32,12 @@ from diffusers_lumina_video.training.recipe import TrainingBatch, flow_matching_
 from diffusers_lumina_video.training.trainer import LORA_WEIGHT_NAME
 
 
-COMMAND = [sys.executable, "-m", "diffusers_lumina_video.commands.train_video"]
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+COMMAND = training_command("train_video")
 STEPS = 40
 
 
-@pytest.fixture(scope="module")
-def tiny_pipeline_dir(tmp_path_factory) -> Path:
-    return save_tiny_pipeline(tmp_path_factory.mktemp("tiny_pipeline"))
-
-
 def run_command(args: list[str], log: Path) -> None:
-    with log.open("w") as file:
-        result = subprocess.run(COMMAND + args, env=ENV, stdout=file, stderr=subprocess.STDOUT, timeout=300)
-    assert result.returncode == 0, log.read_text()[-3000:]
+    run_training_command(COMMAND, args, log)
 
 
 def train_args(model: Path, dataset: Path, cache: Path, output: Path) -> list[str]:
@@ -160,19 +149,8 @@ def test_saved_lora_loads_into_a_fresh_pipeline_and_changes_what_it_makes(runs):
 def test_resume_after_a_kill_ends_with_the_same_weights_as_an_uninterrupted_run(runs):
     output = runs["root"] / "killed"
     args = [*train_args(runs["model"], runs["dataset"], runs["cache"], output), "--resume", "latest"]
-    log = runs["root"] / "killed.log"
-    with log.open("w") as file:
-        process = subprocess.Popen(COMMAND + args, env=ENV, stdout=file, stderr=subprocess.STDOUT)
-    first_checkpoint, deadline = output / "checkpoints" / "checkpoint-5", time.monotonic() + 120
-    while not first_checkpoint.is_dir():
-        assert process.poll() is None, log.read_text()[-3000:]
-        assert time.monotonic() < deadline, "no checkpoint after 120 s"
-        time.sleep(0.01)
-    assert process.poll() is None, "the run must still be training when it is killed"
-    process.send_signal(signal.SIGKILL)
-    assert process.wait() == -signal.SIGKILL
+    killed_at = kill_after_first_checkpoint(COMMAND, args, output, 5, runs["root"] / "killed.log")
     assert not (output / LORA_WEIGHT_NAME).exists()
-    killed_at = max(int(p.name.split("-")[1]) for p in (output / "checkpoints").glob("checkpoint-*"))
     assert killed_at < STEPS
 
     run_command(args, runs["root"] / "resumed.log")
@@ -325,7 +303,7 @@ def test_command_line_reports_a_bad_setting_and_fails(tmp_path, tiny_pipeline_di
         COMMAND
         + ["--pretrained_model_name_or_path", str(tiny_pipeline_dir), "--dataset", str(tmp_path)]
         + ["--output_dir", str(tmp_path / "out"), "--rank", "0", "--num_frames", "20"],
-        env=ENV,
+        env=TRAINING_ENV,
         capture_output=True,
         text=True,
         timeout=120,

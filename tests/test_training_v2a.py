@@ -4,11 +4,6 @@ through `LuminaV2APipeline`, exact resume after a real SIGKILL, and settings ref
 """
 
 import csv
-import os
-import signal
-import subprocess
-import sys
-import time
 import wave
 from pathlib import Path
 from statistics import mean
@@ -21,6 +16,7 @@ from diffusers import DiffusionPipeline
 from huggingface_hub import ModelCard
 from safetensors.torch import load_file
 from synthetic_av_media import CLIP_DURATION, save_tiny_v2a_pipeline, write_av_clip
+from training_commands import kill_after_first_checkpoint, run_training_command, training_command
 
 from diffusers_lumina_video import LuminaV2APipeline, LuminaV2ATransformerModel
 from diffusers_lumina_video.cli import ERROR_EXIT_CODE, main
@@ -28,16 +24,13 @@ from diffusers_lumina_video.training import TrainingConfig, train
 from diffusers_lumina_video.training.checkpoints import EMA_STATE_NAME, MODEL_WEIGHT_NAME
 
 
-COMMAND = [sys.executable, "-m", "diffusers_lumina_video.commands.train_v2a"]
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+COMMAND = training_command("train_v2a")
 STEPS = 12
 TRANSFORMER_FILE = "pipeline/transformer/diffusion_pytorch_model.safetensors"
 
 
 def run_command(args: list[str], log: Path) -> None:
-    with log.open("w") as file:
-        result = subprocess.run(COMMAND + args, env=ENV, stdout=file, stderr=subprocess.STDOUT, timeout=300)
-    assert result.returncode == 0, log.read_text()[-3000:]
+    run_training_command(COMMAND, args, log)
 
 
 def write_clips(folder: Path, count: int = 4) -> Path:
@@ -148,18 +141,7 @@ def test_v2a_lora_loads_through_the_v2a_pipeline_and_changes_its_output(runs):
 def test_v2a_resume_after_a_kill_ends_with_the_same_weights_and_average(runs):
     output = runs / "killed"
     args = [*train_args(runs, "killed", "full"), "--resume", "latest"]
-    log = runs / "killed.log"
-    with log.open("w") as file:
-        process = subprocess.Popen(COMMAND + args, env=ENV, stdout=file, stderr=subprocess.STDOUT)
-    first_checkpoint, deadline = output / "checkpoints" / "checkpoint-4", time.monotonic() + 120
-    while not first_checkpoint.is_dir():
-        assert process.poll() is None, log.read_text()[-3000:]
-        assert time.monotonic() < deadline, "no checkpoint after 120 s"
-        time.sleep(0.01)
-    assert process.poll() is None, "the run must still be training when it is killed"
-    process.send_signal(signal.SIGKILL)
-    assert process.wait() == -signal.SIGKILL
-    killed_at = max(int(p.name.split("-")[1]) for p in (output / "checkpoints").glob("checkpoint-*"))
+    killed_at = kill_after_first_checkpoint(COMMAND, args, output, 4, runs / "killed.log")
     assert killed_at < STEPS and not (output / "pipeline").exists()
 
     run_command(args, runs / "resumed.log")
