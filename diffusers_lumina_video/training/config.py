@@ -238,6 +238,17 @@ class TrainingConfig:
     def uses_ema(self) -> bool:
         return self.training_mode == "full" and bool(self.ema_decay)
 
+    def load_base_pipeline(self, pipeline_class: type, dtype: Any = None, **components: Any) -> Any:
+        """The base pipeline folder as `pipeline_class`, at the configured revision and variant; `components` replace
+        parts of it (a trained transformer) or leave them out (`None`)."""
+        return pipeline_class.from_pretrained(
+            self.pretrained_model_name_or_path,
+            revision=self.revision,
+            variant=self.variant,
+            torch_dtype=dtype,
+            **components,
+        )
+
     @property
     def output_path(self) -> Path:
         return Path(self.output_dir)

@@ -143,14 +143,7 @@ class VideoFamily:
         self.validation_embeds = None
         if not config.validation_prompts:
             return False
-        pipe = LuminaVideoPipeline.from_pretrained(
-            config.pretrained_model_name_or_path,
-            transformer=None,
-            vae=None,
-            revision=config.revision,
-            variant=config.variant,
-            torch_dtype=dtype,
-        ).to(accelerator.device)
+        pipe = config.load_base_pipeline(LuminaVideoPipeline, dtype, transformer=None, vae=None).to(accelerator.device)
         with torch.no_grad():
             embeds = pipe.encode_prompt(
                 config.validation_prompts,
@@ -169,14 +162,8 @@ class VideoFamily:
     ) -> list[Path]:
         """One mp4 per validation prompt; the caller fixes the random streams and the weights."""
         config = self.config
-        pipe = LuminaVideoPipeline.from_pretrained(
-            config.pretrained_model_name_or_path,
-            transformer=transformer,
-            text_encoder=None,
-            tokenizer=None,
-            revision=config.revision,
-            variant=config.variant,
-            torch_dtype=dtype,
+        pipe = config.load_base_pipeline(
+            LuminaVideoPipeline, dtype, transformer=transformer, text_encoder=None, tokenizer=None
         ).to(device)
         pipe.set_progress_bar_config(disable=True)
         call_kwargs = {
@@ -299,13 +286,7 @@ class V2AFamily:
         """For each validation video, its generated sound as a wav and as an mp4 with the clip's own frames; the
         caller fixes the random streams and the weights."""
         config = self.config
-        pipe = LuminaV2APipeline.from_pretrained(
-            config.pretrained_model_name_or_path,
-            transformer=transformer,
-            revision=config.revision,
-            variant=config.variant,
-            torch_dtype=dtype,
-        ).to(device)
+        pipe = config.load_base_pipeline(LuminaV2APipeline, dtype, transformer=transformer).to(device)
         pipe.set_progress_bar_config(disable=True)
         prompts = config.validation_prompts or [""] * len(config.validation_videos)
         paths = []

@@ -126,13 +126,7 @@ def prepare_dataset(
         return cache_dir
 
     logger.info(f"Preparing {len(items)} samples into {cache_dir}.")
-    pipe = LuminaVideoPipeline.from_pretrained(
-        config.pretrained_model_name_or_path,
-        transformer=None,
-        revision=config.revision,
-        variant=config.variant,
-        torch_dtype=dtype,
-    ).to(device)
+    pipe = config.load_base_pipeline(LuminaVideoPipeline, dtype, transformer=None).to(device)
     staging = staging_folder(cache_dir, cache_fingerprint(config, items))
     try:
         samples = _write_samples(pipe, config, items, staging, device)

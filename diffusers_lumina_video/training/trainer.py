@@ -498,12 +498,7 @@ class Trainer:
     def _write_pipeline(self, transformer: nn.Module, folder: Path, sample_paths: list[Path]) -> None:
         """The base pipeline with the trained `transformer`, and the validation videos the model card shows."""
         config = self.config
-        pipe = self.family.pipeline_class.from_pretrained(
-            config.pretrained_model_name_or_path,
-            transformer=transformer,
-            revision=config.revision,
-            variant=config.variant,
-        )
+        pipe = config.load_base_pipeline(self.family.pipeline_class, transformer=transformer)
         pipe.save_pretrained(folder)
         for path in sample_paths:
             copy = folder / path.relative_to(config.output_path)
