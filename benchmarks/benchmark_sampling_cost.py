@@ -63,7 +63,6 @@ def main() -> None:
         model.to(dtype)
     latents = torch.randn(1, *latent_shape, device=args.device, dtype=dtype)
     text = torch.randn(1, 128, model.config.cap_feat_dim, device=args.device, dtype=dtype)
-    mask = torch.ones(1, 128, dtype=torch.long, device=args.device)
 
     def forward(patch, batch=1):
         with torch.no_grad():
@@ -71,7 +70,7 @@ def main() -> None:
                 latents.expand(batch, -1, -1, -1, -1),
                 torch.full((batch,), 0.5, device=args.device),
                 text.expand(batch, -1, -1),
-                mask.expand(batch, -1),
+                None,  # an unpadded caption, as the pipeline passes it
                 motion_score=6.0,
                 patch_size=patch,
             )

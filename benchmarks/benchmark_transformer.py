@@ -111,7 +111,8 @@ def build_pair(args: argparse.Namespace, tokens: int):
 
     @torch.no_grad()
     def run_ours():
-        ours(video, timestep, caption, caption_mask)
+        # An unpadded caption: the mask is `None`, as the pipeline passes it; the peer always takes one.
+        ours(video, timestep, caption, None)
 
     @torch.no_grad()
     def run_peer():

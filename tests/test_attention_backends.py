@@ -85,11 +85,12 @@ def test_v2a_pipeline_runs_with_a_backend_that_refuses_masks():
     ],
     ids=["native-padded", "native-unpadded", "math-padded", "flash-padded", "flash-unpadded"],
 )
-def test_attention_calls_read_grouped_heads_and_skip_an_all_ones_mask(
+def test_attention_calls_read_grouped_heads_and_skip_an_absent_mask(
     tiny_inputs, monkeypatch, backend, padded, expected
 ):
     """SDPA backends read the 2 key/value heads of the 4 query heads as they are (no copy); other backends get them
-    expanded. A caption batch without padding runs its attention without a mask; the output is unchanged."""
+    expanded. A caption batch without padding, given as no mask, runs its attention without one, with the output of
+    an all-ones mask."""
     model = tiny_transformer()
     # `set_attention_backend` (earlier tests) also sets Diffusers' global backend; start from the default one.
     monkeypatch.setattr(_AttentionBackendRegistry, "_active_backend", AttentionBackendName.NATIVE)
@@ -97,6 +98,8 @@ def test_attention_calls_read_grouped_heads_and_skip_an_all_ones_mask(
         tiny_inputs["encoder_attention_mask"] = torch.ones_like(tiny_inputs["encoder_attention_mask"])
     with torch.no_grad():
         reference = model(**tiny_inputs).sample
+    if not padded:
+        tiny_inputs["encoder_attention_mask"] = None
     if backend is not None:
         model.set_attention_backend(backend)
     calls = []

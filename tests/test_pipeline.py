@@ -188,6 +188,49 @@ def test_negative_branch_skipped_where_guidance_is_off(pipe):
     assert batch_sizes == [2, 2, 2, 1, 1, 1]
 
 
+def test_caption_mask_is_decided_once_per_call_and_dropped_where_nothing_is_padded(pipe):
+    """The positive caption has no padding and the negative one has: the guided calls get the joint mask, the
+    unguided ones no mask at all (an unmasked caption attention), and the result equals passing the masks per row."""
+    embeds = torch.randn(1, 8, pipe.transformer.config.cap_feat_dim, generator=_seeded())
+    negative_mask = torch.tensor([[1, 1, 1, 0, 0, 0, 0, 0]])
+    masks = []
+    hook = pipe.transformer.register_forward_pre_hook(
+        lambda module, args, kwargs: masks.append(kwargs["encoder_attention_mask"]), with_kwargs=True
+    )
+    call = {
+        **SMALL,
+        "num_inference_steps": 6,
+        "prompt_embeds": embeds,
+        "prompt_attention_mask": torch.ones(1, 8, dtype=torch.long),
+        "negative_prompt_embeds": torch.randn(1, 8, embeds.shape[-1], generator=_seeded(1)),
+        "negative_prompt_attention_mask": negative_mask,
+        "guidance_scale": [(0.0, 4.0), (0.1, 1.0)],
+        "output_type": "latent",
+    }
+    try:
+        latents = pipe(generator=_seeded(), **call).frames
+    finally:
+        hook.remove()
+    assert [None if mask is None else mask.tolist() for mask in masks] == [[[1] * 8, negative_mask[0].tolist()]] * 3 + [
+        None
+    ] * 3
+
+    # The same call with an all-ones mask given to every transformer call: the unmasked attention changes nothing.
+    forward = pipe.transformer.forward
+
+    def forward_with_mask(*args, encoder_attention_mask=None, **kwargs):
+        if encoder_attention_mask is None:
+            encoder_attention_mask = torch.ones(kwargs["encoder_hidden_states"].shape[:2], dtype=torch.long)
+        return forward(*args, encoder_attention_mask=encoder_attention_mask, **kwargs)
+
+    pipe.transformer.forward = forward_with_mask
+    try:
+        masked = pipe(generator=_seeded(), **call).frames
+    finally:
+        del pipe.transformer.forward
+    torch.testing.assert_close(latents, masked, atol=1e-5, rtol=1e-5)
+
+
 def test_guidance_and_motion_change_the_result(pipe):
     base = pipe("a cat", generator=_seeded(), guidance_scale=1.0, output_type="latent", **SMALL).frames
     guided = pipe("a cat", generator=_seeded(), guidance_scale=5.0, output_type="latent", **SMALL).frames

@@ -177,7 +177,6 @@ TRANSFORMER_BAD_INPUTS = [
     ({"encoder_hidden_states": "nan"}, ValueError, "`encoder_hidden_states` must be finite"),
     ({"encoder_attention_mask": torch.ones(2, 5)}, TypeError, "`encoder_attention_mask` must be a bool or integer"),
     ({"encoder_attention_mask": torch.ones(2, 5, dtype=torch.long)}, ValueError, "must have shape (2, 6)"),
-    ({"encoder_attention_mask": None}, ValueError, "`encoder_attention_mask` is required"),
     (
         {"encoder_attention_mask": torch.tensor([[1, 1, 0, 0, 0, 0], [0, 0, 0, 0, 0, 0]])},
         ValueError,

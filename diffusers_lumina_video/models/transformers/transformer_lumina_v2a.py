@@ -46,7 +46,6 @@ from .transformer_lumina_video import (
     TOKENS_CP_OUTPUT,
     LuminaRotaryPosEmbed,
     build_transformer_blocks,
-    caption_mask_for_blocks,
     masked_mean,
     patchify,
     unpatchify,
@@ -370,7 +369,7 @@ class LuminaV2ATransformerModel(ModelMixin, ConfigMixin, AttentionMixin, PeftAda
 
         # 4. The audio tokens attend to themselves and, through the gated branch, to the visual and text tokens
         context = torch.cat([self.visual_proj(visual.to(tokens.dtype)), self.text_proj(text.to(tokens.dtype))], dim=1)
-        context_mask = caption_mask_for_blocks(torch.cat([visual_mask, text_mask.to(visual_mask.dtype)], dim=1))
+        context_mask = torch.cat([visual_mask, text_mask.to(visual_mask.dtype)], dim=1)
         for block in self.layers:
             if torch.is_grad_enabled() and self.gradient_checkpointing:
                 tokens = self._gradient_checkpointing_func(

@@ -123,15 +123,6 @@ def uses_native_gqa(backend: str | AttentionBackendName | None, parallel_config:
     return parallel_config is None and name in _NATIVE_GQA_BACKENDS
 
 
-def caption_mask_for_blocks(encoder_attention_mask: torch.Tensor) -> torch.Tensor | None:
-    """The caption mask the blocks need: `None` when no item has padding, so the caption attention runs unmasked
-    (cheaper, and on the model's own backend). The check reads the mask's values, so under compilation the mask is
-    kept as it is."""
-    if torch.compiler.is_compiling() or not bool(encoder_attention_mask.all()):
-        return encoder_attention_mask
-    return None
-
-
 # Context parallelism: the RoPE tables and the token stream are split along the tokens before the first block; the
 # caption, its mask and the per-item condition stay whole on every rank.
 ROPE_CP_PLAN = {
@@ -251,8 +242,10 @@ class LuminaVideoAttention(nn.Module, AttentionModuleMixin):
         return self.processor(self, hidden_states, encoder_hidden_states, encoder_attention_mask, rotary_emb, **kwargs)
 
 
-def masked_mean(features: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Mean of `features [B, L, D]` over the tokens where `mask [B, L]` is 1."""
+def masked_mean(features: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """Mean of `features [B, L, D]` over the tokens where `mask [B, L]` is 1 (`None`: all of them)."""
+    if mask is None:
+        return features.mean(dim=1)
     weights = mask[..., None].to(features.dtype)
     return (features * weights).sum(dim=1) / weights.sum(dim=1)
 
@@ -274,7 +267,7 @@ class LuminaVideoConditionEmbedding(nn.Module):
         timestep: torch.Tensor,
         motion: torch.Tensor,
         encoder_hidden_states: torch.Tensor,
-        encoder_attention_mask: torch.Tensor,
+        encoder_attention_mask: torch.Tensor | None,
     ) -> torch.Tensor:
         dtype = self.timestep_embedder.linear_1.weight.dtype
         time_emb = self.timestep_embedder(self.time_proj(timestep).to(dtype))
@@ -548,16 +541,15 @@ class LuminaVideoTransformer3DModel(
         hidden_states: torch.Tensor,
         timestep: float | torch.Tensor,
         encoder_hidden_states: torch.Tensor,
-        encoder_attention_mask: torch.Tensor,
+        encoder_attention_mask: torch.Tensor | None,
         motion_score: float | torch.Tensor | None,
         patch_size: PatchSize,
     ) -> None:
         """Types and shapes always; values (finite, in range, a caption token per row) outside compilation only."""
         check_tensor("hidden_states", hidden_states)
         check_tensor("encoder_hidden_states", encoder_hidden_states)
-        if encoder_attention_mask is None:
-            raise ValueError("`encoder_attention_mask` is required: a [B, L] tensor with 1 for real caption tokens.")
-        check_tensor("encoder_attention_mask", encoder_attention_mask, kind="mask")
+        if encoder_attention_mask is not None:
+            check_tensor("encoder_attention_mask", encoder_attention_mask, kind="mask")
         allowed = self.config.patch_sizes
         if patch_size not in allowed:
             raise ValueError(f"`patch_size` must be one of {list(allowed)}, got {patch_size}.")
@@ -585,7 +577,7 @@ class LuminaVideoTransformer3DModel(
                 f"`encoder_hidden_states` has batch size {encoder_hidden_states.shape[0]}, but `hidden_states` has "
                 f"{batch_size}."
             )
-        if encoder_attention_mask.shape != encoder_hidden_states.shape[:2]:
+        if encoder_attention_mask is not None and encoder_attention_mask.shape != encoder_hidden_states.shape[:2]:
             raise ValueError(
                 f"`encoder_attention_mask` must have shape {tuple(encoder_hidden_states.shape[:2])} (batch, tokens), "
                 f"got {tuple(encoder_attention_mask.shape)}."
@@ -612,8 +604,9 @@ class LuminaVideoTransformer3DModel(
             finite("encoder_hidden_states", encoder_hidden_states),
             finite("timestep", times),
             ((times >= 0).all() & (times <= 1).all(), "`timestep` must lie in [0, 1] (0 = noise, 1 = data)."),
-            has_token_per_row("encoder_attention_mask", encoder_attention_mask),
         ]
+        if encoder_attention_mask is not None:
+            conditions.append(has_token_per_row("encoder_attention_mask", encoder_attention_mask))
         if motion_score is not None:
             conditions.append(finite("motion_score", torch.as_tensor(motion_score, device=hidden_states.device)))
         check_values(conditions)
@@ -624,7 +617,7 @@ class LuminaVideoTransformer3DModel(
         hidden_states: torch.Tensor,
         timestep: torch.Tensor,
         encoder_hidden_states: torch.Tensor,
-        encoder_attention_mask: torch.Tensor,
+        encoder_attention_mask: torch.Tensor | None,
         motion_score: float | torch.Tensor | None = None,
         patch_size: PatchSize | None = None,
         attention_kwargs: dict[str, Any] | None = None,
@@ -637,7 +630,10 @@ class LuminaVideoTransformer3DModel(
             hidden_states (`torch.Tensor` of shape `[B, C, F, H, W]`): Latents.
             timestep (`torch.Tensor` of shape `[B]` or a float): Time in [0, 1], 0 = pure noise, 1 = clean data.
             encoder_hidden_states (`torch.Tensor` of shape `[B, L, cap_feat_dim]`): Caption features.
-            encoder_attention_mask (`torch.Tensor` of shape `[B, L]`): 1 for real caption tokens.
+            encoder_attention_mask (`torch.Tensor` of shape `[B, L]`, *optional*):
+                1 for real caption tokens. `None` when no caption is padded: the caption attention then runs without a
+                mask (cheaper, and on the model's own attention backend). Deciding that reads the mask's values, so
+                the caller does it once (the pipelines do, per call) rather than every forward doing a device sync.
             motion_score (`float` or `torch.Tensor` of shape `[B]`, *optional*):
                 Motion condition; `None` or a negative value means no motion condition.
             patch_size (`tuple[int, int, int]`, *optional*): One of `config.patch_sizes`; defaults to the finest.
@@ -678,14 +674,13 @@ class LuminaVideoTransformer3DModel(
         ).to(tokens.dtype)
 
         # 4. Transformer blocks
-        caption_mask = caption_mask_for_blocks(encoder_attention_mask)
         for block in self.layers:
             if torch.is_grad_enabled() and self.gradient_checkpointing:
                 tokens = self._gradient_checkpointing_func(
-                    block, tokens, encoder_hidden_states, caption_mask, temb, rotary_emb
+                    block, tokens, encoder_hidden_states, encoder_attention_mask, temb, rotary_emb
                 )
             else:
-                tokens = block(tokens, encoder_hidden_states, caption_mask, temb, rotary_emb)
+                tokens = block(tokens, encoder_hidden_states, encoder_attention_mask, temb, rotary_emb)
 
         # 5. Output head of this patchification and unpatchify
         tokens = self.norm_outs[key](tokens, temb)

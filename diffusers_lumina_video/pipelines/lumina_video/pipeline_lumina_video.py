@@ -428,7 +428,7 @@ class LuminaVideoPipeline(DiffusionPipeline, LuminaVideoLoraLoaderMixin, LuminaS
                 hidden_states=model_input.to(text["embeds"].dtype),  # the transformer's dtype
                 timestep=torch.full((model_input.shape[0],), time, device=latents.device),
                 encoder_hidden_states=text["embeds"] if guided else text["embeds"][:batch_size],
-                encoder_attention_mask=text["mask"] if guided else text["mask"][:batch_size],
+                encoder_attention_mask=text["guided_mask"] if guided else text["mask_of_positive"],
                 motion_score=torch.tensor(motion, device=latents.device),
                 patch_size=step.patch_size,
                 attention_kwargs=self.attention_kwargs,
@@ -481,15 +481,22 @@ class LuminaVideoPipeline(DiffusionPipeline, LuminaVideoLoraLoaderMixin, LuminaS
         mask: torch.Tensor,
         negative_embeds: torch.Tensor | None,
         negative_mask: torch.Tensor | None,
-    ) -> dict[str, torch.Tensor]:
-        """Positive rows then negative rows, right-padded to one length so both branches run in one batch."""
-        if negative_embeds is None:
-            return {"embeds": embeds, "mask": mask}
-        length = max(embeds.shape[1], negative_embeds.shape[1])
-        rows = [(embeds, mask), (negative_embeds, negative_mask.to(mask.dtype))]
+    ) -> dict[str, torch.Tensor | None]:
+        """Positive rows then negative rows, right-padded to one length so both branches run in one batch, with the
+        caption mask of each kind of transformer call: both branches (`guided_mask`) or the positive rows alone
+        (`mask_of_positive`). A mask is `None` where none of its rows is padded, so those calls attend to the caption
+        without one; this reads the mask once per call instead of once per step."""
+        batch_size = embeds.shape[0]
+        if negative_embeds is not None:
+            length = max(embeds.shape[1], negative_embeds.shape[1])
+            rows = [(embeds, mask), (negative_embeds, negative_mask.to(mask.dtype))]
+            embeds = torch.cat([F.pad(e, (0, 0, 0, length - e.shape[1])) for e, _ in rows])
+            mask = torch.cat([F.pad(m, (0, length - m.shape[1])) for _, m in rows])
+        padded_rows = (~mask.bool().all(dim=1)).tolist()
         return {
-            "embeds": torch.cat([F.pad(e, (0, 0, 0, length - e.shape[1])) for e, _ in rows]),
-            "mask": torch.cat([F.pad(m, (0, length - m.shape[1])) for _, m in rows]),
+            "embeds": embeds,
+            "guided_mask": mask if any(padded_rows) else None,
+            "mask_of_positive": mask[:batch_size] if any(padded_rows[:batch_size]) else None,
         }
 
     def use_sampling_preset(self, name: str) -> dict[str, Any]:
