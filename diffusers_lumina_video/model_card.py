@@ -41,7 +41,37 @@ RELATIVE_TIME_COST = {"(1, 2, 2)": 1.00, "(2, 2, 2)": 0.36, "(2, 4, 4)": 0.07, "
 
 EXAMPLE_PROMPT = "A red panda eats bamboo in a misty forest, soft morning light filtering through the leaves."
 
-MODEL_CARD_TEMPLATE = """---
+# Sections both card templates share (Jinja source, joined into each template).
+_USAGE_SECTION = """## Usage
+
+```bash
+pip install diffusers-lumina-video
+```
+
+```python
+{{ usage }}
+```
+"""
+_TRAINING_SETTINGS_SECTION = """{%- if training_settings %}
+
+## Training settings
+
+| Setting | Value |
+|---|---|
+{%- for name, value in training_settings.items() %}
+| `{{ name }}` | `{{ value }}` |
+{%- endfor %}
+{%- endif %}
+"""
+_CITATION_SECTION = """## Citation
+
+```bibtex
+{{ citation }}
+```
+"""
+
+MODEL_CARD_TEMPLATE = (
+    """---
 {{ card_data }}
 ---
 
@@ -61,26 +91,10 @@ Put the trigger phrase `{{ trigger_phrase }}` in your prompts.
 {%- endif %}
 {%- endif %}
 
-## Usage
-
-```bash
-pip install diffusers-lumina-video
-```
-
-```python
-{{ usage }}
-```
-{%- if training_settings %}
-
-## Training settings
-
-| Setting | Value |
-|---|---|
-{%- for name, value in training_settings.items() %}
-| `{{ name }}` | `{{ value }}` |
-{%- endfor %}
-{%- endif %}
-
+"""
+    + _USAGE_SECTION
+    + _TRAINING_SETTINGS_SECTION
+    + """
 ## Sampling presets
 
 The configurations released with Lumina-Video, available as `SAMPLING_PRESETS` and through
@@ -117,12 +131,9 @@ Relative time cost of each patchification:
 {{ license_note }}
 {%- endif %}
 
-## Citation
-
-```bibtex
-{{ citation }}
-```
 """
+    + _CITATION_SECTION
+)
 
 
 # A Hub tag: letters, digits and `_.:/+-`, starting with a letter or digit.
@@ -451,7 +462,8 @@ def _trained_model_card(
     )
 
 
-V2A_MODEL_CARD_TEMPLATE = """---
+V2A_MODEL_CARD_TEMPLATE = (
+    """---
 {{ card_data }}
 ---
 
@@ -469,34 +481,15 @@ V2A_MODEL_CARD_TEMPLATE = """---
 <video src="{{ validation_video }}" controls></video>
 {%- endif %}
 
-## Usage
-
-```bash
-pip install diffusers-lumina-video
-```
-
-```python
-{{ usage }}
-```
-
-The architecture, the conditioning path and how to train: see the package's `docs/v2a.md`.
-{%- if training_settings %}
-
-## Training settings
-
-| Setting | Value |
-|---|---|
-{%- for name, value in training_settings.items() %}
-| `{{ name }}` | `{{ value }}` |
-{%- endfor %}
-{%- endif %}
-
-## Citation
-
-```bibtex
-{{ citation }}
-```
 """
+    + _USAGE_SECTION
+    + """
+The architecture, the conditioning path and how to train: see the package's `docs/v2a.md`.
+"""
+    + _TRAINING_SETTINGS_SECTION
+    + "\n"
+    + _CITATION_SECTION
+)
 
 
 def create_v2a_model_card(
