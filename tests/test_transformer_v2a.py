@@ -3,6 +3,7 @@ import torch
 from diffusers import AutoModel
 
 from diffusers_lumina_video import LuminaV2ATransformerModel
+from diffusers_lumina_video.models.transformers.transformer_lumina_v2a import sync_features_in_time_order
 from diffusers_lumina_video.models.transformers.transformer_lumina_video import patchify, unpatchify
 from diffusers_lumina_video.utils.tiny_random import TINY_CLIP_DIM, TINY_SYNC_DIM, tiny_v2a_transformer
 
@@ -54,21 +55,60 @@ def test_padded_text_batch_equals_each_item_alone(model):
     torch.testing.assert_close(batched[1:], run(model, **alone), atol=1e-5, rtol=1e-5)
 
 
-def _impulse_response(model, position: int) -> torch.Tensor:
-    """Per latent frame, how much the output moves when one sync feature changes."""
-    inputs = make_inputs(batch_size=1, latent_frames=32)
+def test_sync_features_are_put_in_time_order_and_overlaps_averaged():
+    # Feature j of segment s covers tubelet 4s + j: label each feature with its tubelet (plus an offset telling the
+    # two segments that see a tubelet apart) and read back one value per tubelet.
+    segments = 3
+    tubelet = torch.tensor([4 * s + j for s in range(segments) for j in range(8)], dtype=torch.float32)
+    offset = torch.tensor([0.5 * (j >= 4) for s in range(segments) for j in range(8)])
+    ordered = sync_features_in_time_order((tubelet + offset)[None, :, None])[0, :, 0]
+    expected = torch.arange(4 * (segments + 1), dtype=torch.float32) + 0.25
+    expected[:4], expected[-4:] = expected[:4] - 0.25, expected[-4:] + 0.25  # seen by one segment only
+    torch.testing.assert_close(ordered, expected)
+
+
+def _sync_impulse_response(model, tubelet: int) -> torch.Tensor:
+    """Per latent frame, how much the output moves when the two sync features of one tubelet change (the event is
+    seen by both segments that hold it)."""
+    inputs = make_inputs(batch_size=1, latent_frames=40)  # 1.6 s; 4 segments cover 1.6 s in 20 tubelets
     inputs["sync_hidden_states"] = torch.zeros(1, 32, TINY_SYNC_DIM)
     base = run(model, **inputs)
-    inputs["sync_hidden_states"][0, position] = 5.0
+    segment, position = divmod(tubelet, 4)
+    for s, j in ((segment, position), (segment - 1, position + 4)):
+        if 0 <= s < 4:
+            inputs["sync_hidden_states"][0, 8 * s + j] = 5.0
     return (run(model, **inputs) - base).abs().mean(dim=(0, 1, 3))
 
 
-def test_sync_features_modulate_the_audio_tokens_of_their_time_step(model):
-    # 32 sync features over 32 latent frames: feature k lands on frame k. Its effect is largest around frame k
-    # (the conv over sync features spreads it over neighbours), and it moves when the event moves.
-    early, late = _impulse_response(model, 6), _impulse_response(model, 25)
-    assert abs(int(early.argmax()) - 6) <= 3 and abs(int(late.argmax()) - 25) <= 3
-    assert early[:12].sum() > early[20:].sum() and late[20:].sum() > late[:12].sum()
+def test_sync_features_modulate_the_audio_tokens_of_their_time(model):
+    # A tubelet is 0.08 s, a latent frame 0.04 s: tubelet g lands on latent frames 2g and 2g + 1. Its effect on the
+    # output is largest there (attention spreads some of it everywhere, the width-7 convolution over tubelets up to
+    # 3 tubelets either side), and it moves with the event.
+    for tubelet in (3, 9, 16):
+        peak = int(_sync_impulse_response(model, tubelet).argmax())
+        assert 2 * (tubelet - 3) <= peak <= 2 * (tubelet + 3) + 1
+
+
+def test_sync_condition_gives_each_audio_token_the_tubelet_of_its_time(model):
+    sync = torch.zeros(1, 32, TINY_SYNC_DIM)
+    sync[0, 8 * 2 + 1] = sync[0, 8 * 1 + 5] = 5.0  # tubelet 9, seen by segments 2 and 1
+    embedder = model.condition_embedder
+    with torch.no_grad():
+        change = (embedder.sync_condition(sync, 40, 1) - embedder.sync_condition(sync * 0, 40, 1)).abs().sum(-1)[0]
+    # Tubelets 6..12 (the convolution's reach) on latent frames 12..25.
+    assert (change > 1e-6).nonzero().flatten().tolist() == list(range(12, 26))
+
+
+def test_sync_condition_reads_the_model_s_latent_frames_per_tubelet():
+    torch.manual_seed(0)
+    halved = LuminaV2ATransformerModel.from_config(tiny_v2a_transformer().config, latent_frames_per_sync_feature=1.0)
+    embedder = halved.condition_embedder
+    sync = torch.zeros(1, 32, TINY_SYNC_DIM)
+    sync[0, 8 * 2 + 1] = sync[0, 8 * 1 + 5] = 5.0  # tubelet 9
+    with torch.no_grad():
+        change = (embedder.sync_condition(sync, 40, 1) - embedder.sync_condition(sync * 0, 40, 1)).abs().sum(-1)[0]
+    # One latent frame per tubelet: tubelets 6..12 on frames 6..12.
+    assert (change > 1e-6).nonzero().flatten().tolist() == list(range(6, 13))
 
 
 @pytest.mark.parametrize("stream", ["visual", "text", "sync"])

@@ -19,8 +19,8 @@ output head:
 
 - the gated context branch of every block attends over the concatenated visual (CLIP frames) and text tokens;
 - a global condition `c = time embedding + MLP(pooled visual, pooled text)` drives the output head;
-- every audio token is modulated by `c` plus the Synchformer features of its time step (resampled onto the audio
-  latent timeline and projected), so scale and gate vary along time;
+- every audio token is modulated by `c` plus the Synchformer features of its time step (put back in time order,
+  projected and resampled onto the audio latent timeline), so scale and gate vary along time;
 - each condition stream has a learned "empty" embedding that replaces it when it is dropped (training dropout, and
   the negative branch of classifier-free guidance).
 """
@@ -52,8 +52,30 @@ from .transformer_lumina_video import (
 )
 
 
-# Synchformer gives 8 features per 16-frame segment, one per 2-frame tubelet.
+# Synchformer gives 8 features per 16-frame segment, one per 2-frame tubelet; segments start every 8 frames, so
+# consecutive ones share 4 tubelets.
 SYNC_FEATURES_PER_SEGMENT = 8
+SYNC_SEGMENT_STRIDE = SYNC_FEATURES_PER_SEGMENT // 2
+
+
+def sync_features_in_time_order(sync_hidden_states: torch.Tensor) -> torch.Tensor:
+    """`[B, S * 8, D]` Synchformer features, flattened segment by segment, to `[B, 4 * (S + 1), D]`: one feature per
+    tubelet of the clip in time order, the mean of the two segments that see it where they overlap.
+
+    The flattened sequence jumps back 0.32 s at every segment boundary, so spreading it evenly over the audio (as
+    MMAudio does) shows an event at two places, up to 0.3 s from where it happens; in time order it shows once."""
+    batch_size, length, width = sync_hidden_states.shape
+    segments = sync_hidden_states.view(
+        batch_size, length // SYNC_FEATURES_PER_SEGMENT, SYNC_FEATURES_PER_SEGMENT, width
+    )
+    first_half, second_half = segments.split(SYNC_SEGMENT_STRIDE, dim=2)
+    # Segment s's first half is tubelets 4s .. 4s+3, its second half 4s+4 .. 4s+7.
+    total = F.pad(first_half.flatten(1, 2), (0, 0, 0, SYNC_SEGMENT_STRIDE)) + F.pad(
+        second_half.flatten(1, 2), (0, 0, SYNC_SEGMENT_STRIDE, 0)
+    )
+    count = torch.full((total.shape[1], 1), 2.0, dtype=total.dtype, device=total.device)
+    count[:SYNC_SEGMENT_STRIDE] = count[-SYNC_SEGMENT_STRIDE:] = 1.0
+    return total / count
 
 
 def audio_rope_axes_dims(attention_head_dim: int) -> tuple[int, int]:
@@ -72,9 +94,11 @@ class LuminaV2AConditionEmbedding(nn.Module):
         visual_feat_dim: int,
         text_feat_dim: int,
         sync_feat_dim: int,
+        latent_frames_per_sync_feature: float,
         frequency_dim: int = 256,
     ):
         super().__init__()
+        self.latent_frames_per_sync_feature = latent_frames_per_sync_feature
         self.time_proj = Timesteps(num_channels=frequency_dim, flip_sin_to_cos=True, downscale_freq_shift=0.0)
         self.timestep_embedder = TimestepEmbedding(frequency_dim, conditioning_dim)
         self.visual_norm = nn.LayerNorm(visual_feat_dim, eps=1e-5)
@@ -84,8 +108,7 @@ class LuminaV2AConditionEmbedding(nn.Module):
             nn.SiLU(),
             nn.Linear(conditioning_dim, conditioning_dim),
         )
-        # Which of the 8 tubelets of its segment a sync feature comes from: segments overlap by half, so the
-        # flattened sequence jumps back in time at every segment boundary, and this tells the model where.
+        # Which of the 8 tubelets of its segment a sync feature comes from (a Synchformer feature depends on it).
         self.sync_position_embedding = nn.Parameter(torch.zeros(SYNC_FEATURES_PER_SEGMENT, sync_feat_dim))
         self.sync_conv = nn.Conv1d(sync_feat_dim, conditioning_dim, kernel_size=7, padding=3)
         self.sync_proj = nn.Linear(conditioning_dim, conditioning_dim)
@@ -99,6 +122,7 @@ class LuminaV2AConditionEmbedding(nn.Module):
         encoder_attention_mask: torch.Tensor,
         sync_hidden_states: torch.Tensor,
         num_time_steps: int,
+        time_patch: int,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """The global condition `[B, conditioning_dim]` (of the output head, and the base of every token's
         condition) and the sync condition `[B, num_time_steps, conditioning_dim]`. Both come from this one call so
@@ -112,18 +136,21 @@ class LuminaV2AConditionEmbedding(nn.Module):
             ],
             dim=-1,
         )
-        return time_emb + self.pooled_embedder(pooled), self.sync_condition(sync_hidden_states, num_time_steps)
+        return time_emb + self.pooled_embedder(pooled), self.sync_condition(
+            sync_hidden_states, num_time_steps, time_patch
+        )
 
-    def sync_condition(self, sync_hidden_states: torch.Tensor, num_time_steps: int) -> torch.Tensor:
-        """`[B, num_time_steps, conditioning_dim]`: the sync features projected, then resampled (nearest) onto the
-        audio tokens' time steps, the flattened sequence being spread evenly over the clip."""
+    def sync_condition(self, sync_hidden_states: torch.Tensor, num_time_steps: int, time_patch: int) -> torch.Tensor:
+        """`[B, num_time_steps, conditioning_dim]`: the sync features in time order, projected, then each audio token
+        given the feature of the tubelet its centre falls in (tokens after the last segment take the last one)."""
         dtype = self.sync_conv.weight.dtype
-        batch_size, length, _ = sync_hidden_states.shape
+        length = sync_hidden_states.shape[1]
         positions = self.sync_position_embedding.repeat(length // SYNC_FEATURES_PER_SEGMENT, 1)
-        features = (sync_hidden_states.to(dtype) + positions).transpose(1, 2)
+        features = sync_features_in_time_order(sync_hidden_states.to(dtype) + positions).transpose(1, 2)
         features = F.silu(self.sync_conv(features))
-        features = F.interpolate(features, size=num_time_steps, mode="nearest-exact")
-        return self.sync_proj(features.transpose(1, 2))
+        centres = (torch.arange(num_time_steps, device=features.device, dtype=torch.float64) + 0.5) * time_patch
+        tubelets = (centres / self.latent_frames_per_sync_feature).floor().long().clamp(max=features.shape[-1] - 1)
+        return self.sync_proj(features[:, :, tubelets].transpose(1, 2))
 
 
 class LuminaV2ATransformerModel(ModelMixin, ConfigMixin, AttentionMixin, PeftAdapterMixin, LuminaVideoCacheMixin):
@@ -148,6 +175,8 @@ class LuminaV2ATransformerModel(ModelMixin, ConfigMixin, AttentionMixin, PeftAda
         rope_theta (`float`): RoPE base.
         timestep_scale (`float`): Factor on the time in [0, 1] before its sinusoidal embedding.
         max_latent_frames (`int`): Longest latent the model accepts (25 per second: 256 is 10.24 s).
+        latent_frames_per_sync_feature (`float`): Audio latent frames per Synchformer tubelet, which places each sync
+            feature on the audio timeline: a tubelet is 2 frames at 25 fps (0.08 s), a latent frame 0.04 s.
     """
 
     _supports_gradient_checkpointing = True
@@ -183,8 +212,14 @@ class LuminaV2ATransformerModel(ModelMixin, ConfigMixin, AttentionMixin, PeftAda
         rope_theta: float = 10000.0,
         timestep_scale: float = 1000.0,
         max_latent_frames: int = 256,
+        latent_frames_per_sync_feature: float = 2.0,
     ):
         super().__init__()
+        if not latent_frames_per_sync_feature > 0:
+            raise ValueError(
+                f"`latent_frames_per_sync_feature` must be > 0, got {latent_frames_per_sync_feature!r} (2.0: 0.08 s "
+                "Synchformer tubelets over 0.04 s latent frames)."
+            )
         patch_size = tuple(int(p) for p in patch_size)
         if len(patch_size) != 2 or min(patch_size) < 1:
             raise ValueError(f"`patch_size` must be two positive integers (time, frequency), got {patch_size}.")
@@ -197,7 +232,7 @@ class LuminaV2ATransformerModel(ModelMixin, ConfigMixin, AttentionMixin, PeftAda
             audio_rope_axes_dims(hidden_size // num_attention_heads), rope_theta, max_positions=max_latent_frames
         )
         self.condition_embedder = LuminaV2AConditionEmbedding(
-            conditioning_dim, visual_feat_dim, text_feat_dim, sync_feat_dim
+            conditioning_dim, visual_feat_dim, text_feat_dim, sync_feat_dim, latent_frames_per_sync_feature
         )
         self.visual_proj = nn.Linear(visual_feat_dim, context_dim)
         self.text_proj = nn.Linear(text_feat_dim, context_dim)
@@ -321,7 +356,7 @@ class LuminaV2ATransformerModel(ModelMixin, ConfigMixin, AttentionMixin, PeftAda
             encoder_attention_mask (`torch.Tensor` of shape `[B, L]`): 1 for real text tokens.
             visual_hidden_states (`torch.Tensor` of shape `[B, V, visual_feat_dim]`): CLIP features, one per frame.
             sync_hidden_states (`torch.Tensor` of shape `[B, S * 8, sync_feat_dim]`): Synchformer features of the
-                same clip, spread evenly over the audio's duration.
+                same clip, segment by segment; both start at the clip's first frame.
             visual_attention_mask (`torch.Tensor` of shape `[B, V]`, *optional*): 1 for real frames (default: all).
             drop_visual, drop_text, drop_sync (`torch.Tensor` of shape `[B]`, *optional*): True where that
                 condition is replaced by its learned empty embedding.
@@ -361,7 +396,14 @@ class LuminaV2ATransformerModel(ModelMixin, ConfigMixin, AttentionMixin, PeftAda
 
         # 3. Conditioning: global, then per time step of the token grid, shared by the tokens of that step
         global_condition, sync_condition = self.condition_embedder(
-            timestep * self.config.timestep_scale, visual, visual_mask, text, text_mask, sync, grid[0]
+            timestep * self.config.timestep_scale,
+            visual,
+            visual_mask,
+            text,
+            text_mask,
+            sync,
+            grid[0],
+            patch_size[0],
         )
         token_condition = (global_condition[:, None, None] + sync_condition[:, :, None]).expand(-1, -1, grid[1], -1)
         token_condition = token_condition.flatten(1, 2).to(tokens.dtype)
