@@ -39,20 +39,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--output-dir", type=Path, required=True, help="Work folder and result (OUTPUT_DIR/pipeline).")
     parser.add_argument("--seed", type=int, default=0, help="Seed of the clips, every initialisation and the noise.")
     parser.add_argument("--clips-per-spec", type=int, default=4, help="Training clips per caption (82 captions).")
-    parser.add_argument("--vae-steps", type=int, default=200, help="Optimizer steps of the VAE.")
+    parser.add_argument("--vae-steps", type=int, default=2500, help="Optimizer steps of the VAE.")
     parser.add_argument("--vae-batch-size", type=int, default=8)
     parser.add_argument("--vae-crop", type=int, default=16, help="Side of the random windows the VAE trains on.")
     parser.add_argument("--vae-learning-rate", type=float, default=3e-3)
     parser.add_argument(
         "--vae-refine-steps",
         type=int,
-        default=150,
+        default=400,
         help="Further VAE steps on 32 px windows at a third of the rate (0: none).",
     )
-    parser.add_argument("--train-steps", type=int, default=300, help="Optimizer steps of the transformer.")
+    parser.add_argument("--train-steps", type=int, default=1500, help="Optimizer steps of the transformer.")
     parser.add_argument("--batch-size", type=int, default=8, help="Clips per micro-batch of the transformer.")
-    parser.add_argument("--learning-rate", type=float, default=2e-3, help="Peak learning rate of the transformer.")
-    parser.add_argument("--hidden-size", type=int, default=64, help="Transformer width (a multiple of 64).")
+    parser.add_argument("--learning-rate", type=float, default=1e-3, help="Peak learning rate of the transformer.")
+    parser.add_argument("--hidden-size", type=int, default=128, help="Transformer width (a multiple of 64).")
     parser.add_argument("--num-layers", type=int, default=4, help="Transformer blocks.")
     parser.add_argument(
         "--single-scale",
