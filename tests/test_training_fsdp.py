@@ -104,19 +104,17 @@ def test_sharded_run_saves_the_pipeline_of_one_process(runs):
     one, two = saved_transformer(runs / "one"), saved_transformer(runs / "two")
     base = load_file(runs / "model" / "transformer" / "diffusion_pytorch_model.safetensors")
     assert one.keys() == two.keys() == base.keys()
-    # Measured: every weight agrees to 5e-7 (moves of 7e-3) but the caption key norms' biases, which differ by up to
-    # 8e-3 and have gradients at the level of rounding: AdamW's normalised step turns their rounding differences into
-    # full-size steps.
-    for name in (k for k in one if not k.endswith("attn.norm_added_k.bias")):
+    # Measured: every weight agrees to 5e-7 (moves of 7e-3).
+    for name in one:
         torch.testing.assert_close(two[name], one[name], atol=1e-5, rtol=0, msg=name)
     assert max((one[k] - base[k]).abs().max().item() for k in one) > 1e-3, "the weights must have moved"
     assert losses(runs / "two") == losses(runs / "one")
-    # Validation renders the gathered moving average: the video of the process that holds all weights, up to the
-    # caption key-norm biases above (measured: mean difference 0.64 of 255 levels, 8% of pixels more than 2 apart).
+    # Validation renders the gathered moving average: the video of the process that holds all weights.
     for run in ("one", "two"):
         assert (runs / run / "validation" / "step-000002-0.mp4").is_file()
     last = [imageio.mimread(runs / run / "validation" / f"step-{STEPS:06d}-0.mp4") for run in ("one", "two")]
-    assert np.abs(np.float32(last[0]) - np.float32(last[1])).mean() <= 1.5
+    # Measured: identical; one level allows for a rounding flip on another machine.
+    assert np.abs(np.float32(last[0]) - np.float32(last[1])).max() <= 1
 
 
 def test_sharded_checkpoint_holds_the_whole_moving_average(runs):

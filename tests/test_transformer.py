@@ -58,7 +58,10 @@ def test_full_size_mapping_on_meta_device(shapes_manifest):
     assert set(converted) == set(expected), set(converted) ^ set(expected)
     for name, tensor in converted.items():
         assert tuple(tensor.shape) == expected[name], name
-    assert sum(math.prod(s) for s in expected.values()) == shapes_manifest["num_parameters"] - constructor["dim"]
+    # Not in the model: the padding token (`dim`) and each layer's caption-key norm bias (`kv_dim`), no-ops both.
+    kv_dim = constructor["dim"] // constructor["n_heads"] * constructor["n_kv_heads"]
+    unused = constructor["dim"] + constructor["n_layers"] * kv_dim
+    assert sum(math.prod(s) for s in expected.values()) == shapes_manifest["num_parameters"] - unused
 
 
 def test_patchify_roundtrip_and_token_order():

@@ -51,7 +51,9 @@ _RENAMES = (
 )
 _PATCH_MODULE = re.compile(r"^all_(x_embedder|final_layer)\.(\d+)-(\d+)\.(.+)$")
 _FINAL_LAYER_PARTS = {"linear.": "linear_2.", "adaLN_modulation.1.": "linear_1."}
-_UNUSED_KEYS = ("pad_token",)
+# Weights with no effect on the output: the reference's padding token, and the bias of its caption-key norm, which
+# the softmax cancels (`LuminaVideoAttention.norm_added_k`).
+_UNUSED_KEYS = re.compile(r"^pad_token$|\.attention\.ky_norm\.bias$")
 
 # Defaults of the fields that tensor shapes cannot tell (the released model's values).
 MODEL_ARGS_DEFAULTS = {"rope_theta": 256.0, "t_scale": 1000.0, "motion_scale": 20.0}
@@ -111,7 +113,7 @@ def convert_lumina_video_transformer_checkpoint_to_diffusers(
     half-loaded.
     """
     state_dict = strip_compile_prefix(state_dict)
-    original_names = {_rename_key(key): key for key in state_dict if key not in _UNUSED_KEYS}
+    original_names = {_rename_key(key): key for key in state_dict if not _UNUSED_KEYS.search(key)}
     if expected_shapes is not None:
         check_keys_and_shapes(state_dict, original_names, expected_shapes)
     return {new: state_dict[old] for new, old in original_names.items()}

@@ -226,7 +226,11 @@ class LuminaVideoAttention(nn.Module, AttentionModuleMixin):
         # The reference normalises the whole projected width at once (all heads), before the head split.
         self.norm_q = nn.LayerNorm(dim, eps=1e-5) if qk_norm else nn.Identity()
         self.norm_k = nn.LayerNorm(kv_dim, eps=1e-5) if qk_norm else nn.Identity()
-        self.norm_added_k = nn.LayerNorm(kv_dim, eps=1e-5) if qk_norm else nn.Identity()
+        # No bias on the caption keys' norm: it would add one logit to every key a query reads, which the softmax
+        # cancels (the caption keys carry no RoPE). Its gradient is zero, and Adam turns that gradient's rounding
+        # noise into full-size steps, so a trained copy drifts with the batch split. The reference checkpoints
+        # carry such a bias; the converter drops it.
+        self.norm_added_k = nn.LayerNorm(kv_dim, eps=1e-5, bias=False) if qk_norm else nn.Identity()
         self.gate = nn.Parameter(torch.zeros(heads))
 
         self.set_processor(processor or self._default_processor_cls())
