@@ -211,9 +211,9 @@ def test_caption_mask_is_decided_once_per_call_and_dropped_where_nothing_is_padd
         latents = pipe(generator=_seeded(), **call).frames
     finally:
         hook.remove()
-    assert [None if mask is None else mask.tolist() for mask in masks] == [[[1] * 8, negative_mask[0].tolist()]] * 3 + [
-        None
-    ] * 3
+    assert [None if mask is None else mask.tolist() for mask in masks] == [
+        [[1] * 8, negative_mask[0].tolist()]
+    ] * 3 + [None] * 3
 
     # The same call with an all-ones mask given to every transformer call: the unmasked attention changes nothing.
     forward = pipe.transformer.forward
