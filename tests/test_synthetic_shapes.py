@@ -39,6 +39,29 @@ def test_quick_clips_score_more_motion_than_slow_ones():
     assert scores["quickly"] > 1.5 * scores["slowly"] > 0
 
 
+def _gaussian_blur(frames: np.ndarray, sigma: float) -> np.ndarray:
+    """Frames `[T, H, W, 3]` in [0, 1] blurred by a Gaussian of `sigma` pixels, edges replicated."""
+    radius = int(np.ceil(3 * sigma))
+    kernel = np.exp(-(np.arange(-radius, radius + 1) ** 2) / (2 * sigma**2))
+    kernel /= kernel.sum()
+    for axis in (1, 2):
+        padded = np.pad(frames, [(radius, radius) if a == axis else (0, 0) for a in range(4)], mode="edge")
+        size = frames.shape[axis]
+        frames = sum(w * padded.take(range(i, i + size), axis=axis) for i, w in enumerate(kernel))
+    return frames
+
+
+@pytest.mark.parametrize("sigma", [1.0, 1.5, 2.0])
+def test_reader_names_the_shape_of_blurred_clips(sigma):
+    specs = ShapeSpec.all()[::4]  # every colour and shape, moving left or up
+    backgrounds = ("plain", "gradient")
+    right = 0
+    for index, spec in enumerate(specs):
+        frames = render_shape_clip(spec, seed=index, size=64, num_frames=9, background=backgrounds[index % 2])
+        right += read_clip_attributes(_gaussian_blur(frames / 255.0, sigma)).shape == spec.shape
+    assert right >= 0.9 * len(specs), f"{right} of {len(specs)} shapes read right"
+
+
 def test_reader_handles_empty_and_still_frames():
     still = np.zeros((5, 32, 32, 3), dtype=np.uint8)
     assert read_clip_attributes(still).colour is None
