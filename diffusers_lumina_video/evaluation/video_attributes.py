@@ -66,7 +66,8 @@ def _coverage(frame: np.ndarray, background: np.ndarray, mask: np.ndarray, rgb: 
 
 def _shape_of(coverage: np.ndarray) -> str | None:
     """Triangle if the coverage is skewed along y, else square or circle by how its fourth cumulant depends on the
-    direction (both statistics are blind to an isotropic blur)."""
+    direction. An isotropic blur leaves the third and fourth cumulants unchanged; it only grows the variance that
+    scales the skewness, which therefore fades slowly."""
     total = coverage.sum()
     if total < 9.0:
         return None
