@@ -10,12 +10,15 @@ with `--model`, prompt following with and without each cache.
 Each row is timed in turn with the others, `--repeats` rounds, and the median is reported (a shared machine's load
 hits every row alike). Distance: `||cached - uncached|| / ||uncached||` of the output (latents, or frames with
 `--model`). Without `--model`, a mid-size random transformer runs on precomputed caption features (speed and
-distance only). With `--model PATH` (any `LuminaVideoPipeline` folder, e.g. the `tiny-shapes` showcase model), the
-prompts are shape captions ("a red circle moving left, slowly") and each decoded clip's colour, shape and direction
-are read back (`evaluation/video_attributes.py`): accuracy is the share of those attributes that match the prompt.
+distance only). With `--model PATH` (a pipeline trained on the shape clips, e.g. `tiny-shapes`), the prompts are
+shape captions ("a red circle moving left, slowly"), the runs use that model's own sampling settings (time shift 1,
+guidance 4, no motion condition) in single-scale and multi-scale form instead of the released presets, and each
+decoded clip's colour, shape and direction are read back (`evaluation/video_attributes.py`): accuracy is the share
+of those attributes that match the prompt.
 
     python benchmarks/benchmark_caches.py
-    python benchmarks/benchmark_caches.py --model path/to/tiny-shapes --height 64 --width 64 --num_frames 16
+    python benchmarks/benchmark_caches.py --model path/to/tiny-shapes --height 64 --width 64 --num_frames 8 \
+        --steps 20 --num_prompts 48
 """
 
 import argparse
@@ -38,6 +41,13 @@ from diffusers_lumina_video.training.synthetic_shapes import ShapeSpec
 
 PRESETS = ["f24F96R960", "f24F96R960-MultiScale", "f16F64R512", "f16F64R512-MultiScale"]
 MAG_CACHE_RUN = ("f16F64R512", {"guidance_scale": 13.0, "negative_motion_score": 2.0})
+# A shape model's own settings (what `tiny-shapes` samples with), and the multi-scale schedule of its benchmark.
+SHAPES_SETTINGS = {"guidance_scale": 4.0, "guidance_renorm": None, "motion_score": -1.0, "negative_motion_score": -1.0}
+SHAPES_RUNS = {
+    "shapes single-scale": {**SHAPES_SETTINGS, "patch_size": (1, 2, 2)},
+    "shapes multi-scale": {**SHAPES_SETTINGS, "patch_size": [(0.0, (2, 4, 4)), (0.1, (2, 2, 2)), (0.3, (1, 2, 2))]},
+}
+SHAPES_MAG_CACHE_RUN = ("shapes single-scale", {})
 ATTRIBUTES = ("colour", "shape", "direction")
 
 
@@ -91,8 +101,14 @@ class Workload:
         self.steps = args.steps
 
     def run(self, preset: str, overrides: dict, cache) -> torch.Tensor:
-        """The output of one generation with the preset's schedule (and its scheduler shift) at this size."""
-        call = {**self.pipe.use_sampling_preset(preset), **self.sizes, **overrides, "num_inference_steps": self.steps}
+        """The output of one generation with the preset's schedule (and its scheduler shift) at this size; a shape
+        model's runs keep its own settings and a time shift of 1."""
+        if preset in SHAPES_RUNS:
+            self.pipe.scheduler = FlowMatchEulerDiscreteScheduler.from_config(self.pipe.scheduler.config, shift=1.0)
+            settings = SHAPES_RUNS[preset]
+        else:
+            settings = self.pipe.use_sampling_preset(preset)
+        call = {**settings, **self.sizes, **overrides, "num_inference_steps": self.steps}
         transformer = self.pipe.transformer
         if transformer.is_cache_enabled:
             transformer.disable_cache()
@@ -110,11 +126,11 @@ class Workload:
         return float(np.mean(hits))
 
 
-def mag_cache_ratios(workload: Workload, steps: int) -> list[float]:
+def mag_cache_ratios(workload: Workload, steps: int, run: tuple[str, dict]) -> list[float]:
     """MagCache's calibration run: nothing is skipped; the per-step ratios it prints are read back."""
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
-        workload.run(*MAG_CACHE_RUN, MagCacheConfig(calibrate=True, num_inference_steps=steps))
+        workload.run(*run, MagCacheConfig(calibrate=True, num_inference_steps=steps))
     return ast.literal_eval(printed.getvalue().split("mag_ratios=...):")[1].strip().splitlines()[0])
 
 
@@ -123,7 +139,8 @@ def main() -> None:
     workload = Workload(args)
     # (label, cache name, preset, call overrides, cache config or None)
     rows = []
-    for preset in args.presets:
+    runs, mag_cache_run = (list(SHAPES_RUNS), SHAPES_MAG_CACHE_RUN) if args.model else (args.presets, MAG_CACHE_RUN)
+    for preset in runs:
         taylor = TaylorSeerCacheConfig(
             cache_interval=args.taylorseer_interval, disable_cache_before_step=args.taylorseer_warmup
         )
@@ -131,12 +148,12 @@ def main() -> None:
         rows.append((preset, "FirstBlockCache", preset, {}, FirstBlockCacheConfig(threshold=args.fbc_threshold)))
         rows.append((preset, "TaylorSeer", preset, {}, taylor))
     calibration_start = time.perf_counter()
-    ratios = mag_cache_ratios(workload, args.steps)
+    ratios = mag_cache_ratios(workload, args.steps, mag_cache_run)
     calibration_seconds = time.perf_counter() - calibration_start
     mag = MagCacheConfig(mag_ratios=ratios, num_inference_steps=args.steps, threshold=args.mag_threshold)
-    mag_label = f"{MAG_CACHE_RUN[0]} (constant guidance)"
-    rows.append((mag_label, "none", *MAG_CACHE_RUN, None))
-    rows.append((mag_label, "MagCache", *MAG_CACHE_RUN, mag))
+    mag_label = f"{mag_cache_run[0]} (constant guidance)"
+    rows.append((mag_label, "none", *mag_cache_run, None))
+    rows.append((mag_label, "MagCache", *mag_cache_run, mag))
 
     outputs, times = {}, {i: [] for i in range(len(rows))}
     for _ in tqdm(range(args.repeats), desc="rounds"):

@@ -1,6 +1,9 @@
+import json
+
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from diffusers_lumina_video.evaluation.shapes_benchmark import frame_strip, spearman, sweep_correlation
 from diffusers_lumina_video.training.shapes_model import caption_feature_distances, write_untrained_pipeline
@@ -86,3 +89,20 @@ def test_training_script_refuses_a_file_as_output(tmp_path):
     (tmp_path / "file").write_text("x")
     with pytest.raises(ValueError, match="is a file, not a folder"):
         check_args(build_parser().parse_args(["--output-dir", str(tmp_path / "file")]))
+
+
+def test_training_script_writes_the_vae_stages_and_reuses_them(tmp_path):
+    from diffusers_lumina_video.training.train_tiny_shapes import run
+
+    flags = ["--output-dir", str(tmp_path / "run"), "--clips-per-spec", "1", "--vae-steps", "2"]
+    flags += ["--vae-batch-size", "1", "--vae-refine-steps", "1", "--threads", "1", "--stop-after", "vae_refine"]
+    run(build_parser().parse_args(flags))
+    work = tmp_path / "run" / "work"
+    assert len(list((work / "data").rglob("*.mp4"))) == 82  # one clip per training caption
+    report = json.loads((work / "vae_refine.done.json").read_text())
+    assert set(report["attributes_kept"]) == {"colour", "shape", "direction"} and report["scaling_factor"] > 0
+    strip = Image.open(work / "vae_refine" / "reconstructions.png")
+    assert strip.size == (8 * 64, 12 * (64 + 14))  # 6 held-out clips, each above its reconstruction
+    stamps = {path.name: path.stat().st_mtime_ns for path in work.glob("*.done.json")}
+    run(build_parser().parse_args(flags))  # every stage is done with these settings: nothing is redone
+    assert {path.name: path.stat().st_mtime_ns for path in work.glob("*.done.json")} == stamps
