@@ -35,6 +35,7 @@ from diffusers import FirstBlockCacheConfig, FlowMatchEulerDiscreteScheduler, Ma
 from tqdm import tqdm
 
 from diffusers_lumina_video import LuminaVideoPipeline, LuminaVideoTransformer3DModel
+from diffusers_lumina_video.evaluation.shapes_benchmark import ATTRIBUTES, MULTI_SCALE, SINGLE_SCALE
 from diffusers_lumina_video.evaluation.video_attributes import read_clip_attributes
 from diffusers_lumina_video.training.synthetic_shapes import ShapeSpec
 
@@ -44,11 +45,10 @@ MAG_CACHE_RUN = ("f16F64R512", {"guidance_scale": 13.0, "negative_motion_score":
 # A shape model's own settings (what `tiny-shapes` samples with), and the multi-scale schedule of its benchmark.
 SHAPES_SETTINGS = {"guidance_scale": 4.0, "guidance_renorm": None, "motion_score": -1.0, "negative_motion_score": -1.0}
 SHAPES_RUNS = {
-    "shapes single-scale": {**SHAPES_SETTINGS, "patch_size": (1, 2, 2)},
-    "shapes multi-scale": {**SHAPES_SETTINGS, "patch_size": [(0.0, (2, 4, 4)), (0.1, (2, 2, 2)), (0.3, (1, 2, 2))]},
+    "shapes single-scale": {**SHAPES_SETTINGS, "patch_size": SINGLE_SCALE},
+    "shapes multi-scale": {**SHAPES_SETTINGS, "patch_size": MULTI_SCALE},
 }
 SHAPES_MAG_CACHE_RUN = ("shapes single-scale", {})
-ATTRIBUTES = ("colour", "shape", "direction")
 
 
 def parse_args() -> argparse.Namespace:

@@ -19,6 +19,8 @@ from ..training.synthetic_shapes import ShapeSpec, split_specs
 from ..utils.atomic import atomic_output_file
 from .shapes_benchmark import (
     CHANCE,
+    MULTI_SCALE,
+    SINGLE_SCALE,
     frame_strip,
     generate_clips,
     measure_adherence,
@@ -29,8 +31,6 @@ from .shapes_benchmark import (
 
 logger = logging.getLogger(__name__)
 
-MULTI_SCALE = [(0.0, (2, 4, 4)), (0.1, (2, 2, 2)), (0.3, (1, 2, 2))]
-SINGLE_SCALE = (1, 2, 2)
 STRIP_PROMPTS = (
     ShapeSpec("blue", "square", "right", "slowly"),
     ShapeSpec("red", "circle", "left", "quickly"),

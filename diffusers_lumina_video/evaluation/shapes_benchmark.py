@@ -20,6 +20,9 @@ from .video_attributes import read_clip_attributes
 
 ATTRIBUTES = ("colour", "shape", "direction")
 CHANCE = {"colour": 1 / len(SHAPE_COLOURS), "shape": 1 / len(SHAPES), "direction": 1 / len(DIRECTIONS)}
+# The finest patchification throughout, and the coarse-to-fine schedule the shape benchmarks compare it with.
+SINGLE_SCALE = (1, 2, 2)
+MULTI_SCALE = [(0.0, (2, 4, 4)), (0.1, (2, 2, 2)), (0.3, SINGLE_SCALE)]
 
 
 @dataclass(frozen=True)
