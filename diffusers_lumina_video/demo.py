@@ -17,21 +17,23 @@ from diffusers.utils import export_to_video
 from huggingface_hub.utils import HFValidationError, validate_repo_id
 
 from .commands.generate import (
-    TINY_RANDOM_DEFAULTS,
+    TINY_SHAPES_DEFAULTS,
     check_sampling_kwargs,
     default_dtype,
     load_pipeline,
     sampling_kwargs,
+    use_preset,
+    video_fps,
 )
 from .pipelines import LuminaV2APipeline, LuminaVideoPipeline
-from .pipelines.lumina_video.presets import PRESET_FPS, SAMPLING_PRESETS
+from .pipelines.lumina_video.presets import SAMPLING_PRESETS
 from .utils.atomic import atomic_output_file
 from .utils.media_io import export_to_video_with_audio, read_video
-from .utils.tiny_random import TINY_RANDOM_ID
+from .utils.tiny_random import BUILTIN_MODEL_IDS, TINY_SHAPES_ID
 
 
 # The model the page opens with.
-DEFAULT_MODEL = TINY_RANDOM_ID
+DEFAULT_MODEL = TINY_SHAPES_ID
 DEFAULT_PRESET = "f24F96R960-MultiScale"
 # Slider ranges small enough for the built-in model to answer in seconds on a CPU; sizes step by 32, the largest
 # spatial multiple any preset needs.
@@ -43,11 +45,11 @@ MOTION_SCORE_RANGE = (0.0, 20.0)
 
 
 def check_model(model: str) -> str:
-    """`tiny-random`, a Diffusers pipeline folder or a Hub id; anything else is refused before loading."""
+    """A built-in model, a Diffusers pipeline folder or a Hub id; anything else is refused before loading."""
     model = (model or "").strip()
     if not model:
-        raise ValueError(f"`model` is empty: give `{TINY_RANDOM_ID}`, a pipeline folder or a Hub id.")
-    if model == TINY_RANDOM_ID:
+        raise ValueError(f"`model` is empty: give one of {list(BUILTIN_MODEL_IDS)}, a pipeline folder or a Hub id.")
+    if model in BUILTIN_MODEL_IDS:
         return model
     folder = Path(model).expanduser()
     if folder.is_dir():
@@ -58,7 +60,8 @@ def check_model(model: str) -> str:
         validate_repo_id(model)
     except HFValidationError:
         raise ValueError(
-            f"`model` {model!r} is neither `{TINY_RANDOM_ID}`, an existing pipeline folder nor a Hub id (owner/name)."
+            f"`model` {model!r} is neither a built-in model {list(BUILTIN_MODEL_IDS)}, an existing pipeline folder nor "
+            "a Hub id (owner/name)."
         ) from None
     return model
 
@@ -175,7 +178,7 @@ class DemoApp:
 
         progress(0, desc=f"Loading {model}")
         pipe = self.pipelines.get(model, LuminaVideoPipeline)
-        pipe.use_sampling_preset(preset)
+        use_preset(pipe, model, preset)
         start = time.perf_counter()
         try:
             frames = pipe(
@@ -191,7 +194,7 @@ class DemoApp:
 
         path = self._next_path()
         with atomic_output_file(path) as temporary:
-            export_to_video(frames, str(temporary), fps=PRESET_FPS[preset])
+            export_to_video(frames, str(temporary), fps=video_fps(model, preset))
         status = f"{len(frames)} frames of {kwargs['width']}x{kwargs['height']} in {seconds:.1f} s with {model}."
         return str(path), str(path), status
 
@@ -264,7 +267,7 @@ def build_demo(
                 model_box = gr.Textbox(
                     value=model,
                     label="Model",
-                    info=f"`{TINY_RANDOM_ID}` (built in), a pipeline folder or a Hub id.",
+                    info=f"Built in: {', '.join(f'`{m}`' for m in BUILTIN_MODEL_IDS)}; or a pipeline folder or a Hub id.",
                     elem_id="model",
                 )
                 preset_box = gr.Dropdown(sorted(SAMPLING_PRESETS), value=DEFAULT_PRESET, label="Sampling preset")
@@ -273,15 +276,15 @@ def build_demo(
                 )
                 with gr.Row():
                     steps = gr.Slider(
-                        *STEPS_RANGE, value=TINY_RANDOM_DEFAULTS["num_inference_steps"], step=1, label="Steps"
+                        *STEPS_RANGE, value=TINY_SHAPES_DEFAULTS["num_inference_steps"], step=1, label="Steps"
                     )
                     seed = gr.Number(value=0, precision=0, minimum=0, label="Seed")
                 with gr.Row():
-                    height = gr.Slider(*SIZE_RANGE, value=TINY_RANDOM_DEFAULTS["height"], step=32, label="Height")
-                    width = gr.Slider(*SIZE_RANGE, value=TINY_RANDOM_DEFAULTS["width"], step=32, label="Width")
+                    height = gr.Slider(*SIZE_RANGE, value=TINY_SHAPES_DEFAULTS["height"], step=32, label="Height")
+                    width = gr.Slider(*SIZE_RANGE, value=TINY_SHAPES_DEFAULTS["width"], step=32, label="Width")
                     num_frames = gr.Slider(
                         *FRAMES_RANGE,
-                        value=TINY_RANDOM_DEFAULTS["num_frames"],
+                        value=TINY_SHAPES_DEFAULTS["num_frames"],
                         step=8,
                         label="Frames",
                         elem_id="frames",

@@ -74,7 +74,7 @@ def demo():
 
 
 def test_default_model_is_the_built_in_one(demo):
-    assert demo.DEFAULT_MODEL == "tiny-random"
+    assert demo.DEFAULT_MODEL == "tiny-shapes"
 
 
 @pytest.mark.parametrize(
@@ -91,7 +91,7 @@ def test_default_model_is_the_built_in_one(demo):
         ({"motion_score": None}, "`motion_score` must be a finite number, got None"),
         ({"preset": "nope"}, r"`preset` must be one of \['f16F64R512'"),
         ({"model": ""}, "`model` is empty"),
-        ({"model": "/does/not/exist"}, "`model` '/does/not/exist' is neither `tiny-random`, an existing pipeline"),
+        ({"model": "/does/not/exist"}, "`model` '/does/not/exist' is neither a built-in model"),
     ],
 )
 def test_check_request_rejects_bad_values(demo, change, message):

@@ -14,7 +14,7 @@ from ..pipelines.lumina_video.pipeline_lumina_video import check_video_size
 from ..pipelines.lumina_video.presets import PRESET_FPS, SAMPLING_PRESETS
 from ..utils.atomic import atomic_output_file
 from ..utils.output_paths import check_output_file
-from ..utils.tiny_random import TINY_RANDOM_ID
+from ..utils.tiny_random import BUILTIN_MODEL_IDS, TINY_RANDOM_ID, TINY_SHAPES_ID, tiny_shapes_path
 from .soundtrack import MIN_DURATION, add_sound_arguments, check_sound_arguments, write_with_soundtrack
 
 
@@ -23,14 +23,29 @@ logger = logging.getLogger(__name__)
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 # Small enough for the tiny random model to write a video in seconds on a CPU.
 TINY_RANDOM_DEFAULTS = {"height": 64, "width": 64, "num_frames": 9, "num_inference_steps": 4}
+# What `tiny-shapes` was trained on (64 px, 8 frames at 8 fps) and samples well with; see docs/showcase.md.
+TINY_SHAPES_DEFAULTS = {
+    "height": 64,
+    "width": 64,
+    "num_frames": 8,
+    "num_inference_steps": 20,
+    "guidance_scale": 4.0,
+    "guidance_renorm": None,
+    "motion_score": -1.0,
+    "negative_motion_score": -1.0,
+}
+TINY_SHAPES_SHIFT = 1.0
+TINY_SHAPES_FPS = 8
+BUILTIN_DEFAULTS = {TINY_RANDOM_ID: TINY_RANDOM_DEFAULTS, TINY_SHAPES_ID: TINY_SHAPES_DEFAULTS}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("generate", help="Generate a video from a text prompt and write it as mp4.")
     parser.add_argument(
         "--model",
-        required=True,
-        help=f"A converted pipeline folder or Hub id, or `{TINY_RANDOM_ID}` for a tiny random-weight pipeline.",
+        default=TINY_SHAPES_ID,
+        help=f"A converted pipeline folder or Hub id, `{TINY_SHAPES_ID}` (the default: a built-in model trained on "
+        f"moving shapes) or `{TINY_RANDOM_ID}` (a tiny random-weight pipeline).",
     )
     parser.add_argument("--prompt", required=True)
     parser.add_argument("--negative-prompt", default=None)
@@ -60,11 +75,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def sampling_kwargs(model: str, preset: str, overrides: dict) -> dict:
-    """The preset's call arguments with the user's overrides (those not `None`) on top, shift excluded. Shared with
-    `lumina-video demo`."""
+    """The preset's call arguments, a built-in model's own settings over them, and the user's overrides (those not
+    `None`) on top, shift excluded. Shared with `lumina-video demo`."""
     kwargs = {k: v for k, v in SAMPLING_PRESETS[preset].items() if k != "shift"}
-    if model == TINY_RANDOM_ID:
-        kwargs.update(TINY_RANDOM_DEFAULTS)
+    kwargs.update(BUILTIN_DEFAULTS.get(model, {}))
     kwargs.update({k: v for k, v in overrides.items() if v is not None})
     return kwargs
 
@@ -103,21 +117,35 @@ def _check_args(args: argparse.Namespace, kwargs: dict) -> None:
     if args.with_audio is not None:
         check_model_id(args.with_audio, "--with-audio")
         check_sound_arguments(args, prefix="audio-")
-        seconds = kwargs["num_frames"] / (args.fps or PRESET_FPS[args.preset])
+        fps = args.fps or video_fps(args.model, args.preset)
+        seconds = kwargs["num_frames"] / fps
         if seconds < MIN_DURATION:
             raise ValueError(
                 f"`--with-audio` needs at least {MIN_DURATION} s of video (one Synchformer segment); "
-                f"{kwargs['num_frames']} frames at {args.fps or PRESET_FPS[args.preset]} fps last {seconds:.3f} s. "
+                f"{kwargs['num_frames']} frames at {fps} fps last {seconds:.3f} s. "
                 "Raise `--num-frames` or lower `--fps`."
             )
 
 
 def check_model_id(model: str, flag: str) -> None:
-    """`tiny-random`, a local folder or a Hub id; checked before anything loads."""
-    if model != TINY_RANDOM_ID and not Path(model).is_dir() and not is_hub_repo_id(model):
+    """A built-in model, a local folder or a Hub id; checked before anything loads."""
+    if model not in BUILTIN_MODEL_IDS and not Path(model).is_dir() and not is_hub_repo_id(model):
         raise FileNotFoundError(
-            f"`{flag}` {model} is neither a pipeline folder nor a Hub id ('owner/name'), nor `{TINY_RANDOM_ID}`."
+            f"`{flag}` {model} is neither a pipeline folder nor a Hub id ('owner/name'), nor one of the built-in "
+            f"models {list(BUILTIN_MODEL_IDS)}."
         )
+
+
+def use_preset(pipe, model: str, preset: str) -> None:
+    """Sets the scheduler's time shift for `preset`, or the one `tiny-shapes` was made for (shared with the demo)."""
+    pipe.use_sampling_preset(preset)
+    if model == TINY_SHAPES_ID:
+        pipe.scheduler = type(pipe.scheduler).from_config(pipe.scheduler.config, shift=TINY_SHAPES_SHIFT)
+
+
+def video_fps(model: str, preset: str) -> int:
+    """Frame rate to write a video at: the one the model was trained at."""
+    return TINY_SHAPES_FPS if model == TINY_SHAPES_ID else PRESET_FPS[preset]
 
 
 def default_dtype(device: str) -> torch.dtype:
@@ -126,8 +154,9 @@ def default_dtype(device: str) -> torch.dtype:
 
 
 def load_pipeline(model: str, dtype: torch.dtype, pipeline_class: type | None = None):
-    """`tiny-random` built locally (the tiny pipeline of `pipeline_class`, video by default), anything else through
-    `DiffusionPipeline.from_pretrained`; a pipeline that is not a `pipeline_class` is refused."""
+    """`tiny-random` built locally (the tiny pipeline of `pipeline_class`, video by default), `tiny-shapes` from the
+    package, anything else through `DiffusionPipeline.from_pretrained`; a pipeline that is not a `pipeline_class` is
+    refused."""
     from ..pipelines import LuminaV2APipeline, LuminaVideoPipeline
 
     pipeline_class = pipeline_class or LuminaVideoPipeline
@@ -140,7 +169,9 @@ def load_pipeline(model: str, dtype: torch.dtype, pipeline_class: type | None = 
         return pipe if dtype == torch.float32 else pipe.to(dtype=dtype)
     from diffusers import DiffusionPipeline
 
-    pipe = DiffusionPipeline.from_pretrained(model, torch_dtype=dtype)
+    pipe = DiffusionPipeline.from_pretrained(
+        tiny_shapes_path() if model == TINY_SHAPES_ID else model, torch_dtype=dtype
+    )
     if not isinstance(pipe, pipeline_class):
         raise ValueError(f"{model} holds a {type(pipe).__name__}, not a {pipeline_class.__name__}.")
     return pipe
@@ -160,7 +191,7 @@ def run(args: argparse.Namespace) -> int:
     dtype = DTYPES[args.dtype] if args.dtype else default_dtype(device)
 
     pipe = load_pipeline(args.model, dtype)
-    pipe.use_sampling_preset(args.preset)
+    use_preset(pipe, args.model, args.preset)
     if args.offload:
         pipe.enable_model_cpu_offload()
     else:
@@ -168,7 +199,7 @@ def run(args: argparse.Namespace) -> int:
     generator = torch.Generator(device="cpu").manual_seed(args.seed)
     video = pipe(args.prompt, negative_prompt=args.negative_prompt, generator=generator, **kwargs).frames[0]
 
-    fps = args.fps or PRESET_FPS[args.preset]
+    fps = args.fps or video_fps(args.model, args.preset)
     if args.with_audio is None:
         with atomic_output_file(args.output) as temporary:
             export_to_video(video, str(temporary), fps=fps)

@@ -1,9 +1,13 @@
-"""Tiny Lumina-Video and Lumina-V2A pipelines with random weights, built locally (no download).
+"""The built-in models: `tiny-random`, tiny Lumina-Video and Lumina-V2A pipelines with random weights built locally
+(no download), and `tiny-shapes`, a tiny Lumina-Video trained on shape clips that ships inside the package.
 
-They have the real component classes (Gemma2 / CLIP encoders, CogVideoX / AudioLDM VAEs, HiFi-GAN, Synchformer,
-the Next-DiT transformers, flow-matching scheduler) at toy sizes, so every loading, saving and sampling path can run
-in seconds on a CPU. Their videos and sounds are noise: the weights are random.
+The random ones have the real component classes (Gemma2 / CLIP encoders, CogVideoX / AudioLDM VAEs, HiFi-GAN,
+Synchformer, the Next-DiT transformers, flow-matching scheduler) at toy sizes, so every loading, saving and sampling
+path can run in seconds on a CPU; their videos and sounds are noise. `tiny-shapes` draws what a prompt such as "a blue
+square moving right" asks for (see `docs/showcase.md` and `training/train_tiny_shapes.py`).
 """
+
+from pathlib import Path
 
 from diffusers import AutoencoderKL, AutoencoderKLCogVideoX, FlowMatchEulerDiscreteScheduler
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
@@ -24,6 +28,8 @@ from ..models import LuminaV2ATransformerModel, LuminaVideoTransformer3DModel, S
 
 
 TINY_RANDOM_ID = "tiny-random"
+TINY_SHAPES_ID = "tiny-shapes"
+BUILTIN_MODEL_IDS = (TINY_SHAPES_ID, TINY_RANDOM_ID)
 SPECIAL_TOKENS = ["<pad>", "<eos>", "<bos>", "<unk>"]
 TINY_TEXT_DIM = 32
 TINY_LATENT_CHANNELS = 4
@@ -247,3 +253,8 @@ def tiny_random_v2a_pipeline(seed: int = 0):
     from ..pipelines import LuminaV2APipeline
 
     return LuminaV2APipeline(**tiny_v2a_components(seed))
+
+
+def tiny_shapes_path() -> Path:
+    """The pipeline folder of `tiny-shapes`, installed with the package."""
+    return Path(__file__).resolve().parents[1] / "pretrained" / TINY_SHAPES_ID
