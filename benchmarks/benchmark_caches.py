@@ -11,8 +11,8 @@ Each row is timed in turn with the others, `--repeats` rounds, and the median is
 hits every row alike). Distance: `||cached - uncached|| / ||uncached||` of the output (latents, or frames with
 `--model`). Without `--model`, a mid-size random transformer runs on precomputed caption features (speed and
 distance only). With `--model PATH` (a pipeline trained on the shape clips, e.g. `tiny-shapes`), the prompts are
-shape captions ("a red circle moving left, slowly"), the runs use that model's own sampling settings (time shift 1,
-guidance 4, no motion condition) in single-scale and multi-scale form instead of the released presets, and each
+shape captions ("a red circle moving left, slowly"), the runs use `tiny-shapes`' sampling settings (`TINY_SHAPES_DEFAULTS`:
+time shift 1, its guidance scale, no motion condition) in single-scale and multi-scale form instead of the released presets, and each
 decoded clip's colour, shape and direction are read back (`evaluation/video_attributes.py`): accuracy is the share
 of those attributes that match the prompt.
 
@@ -38,12 +38,16 @@ from diffusers_lumina_video import LuminaVideoPipeline, LuminaVideoTransformer3D
 from diffusers_lumina_video.evaluation.shapes_benchmark import ATTRIBUTES, MULTI_SCALE, SINGLE_SCALE
 from diffusers_lumina_video.evaluation.video_attributes import read_clip_attributes
 from diffusers_lumina_video.training.synthetic_shapes import ShapeSpec
+from diffusers_lumina_video.utils.tiny_random import TINY_SHAPES_DEFAULTS, TINY_SHAPES_SHIFT
 
 
 PRESETS = ["f24F96R960", "f24F96R960-MultiScale", "f16F64R512", "f16F64R512-MultiScale"]
 MAG_CACHE_RUN = ("f16F64R512", {"guidance_scale": 13.0, "negative_motion_score": 2.0})
 # A shape model's own settings (what `tiny-shapes` samples with), and the multi-scale schedule of its benchmark.
-SHAPES_SETTINGS = {"guidance_scale": 4.0, "guidance_renorm": None, "motion_score": -1.0, "negative_motion_score": -1.0}
+SHAPES_SETTINGS = {
+    name: TINY_SHAPES_DEFAULTS[name]
+    for name in ("guidance_scale", "guidance_renorm", "motion_score", "negative_motion_score")
+}
 SHAPES_RUNS = {
     "shapes single-scale": {**SHAPES_SETTINGS, "patch_size": SINGLE_SCALE},
     "shapes multi-scale": {**SHAPES_SETTINGS, "patch_size": MULTI_SCALE},
@@ -102,9 +106,11 @@ class Workload:
 
     def run(self, preset: str, overrides: dict, cache) -> torch.Tensor:
         """The output of one generation with the preset's schedule (and its scheduler shift) at this size; a shape
-        model's runs keep its own settings and a time shift of 1."""
+        model's runs keep `tiny-shapes`' settings and time shift."""
         if preset in SHAPES_RUNS:
-            self.pipe.scheduler = FlowMatchEulerDiscreteScheduler.from_config(self.pipe.scheduler.config, shift=1.0)
+            self.pipe.scheduler = FlowMatchEulerDiscreteScheduler.from_config(
+                self.pipe.scheduler.config, shift=TINY_SHAPES_SHIFT
+            )
             settings = SHAPES_RUNS[preset]
         else:
             settings = self.pipe.use_sampling_preset(preset)

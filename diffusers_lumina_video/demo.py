@@ -17,7 +17,6 @@ from diffusers.utils import export_to_video
 from huggingface_hub.utils import HFValidationError, validate_repo_id
 
 from .commands.generate import (
-    TINY_SHAPES_DEFAULTS,
     check_sampling_kwargs,
     default_dtype,
     load_pipeline,
@@ -29,7 +28,7 @@ from .pipelines import LuminaV2APipeline, LuminaVideoPipeline
 from .pipelines.lumina_video.presets import SAMPLING_PRESETS
 from .utils.atomic import atomic_output_file
 from .utils.media_io import export_to_video_with_audio, read_video
-from .utils.tiny_random import BUILTIN_MODEL_IDS, TINY_SHAPES_ID
+from .utils.tiny_random import BUILTIN_MODEL_IDS, TINY_SHAPES_DEFAULTS, TINY_SHAPES_ID
 
 
 # The model the page opens with.

@@ -12,7 +12,7 @@ from diffusers_lumina_video.cli import ERROR_EXIT_CODE, main
 from diffusers_lumina_video.commands.demo import INSTALL_HINT
 from diffusers_lumina_video.pipelines import LuminaV2APipeline
 from diffusers_lumina_video.utils.media_io import read_audio, read_video
-from diffusers_lumina_video.utils.tiny_random import tiny_v2a_components
+from diffusers_lumina_video.utils.tiny_random import TINY_SHAPES_DEFAULTS, TINY_SHAPES_FPS, tiny_v2a_components
 
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -251,12 +251,14 @@ def test_page_generates_a_playable_video_shows_bad_values_and_adds_sound(browser
     wait.until(lambda _: browser.execute_script("return arguments[0].readyState >= 1", player))
     assert browser.execute_script("return arguments[0].error", player) is None
     assert browser.execute_script("return arguments[0].duration", player) > 0
-    assert "9 frames of 64x64" in browser.find_element(By.CSS_SELECTOR, "#status textarea").get_attribute("value")
+    frames = TINY_SHAPES_DEFAULTS["num_frames"]  # the page starts with the built-in tiny-shapes and its settings
+    status = browser.find_element(By.CSS_SELECTOR, "#status textarea").get_attribute("value")
+    assert f"{frames} frames of 64x64" in status
 
     served = tmp_path / "served.mp4"
     with urllib.request.urlopen(player.get_attribute("src"), timeout=10) as response:
         served.write_bytes(response.read())
-    assert read_video(served).frames.shape == (9, 64, 64, 3)
+    assert read_video(served).frames.shape == (frames, 64, 64, 3)
     download_link = browser.find_element(By.CSS_SELECTOR, "#download a")
     assert download_link.get_attribute("href").endswith(".mp4")
 
@@ -265,7 +267,7 @@ def test_page_generates_a_playable_video_shows_bad_values_and_adds_sound(browser
     wait.until(lambda _: "is empty: describe the video to generate" in browser.find_element(By.TAG_NAME, "body").text)
     assert "Traceback" not in browser.find_element(By.TAG_NAME, "body").text
 
-    # 25 frames (about 1 s, long enough for a soundtrack) set on the slider, then the second button.
+    # 25 frames (3 s at tiny-shapes' 8 fps, long enough for a soundtrack) set on the slider, then the second button.
     frames = browser.find_element(By.CSS_SELECTOR, "#frames input[type=range]")
     browser.execute_script(
         "arguments[0].value = 25; for (const e of ['input', 'change']) arguments[0].dispatchEvent(new Event(e));",
@@ -282,7 +284,7 @@ def test_page_generates_a_playable_video_shows_bad_values_and_adds_sound(browser
     with urllib.request.urlopen(player.get_attribute("src"), timeout=10) as response:
         served.write_bytes(response.read())
     assert read_video(served).frames.shape[0] == 25
-    assert abs(len(read_audio(served)) - 25 / 24 * 16000) <= 1024
+    assert abs(len(read_audio(served)) - 25 / TINY_SHAPES_FPS * 16000) <= 1024
 
 
 def test_demo_command_launches_the_page_locally(demo, monkeypatch):

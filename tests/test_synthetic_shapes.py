@@ -5,6 +5,7 @@ from diffusers_lumina_video.evaluation.video_attributes import read_clip_attribu
 from diffusers_lumina_video.training.data import read_manifest, read_video_clip
 from diffusers_lumina_video.training.motion import flow_motion_score
 from diffusers_lumina_video.training.synthetic_shapes import (
+    SPEEDS,
     ShapeSpec,
     render_shape_clip,
     split_specs,
@@ -104,13 +105,14 @@ def test_speed_jitter_varies_speed_within_its_range():
         read_clip_attributes(render_shape_clip(spec, seed, 64, 9, speed_jitter=0.25)).displacement[0]
         for seed in range(6)
     ]
+    travel = SPEEDS["slowly"] * 8  # pixels per frame at 64 px, over 8 frame steps
     assert len({round(p) for p in paths}) > 1
-    assert all(0.75 * 8 - 1 <= p <= 1.25 * 8 + 1 for p in paths), paths
+    assert all(0.75 * travel - 1 <= p <= 1.25 * travel + 1 for p in paths), paths
 
 
 def test_dataset_is_written_as_a_manifest_the_trainer_reads(tmp_path):
     specs = split_specs()[0][:2]
-    manifest = write_shape_dataset(tmp_path, specs, clips_per_spec=2, seed=1, num_frames=9)
+    manifest = write_shape_dataset(tmp_path, specs, clips_per_spec=2, seed=1, num_frames=9, speedless_captions=0.0)
     items = read_manifest(manifest)
     assert [item.caption for item in items] == [specs[0].caption] * 2 + [specs[1].caption] * 2
     clip = read_video_clip(items[0].path, 9, None)
@@ -118,10 +120,23 @@ def test_dataset_is_written_as_a_manifest_the_trainer_reads(tmp_path):
     assert clip.source_fps == 8 and np.array_equal(np.stack(clip.frames), expected)  # lossless
 
 
+def test_a_share_of_captions_leaves_the_speed_out(tmp_path):
+    spec = split_specs()[0][0]
+    captions = [
+        item.caption
+        for item in read_manifest(write_shape_dataset(tmp_path, [spec], clips_per_spec=16, speedless_captions=0.5))
+    ]
+    assert set(captions) == {spec.caption, "a red circle moving right"} == {spec.caption, spec.caption_without_speed}
+    assert 3 <= captions.count(spec.caption_without_speed) <= 13
+    everything = write_shape_dataset(tmp_path / "all", [spec], clips_per_spec=2, speedless_captions=1.0)
+    assert [item.caption for item in read_manifest(everything)] == [spec.caption_without_speed] * 2
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
         ({"specs": []}, "`specs` must hold at least one"),
+        ({"speedless_captions": 1.5}, r"`speedless_captions` must be in \[0, 1\]"),
         ({"clips_per_spec": 0}, "`clips_per_spec` must be >= 1"),
         ({"fps": 0}, "`fps` must be > 0"),
         ({"speed_jitter": 0.5}, r"`speed_jitter` must be in \[0, 0.5\)"),

@@ -5,10 +5,15 @@ import pytest
 import torch
 from PIL import Image
 
-from diffusers_lumina_video.evaluation.shapes_benchmark import frame_strip, spearman, sweep_correlation
+from diffusers_lumina_video.evaluation.shapes_benchmark import (
+    frame_strip,
+    measure_adherence,
+    spearman,
+    sweep_correlation,
+)
 from diffusers_lumina_video.training.shapes_model import caption_feature_distances, write_untrained_pipeline
 from diffusers_lumina_video.training.shapes_vae import random_clips, random_crops, shapes_vae, train_shapes_vae
-from diffusers_lumina_video.training.synthetic_shapes import ShapeSpec
+from diffusers_lumina_video.training.synthetic_shapes import ShapeSpec, render_shape_clip
 from diffusers_lumina_video.training.train_tiny_shapes import build_parser, check_args
 
 
@@ -19,6 +24,31 @@ def test_spearman_matches_hand_computed_ranks():
     assert spearman([1, 1, 2, 3], [1, 2, 3, 4]) == pytest.approx(np.corrcoef([0.5, 0.5, 2, 3], [0, 1, 2, 3])[0, 1])
     assert np.isnan(spearman([1, 1], [1, 2]))
     assert sweep_correlation({0.0: [1.0, 1.5], 5.0: [2.0, 3.0]}) > 0.8
+
+
+class _PromptRecorder:
+    """Stands in for a pipeline: records the prompts and returns the generator's own clip of each spec."""
+
+    def __init__(self, clips: dict[str, np.ndarray]):
+        self.clips, self.prompts = clips, []
+
+    def set_progress_bar_config(self, **kwargs):
+        pass
+
+    def __call__(self, prompts, generator, output_type, **kwargs):
+        self.prompts += prompts
+        return type("Output", (), {"frames": [self.clips[prompt] for prompt in prompts]})
+
+
+@pytest.mark.parametrize("without_speed", [False, True])
+def test_adherence_prompts_with_or_without_the_speed_word(without_speed):
+    specs = [ShapeSpec("blue", "square", "right", "slowly"), ShapeSpec("red", "triangle", "up", "quickly")]
+    prompts = [spec.caption_without_speed if without_speed else spec.caption for spec in specs]
+    clips = {prompt: render_shape_clip(spec, seed=0) / 255.0 for prompt, spec in zip(prompts, specs, strict=True)}
+    pipe = _PromptRecorder(clips)
+    result = measure_adherence(pipe, specs, [0, 1], without_speed=without_speed)
+    assert pipe.prompts == prompts
+    assert result.accuracy == {"colour": 1.0, "shape": 1.0, "direction": 1.0} and result.clips == 2
 
 
 def test_vae_training_is_seeded_and_lowers_the_loss():

@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from diffusers_lumina_video.commands.generate import TINY_SHAPES_DEFAULTS, load_pipeline, use_preset
+from diffusers_lumina_video.commands.generate import load_pipeline, use_preset
 from diffusers_lumina_video.evaluation.video_attributes import read_clip_attributes
-from diffusers_lumina_video.utils.tiny_random import TINY_SHAPES_ID, tiny_shapes_path
+from diffusers_lumina_video.utils.tiny_random import TINY_SHAPES_DEFAULTS, TINY_SHAPES_ID, tiny_shapes_path
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +29,7 @@ def test_shipped_folder_is_half_precision_safetensors():
 @pytest.mark.parametrize(
     ("prompt", "seed", "colour", "direction"),
     [
-        ("a blue square moving right, slowly", 0, "blue", "right"),
+        ("a blue square moving right", 0, "blue", "right"),  # README's first command: no speed word
         ("a red circle moving down, quickly", 1, "red", "down"),
     ],
 )

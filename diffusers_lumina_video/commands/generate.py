@@ -14,28 +14,22 @@ from ..pipelines.lumina_video.pipeline_lumina_video import check_video_size
 from ..pipelines.lumina_video.presets import PRESET_FPS, SAMPLING_PRESETS
 from ..utils.atomic import atomic_output_file
 from ..utils.output_paths import check_output_file
-from ..utils.tiny_random import BUILTIN_MODEL_IDS, TINY_RANDOM_ID, TINY_SHAPES_ID, tiny_shapes_path
+from ..utils.tiny_random import (
+    BUILTIN_MODEL_IDS,
+    TINY_RANDOM_DEFAULTS,
+    TINY_RANDOM_ID,
+    TINY_SHAPES_DEFAULTS,
+    TINY_SHAPES_FPS,
+    TINY_SHAPES_ID,
+    TINY_SHAPES_SHIFT,
+    tiny_shapes_path,
+)
 from .soundtrack import MIN_DURATION, add_sound_arguments, check_sound_arguments, write_with_soundtrack
 
 
 logger = logging.getLogger(__name__)
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-# Small enough for the tiny random model to write a video in seconds on a CPU.
-TINY_RANDOM_DEFAULTS = {"height": 64, "width": 64, "num_frames": 9, "num_inference_steps": 4}
-# What `tiny-shapes` was trained on (64 px, 8 frames at 8 fps) and samples well with; see docs/showcase.md.
-TINY_SHAPES_DEFAULTS = {
-    "height": 64,
-    "width": 64,
-    "num_frames": 8,
-    "num_inference_steps": 20,
-    "guidance_scale": 4.0,
-    "guidance_renorm": None,
-    "motion_score": -1.0,
-    "negative_motion_score": -1.0,
-}
-TINY_SHAPES_SHIFT = 1.0
-TINY_SHAPES_FPS = 8
 BUILTIN_DEFAULTS = {TINY_RANDOM_ID: TINY_RANDOM_DEFAULTS, TINY_SHAPES_ID: TINY_SHAPES_DEFAULTS}
 
 

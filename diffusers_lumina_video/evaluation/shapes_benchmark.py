@@ -33,16 +33,22 @@ class AdherenceResult:
 
 
 def generate_clips(
-    pipe, specs: Sequence[ShapeSpec], seeds: Sequence[int], batch_size: int = 8, **call_kwargs
+    pipe,
+    specs: Sequence[ShapeSpec],
+    seeds: Sequence[int],
+    batch_size: int = 8,
+    without_speed: bool = False,
+    **call_kwargs,
 ) -> list[np.ndarray]:
-    """One clip `[T, H, W, 3]` in [0, 1] per (spec, seed) pair, generated in batches; the seed makes the noise."""
+    """One clip `[T, H, W, 3]` in [0, 1] per (spec, seed) pair, generated in batches; the seed makes the noise.
+    `without_speed` prompts with the captions a user who leaves the speed out types ("a red circle moving left")."""
     if len(specs) != len(seeds):
         raise ValueError(f"`specs` and `seeds` must have the same length, got {len(specs)} and {len(seeds)}.")
     clips = []
     for start in range(0, len(specs), batch_size):
         chunk = range(start, min(start + batch_size, len(specs)))
         output = pipe(
-            [specs[i].caption for i in chunk],
+            [specs[i].caption_without_speed if without_speed else specs[i].caption for i in chunk],
             generator=[torch.Generator().manual_seed(int(seeds[i])) for i in chunk],
             output_type="np",
             **call_kwargs,
@@ -51,11 +57,13 @@ def generate_clips(
     return clips
 
 
-def measure_adherence(pipe, specs: Sequence[ShapeSpec], seeds: Sequence[int], **call_kwargs) -> AdherenceResult:
+def measure_adherence(
+    pipe, specs: Sequence[ShapeSpec], seeds: Sequence[int], without_speed: bool = False, **call_kwargs
+) -> AdherenceResult:
     """Share of clips whose colour, shape and direction, read from the frames, are the prompt's."""
     pipe.set_progress_bar_config(disable=True)
     start = time.perf_counter()
-    clips = generate_clips(pipe, specs, seeds, **call_kwargs)
+    clips = generate_clips(pipe, specs, seeds, without_speed=without_speed, **call_kwargs)
     seconds = time.perf_counter() - start
     hits = dict.fromkeys(ATTRIBUTES, 0)
     for spec, clip in zip(specs, clips, strict=True):

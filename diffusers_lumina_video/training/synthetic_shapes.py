@@ -31,7 +31,7 @@ SHAPES = ("circle", "square", "triangle")
 # Unit steps in image coordinates (x right, y down).
 DIRECTIONS: dict[str, tuple[int, int]] = {"left": (-1, 0), "right": (1, 0), "up": (0, -1), "down": (0, 1)}
 # Pixels per frame at 64 px; scaled with the frame size.
-SPEEDS: dict[str, float] = {"slowly": 1.0, "quickly": 2.5}
+SPEEDS: dict[str, float] = {"slowly": 1.5, "quickly": 3.5}
 BACKGROUNDS = ("plain", "gradient")
 # Every word a caption can hold, in a fixed order (the vocabulary of a word-level tokenizer).
 CAPTION_WORDS = ("a", "moving", ",", *SHAPE_COLOURS, *SHAPES, *DIRECTIONS, *SPEEDS)
@@ -49,7 +49,12 @@ class ShapeSpec:
 
     @property
     def caption(self) -> str:
-        return f"a {self.colour} {self.shape} moving {self.direction}, {self.speed}"
+        return f"{self.caption_without_speed}, {self.speed}"
+
+    @property
+    def caption_without_speed(self) -> str:
+        """The caption a user who does not care about the speed types ("a red circle moving left")."""
+        return f"a {self.colour} {self.shape} moving {self.direction}"
 
     @classmethod
     def all(cls) -> list["ShapeSpec"]:
@@ -120,16 +125,16 @@ def render_shape_clip(
     spec: ShapeSpec,
     seed: int = 0,
     size: int = 64,
-    num_frames: int = 17,
+    num_frames: int = 9,
     background: str = "plain",
     speed_jitter: float = 0.0,
 ) -> np.ndarray:
     """Frames `[num_frames, size, size, 3]` uint8: the shape crosses the frame along `spec.direction`, starting from
-    a random point chosen so it stays in view. `speed_jitter` scales the speed by a random factor in `1 +- jitter`,
+    a random point chosen so it stays in view (every path of up to 9 frames fits; longer quick ones run off the edge). `speed_jitter` scales the speed by a random factor in `1 +- jitter`,
     so that motion is a continuum a motion score can describe, not two values."""
     _check(spec, size, num_frames, background, speed_jitter)
     rng = np.random.default_rng(seed)
-    radius = size * 0.14
+    radius = size * 0.2
     step = SPEEDS[spec.speed] * size / 64 * (1.0 + speed_jitter * (2.0 * rng.random() - 1.0))
     dx, dy = DIRECTIONS[spec.direction]
     travel = step * (num_frames - 1)
@@ -159,17 +164,21 @@ def write_shape_dataset(
     num_frames: int = 9,
     fps: int = 8,
     speed_jitter: float = 0.25,
+    speedless_captions: float = 0.25,
 ) -> Path:
     """Writes `clips_per_spec` clips of every spec as lossless mp4 (RGB H.264, no chroma subsampling, so colours stay
     exact) and a `metadata.jsonl` manifest of `path` and `caption`, the layout `read_manifest` reads; returns the
     manifest. Motion scores are left to the training preparation, which measures them on the frames. Backgrounds
-    alternate between plain and gradient; every clip has its own seed."""
+    alternate between plain and gradient; every clip has its own seed. A share `speedless_captions` of the clips
+    (drawn per clip) is captioned without its speed word, so that a model also answers prompts that leave it out."""
     if not specs:
         raise ValueError("`specs` must hold at least one `ShapeSpec`.")
     if clips_per_spec < 1:
         raise ValueError(f"`clips_per_spec` must be >= 1, got {clips_per_spec}.")
     if fps <= 0:
         raise ValueError(f"`fps` must be > 0, got {fps}.")
+    if not 0.0 <= speedless_captions <= 1.0:
+        raise ValueError(f"`speedless_captions` must be in [0, 1], got {speedless_captions}.")
     for spec in specs:  # every setting is checked before anything is written
         _check(spec, size, num_frames, BACKGROUNDS[0], speed_jitter)
     folder = Path(folder)
@@ -190,7 +199,8 @@ def write_shape_dataset(
                 pixelformat="rgb24",
                 output_params=["-crf", "0"],
             )
-        rows.append({"path": name, "caption": spec.caption})
+        speedless = np.random.default_rng([clip_seed, 1]).random() < speedless_captions
+        rows.append({"path": name, "caption": spec.caption_without_speed if speedless else spec.caption})
     manifest = folder / MANIFEST_NAME
     with atomic_output_file(manifest) as temporary:
         temporary.write_text("".join(json.dumps(row) + "\n" for row in rows))

@@ -30,6 +30,8 @@ SHAPES_TIMESTEP_SHIFTS = {"1x2x2": 1.0, "2x2x2": 2.0, "2x4x4": 4.0}
 CLIP_FRAMES = 9
 CLIP_FPS = 8
 CLIP_SIZE = 64
+# Share of training clips captioned without their speed word ("a red circle moving left").
+SPEEDLESS_CAPTIONS = 0.25
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--output-dir", type=Path, required=True, help="Work folder and result (OUTPUT_DIR/pipeline).")
     parser.add_argument("--seed", type=int, default=0, help="Seed of the clips, every initialisation and the noise.")
-    parser.add_argument("--clips-per-spec", type=int, default=4, help="Training clips per caption (82 captions).")
+    parser.add_argument("--clips-per-spec", type=int, default=8, help="Training clips per caption (82 captions).")
     parser.add_argument("--vae-steps", type=int, default=2500, help="Optimizer steps of the VAE.")
     parser.add_argument("--vae-batch-size", type=int, default=8)
     parser.add_argument("--vae-crop", type=int, default=16, help="Side of the random windows the VAE trains on.")
@@ -49,17 +51,22 @@ def build_parser() -> argparse.ArgumentParser:
         default=400,
         help="Further VAE steps on 32 px windows at a third of the rate (0: none).",
     )
-    parser.add_argument("--train-steps", type=int, default=1500, help="Optimizer steps of the transformer.")
+    parser.add_argument(
+        "--train-steps",
+        type=int,
+        default=13000,
+        help="Optimizer steps of the transformer (the shipped model: 13000, single-scale).",
+    )
     parser.add_argument("--batch-size", type=int, default=8, help="Clips per micro-batch of the transformer.")
-    parser.add_argument("--learning-rate", type=float, default=1e-3, help="Peak learning rate of the transformer.")
+    parser.add_argument("--learning-rate", type=float, default=2e-3, help="Peak learning rate of the transformer.")
     parser.add_argument("--hidden-size", type=int, default=128, help="Transformer width (a multiple of 64).")
     parser.add_argument("--num-layers", type=int, default=4, help="Transformer blocks.")
     parser.add_argument(
-        "--single-scale",
+        "--multi-scale",
         action="store_true",
-        help="Train only the finest patchification (1x2x2), one micro-batch per step, for comparison with the "
-        "multi-scale recipe: a multi-scale step sees 208 tokens per clip (128 + 64 + 16), a single-scale one 128, so "
-        "equal compute is 1.625x the steps.",
+        help="Train all three patchifications (the multi-scale recipe: one micro-batch of each per step, scale-aware "
+        "shifts) instead of only the finest (1x2x2), for comparison: a multi-scale step sees 208 tokens per clip "
+        "(128 + 64 + 16), a single-scale one 128, so equal compute is the steps / 1.625 (8000 for 13000).",
     )
     parser.add_argument("--threads", type=int, default=2, help="CPU threads torch uses (1 or 2).")
     parser.add_argument("--stop-after", choices=STAGES, default="export", help="Stop after this stage.")
@@ -100,9 +107,11 @@ def check_args(args: argparse.Namespace) -> None:
 
 def _stage_settings(args: argparse.Namespace) -> dict[str, dict]:
     """What each stage's result depends on (its own settings and those of the stages before it)."""
-    data = {"seed": args.seed, "clips_per_spec": args.clips_per_spec, "frames": CLIP_FRAMES, "size": CLIP_SIZE}
+    clips = {"seed": args.seed, "frames": CLIP_FRAMES, "size": CLIP_SIZE}
+    data = {**clips, "clips_per_spec": args.clips_per_spec, "speedless_captions": SPEEDLESS_CAPTIONS}
+    # The VAE trains on clips it renders itself, not on the written dataset.
     vae = {
-        **data,
+        **clips,
         "vae_steps": args.vae_steps,
         "vae_batch_size": args.vae_batch_size,
         "vae_crop": args.vae_crop,
@@ -111,11 +120,12 @@ def _stage_settings(args: argparse.Namespace) -> dict[str, dict]:
     vae_refine = {**vae, "vae_refine_steps": args.vae_refine_steps}
     untrained = {**vae_refine, "hidden_size": args.hidden_size, "num_layers": args.num_layers}
     transformer = {
+        **data,
         **untrained,
         "train_steps": args.train_steps,
         "batch_size": args.batch_size,
         "learning_rate": args.learning_rate,
-        "single_scale": args.single_scale,
+        "multi_scale": args.multi_scale,
     }
     return {
         "data": data,
@@ -140,7 +150,16 @@ def _render_data(folder: Path, args: argparse.Namespace) -> None:
     from .synthetic_shapes import split_specs, write_shape_dataset
 
     train_specs, _ = split_specs()
-    write_shape_dataset(folder, train_specs, args.clips_per_spec, args.seed, CLIP_SIZE, CLIP_FRAMES, CLIP_FPS)
+    write_shape_dataset(
+        folder,
+        train_specs,
+        args.clips_per_spec,
+        args.seed,
+        CLIP_SIZE,
+        CLIP_FRAMES,
+        CLIP_FPS,
+        speedless_captions=SPEEDLESS_CAPTIONS,
+    )
 
 
 def _train_vae(folder: Path, args: argparse.Namespace, start: Path | None = None) -> dict:
@@ -211,7 +230,7 @@ def _refine_vae(folder: Path, start: Path, args: argparse.Namespace) -> dict:
 def _training_config(args: argparse.Namespace, work: Path):
     from . import TrainingConfig
 
-    patch_sizes = ["1x2x2"] if args.single_scale else list(SHAPES_TIMESTEP_SHIFTS)
+    patch_sizes = list(SHAPES_TIMESTEP_SHIFTS) if args.multi_scale else ["1x2x2"]
     return TrainingConfig(
         model_family="video",
         training_mode="full",

@@ -30,6 +30,21 @@ from ..models import LuminaV2ATransformerModel, LuminaVideoTransformer3DModel, S
 TINY_RANDOM_ID = "tiny-random"
 TINY_SHAPES_ID = "tiny-shapes"
 BUILTIN_MODEL_IDS = (TINY_SHAPES_ID, TINY_RANDOM_ID)
+# Small enough for the tiny random model to write a video in seconds on a CPU.
+TINY_RANDOM_DEFAULTS = {"height": 64, "width": 64, "num_frames": 9, "num_inference_steps": 4}
+# What `tiny-shapes` was trained on (64 px, 8 frames at 8 fps) and samples well with; see docs/showcase.md.
+TINY_SHAPES_DEFAULTS = {
+    "height": 64,
+    "width": 64,
+    "num_frames": 8,
+    "num_inference_steps": 20,
+    "guidance_scale": 4.0,
+    "guidance_renorm": None,
+    "motion_score": -1.0,
+    "negative_motion_score": -1.0,
+}
+TINY_SHAPES_SHIFT = 1.0
+TINY_SHAPES_FPS = 8
 SPECIAL_TOKENS = ["<pad>", "<eos>", "<bos>", "<unk>"]
 TINY_TEXT_DIM = 32
 TINY_LATENT_CHANNELS = 4
