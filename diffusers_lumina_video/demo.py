@@ -284,7 +284,7 @@ def build_demo(
                     num_frames = gr.Slider(
                         *FRAMES_RANGE,
                         value=TINY_SHAPES_DEFAULTS["num_frames"],
-                        step=8,
+                        step=1,  # any count: tiny-shapes makes 8 frames, the released models 96
                         label="Frames",
                         elem_id="frames",
                     )
