@@ -11,10 +11,10 @@ Each row is timed in turn with the others, `--repeats` rounds, and the median is
 hits every row alike). Distance: `||cached - uncached|| / ||uncached||` of the output (latents, or frames with
 `--model`). Without `--model`, a mid-size random transformer runs on precomputed caption features (speed and
 distance only). With `--model PATH` (a pipeline trained on the shape clips, e.g. `tiny-shapes`), the prompts are
-shape captions ("a red circle moving left, slowly"), the runs use `tiny-shapes`' sampling settings (`TINY_SHAPES_DEFAULTS`:
-time shift 1, its guidance scale, no motion condition) in single-scale and multi-scale form instead of the released presets, and each
-decoded clip's colour, shape and direction are read back (`evaluation/video_attributes.py`): accuracy is the share
-of those attributes that match the prompt.
+shape captions ("a red circle moving left, slowly"), the runs use `tiny-shapes`' sampling settings
+(`TINY_SHAPES_DEFAULTS`: time shift 1, its guidance scale, no motion condition) in single-scale and multi-scale form
+instead of the released presets, and each decoded clip's colour, shape and direction are read back
+(`evaluation/video_attributes.py`): accuracy is the share of those attributes that match the prompt.
 
     python benchmarks/benchmark_caches.py
     python benchmarks/benchmark_caches.py --model path/to/tiny-shapes --height 64 --width 64 --num_frames 8 \

@@ -59,8 +59,8 @@ def check_model(model: str) -> str:
         validate_repo_id(model)
     except HFValidationError:
         raise ValueError(
-            f"`model` {model!r} is neither a built-in model {list(BUILTIN_MODEL_IDS)}, an existing pipeline folder nor "
-            "a Hub id (owner/name)."
+            f"`model` {model!r} is neither a built-in model {list(BUILTIN_MODEL_IDS)}, an existing pipeline "
+            "folder nor a Hub id (owner/name)."
         ) from None
     return model
 
@@ -266,7 +266,8 @@ def build_demo(
                 model_box = gr.Textbox(
                     value=model,
                     label="Model",
-                    info=f"Built in: {', '.join(f'`{m}`' for m in BUILTIN_MODEL_IDS)}; or a pipeline folder or a Hub id.",
+                    info=f"Built in: {', '.join(f'`{m}`' for m in BUILTIN_MODEL_IDS)}; or a pipeline folder or a "
+                    "Hub id.",
                     elem_id="model",
                 )
                 preset_box = gr.Dropdown(sorted(SAMPLING_PRESETS), value=DEFAULT_PRESET, label="Sampling preset")

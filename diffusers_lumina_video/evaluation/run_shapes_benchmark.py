@@ -3,7 +3,8 @@
     python -m diffusers_lumina_video.evaluation.run_shapes_benchmark --model PIPELINE --untrained PIPELINE --output DIR
 
 Held-out prompts: new seeds for captions seen in training, and the colour x shape x direction combinations never
-trained on (also without their speed word, as "a red circle moving left"). Results go to `DIR/results.json`, `DIR/motion.png`, `DIR/strip.png`.
+trained on (also without their speed word, as "a red circle moving left"). Results go to `DIR/results.json`,
+`DIR/motion.png`, `DIR/strip.png`.
 """
 
 import argparse

@@ -130,8 +130,9 @@ def render_shape_clip(
     speed_jitter: float = 0.0,
 ) -> np.ndarray:
     """Frames `[num_frames, size, size, 3]` uint8: the shape crosses the frame along `spec.direction`, starting from
-    a random point chosen so it stays in view (every path of up to 9 frames fits; longer quick ones run off the edge). `speed_jitter` scales the speed by a random factor in `1 +- jitter`,
-    so that motion is a continuum a motion score can describe, not two values."""
+    a random point chosen so it stays in view (every path of up to 9 frames fits; longer quick ones run off the
+    edge). `speed_jitter` scales the speed by a random factor in `1 +- jitter`, so that motion is a continuum a motion
+    score can describe, not two values."""
     _check(spec, size, num_frames, background, speed_jitter)
     rng = np.random.default_rng(seed)
     radius = size * 0.2

@@ -1,5 +1,5 @@
-"""Trains `tiny-shapes` from scratch on a CPU: shape clips, a tiny VAE, then every weight of a Multi-scale Next-DiT with
-the package's trainer, and writes the half-precision pipeline folder that ships with the package.
+"""Trains `tiny-shapes` from scratch on a CPU: shape clips, a tiny VAE, then every weight of a Multi-scale Next-DiT
+with the package's trainer, and writes the half-precision pipeline folder that ships with the package.
 
     python -m diffusers_lumina_video.training.train_tiny_shapes --output-dir tiny-shapes-run
 
@@ -20,16 +20,20 @@ import numpy as np
 import torch
 
 from ..utils.atomic import atomic_output_file
+from ..utils.tiny_random import TINY_SHAPES_DEFAULTS, TINY_SHAPES_FPS, TINY_SHAPES_SHIFT
 
 
 logger = logging.getLogger(__name__)
 
 STAGES = ("data", "vae", "vae_refine", "untrained", "transformer", "export")
-# Scale-aware time shifts for these small latents: the reference's ratios between patchifications, halved.
-SHAPES_TIMESTEP_SHIFTS = {"1x2x2": 1.0, "2x2x2": 2.0, "2x4x4": 4.0}
-CLIP_FRAMES = 9
-CLIP_FPS = 8
-CLIP_SIZE = 64
+# Scale-aware time shifts for these small latents: the reference's ratios between patchifications (1 : 2 : 4) from
+# the finest one's, which is also the shift the shipped model samples with.
+SHAPES_TIMESTEP_SHIFTS = {"1x2x2": TINY_SHAPES_SHIFT, "2x2x2": 2 * TINY_SHAPES_SHIFT, "2x4x4": 4 * TINY_SHAPES_SHIFT}
+# The clips of what the model generates (`TINY_SHAPES_DEFAULTS`): one frame more, since the causal VAE encodes
+# 1 + 4k frames and the training cache drops the first latent frame.
+CLIP_FRAMES = TINY_SHAPES_DEFAULTS["num_frames"] + 1
+CLIP_FPS = TINY_SHAPES_FPS
+CLIP_SIZE = TINY_SHAPES_DEFAULTS["height"]
 # Share of training clips captioned without their speed word ("a red circle moving left").
 SPEEDLESS_CAPTIONS = 0.25
 
