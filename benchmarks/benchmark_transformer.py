@@ -3,8 +3,10 @@ length and token count, with the machine's own matmul throughput measured in the
 
 Prints, per size: seconds per forward of both models, the time ratio (this package / peer; target <= 0.6), and the
 share of the matmul ceiling each reaches (model FLOPs counted by `torch.utils.flop_counter` / seconds / measured
-matmul FLOP/s; target >= 80%). The two models and the ceiling are timed in turn, `--repeats` rounds, and the median
-of each is reported, so load from other processes on a shared machine hits all three alike.
+matmul FLOP/s; target >= 80%). Each round times the matmul unit before and after every model call and compares the
+call with the mean of the two, since the load from other processes on a shared machine drifts within a round (the
+ceiling alone has been seen to move from 145 to 185 GFLOP/s from one second to the next). The ratio and the shares
+are computed per round and their medians over `--repeats` rounds are printed.
 
 PyTorch's flop counter has no formula for the CPU flash-attention kernel (SDPA's CPU path), so it would count no
 attention at all; this script registers the standard one (4 * batch * query heads * q_len * kv_len * head_dim, as
@@ -12,6 +14,7 @@ for the GPU kernels) before counting.
 
     python benchmarks/benchmark_transformer.py                     # fp32 CPU: 4096 tokens and the long 9216
     python benchmarks/benchmark_transformer.py --sizes 4096 --repeats 5
+    python benchmarks/benchmark_transformer.py --sizes 4096 --compile  # both models' blocks under torch.compile
 """
 
 import argparse
@@ -43,17 +46,28 @@ if CPU_FLASH_ATTENTION not in flop_registry:
         return 4 * batch * heads * query_length * key_shape[2] * head_dim
 
 
-def median_seconds(fns: dict, repeats: int) -> dict[str, float]:
-    """Median seconds per call of each function, timed in turn (one warm-up call each first)."""
-    times = {name: [] for name in fns}
-    for fn in fns.values():
+def seconds_of(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def timed_rounds(models: dict, matmul, matmul_flops: int, repeats: int) -> list[dict[str, tuple[float, float]]]:
+    """Per round, `{name: (seconds, ceiling FLOP/s at that moment)}`: every model call sits between two timings of
+    the matmul unit, and its ceiling is their mean (one warm-up call of each first)."""
+    for fn in (*models.values(), matmul):
         fn()
+    rounds = []
     for _ in range(repeats):
-        for name, fn in fns.items():
-            start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(values) for name, values in times.items()}
+        ceiling_before = matmul_flops / seconds_of(matmul)
+        timings = {}
+        for name, fn in models.items():
+            seconds = seconds_of(fn)
+            ceiling_after = matmul_flops / seconds_of(matmul)
+            timings[name] = (seconds, (ceiling_before + ceiling_after) / 2)
+            ceiling_before = ceiling_after
+        rounds.append(timings)
+    return rounds
 
 
 def matmul_ceiling(size: int, calls: int):
@@ -75,7 +89,7 @@ def count_flops(fn) -> int:
 
 
 def build_pair(args: argparse.Namespace, tokens: int):
-    """Both models at equal size, and a no-argument forward for each."""
+    """Both models at equal size, and a no-argument forward for each: `(ours, peer), (run_ours, run_peer)`."""
     side = int(round((tokens / LATENT_FRAMES) ** 0.5))
     if LATENT_FRAMES * side * side != tokens:
         raise ValueError(f"`--sizes` entries must be 4 * n**2 tokens (4 frames of n x n patches), got {tokens}.")
@@ -118,7 +132,14 @@ def build_pair(args: argparse.Namespace, tokens: int):
     def run_peer():
         peer(image, timestep, caption, caption_mask, rope, cross_attention_kwargs={})
 
-    return run_ours, run_peer
+    return (ours, peer), (run_ours, run_peer)
+
+
+def compile_blocks(ours: LuminaVideoTransformer3DModel, peer: LuminaNextDiT2DModel) -> None:
+    """Regional compilation for both; the peer declares no `_repeated_blocks`, so its blocks are compiled one by one."""
+    ours.compile_repeated_blocks(fullgraph=True)
+    for block in peer.layers:
+        block.compile()
 
 
 def main() -> None:
@@ -131,25 +152,34 @@ def main() -> None:
     parser.add_argument("--caption_length", type=int, default=128)
     parser.add_argument("--caption_dim", type=int, default=2304)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--compile", action="store_true", help="time both models with their blocks compiled")
     args = parser.parse_args()
 
     matmul, matmul_flops = matmul_ceiling(args.width * 2, calls=5)
-    print(f"fp32 CPU, {torch.get_num_threads()} threads, median of {args.repeats} interleaved rounds")
+    mode = "blocks compiled" if args.compile else "eager"
+    print(f"fp32 CPU, {mode}, {torch.get_num_threads()} threads, median of {args.repeats} interleaved rounds")
     rows = []
     for tokens in tqdm(args.sizes, desc="sizes"):
-        run_ours, run_peer = build_pair(args, tokens)
-        flops = {"ours": count_flops(run_ours), "peer": count_flops(run_peer)}
-        seconds = median_seconds({"ours": run_ours, "peer": run_peer, "matmul": matmul}, args.repeats)
-        rows.append((tokens, seconds, flops, matmul_flops / seconds["matmul"]))
+        (ours, peer), (run_ours, run_peer) = build_pair(args, tokens)
+        flops = {"ours": count_flops(run_ours), "peer": count_flops(run_peer)}  # counted in eager mode
+        if args.compile:
+            compile_blocks(ours, peer)
+        rounds = timed_rounds({"ours": run_ours, "peer": run_peer}, matmul, matmul_flops, args.repeats)
+        rows.append((tokens, rounds, flops))
 
     print(
         f"\n{'tokens':>7} {'ours s':>8} {'peer s':>8} {'ratio':>6} {'ceiling GFLOP/s':>16} {'ours ceil':>10} {'peer ceil':>10}"
     )
-    for tokens, seconds, flops, ceiling in rows:
-        share = {k: flops[k] / seconds[k] / ceiling for k in flops}
+    for tokens, rounds, flops in rows:
+        median = {
+            "seconds": {k: statistics.median(r[k][0] for r in rounds) for k in flops},
+            "share": {k: statistics.median(flops[k] / r[k][0] / r[k][1] for r in rounds) for k in flops},
+            "ratio": statistics.median(r["ours"][0] / r["peer"][0] for r in rounds),
+            "ceiling": statistics.median(r[k][1] for r in rounds for k in flops),
+        }
         print(
-            f"{tokens:7d} {seconds['ours']:8.3f} {seconds['peer']:8.3f} {seconds['ours'] / seconds['peer']:6.2f} "
-            f"{ceiling / 1e9:16.1f} {share['ours']:10.0%} {share['peer']:10.0%}"
+            f"{tokens:7d} {median['seconds']['ours']:8.3f} {median['seconds']['peer']:8.3f} {median['ratio']:6.2f} "
+            f"{median['ceiling'] / 1e9:16.1f} {median['share']['ours']:10.0%} {median['share']['peer']:10.0%}"
         )
 
 
