@@ -78,6 +78,7 @@ class VideoFamily:
             raise ValueError(f"`timestep_shifts` needs a value for {missing} (e.g. '{missing[0]}=2').")
         self.patch_sizes: list[PatchSize] = patch_sizes
         self.video_shifts: dict[PatchSize, float] = {p: shifts[p] for p in patch_sizes}
+        self.available_patch_sizes: list[PatchSize] = available
         return [f".{patch_size_key(p)}." for p in available] if len(available) > 1 else []
 
     def load_items(self) -> list:
@@ -98,6 +99,8 @@ class VideoFamily:
         for patch in self.patch_sizes:
             if patch not in trained:
                 logger.warning(f"No sample can train patchification {patch_size_key(patch)}; it is skipped.")
+        # Name parts of the modules no micro-batch runs: the trainer freezes them.
+        self.untrained_markers = [f".{patch_size_key(p)}." for p in self.available_patch_sizes if p not in trained]
         self.planner = MicroBatchPlanner(
             streams,
             global_batch_size=config.train_batch_size * accelerator.num_processes,
@@ -204,6 +207,7 @@ class V2AFamily:
     def __init__(self, config: TrainingConfig):
         self.config = config
         self.loss_keys: list[str] = []
+        self.untrained_markers: list[str] = []  # one patchification: every module runs in every micro-batch
 
     def check_transformer(self, transformer: nn.Module) -> list[str]:
         return []  # one patchification: every module runs in every micro-batch

@@ -199,6 +199,7 @@ class Trainer:
                     target_modules=self.model_settings.target_modules,
                 )
             )
+        self._freeze_untrained_patchifications(transformer)
         transformer.to(accelerator.device)
         cast_training_params(transformer, torch.float32)
         self.lora_metadata = None if full else transformer.peft_config["default"].to_dict()
@@ -228,6 +229,15 @@ class Trainer:
         else:
             accelerator.register_save_state_pre_hook(self._save_lora_hook)
             accelerator.register_load_state_pre_hook(self._load_lora_hook)
+
+    def _freeze_untrained_patchifications(self, transformer: nn.Module) -> None:
+        """The embedder and head of a patchification no micro-batch runs (or their LoRA) never get a gradient; they
+        are frozen so that the optimizer and the moving average hold exactly the weights the run updates. FSDP's
+        sharded optimizer checkpoint could not be resumed otherwise: its loader expects a state for every weight
+        the optimizer was given."""
+        for name, parameter in transformer.named_parameters():
+            if any(marker in f".{name}." for marker in self.family.untrained_markers):
+                parameter.requires_grad_(False)
 
     def lora_layers(self) -> dict[str, torch.Tensor] | None:
         """The LoRA weights on the main process (None elsewhere); gathered from all processes under FSDP."""
