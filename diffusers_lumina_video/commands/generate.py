@@ -21,7 +21,6 @@ from ..utils.tiny_random import (
     TINY_SHAPES_DEFAULTS,
     TINY_SHAPES_FPS,
     TINY_SHAPES_ID,
-    TINY_SHAPES_SHIFT,
     tiny_shapes_path,
 )
 from .soundtrack import MIN_DURATION, add_sound_arguments, check_sound_arguments, write_with_soundtrack
@@ -131,10 +130,10 @@ def check_model_id(model: str, flag: str) -> None:
 
 
 def use_preset(pipe, model: str, preset: str) -> None:
-    """Sets the scheduler's time shift for `preset`, or the one `tiny-shapes` was made for (shared with the demo)."""
-    pipe.use_sampling_preset(preset)
-    if model == TINY_SHAPES_ID:
-        pipe.scheduler = type(pipe.scheduler).from_config(pipe.scheduler.config, shift=TINY_SHAPES_SHIFT)
+    """Sets the scheduler's time shift for `preset`; `tiny-shapes` keeps the one saved with it, the shift it was
+    trained for (shared with the demo)."""
+    if model != TINY_SHAPES_ID:
+        pipe.use_sampling_preset(preset)
 
 
 def video_fps(model: str, preset: str) -> int:

@@ -42,6 +42,16 @@ def encoder_dtype(device: torch.device, mixed_precision: str | None) -> torch.dt
     return DTYPES.get(mixed_precision, torch.float32) if device.type == "cuda" else torch.float32
 
 
+def patch_marker(patch_size: PatchSize) -> str:
+    """The name part, e.g. ".1x2x2.", of the modules only one patchification uses (its embedder and output head)."""
+    return f".{patch_size_key(patch_size)}."
+
+
+def has_marker(name: str, markers: list[str]) -> bool:
+    """Whether the module or parameter `name` holds one of the patchification `markers`."""
+    return any(marker in f".{name}." for marker in markers)
+
+
 def not_prepared_error(cache: Path, command: str) -> RuntimeError:
     return RuntimeError(
         f"The prepared data in {cache} is missing or out of date. Prepare it in one process first: "
@@ -78,8 +88,8 @@ class VideoFamily:
             raise ValueError(f"`timestep_shifts` needs a value for {missing} (e.g. '{missing[0]}=2').")
         self.patch_sizes: list[PatchSize] = patch_sizes
         self.video_shifts: dict[PatchSize, float] = {p: shifts[p] for p in patch_sizes}
-        self.available_patch_sizes: list[PatchSize] = available
-        return [f".{patch_size_key(p)}." for p in available] if len(available) > 1 else []
+        self.patch_markers = {p: patch_marker(p) for p in available}
+        return list(self.patch_markers.values()) if len(available) > 1 else []
 
     def load_items(self) -> list:
         return load_dataset_items(self.config)
@@ -100,7 +110,7 @@ class VideoFamily:
             if patch not in trained:
                 logger.warning(f"No sample can train patchification {patch_size_key(patch)}; it is skipped.")
         # Name parts of the modules no micro-batch runs: the trainer freezes them.
-        self.untrained_markers = [f".{patch_size_key(p)}." for p in self.available_patch_sizes if p not in trained]
+        self.untrained_markers = [marker for p, marker in self.patch_markers.items() if p not in trained]
         self.planner = MicroBatchPlanner(
             streams,
             global_batch_size=config.train_batch_size * accelerator.num_processes,

@@ -17,7 +17,7 @@ from transformers import Gemma2Config, Gemma2Model, PreTrainedTokenizerFast
 from ..models import LuminaVideoTransformer3DModel
 from ..pipelines.lumina_video import SYSTEM_PROMPT, LuminaVideoPipeline
 from ..utils.atomic import build_folder_atomically
-from ..utils.tiny_random import word_level_tokenizer
+from ..utils.tiny_random import TINY_SHAPES_SHIFT, word_level_tokenizer
 from .synthetic_shapes import CAPTION_WORDS
 
 
@@ -78,7 +78,7 @@ def write_untrained_pipeline(
     tokenizer = shapes_tokenizer()
     pipe = LuminaVideoPipeline(
         transformer=shapes_transformer(vae.config.latent_channels, hidden_size, num_layers),
-        scheduler=FlowMatchEulerDiscreteScheduler(shift=1.0),
+        scheduler=FlowMatchEulerDiscreteScheduler(shift=TINY_SHAPES_SHIFT),
         vae=vae,
         text_encoder=shapes_text_encoder(len(tokenizer)),
         tokenizer=tokenizer,

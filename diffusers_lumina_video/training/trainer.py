@@ -50,7 +50,7 @@ from .checkpoints import (
 )
 from .config import FULL_ONLY_SETTINGS, LORA_ONLY_SETTINGS, TrainingConfig
 from .ema import ShardedEMAModel
-from .families import DTYPES, V2AFamily, VideoFamily, encoder_dtype, model_family
+from .families import DTYPES, V2AFamily, VideoFamily, encoder_dtype, has_marker, model_family
 from .loss_log import LossLog
 from .recipe import AudioTrainingBatch, TrainingBatch, flow_matching_loss, sample_generator
 
@@ -105,7 +105,7 @@ def resolve_model_settings(config: TrainingConfig, family: VideoFamily | V2AFami
         for name, module in transformer.named_modules()
         if isinstance(module, nn.Linear) and any(name == t or name.endswith(f".{t}") for t in target_modules)
     ]
-    per_patch = any(marker in f".{name}." for name in wrapped for marker in per_patch_markers)
+    per_patch = any(has_marker(name, per_patch_markers) for name in wrapped)
     return ModelSettings(target_modules, wrapped, per_patch)
 
 
@@ -236,7 +236,7 @@ class Trainer:
         sharded optimizer checkpoint could not be resumed otherwise: its loader expects a state for every weight
         the optimizer was given."""
         for name, parameter in transformer.named_parameters():
-            if any(marker in f".{name}." for marker in self.family.untrained_markers):
+            if has_marker(name, self.family.untrained_markers):
                 parameter.requires_grad_(False)
 
     def lora_layers(self) -> dict[str, torch.Tensor] | None:
