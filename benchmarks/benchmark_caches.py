@@ -14,7 +14,7 @@ distance only). With `--model PATH` (a pipeline trained on the shape clips, e.g.
 shape captions ("a red circle moving left, slowly"), the runs use `tiny-shapes`' sampling settings
 (`TINY_SHAPES_DEFAULTS`: time shift 1, its guidance scale, no motion condition) in single-scale and multi-scale form
 instead of the released presets, and each decoded clip's colour, shape and direction are read back
-(`evaluation/video_attributes.py`): accuracy is the share of those attributes that match the prompt.
+(`showcase/shape_attributes.py`): accuracy is the share of those attributes that match the prompt.
 
     python benchmarks/benchmark_caches.py
     python benchmarks/benchmark_caches.py --model path/to/tiny-shapes --height 64 --width 64 --num_frames 8 \
@@ -35,10 +35,10 @@ from diffusers import FirstBlockCacheConfig, FlowMatchEulerDiscreteScheduler, Ma
 from tqdm import tqdm
 
 from diffusers_lumina_video import LuminaVideoPipeline, LuminaVideoTransformer3DModel
-from diffusers_lumina_video.evaluation.shapes_benchmark import ATTRIBUTES, MULTI_SCALE, SINGLE_SCALE
-from diffusers_lumina_video.evaluation.video_attributes import read_clip_attributes
-from diffusers_lumina_video.training.synthetic_shapes import ShapeSpec
-from diffusers_lumina_video.utils.tiny_random import TINY_SHAPES_DEFAULTS, TINY_SHAPES_SHIFT
+from diffusers_lumina_video.showcase.builtin_models import TINY_SHAPES_DEFAULTS, TINY_SHAPES_SHIFT
+from diffusers_lumina_video.showcase.shape_attributes import read_clip_attributes
+from diffusers_lumina_video.showcase.shapes_benchmark import ATTRIBUTES, MULTI_SCALE, SINGLE_SCALE
+from diffusers_lumina_video.showcase.synthetic_shapes import ShapeSpec
 
 
 PRESETS = ["f24F96R960", "f24F96R960-MultiScale", "f16F64R512", "f16F64R512-MultiScale"]

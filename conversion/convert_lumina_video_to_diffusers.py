@@ -4,10 +4,10 @@
         [--transformer_only] [--dtype {fp32,fp16,bf16}]
 
 Run with `--help` for every option; docs/conversion.md explains them. The work is done by
-`diffusers_lumina_video.conversion`, which can also be called from Python.
+`diffusers_lumina_video.conversion` (`convert_lumina_video_checkpoint`), which can also be called from Python.
 """
 
-from diffusers_lumina_video.conversion import main
+from diffusers_lumina_video.commands.convert import main
 
 
 if __name__ == "__main__":

@@ -8,12 +8,10 @@ The transformer's weights stay memory-mapped from the checkpoint and are written
 dtype, so converting needs about one copy of the weights in memory, never a second float32 copy.
 """
 
-import argparse
 import json
 import logging
 import os
 import re
-from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -25,11 +23,11 @@ from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
 from .loaders.single_file_model import load_original_checkpoint, storage_dtype
-from .loaders.single_file_utils import is_hub_repo_id
 from .model_card import check_card_location, create_pipeline_model_card
 from .models import LuminaVideoTransformer3DModel
 from .pipelines import SAMPLING_PRESETS, LuminaVideoPipeline
 from .utils.atomic import build_folder_atomically
+from .utils.component_paths import check_component_path, is_hub_repo_id
 from .utils.output_paths import check_output_folder
 
 
@@ -209,25 +207,6 @@ def _load_components(
     return {"text_encoder": text_encoder, "tokenizer": tokenizer, "vae": vae}
 
 
-def check_component_path(name: str, path: str | os.PathLike, subfolder: str | None = None) -> None:
-    """A component is a local folder (holding `subfolder`, if given) or a Hub id; checked before anything loads."""
-    if is_hub_repo_id(path):
-        try:
-            validate_repo_id(str(path))
-        except ValueError as error:
-            raise ValueError(f"`{name}` {path} is not a valid Hub repository id: {error}") from None
-        return
-    folder = Path(path)
-    if not folder.is_dir():
-        raise FileNotFoundError(
-            f"`{name}` {path} is neither a local folder nor a Hub repository id such as 'owner/name'."
-        )
-    if subfolder and not (folder / subfolder).is_dir():
-        raise FileNotFoundError(
-            f"`{name}` {path} has no subfolder {subfolder!r}; set `vae_subfolder` to '' if {path} is the VAE itself."
-        )
-
-
 def shard_size_in_bytes(max_shard_size: int | str) -> int:
     """`2000000000`, `"2000000000"` or `"2GB"` (KB, MB, GB, TB; powers of 1000) -> bytes, checked to be positive now
     rather than after the checkpoint and components are loaded."""
@@ -271,48 +250,3 @@ def _upload(folder: Path, repo_id: str, private: bool) -> None:
     repo_id = api.create_repo(repo_id, private=private, exist_ok=True).repo_id
     api.upload_folder(repo_id=repo_id, folder_path=folder, commit_message="Upload Lumina-Video in Diffusers format")
     logger.info(f"Uploaded {folder} to https://huggingface.co/{repo_id}.")
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """The converter's command-line options, one per argument of `convert_lumina_video_checkpoint`."""
-    parser.add_argument("--checkpoint_path", required=True, help="Release folder, weights file or Hub repository id.")
-    parser.add_argument("--output_path", required=True, help="Folder to write.")
-    parser.add_argument("--transformer_only", action="store_true", help="Write the transformer alone.")
-    parser.add_argument("--dtype", choices=list(DTYPES), default="bf16", help="Dtype of the written weights.")
-    parser.add_argument("--model_args_path", help="`model_args.pth`, if it is not beside the weights.")
-    parser.add_argument(
-        "--text_encoder_path", default=DEFAULT_TEXT_ENCODER, help="Gemma-2-2B: local folder or Hub id."
-    )
-    parser.add_argument("--tokenizer_path", help="Defaults to `--text_encoder_path`.")
-    parser.add_argument("--vae_path", default=DEFAULT_VAE, help="CogVideoX-2b: local folder or Hub id.")
-    parser.add_argument("--vae_subfolder", default="vae", help="The VAE's subfolder in `--vae_path` ('' for none).")
-    parser.add_argument(
-        "--sampling_preset",
-        choices=list(SAMPLING_PRESETS),
-        default=DEFAULT_SAMPLING_PRESET,
-        help="Sampling preset whose time shift the scheduler takes.",
-    )
-    parser.add_argument("--base_model", help="Hub id the model card names as the source model.")
-    parser.add_argument("--max_shard_size", default=DEFAULT_MAX_SHARD_SIZE, help="Largest weights shard, e.g. 2GB.")
-    parser.add_argument("--overwrite", action="store_true", help="Replace a non-empty `--output_path`.")
-    parser.add_argument("--push_to_hub", metavar="REPO", help="Upload the finished folder to this Hub repository.")
-    parser.add_argument("--private", action="store_true", help="Create the `--push_to_hub` repository as private.")
-    parser.set_defaults(run=run)
-    return parser
-
-
-def run(args: argparse.Namespace) -> int:
-    """Converts as the parsed options say (`lumina-video convert` and the conversion script)."""
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    options = {key: value for key, value in vars(args).items() if key not in ("command", "run", "verbose")}
-    convert_lumina_video_checkpoint(**options)
-    return 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    from .cli import add_verbose_argument, run_command
-
-    parser = add_arguments(argparse.ArgumentParser(description="Convert a Lumina-Video checkpoint to Diffusers."))
-    add_verbose_argument(parser)
-    args = parser.parse_args(argv)
-    return run_command(args, prog=parser.prog)

@@ -26,9 +26,9 @@ from .commands.generate import (
 )
 from .pipelines import LuminaV2APipeline, LuminaVideoPipeline
 from .pipelines.lumina_video.presets import SAMPLING_PRESETS
+from .showcase.builtin_models import BUILTIN_MODEL_IDS, TINY_SHAPES_DEFAULTS, TINY_SHAPES_ID
 from .utils.atomic import atomic_output_file
 from .utils.media_io import export_to_video_with_audio, read_video
-from .utils.tiny_random import BUILTIN_MODEL_IDS, TINY_SHAPES_DEFAULTS, TINY_SHAPES_ID
 
 
 # The model the page opens with.

@@ -14,9 +14,9 @@ from typing import Any
 from huggingface_hub import ModelCard, ModelCardData
 from huggingface_hub.utils import validate_repo_id
 
-from .loaders.single_file_utils import is_hub_repo_id
 from .pipelines import SAMPLING_PRESETS
 from .pipelines.lumina_video.presets import PRESET_FPS
+from .utils.component_paths import is_hub_repo_id
 
 
 logger = logging.getLogger(__name__)

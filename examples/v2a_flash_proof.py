@@ -30,10 +30,10 @@ from diffusers import AutoencoderKL, DiffusionPipeline
 from diffusers_lumina_video.evaluation.v2a_sync import evaluate_flash_sync, plot_flash_onsets, summarize
 from diffusers_lumina_video.pipelines.lumina_v2a.assembly import assemble_v2a_pipeline
 from diffusers_lumina_video.processors import AudioLDMMelFeatureExtractor
+from diffusers_lumina_video.showcase.audio_vae import train_audio_vae, waveforms_to_mels
+from diffusers_lumina_video.showcase.synthetic_flashes import FLASH_COLOURS, read_flash_manifest, write_flash_dataset
+from diffusers_lumina_video.showcase.tiny_v2a_sources import write_tiny_v2a_sources
 from diffusers_lumina_video.training import TrainingConfig, prepare_data, train
-from diffusers_lumina_video.training.audio_vae import train_audio_vae, waveforms_to_mels
-from diffusers_lumina_video.training.synthetic_flashes import FLASH_COLOURS, read_flash_manifest, write_flash_dataset
-from diffusers_lumina_video.training.tiny_v2a_sources import write_tiny_v2a_sources
 from diffusers_lumina_video.utils.media_io import read_audio, read_video
 
 

@@ -13,7 +13,7 @@ import torch
 import torch.distributed as dist
 from diffusers import ContextParallelConfig
 
-from diffusers_lumina_video.utils.tiny_random import (
+from diffusers_lumina_video.showcase.builtin_models import (
     TINY_CLIP_DIM,
     TINY_SYNC_DIM,
     TINY_TEXT_DIM,

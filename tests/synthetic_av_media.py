@@ -7,9 +7,9 @@ from pathlib import Path
 import av
 import numpy as np
 
-from diffusers_lumina_video.training.synthetic_flashes import generate_flash_clip
+from diffusers_lumina_video.showcase.builtin_models import tiny_random_v2a_pipeline
+from diffusers_lumina_video.showcase.synthetic_flashes import generate_flash_clip
 from diffusers_lumina_video.utils.media_io import export_to_video_with_audio
-from diffusers_lumina_video.utils.tiny_random import tiny_random_v2a_pipeline
 
 
 CLIP_DURATION = 1.0

@@ -9,7 +9,7 @@ import imageio.v2 as imageio
 import numpy as np
 from PIL import Image
 
-from diffusers_lumina_video.utils.tiny_random import tiny_random_pipeline
+from diffusers_lumina_video.showcase.builtin_models import tiny_random_pipeline
 
 
 def texture(height: int, width: int, seed: int) -> np.ndarray:

@@ -5,7 +5,7 @@ from diffusers.models.attention_dispatch import AttentionBackendName, _Attention
 from diffusers_lumina_video.models.transformers import transformer_lumina_video
 from diffusers_lumina_video.models.transformers.transformer_lumina_video import masked_attention_backend
 from diffusers_lumina_video.pipelines.lumina_v2a.pipeline_lumina_v2a import sync_segment_count
-from diffusers_lumina_video.utils.tiny_random import (
+from diffusers_lumina_video.showcase.builtin_models import (
     TINY_SYNC_DIM,
     tiny_random_pipeline,
     tiny_random_v2a_pipeline,

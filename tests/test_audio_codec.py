@@ -14,7 +14,7 @@ from diffusers_lumina_video.pipelines.lumina_v2a.audio_codec import (
     load_audio_components,
     waveforms_to_latents,
 )
-from diffusers_lumina_video.utils.tiny_random import tiny_audio_vae, tiny_vocoder
+from diffusers_lumina_video.showcase.builtin_models import tiny_audio_vae, tiny_vocoder
 
 
 @pytest.fixture(scope="module")

@@ -2,9 +2,9 @@ import pytest
 import torch
 
 from diffusers_lumina_video.processors import AudioLDMMelFeatureExtractor
-from diffusers_lumina_video.training.audio_vae import train_audio_vae, waveforms_to_mels
-from diffusers_lumina_video.training.synthetic_flashes import generate_flash_clip
-from diffusers_lumina_video.utils.tiny_random import tiny_audio_vae
+from diffusers_lumina_video.showcase.audio_vae import train_audio_vae, waveforms_to_mels
+from diffusers_lumina_video.showcase.builtin_models import tiny_audio_vae
+from diffusers_lumina_video.showcase.synthetic_flashes import generate_flash_clip
 
 
 @pytest.fixture(scope="module")

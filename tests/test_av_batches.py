@@ -6,11 +6,11 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
+from diffusers_lumina_video.showcase.builtin_models import TINY_CLIP_DIM, TINY_SYNC_DIM, tiny_v2a_transformer
 from diffusers_lumina_video.training.av_batches import AVBatchDataset, PreparedAVDataset
 from diffusers_lumina_video.training.av_prepare import AV_CACHE_FORMAT
 from diffusers_lumina_video.training.prepare import INDEX_FILE
 from diffusers_lumina_video.training.recipe import AudioTrainingBatch, flow_matching_loss, sample_generator
-from diffusers_lumina_video.utils.tiny_random import TINY_CLIP_DIM, TINY_SYNC_DIM, tiny_v2a_transformer
 
 
 NUM_CLIPS = 7

@@ -20,7 +20,7 @@ from diffusers.hooks import SeaCacheConfig, TextKVCacheConfig
 
 from diffusers_lumina_video import LuminaVideoPipeline
 from diffusers_lumina_video.pipelines.lumina_video.presets import SAMPLING_PRESETS
-from diffusers_lumina_video.utils.tiny_random import tiny_random_pipeline
+from diffusers_lumina_video.showcase.builtin_models import tiny_random_pipeline
 
 
 STEPS = 10

@@ -10,8 +10,7 @@ from transformers import CLIPConfig, CLIPModel
 
 from diffusers_lumina_video import LuminaV2APipeline
 from diffusers_lumina_video.cli import ERROR_EXIT_CODE, main
-from diffusers_lumina_video.utils.media_io import export_to_video_with_audio, read_audio, read_video
-from diffusers_lumina_video.utils.tiny_random import (
+from diffusers_lumina_video.showcase.builtin_models import (
     tiny_audio_vae,
     tiny_clip_image_encoder,
     tiny_clip_image_processor,
@@ -19,6 +18,7 @@ from diffusers_lumina_video.utils.tiny_random import (
     tiny_tokenizer,
     tiny_vocoder,
 )
+from diffusers_lumina_video.utils.media_io import export_to_video_with_audio, read_audio, read_video
 
 
 GOLDEN_SYNCHFORMER = Path(__file__).resolve().parents[2] / "shared" / "golden" / "synchformer_tiny"

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch._dynamo.testing import CompileCounterWithBackend
 
-from diffusers_lumina_video.utils.tiny_random import tiny_random_pipeline
+from diffusers_lumina_video.showcase.builtin_models import tiny_random_pipeline
 
 
 # Three patchifications, two steps each; the second run repeats the first.

@@ -29,7 +29,7 @@ from diffusers_lumina_video.loaders.single_file_utils import (
     load_model_args,
     load_original_state_dict,
 )
-from diffusers_lumina_video.utils.tiny_random import tiny_text_encoder, tiny_tokenizer, tiny_vae
+from diffusers_lumina_video.showcase.builtin_models import tiny_text_encoder, tiny_tokenizer, tiny_vae
 
 
 SCRIPT = Path(__file__).resolve().parents[1] / "conversion" / "convert_lumina_video_to_diffusers.py"

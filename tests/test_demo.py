@@ -11,8 +11,8 @@ import diffusers_lumina_video
 from diffusers_lumina_video.cli import ERROR_EXIT_CODE, main
 from diffusers_lumina_video.commands.demo import INSTALL_HINT
 from diffusers_lumina_video.pipelines import LuminaV2APipeline
+from diffusers_lumina_video.showcase.builtin_models import TINY_SHAPES_DEFAULTS, TINY_SHAPES_FPS, tiny_v2a_components
 from diffusers_lumina_video.utils.media_io import read_audio, read_video
-from diffusers_lumina_video.utils.tiny_random import TINY_SHAPES_DEFAULTS, TINY_SHAPES_FPS, tiny_v2a_components
 
 
 CHROMIUM = Path("/usr/bin/chromium")

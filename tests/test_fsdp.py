@@ -88,7 +88,7 @@ def main() -> None:
     from context_parallel_worker import v2a_inputs, video_inputs
     from torch.distributed.device_mesh import init_device_mesh
 
-    from diffusers_lumina_video.utils.tiny_random import tiny_transformer, tiny_v2a_transformer
+    from diffusers_lumina_video.showcase.builtin_models import tiny_transformer, tiny_v2a_transformer
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--output", type=Path, required=True)

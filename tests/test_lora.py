@@ -16,7 +16,7 @@ from peft.utils import get_peft_model_state_dict
 
 from diffusers_lumina_video import LuminaVideoPipeline
 from diffusers_lumina_video.loaders.lora_pipeline import LUMINA_VIDEO_LORA_TARGET_MODULES, check_lora_target_modules
-from diffusers_lumina_video.utils.tiny_random import tiny_random_pipeline, tiny_transformer
+from diffusers_lumina_video.showcase.builtin_models import tiny_random_pipeline, tiny_transformer
 
 
 ATOL = 1e-5

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from diffusers_lumina_video.evaluation.audio_events import detect_onsets, dominant_frequency, match_onsets
-from diffusers_lumina_video.training.synthetic_flashes import BACKGROUND, generate_flash_clip
+from diffusers_lumina_video.showcase.synthetic_flashes import BACKGROUND, generate_flash_clip
 from diffusers_lumina_video.utils.media_io import (
     export_to_video_with_audio,
     frame_indices_at_rate,

@@ -17,7 +17,7 @@ from diffusers_lumina_video.model_card import (
     create_pipeline_model_card,
     create_v2a_model_card,
 )
-from diffusers_lumina_video.utils.tiny_random import tiny_random_pipeline
+from diffusers_lumina_video.showcase.builtin_models import tiny_random_pipeline
 
 
 def reloaded(card: ModelCard, tmp_path) -> ModelCard:

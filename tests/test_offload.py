@@ -6,7 +6,7 @@ import accelerate
 import pytest
 import torch
 
-from diffusers_lumina_video.utils.tiny_random import tiny_random_pipeline, tiny_random_v2a_pipeline
+from diffusers_lumina_video.showcase.builtin_models import tiny_random_pipeline, tiny_random_v2a_pipeline
 
 
 # Two patchifications in one run: the offload hooks must follow the switch of embedder and output head.

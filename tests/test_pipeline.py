@@ -9,7 +9,7 @@ from diffusers import DiffusionPipeline, FlowMatchEulerDiscreteScheduler
 
 from diffusers_lumina_video import SAMPLING_PRESETS, LuminaVideoPipeline, LuminaVideoPipelineOutput
 from diffusers_lumina_video.pipelines.lumina_video.pipeline_lumina_video import SYSTEM_PROMPT
-from diffusers_lumina_video.utils.tiny_random import tiny_random_pipeline
+from diffusers_lumina_video.showcase.builtin_models import tiny_random_pipeline
 
 
 SMALL = {"height": 32, "width": 32, "num_frames": 5, "num_inference_steps": 2}

@@ -11,7 +11,7 @@ import torch
 
 from diffusers_lumina_video import LuminaVideoPipeline
 from diffusers_lumina_video.pipelines.lumina_video.pipeline_lumina_video import clean_prompt
-from diffusers_lumina_video.utils.tiny_random import tiny_components, tiny_random_pipeline
+from diffusers_lumina_video.showcase.builtin_models import tiny_components, tiny_random_pipeline
 
 
 SMALL = {"height": 32, "width": 32, "num_frames": 5, "num_inference_steps": 3, "output_type": "latent"}

@@ -10,13 +10,13 @@ from diffusers_lumina_video.pipelines.lumina_v2a.pipeline_lumina_v2a import (
     latent_frame_count,
     sync_segment_count,
 )
-from diffusers_lumina_video.utils.media_io import export_to_video_with_audio, read_audio, read_video, write_wav
-from diffusers_lumina_video.utils.tiny_random import (
+from diffusers_lumina_video.showcase.builtin_models import (
     TINY_SYNC_DIM,
     tiny_random_pipeline,
     tiny_random_v2a_pipeline,
     tiny_v2a_components,
 )
+from diffusers_lumina_video.utils.media_io import export_to_video_with_audio, read_audio, read_video, write_wav
 
 
 FAST = {"num_inference_steps": 2}
@@ -359,7 +359,7 @@ def test_a_lora_of_the_v2a_transformer_loads_through_the_pipeline(tmp_path):
     from peft.utils import get_peft_model_state_dict
 
     from diffusers_lumina_video.loaders.lora_pipeline import LUMINA_VIDEO_LORA_TARGET_MODULES
-    from diffusers_lumina_video.utils.tiny_random import tiny_v2a_transformer
+    from diffusers_lumina_video.showcase.builtin_models import tiny_v2a_transformer
 
     torch.manual_seed(1)
     trained = tiny_v2a_transformer()

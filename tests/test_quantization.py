@@ -5,7 +5,7 @@ import torch
 from diffusers import TorchAoConfig
 
 from diffusers_lumina_video import LuminaVideoTransformer3DModel
-from diffusers_lumina_video.utils.tiny_random import tiny_random_pipeline, tiny_transformer
+from diffusers_lumina_video.showcase.builtin_models import tiny_random_pipeline, tiny_transformer
 
 
 torchao = pytest.importorskip("torchao")

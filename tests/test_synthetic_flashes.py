@@ -11,7 +11,7 @@ from diffusers_lumina_video.evaluation.audio_events import (
     nearest_colour,
 )
 from diffusers_lumina_video.processors import AudioLDMMelFeatureExtractor
-from diffusers_lumina_video.training.synthetic_flashes import (
+from diffusers_lumina_video.showcase.synthetic_flashes import (
     FLASH_COLOURS,
     HELD_OUT_SEED_OFFSET,
     generate_flash_clip,

@@ -1,16 +1,16 @@
 import numpy as np
 import pytest
 
-from diffusers_lumina_video.evaluation.video_attributes import read_clip_attributes
-from diffusers_lumina_video.training.data import read_manifest, read_video_clip
-from diffusers_lumina_video.training.motion import flow_motion_score
-from diffusers_lumina_video.training.synthetic_shapes import (
+from diffusers_lumina_video.showcase.shape_attributes import read_clip_attributes
+from diffusers_lumina_video.showcase.synthetic_shapes import (
     SPEEDS,
     ShapeSpec,
     render_shape_clip,
     split_specs,
     write_shape_dataset,
 )
+from diffusers_lumina_video.training.data import read_manifest, read_video_clip
+from diffusers_lumina_video.training.motion import flow_motion_score
 
 
 @pytest.mark.parametrize("background", ["plain", "gradient"])

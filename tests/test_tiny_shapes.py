@@ -5,16 +5,16 @@ import pytest
 import torch
 from PIL import Image
 
-from diffusers_lumina_video.evaluation.shapes_benchmark import (
+from diffusers_lumina_video.showcase.shapes_benchmark import (
     frame_strip,
     measure_adherence,
     spearman,
     sweep_correlation,
 )
-from diffusers_lumina_video.training.shapes_model import caption_feature_distances, write_untrained_pipeline
-from diffusers_lumina_video.training.shapes_vae import random_clips, random_crops, shapes_vae, train_shapes_vae
-from diffusers_lumina_video.training.synthetic_shapes import ShapeSpec, render_shape_clip
-from diffusers_lumina_video.training.train_tiny_shapes import build_parser, check_args
+from diffusers_lumina_video.showcase.shapes_model import caption_feature_distances, write_untrained_pipeline
+from diffusers_lumina_video.showcase.shapes_vae import random_clips, random_crops, shapes_vae, train_shapes_vae
+from diffusers_lumina_video.showcase.synthetic_shapes import ShapeSpec, render_shape_clip
+from diffusers_lumina_video.showcase.train_tiny_shapes import build_parser, check_args
 
 
 def test_spearman_matches_hand_computed_ranks():
@@ -122,7 +122,7 @@ def test_training_script_refuses_a_file_as_output(tmp_path):
 
 
 def test_training_script_writes_the_vae_stages_and_reuses_them(tmp_path):
-    from diffusers_lumina_video.training.train_tiny_shapes import run
+    from diffusers_lumina_video.showcase.train_tiny_shapes import run
 
     flags = ["--output-dir", str(tmp_path / "run"), "--clips-per-spec", "1", "--vae-steps", "2"]
     flags += ["--vae-batch-size", "1", "--vae-refine-steps", "1", "--threads", "1", "--stop-after", "vae_refine"]

@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from diffusers_lumina_video.commands.generate import load_pipeline, use_preset
-from diffusers_lumina_video.evaluation.video_attributes import read_clip_attributes
-from diffusers_lumina_video.utils.tiny_random import TINY_SHAPES_DEFAULTS, TINY_SHAPES_ID, tiny_shapes_path
+from diffusers_lumina_video.showcase.builtin_models import TINY_SHAPES_DEFAULTS, TINY_SHAPES_ID, tiny_shapes_path
+from diffusers_lumina_video.showcase.shape_attributes import read_clip_attributes
 
 
 @pytest.fixture(scope="module")

@@ -7,14 +7,14 @@ from diffusers_lumina_video.loaders.single_file_synchformer import convert_synch
 from diffusers_lumina_video.models import SynchformerEncoder
 from diffusers_lumina_video.pipelines import LuminaV2APipeline
 from diffusers_lumina_video.pipelines.lumina_v2a.assembly import assemble_v2a_pipeline
-from diffusers_lumina_video.training.synthetic_flashes import generate_flash_clip
-from diffusers_lumina_video.training.tiny_v2a_sources import (
+from diffusers_lumina_video.showcase.builtin_models import tiny_audio_vae
+from diffusers_lumina_video.showcase.synthetic_flashes import generate_flash_clip
+from diffusers_lumina_video.showcase.tiny_v2a_sources import (
     TINY_SYNCHFORMER_SETTINGS,
     synchformer_to_original_state_dict,
     write_tiny_v2a_sources,
 )
 from diffusers_lumina_video.utils.media_io import VideoFrames
-from diffusers_lumina_video.utils.tiny_random import tiny_audio_vae
 
 
 def test_synchformer_weights_go_to_mmaudio_names_and_back():

@@ -236,7 +236,7 @@ def test_gradient_checkpointing_gives_the_lora_the_same_gradients():
     from peft import LoraConfig
 
     from diffusers_lumina_video.loaders.lora_pipeline import LUMINA_VIDEO_LORA_TARGET_MODULES
-    from diffusers_lumina_video.utils.tiny_random import tiny_transformer
+    from diffusers_lumina_video.showcase.builtin_models import tiny_transformer
 
     def lora_gradients(checkpointing: bool) -> dict[str, torch.Tensor]:
         torch.manual_seed(0)

@@ -11,7 +11,7 @@ from diffusers_lumina_video.loaders.single_file_utils import (
     infer_transformer_config,
 )
 from diffusers_lumina_video.models.transformers.transformer_lumina_video import patchify, unpatchify
-from diffusers_lumina_video.utils.tiny_random import tiny_transformer
+from diffusers_lumina_video.showcase.builtin_models import tiny_transformer
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,7 @@ from diffusers import AutoModel
 from diffusers_lumina_video import LuminaV2ATransformerModel
 from diffusers_lumina_video.models.transformers.transformer_lumina_v2a import sync_features_in_time_order
 from diffusers_lumina_video.models.transformers.transformer_lumina_video import patchify, unpatchify
-from diffusers_lumina_video.utils.tiny_random import TINY_CLIP_DIM, TINY_SYNC_DIM, tiny_v2a_transformer
+from diffusers_lumina_video.showcase.builtin_models import TINY_CLIP_DIM, TINY_SYNC_DIM, tiny_v2a_transformer
 
 
 @pytest.fixture(scope="module")

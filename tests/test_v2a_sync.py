@@ -10,8 +10,8 @@ from diffusers_lumina_video.evaluation.v2a_sync import (
     shift_frames,
     summarize,
 )
-from diffusers_lumina_video.training.synthetic_flashes import FLASH_COLOURS, read_flash_manifest, write_flash_dataset
-from diffusers_lumina_video.utils.tiny_random import tiny_random_v2a_pipeline
+from diffusers_lumina_video.showcase.builtin_models import tiny_random_v2a_pipeline
+from diffusers_lumina_video.showcase.synthetic_flashes import FLASH_COLOURS, read_flash_manifest, write_flash_dataset
 
 
 TONES = {name: frequency for name, (_, frequency) in FLASH_COLOURS.items()}

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import torch
 
+from ..showcase.builtin_models import TINY_RANDOM_ID
 from ..utils.media_io import read_video
 from ..utils.output_paths import check_output_file
-from ..utils.tiny_random import TINY_RANDOM_ID
 from .generate import DTYPES, check_model_id, default_dtype, load_pipeline
 from .soundtrack import MIN_DURATION, add_sound_arguments, check_sound_arguments, write_with_soundtrack
 

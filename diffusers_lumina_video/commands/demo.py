@@ -2,7 +2,7 @@
 
 import argparse
 
-from ..utils.tiny_random import TINY_RANDOM_ID
+from ..showcase.builtin_models import TINY_RANDOM_ID
 
 
 INSTALL_HINT = 'The demo needs Gradio: pip install "diffusers-lumina-video[demo]"'

@@ -9,12 +9,9 @@ import numpy as np
 import torch
 from diffusers.utils import export_to_video
 
-from ..loaders.single_file_utils import is_hub_repo_id
 from ..pipelines.lumina_video.pipeline_lumina_video import check_video_size
 from ..pipelines.lumina_video.presets import PRESET_FPS, SAMPLING_PRESETS
-from ..utils.atomic import atomic_output_file
-from ..utils.output_paths import check_output_file
-from ..utils.tiny_random import (
+from ..showcase.builtin_models import (
     BUILTIN_MODEL_IDS,
     TINY_RANDOM_DEFAULTS,
     TINY_RANDOM_ID,
@@ -23,6 +20,9 @@ from ..utils.tiny_random import (
     TINY_SHAPES_ID,
     tiny_shapes_path,
 )
+from ..utils.atomic import atomic_output_file
+from ..utils.component_paths import is_hub_repo_id
+from ..utils.output_paths import check_output_file
 from .soundtrack import MIN_DURATION, add_sound_arguments, check_sound_arguments, write_with_soundtrack
 
 
@@ -154,7 +154,7 @@ def load_pipeline(model: str, dtype: torch.dtype, pipeline_class: type | None = 
 
     pipeline_class = pipeline_class or LuminaVideoPipeline
     if model == TINY_RANDOM_ID:
-        from ..utils.tiny_random import tiny_random_pipeline, tiny_random_v2a_pipeline
+        from ..showcase.builtin_models import tiny_random_pipeline, tiny_random_v2a_pipeline
 
         tiny = {LuminaVideoPipeline: tiny_random_pipeline, LuminaV2APipeline: tiny_random_v2a_pipeline}
         logger.warning(f"`{TINY_RANDOM_ID}` has random weights: its output is noise, not an answer to the prompt.")

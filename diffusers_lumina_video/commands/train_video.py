@@ -10,11 +10,15 @@ override the file.
 """
 
 import argparse
+import dataclasses
 import logging
+import typing
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
-from ..training.config import add_config_arguments, config_from_args
+from ..training.config import TrainingConfig, load_training_config
+from .runner import add_verbose_argument, run_command
 
 
 DESCRIPTION = "Train the Lumina-Video transformer (a LoRA, or every weight) on your videos and images."
@@ -38,6 +42,29 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_arguments(parser, "video")
 
 
+def add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    """One flag per setting (`--max_train_steps` and `--max-train-steps`); only flags given on the command line are
+    set, so they override the config file without resetting its other values."""
+    hints = typing.get_type_hints(TrainingConfig)
+    for f in dataclasses.fields(TrainingConfig):
+        names = [f"--{f.name}"] + ([f"--{f.name.replace('_', '-')}"] if "_" in f.name else [])
+        names += list(f.metadata["aliases"])
+        kwargs: dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS, "help": f.metadata["help"]}
+        if hints[f.name] is bool:
+            kwargs["action"] = argparse.BooleanOptionalAction
+        elif typing.get_origin(hints[f.name]) is list or list in [
+            typing.get_origin(a) for a in typing.get_args(hints[f.name])
+        ]:
+            kwargs["nargs"] = "+"
+        parser.add_argument(*names, **kwargs)
+
+
+def config_from_args(args: argparse.Namespace, model_family: str = "video") -> TrainingConfig:
+    """The config file named by `--config` (if any) with the flags given on top, validated."""
+    overrides = {name: getattr(args, name) for name in TrainingConfig.field_names() if hasattr(args, name)}
+    return load_training_config(getattr(args, "config", None), overrides, model_family)
+
+
 def run(args: argparse.Namespace) -> int:
     from ..training import prepare_data, train
 
@@ -52,8 +79,6 @@ def run(args: argparse.Namespace) -> int:
 
 def main_for(model_family: str, description: str, argv: Sequence[str] | None) -> int:
     """A training command run as a module, for `accelerate launch -m ...`."""
-    from ..cli import add_verbose_argument, run_command
-
     parser = argparse.ArgumentParser(prog=f"lumina-video train-{model_family}", description=description)
     add_arguments(parser, model_family)
     add_verbose_argument(parser)

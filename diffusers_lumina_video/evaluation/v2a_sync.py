@@ -1,4 +1,4 @@
-"""Does a V2A model's sound follow the picture? Measured on flash clips (`training/synthetic_flashes.py`).
+"""Does a V2A model's sound follow the picture? Measured on flash clips (`showcase/synthetic_flashes.py`).
 
 For each held-out clip the pipeline generates audio latents from the video (optionally delayed by `shift` seconds),
 the VAE decodes them to a log-mel spectrogram, and the measurements of `audio_events` read it: onsets against the

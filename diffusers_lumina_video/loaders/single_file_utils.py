@@ -18,6 +18,8 @@ from typing import Any
 import torch
 from diffusers.utils import logging
 
+from ..utils.component_paths import is_hub_repo_id
+
 
 logger = logging.get_logger(__name__)
 
@@ -65,7 +67,6 @@ KNOWN_MODELS = {
     "MultiScaleNextDiT_4B_GQA": {"hidden_size": 3072, "num_layers": 32, "num_attention_heads": 24, "num_kv_heads": 8},
 }
 
-_HUB_REPO_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 _LISTED_NAMES = 8
 
 
@@ -283,14 +284,6 @@ def _check_model_args(model_args: Any, inferred: dict[str, Any]) -> None:
             raise CheckpointFormatError(
                 f"`{MODEL_ARGS_NAME}` field {field} says {declared}, but the weights have {found}."
             )
-
-
-def is_hub_repo_id(path: str | os.PathLike) -> bool:
-    """True for `"owner/name"` that is not a local path: such a checkpoint is fetched from the Hub. Anything written
-    like a path (`./x`, `../x`, `/x`, `~/x`) is a path."""
-    text = str(path)
-    looks_like_path = text.startswith((".", "/", "~")) or os.sep in text.replace("/", "", 1)
-    return not looks_like_path and not Path(path).exists() and _HUB_REPO_ID.match(text) is not None
 
 
 def resolve_checkpoint_paths(path: str | os.PathLike) -> tuple[Path, Path | None]:

@@ -4,10 +4,10 @@ YAML/JSON/TOML file and overridden by flags.
 Values are checked here, before any model or video is loaded, so a typo costs a second instead of a preparation run.
 """
 
-import argparse
 import dataclasses
 import difflib
 import json
+import os
 import re
 import types
 import typing
@@ -502,33 +502,17 @@ def _parse_mapping(name: str, text: str) -> dict[str, str]:
     return {key.strip(): value.strip() for key, value in pairs}
 
 
-def add_config_arguments(parser: argparse.ArgumentParser) -> None:
-    """One flag per setting (`--max_train_steps` and `--max-train-steps`); only flags given on the command line are
-    set, so they override the config file without resetting its other values."""
-    hints = typing.get_type_hints(TrainingConfig)
-    for f in dataclasses.fields(TrainingConfig):
-        names = [f"--{f.name}"] + ([f"--{f.name.replace('_', '-')}"] if "_" in f.name else [])
-        names += list(f.metadata["aliases"])
-        kwargs: dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS, "help": f.metadata["help"]}
-        if hints[f.name] is bool:
-            kwargs["action"] = argparse.BooleanOptionalAction
-        elif typing.get_origin(hints[f.name]) is list or list in [
-            typing.get_origin(a) for a in typing.get_args(hints[f.name])
-        ]:
-            kwargs["nargs"] = "+"
-        parser.add_argument(*names, **kwargs)
-
-
-def config_from_args(args: argparse.Namespace, model_family: str = "video") -> TrainingConfig:
-    """The config file named by `args.config` (if any) with the flags given on top, validated; `model_family` is
-    the command's (`train-video` or `train-v2a`), which the settings may repeat but not contradict."""
-    overrides = {name: getattr(args, name) for name in TrainingConfig.field_names() if hasattr(args, name)}
-    path = getattr(args, "config", None)
-    values = {**(read_settings_file(path) if path else {}), **overrides}
+def load_training_config(
+    settings_file: str | os.PathLike | None, overrides: dict[str, Any], model_family: str = "video"
+) -> TrainingConfig:
+    """The settings file (if any) with `overrides` on top, validated; `model_family` is the command's
+    (`train-video` or `train-v2a`), which the settings may repeat but not contradict."""
+    values = {**(read_settings_file(settings_file) if settings_file else {}), **overrides}
     given = values.setdefault("model_family", model_family)
     if given != model_family:
         raise ValueError(
             f"`model_family` is '{model_family}' for this command, got {given!r}; train '{given}' with "
             f"`lumina-video train-{given}`."
         )
-    return TrainingConfig.from_dict(values, source=str(path) if path else "command line").validate()
+    source = str(settings_file) if settings_file else "command line"
+    return TrainingConfig.from_dict(values, source=source).validate()

@@ -13,10 +13,10 @@ from pathlib import Path
 import torch
 from diffusers import FlowMatchEulerDiscreteScheduler
 
-from ...conversion import check_component_path
 from ...model_card import create_v2a_model_card
 from ...models import LuminaV2ATransformerModel, SynchformerEncoder
 from ...utils.atomic import build_folder_atomically
+from ...utils.component_paths import check_component_path
 from ...utils.output_paths import check_output_folder
 from .audio_codec import load_audio_components
 from .pipeline_lumina_v2a import LuminaV2APipeline

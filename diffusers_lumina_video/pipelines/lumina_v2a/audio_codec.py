@@ -16,8 +16,8 @@ import torch
 from diffusers import AutoencoderKL
 from transformers import SpeechT5HifiGan
 
-from ...loaders.single_file_utils import is_hub_repo_id
 from ...processors import AudioLDMMelFeatureExtractor
+from ...utils.component_paths import is_hub_repo_id
 
 
 SAMPLE_RATE = 16000

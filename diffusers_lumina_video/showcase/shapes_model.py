@@ -17,7 +17,7 @@ from transformers import Gemma2Config, Gemma2Model, PreTrainedTokenizerFast
 from ..models import LuminaVideoTransformer3DModel
 from ..pipelines.lumina_video import SYSTEM_PROMPT, LuminaVideoPipeline
 from ..utils.atomic import build_folder_atomically
-from ..utils.tiny_random import TINY_SHAPES_SHIFT, word_level_tokenizer
+from .builtin_models import TINY_SHAPES_SHIFT, word_level_tokenizer
 from .synthetic_shapes import CAPTION_WORDS
 
 

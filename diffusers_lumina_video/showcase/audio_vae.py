@@ -1,0 +1,93 @@
+"""Training an AudioLDM-layout mel VAE (`diffusers.AutoencoderKL`) on the log-mel spectrograms of a set of sounds.
+
+A V2A model generates in its VAE's latent space, so the sound it makes is only as meaningful as that VAE. When no
+released AudioLDM VAE is at hand (offline tests, small experiments), a small one trained for a few minutes on the
+sounds of the data is enough for the decoded mel spectrogram to show where and at which pitch a sound is.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from diffusers import AutoencoderKL
+from tqdm.auto import tqdm
+
+from ..processors import AudioLDMMelFeatureExtractor
+
+
+@dataclass(frozen=True)
+class AudioVAETraining:
+    """What `train_audio_vae` did: the loss of every step, and the scaling factor it set."""
+
+    losses: list[float]
+    scaling_factor: float
+
+
+def waveforms_to_mels(
+    waveforms: list[np.ndarray], feature_extractor: AudioLDMMelFeatureExtractor, sampling_rate: int
+) -> torch.Tensor:
+    """Log-mel spectrograms `[N, 1, T, 64]` of equally long waveforms, as the VAE receives them."""
+    return feature_extractor(waveforms, sampling_rate=sampling_rate, return_tensors="pt").input_features
+
+
+def train_audio_vae(
+    vae: AutoencoderKL,
+    mels: torch.Tensor,
+    num_steps: int,
+    batch_size: int = 8,
+    learning_rate: float = 1e-3,
+    kl_weight: float = 1e-6,
+    seed: int = 0,
+) -> AudioVAETraining:
+    r"""
+    Trains `vae` in place to reconstruct `mels` (AdamW, L1 reconstruction of a posterior sample plus `kl_weight` x
+    KL, as AudioLDM's VAE), then sets its `scaling_factor` to one over the standard deviation of the latents of
+    `mels`, so that scaled latents have unit variance as the flow-matching noise does.
+
+    Args:
+        vae: The VAE to train, in AudioLDM's layout (1-channel mel image).
+        mels: Log-mel spectrograms `[N, 1, T, 64]` (`waveforms_to_mels`), `T` a multiple of the VAE's down-sampling.
+        num_steps: Optimiser steps.
+        batch_size: Spectrograms per step, drawn at random.
+        learning_rate: AdamW's learning rate (cosine decay to zero).
+        kl_weight: Weight of the KL term that keeps the latent space smooth.
+        seed: Seed of the draws of batches and posterior samples.
+    """
+    if not isinstance(vae, AutoencoderKL):
+        raise TypeError(f"`vae` must be a diffusers `AutoencoderKL`, got {type(vae)}.")
+    if not isinstance(mels, torch.Tensor) or mels.ndim != 4 or mels.shape[1] != vae.config.in_channels:
+        raise ValueError(
+            f"`mels` must be a tensor [N, {vae.config.in_channels}, T, bins], got "
+            f"{tuple(mels.shape) if isinstance(mels, torch.Tensor) else type(mels)}."
+        )
+    for name, value in (("num_steps", num_steps), ("batch_size", batch_size)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"`{name}` must be a positive int, got {value!r}.")
+    for name, value in (("learning_rate", learning_rate), ("kl_weight", kl_weight)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+            raise ValueError(f"`{name}` must be a number >= 0, got {value!r}.")
+
+    batch_generator = torch.Generator().manual_seed(seed)
+    noise_generator = torch.Generator(vae.device).manual_seed(seed + 1)
+    optimizer = torch.optim.AdamW(vae.parameters(), lr=learning_rate, weight_decay=0.0)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=num_steps)
+    mels = mels.to(device=vae.device, dtype=vae.dtype)
+    losses = []
+    vae.train()
+    for _ in tqdm(range(num_steps), desc="Training the audio VAE"):
+        batch = mels[torch.randint(len(mels), (batch_size,), generator=batch_generator)]
+        posterior = vae.encode(batch).latent_dist
+        reconstruction = vae.decode(posterior.sample(noise_generator)).sample
+        loss = (reconstruction - batch).abs().mean() + kl_weight * posterior.kl().mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+        losses.append(loss.item())
+    vae.eval()
+
+    with torch.no_grad():
+        latents = torch.cat([vae.encode(chunk).latent_dist.mode() for chunk in mels.split(batch_size)])
+    scaling_factor = float(1.0 / latents.std())
+    vae.register_to_config(scaling_factor=scaling_factor)
+    return AudioVAETraining(losses=losses, scaling_factor=scaling_factor)

@@ -1,0 +1,331 @@
+"""Trains `tiny-shapes` from scratch on a CPU: shape clips, a tiny VAE, then every weight of a Multi-scale Next-DiT
+with the package's trainer, and writes the half-precision pipeline folder that ships with the package.
+
+    python -m diffusers_lumina_video.showcase.train_tiny_shapes --output-dir tiny-shapes-run
+
+Stages write into `OUTPUT_DIR/work/` and are reused when run again with the same settings (a killed run continues
+where it stopped; the trainer resumes from its last checkpoint): rendered clips, the trained VAE and its
+reconstruction report, the untrained pipeline, the training run. The result is `OUTPUT_DIR/pipeline/`.
+"""
+
+import argparse
+import json
+import logging
+import shutil
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..utils.atomic import atomic_output_file
+from .builtin_models import TINY_SHAPES_DEFAULTS, TINY_SHAPES_FPS, TINY_SHAPES_SHIFT
+
+
+logger = logging.getLogger(__name__)
+
+STAGES = ("data", "vae", "vae_refine", "untrained", "transformer", "export")
+# Scale-aware time shifts for these small latents: the reference's ratios between patchifications (1 : 2 : 4) from
+# the finest one's, which is also the shift the shipped model samples with.
+SHAPES_TIMESTEP_SHIFTS = {"1x2x2": TINY_SHAPES_SHIFT, "2x2x2": 2 * TINY_SHAPES_SHIFT, "2x4x4": 4 * TINY_SHAPES_SHIFT}
+# The clips of what the model generates (`TINY_SHAPES_DEFAULTS`): one frame more, since the causal VAE encodes
+# 1 + 4k frames and the training cache drops the first latent frame.
+CLIP_FRAMES = TINY_SHAPES_DEFAULTS["num_frames"] + 1
+CLIP_FPS = TINY_SHAPES_FPS
+CLIP_SIZE = TINY_SHAPES_DEFAULTS["height"]
+# Share of training clips captioned without their speed word ("a red circle moving left").
+SPEEDLESS_CAPTIONS = 0.25
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m diffusers_lumina_video.showcase.train_tiny_shapes", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument("--output-dir", type=Path, required=True, help="Work folder and result (OUTPUT_DIR/pipeline).")
+    parser.add_argument("--seed", type=int, default=0, help="Seed of the clips, every initialisation and the noise.")
+    parser.add_argument("--clips-per-spec", type=int, default=8, help="Training clips per caption (82 captions).")
+    parser.add_argument("--vae-steps", type=int, default=2500, help="Optimizer steps of the VAE.")
+    parser.add_argument("--vae-batch-size", type=int, default=8)
+    parser.add_argument("--vae-crop", type=int, default=16, help="Side of the random windows the VAE trains on.")
+    parser.add_argument("--vae-learning-rate", type=float, default=3e-3)
+    parser.add_argument(
+        "--vae-refine-steps",
+        type=int,
+        default=400,
+        help="Further VAE steps on 32 px windows at a third of the rate (0: none).",
+    )
+    parser.add_argument(
+        "--train-steps",
+        type=int,
+        default=13000,
+        help="Optimizer steps of the transformer (the shipped model: 13000, single-scale).",
+    )
+    parser.add_argument("--batch-size", type=int, default=8, help="Clips per micro-batch of the transformer.")
+    parser.add_argument("--learning-rate", type=float, default=2e-3, help="Peak learning rate of the transformer.")
+    parser.add_argument("--hidden-size", type=int, default=128, help="Transformer width (a multiple of 64).")
+    parser.add_argument("--num-layers", type=int, default=4, help="Transformer blocks.")
+    parser.add_argument(
+        "--multi-scale",
+        action="store_true",
+        help="Train all three patchifications (the multi-scale recipe: one micro-batch of each per step, scale-aware "
+        "shifts) instead of only the finest (1x2x2), for comparison: a multi-scale step sees 208 tokens per clip "
+        "(128 + 64 + 16), a single-scale one 128, so equal compute is the steps / 1.625 (8000 for 13000).",
+    )
+    parser.add_argument("--threads", type=int, default=2, help="CPU threads torch uses (1 or 2).")
+    parser.add_argument("--stop-after", choices=STAGES, default="export", help="Stop after this stage.")
+    return parser
+
+
+def check_args(args: argparse.Namespace) -> None:
+    """Every setting checked before any work starts."""
+    if args.vae_refine_steps < 0:
+        raise ValueError(f"`--vae-refine-steps` must be >= 0 (0: no refinement), got {args.vae_refine_steps}.")
+    positive = (
+        "clips_per_spec",
+        "vae_steps",
+        "vae_batch_size",
+        "train_steps",
+        "batch_size",
+        "num_layers",
+    )
+    for name in positive:
+        if getattr(args, name) < 1:
+            raise ValueError(f"`--{name.replace('_', '-')}` must be >= 1, got {getattr(args, name)}.")
+    if not 0 <= args.seed < 2**31:
+        raise ValueError(f"`--seed` must be in [0, 2**31), got {args.seed}.")
+    for name in ("learning_rate", "vae_learning_rate"):
+        if not getattr(args, name) > 0:
+            raise ValueError(f"`--{name.replace('_', '-')}` must be > 0, got {getattr(args, name)}.")
+    if args.vae_crop < 16 or args.vae_crop > CLIP_SIZE or args.vae_crop % 16:
+        raise ValueError(f"`--vae-crop` must be a multiple of 16 from 16 to {CLIP_SIZE}, got {args.vae_crop}.")
+    if args.hidden_size < 64 or args.hidden_size % 64:
+        raise ValueError(
+            f"`--hidden-size` must be a positive multiple of 64 (4 heads of 16k), got {args.hidden_size}."
+        )
+    if args.threads not in (1, 2):
+        raise ValueError(f"`--threads` must be 1 or 2 (the run is sized for two CPU cores), got {args.threads}.")
+    if args.output_dir.exists() and not args.output_dir.is_dir():
+        raise ValueError(f"`--output-dir` {args.output_dir} is a file, not a folder.")
+
+
+def _stage_settings(args: argparse.Namespace) -> dict[str, dict]:
+    """What each stage's result depends on (its own settings and those of the stages before it)."""
+    clips = {"seed": args.seed, "frames": CLIP_FRAMES, "size": CLIP_SIZE}
+    data = {**clips, "clips_per_spec": args.clips_per_spec, "speedless_captions": SPEEDLESS_CAPTIONS}
+    # The VAE trains on clips it renders itself, not on the written dataset.
+    vae = {
+        **clips,
+        "vae_steps": args.vae_steps,
+        "vae_batch_size": args.vae_batch_size,
+        "vae_crop": args.vae_crop,
+        "vae_learning_rate": args.vae_learning_rate,
+    }
+    vae_refine = {**vae, "vae_refine_steps": args.vae_refine_steps}
+    untrained = {**vae_refine, "hidden_size": args.hidden_size, "num_layers": args.num_layers}
+    transformer = {
+        **data,
+        **untrained,
+        "train_steps": args.train_steps,
+        "batch_size": args.batch_size,
+        "learning_rate": args.learning_rate,
+        "multi_scale": args.multi_scale,
+    }
+    return {
+        "data": data,
+        "vae": vae,
+        "vae_refine": vae_refine,
+        "untrained": untrained,
+        "transformer": transformer,
+        "export": transformer,
+    }
+
+
+def _is_done(marker: Path, settings: dict) -> bool:
+    return marker.is_file() and json.loads(marker.read_text())["settings"] == settings
+
+
+def _mark_done(marker: Path, settings: dict, seconds: float, report: dict) -> None:
+    with atomic_output_file(marker) as temporary:
+        temporary.write_text(json.dumps({"settings": settings, "seconds": seconds, **report}, indent=1))
+
+
+def _render_data(folder: Path, args: argparse.Namespace) -> None:
+    from .synthetic_shapes import split_specs, write_shape_dataset
+
+    train_specs, _ = split_specs()
+    write_shape_dataset(
+        folder,
+        train_specs,
+        args.clips_per_spec,
+        args.seed,
+        CLIP_SIZE,
+        CLIP_FRAMES,
+        CLIP_FPS,
+        speedless_captions=SPEEDLESS_CAPTIONS,
+    )
+
+
+def _train_vae(folder: Path, args: argparse.Namespace, start: Path | None = None) -> dict:
+    """Trains and saves the VAE: from scratch on `--vae-crop` windows, or, from the one saved in `start`, further on
+    32 px windows at a third of the rate (shapes whole in view once colours are learnt). Returns its reconstruction
+    report on clips of held-out captions."""
+    from diffusers import AutoencoderKLCogVideoX
+
+    from .shape_attributes import read_clip_attributes
+    from .shapes_vae import fit_scaling_factor, random_clips, reconstruct, shapes_vae, train_shapes_vae
+    from .synthetic_shapes import split_specs
+
+    train_specs, held_out = split_specs()
+    torch.manual_seed(args.seed)
+    vae = shapes_vae() if start is None else AutoencoderKLCogVideoX.from_pretrained(start)
+    losses = train_shapes_vae(
+        vae,
+        train_specs,
+        args.vae_steps if start is None else args.vae_refine_steps,
+        args.vae_batch_size,
+        args.vae_learning_rate if start is None else args.vae_learning_rate / 3,
+        size=CLIP_SIZE,
+        crop=args.vae_crop if start is None else 32,
+        num_frames=CLIP_FRAMES,
+        seed=args.seed if start is None else args.seed + 1,
+    )
+    rng = np.random.default_rng(args.seed + 1)
+    factor = fit_scaling_factor(vae, random_clips(train_specs, 32, rng, CLIP_SIZE, CLIP_FRAMES))
+    clips = random_clips(held_out, 32, rng, CLIP_SIZE, CLIP_FRAMES)
+    decoded = reconstruct(vae, clips)
+    target = clips[:, :, 1:]
+    mse = float((decoded - target).pow(2).mean())
+    agree = dict.fromkeys(("colour", "shape", "direction"), 0)
+    for original, result in zip(target, decoded, strict=True):
+        expected = read_clip_attributes((original.permute(1, 2, 3, 0).numpy() + 1) / 2)
+        found = read_clip_attributes((result.permute(1, 2, 3, 0).numpy() + 1) / 2)
+        for name in agree:
+            agree[name] += getattr(expected, name) == getattr(found, name)
+    vae.save_pretrained(folder)
+    _write_reconstructions(folder / "reconstructions.png", target[:6], decoded[:6])
+    return {
+        "psnr_db": 10 * np.log10(4.0 / mse),  # frames in [-1, 1]: peak-to-peak 2
+        "attributes_kept": {name: hits / len(clips) for name, hits in agree.items()},
+        "scaling_factor": factor,
+        "final_loss": float(np.mean(losses[-20:])),
+    }
+
+
+def _write_reconstructions(path: Path, originals: torch.Tensor, decoded: torch.Tensor) -> None:
+    """Each clip's frames (`[3, T, H, W]` in [-1, 1]) as a row, its reconstruction below, for a person to judge."""
+    from .shapes_benchmark import frame_strip
+
+    clips, captions = [], []
+    for index, (original, result) in enumerate(zip(originals, decoded, strict=True)):
+        clips += [(clip.permute(1, 2, 3, 0).numpy() + 1) / 2 for clip in (original, result)]
+        captions += [f"held-out clip {index}", f"held-out clip {index}, through the VAE"]
+    with atomic_output_file(path) as temporary:
+        frame_strip(clips, captions).save(temporary)
+
+
+def _refine_vae(folder: Path, start: Path, args: argparse.Namespace) -> dict:
+    if args.vae_refine_steps == 0:
+        shutil.copytree(start, folder, dirs_exist_ok=True)
+        return {}
+    return _train_vae(folder, args, start)
+
+
+def _training_config(args: argparse.Namespace, work: Path):
+    from ..training import TrainingConfig
+
+    patch_sizes = list(SHAPES_TIMESTEP_SHIFTS) if args.multi_scale else ["1x2x2"]
+    return TrainingConfig(
+        model_family="video",
+        training_mode="full",
+        pretrained_model_name_or_path=str(work / "untrained"),
+        dataset=str(work / "data" / "metadata.jsonl"),
+        output_dir=str(work / "transformer"),
+        resolution=CLIP_SIZE,
+        num_frames=CLIP_FRAMES,
+        fps=CLIP_FPS,
+        max_sequence_length=64,
+        patch_sizes=patch_sizes,
+        timestep_shifts={key: SHAPES_TIMESTEP_SHIFTS[key] for key in patch_sizes},
+        ema_decay=0.99,
+        caption_dropout=0.1,
+        train_batch_size=args.batch_size,
+        max_train_steps=args.train_steps,
+        learning_rate=args.learning_rate,
+        lr_scheduler="cosine",
+        lr_warmup_steps=min(50, args.train_steps // 10),
+        adam_weight_decay=0.0,
+        mixed_precision="no",
+        seed=args.seed,
+        checkpointing_steps=max(1, args.train_steps // 4),
+        checkpoints_total_limit=1,
+        validation_steps=0,
+        report_to="none",
+    ).validate()
+
+
+def _export(source: Path, target: Path) -> None:
+    """The trained pipeline in half precision (safetensors), the form that ships."""
+    from diffusers import DiffusionPipeline
+
+    from ..utils.atomic import build_folder_atomically
+
+    pipe = DiffusionPipeline.from_pretrained(source)
+    pipe.to(dtype=torch.float16)
+    with build_folder_atomically(target, overwrite=True) as staging:
+        pipe.save_pretrained(staging, safe_serialization=True)
+
+
+def run(args: argparse.Namespace) -> Path:
+    check_args(args)
+    torch.set_num_threads(args.threads)
+    work = args.output_dir / "work"
+    settings = _stage_settings(args)
+    steps = {
+        "data": lambda folder: _render_data(folder, args),
+        "vae": lambda folder: _train_vae(folder, args),
+        "vae_refine": lambda folder: _refine_vae(folder, work / "vae", args),
+        "untrained": lambda folder: _write_untrained(folder, work, args),
+        "transformer": lambda folder: _train_transformer(args, work),
+        "export": lambda folder: _export(work / "transformer" / "pipeline", folder),
+    }
+    for stage in STAGES:
+        folder = args.output_dir / "pipeline" if stage == "export" else work / stage
+        marker = work / f"{stage}.done.json"
+        if _is_done(marker, settings[stage]):
+            logger.info(f"Stage {stage!r} is done with these settings; reusing {folder}.")
+        else:
+            start = time.perf_counter()
+            report = steps[stage](folder) or {}
+            _mark_done(marker, settings[stage], time.perf_counter() - start, report)
+            logger.info(f"Stage {stage!r} took {time.perf_counter() - start:.0f} s.")
+        if stage == args.stop_after:
+            break
+    return args.output_dir / "pipeline"
+
+
+def _write_untrained(folder: Path, work: Path, args: argparse.Namespace) -> None:
+    from diffusers import AutoencoderKLCogVideoX
+
+    from .shapes_model import write_untrained_pipeline
+
+    vae = AutoencoderKLCogVideoX.from_pretrained(work / "vae_refine")
+    write_untrained_pipeline(folder, vae, args.seed, args.hidden_size, args.num_layers)
+
+
+def _train_transformer(args: argparse.Namespace, work: Path) -> None:
+    from ..training import train
+
+    config = _training_config(args, work)
+    config.resume_from_checkpoint = "latest" if (work / "transformer" / "checkpoints").is_dir() else None
+    train(config)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    run(build_parser().parse_args(argv))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
