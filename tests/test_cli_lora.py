@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 import torch
 from diffusers import DiffusionPipeline
-from peft import LoraConfig
-from peft.utils import get_peft_model_state_dict
+from lora_files import save_random_lora
 from safetensors.torch import load_file, save_file
 from synthetic_media import write_dataset
 from test_cli_v2a import assert_one_line_error, silent_video  # noqa: F401 (a fixture)
@@ -20,8 +19,9 @@ from diffusers_lumina_video import LuminaV2APipeline, LuminaVideoPipeline
 from diffusers_lumina_video.cli import ERROR_EXIT_CODE, main
 from diffusers_lumina_video.commands import generate, soundtrack
 from diffusers_lumina_video.commands.lora_options import parse_lora
-from diffusers_lumina_video.loaders import LUMINA_VIDEO_LORA_TARGET_MODULES
 from diffusers_lumina_video.loaders.lora_pipeline import LORA_FAMILY_KEY
+from diffusers_lumina_video.training import TrainingConfig
+from diffusers_lumina_video.training.families import model_family
 from diffusers_lumina_video.utils.tiny_random import tiny_transformer, tiny_v2a_transformer
 
 
@@ -46,28 +46,14 @@ def trained(tmp_path_factory, tiny_pipeline_dir) -> dict:
     return {"model": tiny_pipeline_dir, "output": output, "log": root / "train.log"}
 
 
-def save_random_lora(folder: Path, pipeline_class: type = LuminaVideoPipeline, seed: int = 1) -> Path:
-    """A LoRA of random (non-zero) weights for the tiny transformer of `pipeline_class`, saved through that class."""
-    torch.manual_seed(seed)
-    transformer = tiny_v2a_transformer() if pipeline_class is LuminaV2APipeline else tiny_transformer()
-    config = LoraConfig(r=4, lora_alpha=4, target_modules=list(LUMINA_VIDEO_LORA_TARGET_MODULES))
-    transformer.add_adapter(LoraConfig(**{**config.to_dict(), "init_lora_weights": False}))
-    pipeline_class.save_lora_weights(
-        folder,
-        transformer_lora_layers=get_peft_model_state_dict(transformer),
-        transformer_lora_adapter_metadata=transformer.peft_config["default"].to_dict(),
-    )
-    return folder / "pytorch_lora_weights.safetensors"
-
-
 @pytest.fixture(scope="module")
 def other_lora(tmp_path_factory) -> Path:
-    return save_random_lora(tmp_path_factory.mktemp("other_lora"))
+    return save_random_lora(tmp_path_factory.mktemp("other_lora"), tiny_transformer(), LuminaVideoPipeline)
 
 
 @pytest.fixture(scope="module")
 def v2a_lora(tmp_path_factory) -> Path:
-    return save_random_lora(tmp_path_factory.mktemp("v2a_lora"), LuminaV2APipeline)
+    return save_random_lora(tmp_path_factory.mktemp("v2a_lora"), tiny_v2a_transformer(), LuminaV2APipeline)
 
 
 @pytest.fixture
@@ -221,7 +207,7 @@ GENERATE_BAD_LORAS = [
     (["--lora", "{root}/video.safetensors:-inf"], "the weight after ':' must be a finite number, got '-inf'"),
     (["--lora", ":0.5"], "`--lora` :0.5: no LoRA before the weight."),
     (["--lora", "{root}/empty"], "`--lora` folder {root}/empty has 0 .safetensors files [] and no"),
-    (["--lora", "{root}/two"], "name the LoRA file with `--lora-weight-name`"),
+    (["--lora", "{root}/two"], "give the LoRA file itself or name it with `--lora-weight-name`."),
     (["--lora", "{root}/two", "--lora-weight-name", "c.safetensors"], "`--lora` folder {root}/two has no c.sa"),
     (["--lora-weight-name", "a.safetensors"], "`--lora-weight-name` needs `--lora`."),
     (["--fuse-lora"], "`--fuse-lora` needs `--lora`."),
@@ -282,3 +268,19 @@ def test_generate_with_audio_takes_the_sound_models_lora(v2a_lora, tmp_path, sou
         assert main([*args, *extra]) == 0
     base, with_lora = sounds
     assert_changed(with_lora, base)
+
+
+def test_a_v2a_runs_try_command_gives_its_first_validation_video_sound(v2a_lora, silent_video, tmp_path):  # noqa: F811
+    config = TrainingConfig(
+        model_family="v2a",
+        output_dir=str(tmp_path),
+        validation_videos=[str(silent_video)],
+        validation_prompts=["rain"],
+        clip_duration=1.0,
+        validation_num_inference_steps=2,
+    )
+    command = model_family(config).try_command("tiny-random", v2a_lora)
+    assert command[:3] == ["lumina-video", "add-audio", str(silent_video)]
+    assert command[command.index("--lora") + 1] == str(v2a_lora)
+    assert main(command[1:]) == 0
+    assert (tmp_path / "try.mp4").is_file()

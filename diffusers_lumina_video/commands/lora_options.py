@@ -110,9 +110,10 @@ def find_lora_file(source: str, weight_name: str | None, flag: str = "--lora") -
             return path / LORA_WEIGHT_NAME_SAFE
         found = sorted(p.name for p in path.glob("*.safetensors"))
         if len(found) != 1:
+            name_it = f" or name it with `{flag}-weight-name`" if flag.startswith("--") else ""
             raise FileNotFoundError(
                 f"`{flag}` folder {source} has {len(found)} .safetensors files {found[:5]} and no "
-                f"{LORA_WEIGHT_NAME_SAFE}; name the LoRA file with `{flag}-weight-name`."
+                f"{LORA_WEIGHT_NAME_SAFE}; give the LoRA file itself{name_it}."
             )
         return path / found[0]
     if source.endswith(".safetensors") or not is_hub_repo_id(source):
@@ -124,7 +125,7 @@ def find_lora_file(source: str, weight_name: str | None, flag: str = "--lora") -
     except Exception as error:  # no network, no such repository or file, no access...
         raise OSError(
             f"`{flag}` {source}: could not get {weight_name or LORA_WEIGHT_NAME_SAFE} from the Hub "
-            f"({type(error).__name__}); name the file with `{flag}-weight-name` if it is another."
+            f"({type(error).__name__})."
         ) from error
 
 
