@@ -67,6 +67,13 @@ def check_model(model: str) -> str:
     return model
 
 
+def check_lora_weight(weight: float | None) -> float:
+    """The slider keeps the page's value in range, but a request can carry anything a client posts."""
+    if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight):
+        raise ValueError(f"`LoRA weight` must be a finite number, got {weight}.")
+    return float(weight)
+
+
 def _as_int(value: float | int | None, name: str) -> int:
     """Gradio numbers and sliders may arrive as floats; only whole numbers are accepted."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not float(value).is_integer():
@@ -148,8 +155,6 @@ class PipelineCache:
             if loaded:
                 pipe.disable_lora()
             return
-        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight):
-            raise ValueError(f"`LoRA weight` must be a finite number, got {weight}.")
         if lora not in loaded:
             file = find_lora_file(lora, None, flag="LoRA")
             check_lora_file(file, pipe.transformer, pipe.lora_model_family, f"`LoRA` {lora}")
@@ -157,7 +162,7 @@ class PipelineCache:
             pipe.load_lora_weights(str(file), adapter_name=name)
             loaded[lora] = name
         pipe.enable_lora()
-        pipe.set_adapters(loaded[lora], float(weight))
+        pipe.set_adapters(loaded[lora], weight)
 
     def remove_loras(self) -> int:
         """Unloads every LoRA from every cached pipeline; returns how many there were."""
@@ -209,6 +214,7 @@ class DemoApp:
         """Returns the mp4 path twice (player and download) and a status line."""
         try:
             model, kwargs = check_request(prompt, preset, motion_score, steps, seed, model, height, width, num_frames)
+            lora_weight = check_lora_weight(lora_weight)
         except ValueError as error:
             raise gr.Error(str(error)) from None
 

@@ -195,12 +195,12 @@ def checked_loras(args: argparse.Namespace, prefix: str, model: str | None, pipe
     return checked
 
 
-def apply_loras(pipe, loras: list[LoraChoice], fuse: bool = False) -> list[str]:
+def apply_loras(pipe, loras: list[LoraChoice], fuse: bool = False) -> None:
     """Loads `loras` into `pipe` as adapters `lora_0`, `lora_1`, ... mixed with their weights (`set_adapters`);
-    with `fuse`, writes them into the weights and removes the LoRA layers. Returns the adapter names."""
-    names = [f"lora_{index}" for index in range(len(loras))]
+    with `fuse`, writes them into the weights and removes the LoRA layers."""
     if not loras:
-        return names
+        return
+    names = [f"lora_{index}" for index in range(len(loras))]
     for name, lora in zip(names, loras, strict=True):
         pipe.load_lora_weights(str(lora.file), adapter_name=name)
     pipe.set_adapters(names, [lora.weight for lora in loras])
