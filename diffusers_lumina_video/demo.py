@@ -24,6 +24,7 @@ from .commands.generate import (
     use_preset,
     video_fps,
 )
+from .commands.lora_options import check_lora_file, find_lora_file
 from .pipelines import LuminaV2APipeline, LuminaVideoPipeline
 from .pipelines.lumina_video.presets import SAMPLING_PRESETS
 from .showcase.builtin_models import BUILTIN_MODEL_IDS, TINY_SHAPES_DEFAULTS, TINY_SHAPES_ID
@@ -41,6 +42,7 @@ FRAMES_RANGE = (1, 97)
 STEPS_RANGE = (1, 100)
 DEFAULT_AUDIO_STEPS = 25
 MOTION_SCORE_RANGE = (0.0, 20.0)
+LORA_WEIGHT_RANGE = (-2.0, 2.0)
 
 
 def check_model(model: str) -> str:
@@ -63,6 +65,13 @@ def check_model(model: str) -> str:
             "folder nor a Hub id (owner/name)."
         ) from None
     return model
+
+
+def check_lora_weight(weight: float | None) -> float:
+    """The slider keeps the page's value in range, but a request can carry anything a client posts."""
+    if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight):
+        raise ValueError(f"`LoRA weight` must be a finite number, got {weight}.")
+    return float(weight)
 
 
 def _as_int(value: float | int | None, name: str) -> int:
@@ -116,6 +125,7 @@ class PipelineCache:
 
     def __init__(self) -> None:
         self._pipelines = {}
+        self._loras: dict[int, dict[str, str]] = {}  # per pipeline (by id): adapter name by LoRA
         self._lock = threading.Lock()
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
 
@@ -134,6 +144,36 @@ class PipelineCache:
                     raise gr.Error(f"Could not load model {model!r}: {error}") from error
                 self._pipelines[key] = pipe.to(self.device)
             return self._pipelines[key]
+
+    def use_lora(self, pipe, lora: str, weight: float) -> None:
+        """Samples `pipe` with only the LoRA `lora` (a file, folder or Hub id) on, at `weight`, or with none for an
+        empty `lora`. Each LoRA is loaded once per pipeline and kept (turned off while unused), so going back to it
+        costs nothing; `remove_loras` frees them."""
+        lora = (lora or "").strip()
+        loaded = self._loras.setdefault(id(pipe), {})
+        if not lora:
+            if loaded:
+                pipe.disable_lora()
+            return
+        if lora not in loaded:
+            file = find_lora_file(lora, None, flag="LoRA")
+            check_lora_file(file, pipe.transformer, pipe.lora_model_family, f"`LoRA` {lora}")
+            name = f"lora_{len(loaded)}"
+            pipe.load_lora_weights(str(file), adapter_name=name)
+            loaded[lora] = name
+        pipe.enable_lora()
+        pipe.set_adapters(loaded[lora], weight)
+
+    def remove_loras(self) -> int:
+        """Unloads every LoRA from every cached pipeline; returns how many there were."""
+        with self._lock:
+            count = 0
+            for pipe in self._pipelines.values():
+                loaded = self._loras.pop(id(pipe), {})
+                if loaded:
+                    pipe.unload_lora_weights()
+                    count += len(loaded)
+            return count
 
 
 def _step_reporter(progress: gr.Progress, total: int, desc: str):
@@ -167,17 +207,24 @@ class DemoApp:
         height: float,
         width: float,
         num_frames: float,
+        lora: str = "",
+        lora_weight: float = 1.0,
         progress: gr.Progress = gr.Progress(),  # noqa: B008 (how Gradio is asked for a progress tracker)
     ) -> tuple[str, str, str]:
         """Returns the mp4 path twice (player and download) and a status line."""
         try:
             model, kwargs = check_request(prompt, preset, motion_score, steps, seed, model, height, width, num_frames)
+            lora_weight = check_lora_weight(lora_weight)
         except ValueError as error:
             raise gr.Error(str(error)) from None
 
         progress(0, desc=f"Loading {model}")
         pipe = self.pipelines.get(model, LuminaVideoPipeline)
         use_preset(pipe, model, preset)
+        try:
+            self.pipelines.use_lora(pipe, lora, lora_weight)
+        except (ValueError, OSError) as error:
+            raise gr.Error(str(error)) from None
         start = time.perf_counter()
         try:
             frames = pipe(
@@ -194,7 +241,10 @@ class DemoApp:
         path = self._next_path()
         with atomic_output_file(path) as temporary:
             export_to_video(frames, str(temporary), fps=video_fps(model, preset))
-        status = f"{len(frames)} frames of {kwargs['width']}x{kwargs['height']} in {seconds:.1f} s with {model}."
+        with_lora = f" and LoRA {lora.strip()} at {lora_weight:g}" if (lora or "").strip() else ""
+        status = (
+            f"{len(frames)} frames of {kwargs['width']}x{kwargs['height']} in {seconds:.1f} s with {model}{with_lora}."
+        )
         return str(path), str(path), status
 
     def add_sound(
@@ -241,6 +291,10 @@ class DemoApp:
         export_to_video_with_audio(clip.frames, output.audios[0], output.sample_rate, path, clip.fps)
         status = f"{len(output.audios[0]) / output.sample_rate:.2f} s of sound in {seconds:.1f} s with {audio_model}."
         return str(path), str(path), status
+
+    def remove_loras(self) -> tuple[str, str]:
+        """Empties the LoRA box and frees every loaded LoRA; returns the box's value and a status line."""
+        return "", f"Unloaded every LoRA ({self.pipelines.remove_loras()})."
 
     def _next_path(self, suffix: str = "") -> Path:
         with self._count_lock:
@@ -289,6 +343,16 @@ def build_demo(
                         label="Frames",
                         elem_id="frames",
                     )
+                with gr.Row():
+                    lora_box = gr.Textbox(
+                        label="LoRA",
+                        info="A .safetensors file, a LoRA folder or a Hub id; empty: none. Loaded once and kept.",
+                        elem_id="lora",
+                    )
+                    lora_weight = gr.Slider(
+                        *LORA_WEIGHT_RANGE, value=1.0, step=0.05, label="LoRA weight", elem_id="lora-weight"
+                    )
+                    remove_lora = gr.Button("Remove LoRA", elem_id="remove-lora")
                 generate = gr.Button("Generate", variant="primary", elem_id="generate")
             with gr.Column():
                 video = gr.Video(label="Video", elem_id="video", buttons=["download"])
@@ -318,9 +382,12 @@ def build_demo(
                 height,
                 width,
                 num_frames,
+                lora_box,
+                lora_weight,
             ],
             outputs=[video, download, status],
         )
+        remove_lora.click(app.remove_loras, outputs=[lora_box, status])
         add_sound.click(
             app.add_sound,
             inputs=[video, audio_prompt, audio_negative_prompt, audio_steps, seed, audio_model_box],

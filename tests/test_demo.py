@@ -5,13 +5,23 @@ import sys
 import urllib.request
 from pathlib import Path
 
+import numpy as np
 import pytest
+from lora_files import save_random_lora
 
 import diffusers_lumina_video
+from diffusers_lumina_video import LuminaVideoTransformer3DModel
 from diffusers_lumina_video.cli import ERROR_EXIT_CODE, main
 from diffusers_lumina_video.commands.demo import INSTALL_HINT
-from diffusers_lumina_video.pipelines import LuminaV2APipeline
-from diffusers_lumina_video.showcase.builtin_models import TINY_SHAPES_DEFAULTS, TINY_SHAPES_FPS, tiny_v2a_components
+from diffusers_lumina_video.pipelines import LuminaV2APipeline, LuminaVideoPipeline
+from diffusers_lumina_video.showcase.builtin_models import (
+    TINY_SHAPES_DEFAULTS,
+    TINY_SHAPES_FPS,
+    tiny_shapes_path,
+    tiny_transformer,
+    tiny_v2a_components,
+    tiny_v2a_transformer,
+)
 from diffusers_lumina_video.utils.media_io import read_audio, read_video
 
 
@@ -153,6 +163,50 @@ def test_a_model_that_cannot_load_is_a_message(demo):
     assert app.output_dir is None  # its temporary folder is made only when a video is written
 
 
+@pytest.fixture(scope="module")
+def tiny_lora(tmp_path_factory) -> Path:
+    """A LoRA of random weights for `tiny-random`'s transformer."""
+    return save_random_lora(tmp_path_factory.mktemp("tiny_lora"), tiny_transformer(), LuminaVideoPipeline)
+
+
+def test_generate_loads_a_lora_once_keeps_it_and_removes_it(demo, tmp_path, tiny_lora):
+    app = demo.DemoApp(tmp_path)
+    pipe = app.pipelines.get("tiny-random")
+    videos = []
+
+    def generate(**lora) -> str:
+        path, _, status = app.generate(negative_prompt="", progress=_silent, **GOOD_REQUEST, **lora)
+        videos.append(read_video(path).frames.astype(np.float32))
+        return status
+
+    generate()
+    assert generate(lora=str(tiny_lora), lora_weight=0.8).endswith(f"with tiny-random and LoRA {tiny_lora} at 0.8.")
+    adapters = pipe.get_list_adapters()
+    generate(lora=f"  {tiny_lora} ", lora_weight=0.0)  # the same LoRA: not loaded again
+    generate()  # an empty box: the base model, the LoRA kept for later
+    assert pipe.get_list_adapters() == adapters == {"transformer": ["lora_0"]}
+    base, with_lora, at_zero, without = videos
+    assert np.abs(with_lora - base).max() > 10  # in 0-255 pixel values
+    np.testing.assert_array_equal(at_zero, base)
+    np.testing.assert_array_equal(without, base)
+
+    assert app.remove_loras() == ("", "Unloaded every LoRA (1).")
+    assert pipe.get_list_adapters() == {}
+
+
+def test_a_bad_lora_is_a_message(demo, tmp_path, tiny_lora):
+    v2a_lora = save_random_lora(tmp_path / "v2a", tiny_v2a_transformer(), LuminaV2APipeline)
+    app = demo.DemoApp(tmp_path / "videos")
+    for lora, weight, message in [
+        (str(tmp_path / "missing.safetensors"), 1.0, "`LoRA` .*missing.safetensors does not exist"),
+        (str(v2a_lora), 1.0, "is a Lumina-V2A LoRA, and this model is Lumina-Video"),
+        (str(tiny_lora), float("nan"), "`LoRA weight` must be a finite number, got nan"),
+    ]:
+        with pytest.raises(demo.gr.Error, match=message):
+            app.generate(negative_prompt="", progress=_silent, **GOOD_REQUEST, lora=lora, lora_weight=weight)
+    assert app.pipelines.get("tiny-random").get_list_adapters() == {}
+
+
 @pytest.fixture
 def tiny_v2a_id(tmp_path_factory) -> str:
     """A folder holding a saved tiny random V2A pipeline."""
@@ -285,6 +339,55 @@ def test_page_generates_a_playable_video_shows_bad_values_and_adds_sound(browser
         served.write_bytes(response.read())
     assert read_video(served).frames.shape[0] == 25
     assert abs(len(read_audio(served)) - 25 / TINY_SHAPES_FPS * 16000) <= 1024
+
+
+@pytest.fixture(scope="module")
+def shapes_lora(tmp_path_factory) -> Path:
+    """A LoRA of random weights for the built-in `tiny-shapes`, the model the page opens with."""
+    transformer = LuminaVideoTransformer3DModel.from_pretrained(tiny_shapes_path(), subfolder="transformer")
+    return save_random_lora(tmp_path_factory.mktemp("shapes_lora"), transformer, LuminaVideoPipeline)
+
+
+def test_page_samples_with_a_lora_and_removes_it(browser, page_url, shapes_lora, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    wait = WebDriverWait(browser, 20)
+    browser.get(page_url)
+    prompt = wait.until(expected_conditions.element_to_be_clickable((By.CSS_SELECTOR, "#prompt textarea")))
+    prompt.send_keys("a red circle moving left")
+    status = browser.find_element(By.CSS_SELECTOR, "#status textarea")
+
+    def generate(expected_status: str) -> np.ndarray:
+        """Clicks Generate and returns the frames the page then plays."""
+        old = browser.find_element(By.CSS_SELECTOR, "#video video").get_attribute("src") if videos else None
+        browser.find_element(By.ID, "generate").click()
+        wait.until(lambda _: expected_status in status.get_attribute("value"))
+        player = browser.find_element(By.CSS_SELECTOR, "#video video")
+        wait.until(lambda _: player.get_attribute("src") not in (None, "", old))
+        served = tmp_path / f"served{len(videos)}.mp4"
+        with urllib.request.urlopen(player.get_attribute("src"), timeout=10) as response:
+            served.write_bytes(response.read())
+        videos.append(read_video(served).frames.astype(np.float32))
+        return videos[-1]
+
+    videos = []
+    base = generate("with tiny-shapes.")
+    lora_box = browser.find_element(By.CSS_SELECTOR, "#lora textarea")
+    lora_box.send_keys(str(shapes_lora))
+    with_lora = generate(f"with tiny-shapes and LoRA {shapes_lora} at 1.")
+    assert np.abs(with_lora - base).max() > 10
+
+    browser.find_element(By.ID, "remove-lora").click()
+    wait.until(lambda _: "Unloaded every LoRA (1)." in status.get_attribute("value"))
+    assert lora_box.get_attribute("value") == ""
+    np.testing.assert_array_equal(generate("with tiny-shapes."), base)
+
+    lora_box.send_keys(str(tmp_path / "nope.safetensors"), Keys.TAB)
+    browser.find_element(By.ID, "generate").click()
+    wait.until(lambda _: "nope.safetensors does not exist" in browser.find_element(By.TAG_NAME, "body").text)
 
 
 def test_demo_command_launches_the_page_locally(demo, monkeypatch):

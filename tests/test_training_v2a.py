@@ -138,6 +138,20 @@ def test_v2a_lora_loads_through_the_v2a_pipeline_and_changes_its_output(runs):
     assert "lora" in card.data.tags and f'pipe.load_lora_weights("{runs / "lora"}")' in card.text
 
 
+def test_each_v2a_run_ends_with_the_command_that_tries_its_result(runs):
+    video = runs / "data" / "clip0.mp4"
+    tries = {
+        "lora": f"--model {runs / 'model'} --lora {runs / 'lora' / 'pytorch_lora_weights.safetensors'}",
+        "full": f"--model {runs / 'full' / 'pipeline'}",
+    }
+    for run, model in tries.items():
+        last = (runs / f"{run}.log").read_text().strip().splitlines()[-1]
+        assert last.endswith(
+            f"Try it: lumina-video add-audio {video} {model} --prompt 'a beep' --duration 1.0 --steps 2 "
+            f"--output {runs / run / 'try.mp4'}"
+        ), last
+
+
 def test_v2a_resume_after_a_kill_ends_with_the_same_weights_and_average(runs):
     output = runs / "killed"
     args = [*train_args(runs, "killed", "full"), "--resume", "latest"]

@@ -10,6 +10,7 @@ from ..showcase.builtin_models import TINY_RANDOM_ID
 from ..utils.media_io import read_video
 from ..utils.output_paths import check_output_file
 from .generate import DTYPES, check_model_id, default_dtype, load_pipeline
+from .lora_options import add_lora_arguments, apply_loras, checked_loras
 from .soundtrack import MIN_DURATION, add_sound_arguments, check_sound_arguments, write_with_soundtrack
 
 
@@ -29,6 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--dtype", choices=sorted(DTYPES), help="Default: bf16 on CUDA, fp32 on CPU.")
     add_sound_arguments(parser, prefix="")
+    add_lora_arguments(parser, family="v2a")
     parser.set_defaults(run=run)
 
 
@@ -51,11 +53,14 @@ def run(args: argparse.Namespace) -> int:
     from ..pipelines import LuminaV2APipeline
 
     _check_args(args)
+    loras = checked_loras(args, "", args.model, LuminaV2APipeline)
     # Refuses a file that is not a video before the model loads; with `--duration`, decodes only what is used.
     video = read_video(args.video, duration=args.duration)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     dtype = DTYPES[args.dtype] if args.dtype else default_dtype(device)
-    pipe = load_pipeline(args.model, dtype, LuminaV2APipeline).to(device)
+    pipe = load_pipeline(args.model, dtype, LuminaV2APipeline)
+    apply_loras(pipe, loras, args.fuse_lora)
+    pipe.to(device)
     seconds = write_with_soundtrack(pipe, video.frames, video.fps, args.output, args, args.prompt, args.duration)
     print(f"Wrote {args.output}: {seconds:.2f} s of sound")
     return 0

@@ -23,6 +23,7 @@ from ..showcase.builtin_models import (
 from ..utils.atomic import atomic_output_file
 from ..utils.component_paths import is_hub_repo_id
 from ..utils.output_paths import check_output_file
+from .lora_options import add_lora_arguments, apply_loras, checked_loras
 from .soundtrack import MIN_DURATION, add_sound_arguments, check_sound_arguments, write_with_soundtrack
 
 
@@ -57,6 +58,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--fps", type=int, help="Frame rate of the written video (default: the preset's).")
     parser.add_argument("--offload", action="store_true", help="Model CPU offload (needs an accelerator).")
     parser.add_argument("--dtype", choices=sorted(DTYPES), help="Default: bf16 on CUDA, fp32 on CPU.")
+    add_lora_arguments(parser)
     parser.add_argument(
         "--with-audio",
         metavar="V2A_MODEL",
@@ -64,6 +66,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--audio-prompt", help="What the sound should be (default: the video's prompt).")
     add_sound_arguments(parser, prefix="audio-")
+    add_lora_arguments(parser, prefix="audio-", family="v2a")
     parser.set_defaults(run=run)
 
 
@@ -171,6 +174,8 @@ def load_pipeline(model: str, dtype: torch.dtype, pipeline_class: type | None = 
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..pipelines import LuminaV2APipeline, LuminaVideoPipeline
+
     overrides = {
         "height": args.height,
         "width": args.width,
@@ -180,11 +185,14 @@ def run(args: argparse.Namespace) -> int:
     }
     kwargs = sampling_kwargs(args.model, args.preset, overrides)
     _check_args(args, kwargs)
+    loras = checked_loras(args, "", args.model, LuminaVideoPipeline)
+    audio_loras = checked_loras(args, "audio-", args.with_audio, LuminaV2APipeline)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     dtype = DTYPES[args.dtype] if args.dtype else default_dtype(device)
 
     pipe = load_pipeline(args.model, dtype)
     use_preset(pipe, args.model, args.preset)
+    apply_loras(pipe, loras, args.fuse_lora)
     if args.offload:
         pipe.enable_model_cpu_offload()
     else:
@@ -199,10 +207,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"Wrote {len(video)} frames to {args.output}")
         return 0
 
-    from ..pipelines import LuminaV2APipeline
-
     del pipe  # the video model is done; make room for the sound model
-    v2a = load_pipeline(args.with_audio, dtype, LuminaV2APipeline).to(device)
+    v2a = load_pipeline(args.with_audio, dtype, LuminaV2APipeline)
+    apply_loras(v2a, audio_loras, args.audio_fuse_lora)
+    v2a.to(device)
     prompt = args.prompt if args.audio_prompt is None else args.audio_prompt
     seconds = write_with_soundtrack(v2a, np.asarray(video), fps, args.output, args, prompt)
     print(f"Wrote {len(video)} frames and {seconds:.2f} s of sound to {args.output}")

@@ -19,14 +19,18 @@ import re
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, nullcontext
 from numbers import Real
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn as nn
 from diffusers.loaders import CogVideoXLoraLoaderMixin
+from diffusers.loaders.lora_base import LORA_WEIGHT_NAME_SAFE
 from diffusers.loaders.lora_pipeline import _LOW_CPU_MEM_USAGE_DEFAULT_LORA
 from diffusers.utils import logging
 from peft.tuners.tuners_utils import BaseTunerLayer
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
 
 
 if TYPE_CHECKING:
@@ -48,6 +52,10 @@ LUMINA_VIDEO_LORA_TARGET_MODULES = (
     "feed_forward.linear_2",
     "feed_forward.linear_3",
 )
+# The header entry of a LoRA file that names the model family it was made for ("video" or "v2a"): both transformers
+# have blocks with the same layer names, so the names alone cannot tell a Lumina-V2A LoRA from a Lumina-Video one.
+LORA_FAMILY_KEY = "lumina_model_family"
+LORA_FAMILY_NAMES = {"video": "Lumina-Video", "v2a": "Lumina-V2A"}
 
 
 def _lora_linear_names(transformer: nn.Module) -> list[str]:
@@ -150,6 +158,24 @@ def check_lora_state_dict(
             )
 
 
+def check_lora_for_transformer(
+    transformer: nn.Module,
+    state_dict: dict[str, torch.Tensor],
+    metadata: dict[str, Any] | None,
+    prefix: str,
+    source: str,
+) -> dict[str, torch.Tensor]:
+    """The transformer's part of a LoRA state dict (see `_split_components`), checked with `check_lora_state_dict`;
+    raises a `ValueError` naming `source` for anything that would not load. Only shapes are read, so tensors on the
+    meta device check a file before any weight is loaded."""
+    if not state_dict:
+        raise ValueError(f"{source} contains no LoRA weights.")
+    state_dict = _split_components(state_dict, transformer, prefix, source)
+    own_prefix = prefix if any(key.startswith(prefix) for key in state_dict) else ""
+    check_lora_state_dict(transformer, state_dict, metadata, own_prefix, source)
+    return state_dict
+
+
 @contextmanager
 def _restored_on_error(transformer: nn.Module) -> Iterator[None]:
     """Undoes a failed, non-hotswap LoRA load: the new adapter's layers and config are removed, and layers that no
@@ -196,6 +222,38 @@ class LuminaVideoLoraLoaderMixin(CogVideoXLoraLoaderMixin):
     prefix, e.g. from `transformer.save_lora_adapter`) loads too instead of being skipped.
     """
 
+    # The model family a LoRA saved through this pipeline class is recorded for (a key of `LORA_FAMILY_NAMES`).
+    lora_model_family: str | None = None
+
+    @classmethod
+    def save_lora_weights(
+        cls,
+        save_directory: str | os.PathLike,
+        transformer_lora_layers: dict[str, nn.Module | torch.Tensor] | None = None,
+        is_main_process: bool = True,
+        weight_name: str | None = None,
+        save_function=None,
+        safe_serialization: bool = True,
+        transformer_lora_adapter_metadata: dict | None = None,
+    ) -> None:
+        """Saves as [`~loaders.CogVideoXLoraLoaderMixin.save_lora_weights`]; a safetensors file saved through a
+        pipeline class also records that pipeline's model family in its header (`LORA_FAMILY_KEY`), so that
+        `lumina-video` refuses it by name when it is given to the other family's model."""
+        super().save_lora_weights(
+            save_directory,
+            transformer_lora_layers=transformer_lora_layers,
+            is_main_process=is_main_process,
+            weight_name=weight_name,
+            save_function=save_function,
+            safe_serialization=safe_serialization,
+            transformer_lora_adapter_metadata=transformer_lora_adapter_metadata,
+        )
+        if cls.lora_model_family is not None and safe_serialization and save_function is None:
+            path = Path(save_directory, weight_name or LORA_WEIGHT_NAME_SAFE)
+            with safe_open(path, framework="pt") as file:
+                header = file.metadata() or {}
+            save_file(load_file(path), path, metadata={**header, LORA_FAMILY_KEY: cls.lora_model_family})
+
     def load_lora_weights(
         self,
         pretrained_model_name_or_path_or_dict: str | os.PathLike | dict[str, torch.Tensor],
@@ -219,13 +277,7 @@ class LuminaVideoLoraLoaderMixin(CogVideoXLoraLoaderMixin):
         kwargs["return_lora_metadata"] = True
         state_dict, metadata = self.lora_state_dict(source, **kwargs)
         transformer = getattr(self, self.transformer_name)
-        prefix = f"{self.transformer_name}."
-        if not state_dict:
-            raise ValueError(f"{name} contains no LoRA weights.")
-        state_dict = _split_components(state_dict, transformer, prefix, name)
-        check_lora_state_dict(
-            transformer, state_dict, metadata, prefix if any(k.startswith(prefix) for k in state_dict) else "", name
-        )
+        state_dict = check_lora_for_transformer(transformer, state_dict, metadata, f"{self.transformer_name}.", name)
         # A hotswap replaces weights in place; anything else adds layers, which a failure must take out again.
         with nullcontext() if hotswap else _restored_on_error(transformer):
             self.load_lora_into_transformer(

@@ -149,6 +149,19 @@ class VideoFamily:
             "fps": config.fps,
         }
 
+    def try_command(self, model: str, lora: Path | None) -> list[str]:
+        """The `lumina-video generate` command that samples the result (`model`, with `lora` on it) as validation
+        does, for the run's last log line."""
+        config = self.config
+        prompt = (config.validation_prompts or [config.trigger_word or "a prompt"])[0]
+        return [
+            *("lumina-video", "generate", "--model", model, *(["--lora", str(lora)] if lora else [])),
+            *("--prompt", prompt, "--height", str(config.validation_height or config.resolution)),
+            *("--width", str(config.validation_width or config.resolution)),
+            *("--num-frames", str(config.validation_num_frames or config.num_frames)),
+            *("--steps", str(config.validation_num_inference_steps), "--output", str(config.output_path / "try.mp4")),
+        ]
+
     def prepare_validation(self, accelerator: Accelerator, dtype: torch.dtype) -> bool:
         """Text features of the validation prompts, computed once; the text encoder is freed right after. Returns
         whether there is anything to validate."""
@@ -290,6 +303,18 @@ class V2AFamily:
         config = self.config
         names = ("clip_duration", "score_column", "score_threshold", "visual_dropout", "text_dropout", "sync_dropout")
         return {name: getattr(config, name) for name in names}
+
+    def try_command(self, model: str, lora: Path | None) -> list[str]:
+        """The `lumina-video add-audio` command that gives the first validation video (or `VIDEO.mp4`) its sound
+        from the result (`model`, with `lora` on it), for the run's last log line."""
+        config = self.config
+        video = (config.validation_videos or ["VIDEO.mp4"])[0]
+        prompt = (config.validation_prompts or [""])[0]
+        return [
+            *("lumina-video", "add-audio", str(video), "--model", model, *(["--lora", str(lora)] if lora else [])),
+            *("--prompt", prompt, "--duration", str(config.clip_duration)),
+            *("--steps", str(config.validation_num_inference_steps), "--output", str(config.output_path / "try.mp4")),
+        ]
 
     def prepare_validation(self, accelerator: Accelerator, dtype: torch.dtype) -> bool:
         return bool(self.config.validation_videos)

@@ -16,6 +16,7 @@ shard of every weight, and what is saved or rendered is gathered first); the los
 import contextlib
 import json
 import logging
+import shlex
 import shutil
 import time
 from collections.abc import Iterator
@@ -248,7 +249,7 @@ class Trainer:
         return {name: tensor.detach().cpu().contiguous() for name, tensor in layers.items()}
 
     def _write_lora(self, layers: dict[str, torch.Tensor], folder: Path, weight_name: str = LORA_WEIGHT_NAME) -> None:
-        LuminaVideoLoraLoaderMixin.save_lora_weights(
+        self.family.pipeline_class.save_lora_weights(  # the pipeline class records the family in the file
             folder,
             transformer_lora_layers=layers,
             weight_name=weight_name,
@@ -502,6 +503,8 @@ class Trainer:
             if repo_id is not None:
                 self._upload(repo_id, sample_paths)
             logger.info(f"Saved {result}.")
+            model = str(result) if full else config.pretrained_model_name_or_path
+            logger.info(f"Try it: {shlex.join(self.family.try_command(model, None if full else result))}")
         accelerator.end_training()
         return result
 

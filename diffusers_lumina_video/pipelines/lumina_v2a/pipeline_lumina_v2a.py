@@ -96,6 +96,7 @@ class LuminaV2APipeline(DiffusionPipeline, LuminaVideoLoraLoaderMixin, LuminaSam
             `sync_features` to the call.
     """
 
+    lora_model_family = "v2a"
     model_cpu_offload_seq = "text_encoder->image_encoder->sync_encoder->transformer->vae->vocoder"
     _optional_components = ["sync_encoder"]
     _callback_tensor_inputs = ["latents"]
