@@ -19,7 +19,8 @@ from safetensors.torch import load_file, save_file
 from transformers import Gemma2Config, Gemma2Model
 
 from diffusers_lumina_video import SAMPLING_PRESETS, LuminaVideoPipeline, LuminaVideoTransformer3DModel, conversion
-from diffusers_lumina_video.conversion import convert_lumina_video_checkpoint, main
+from diffusers_lumina_video.commands.convert import main
+from diffusers_lumina_video.conversion import convert_lumina_video_checkpoint
 from diffusers_lumina_video.loaders.single_file_utils import (
     MODEL_ARGS_NAME,
     CheckpointFormatError,

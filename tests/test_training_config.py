@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 
 from diffusers_lumina_video.commands import train_video as train_video_command
-from diffusers_lumina_video.training.config import TrainingConfig, config_from_args
+from diffusers_lumina_video.commands.train_video import config_from_args
+from diffusers_lumina_video.training.config import TrainingConfig
 
 
 REQUIRED = {"pretrained_model_name_or_path": "model", "output_dir": "out"}
