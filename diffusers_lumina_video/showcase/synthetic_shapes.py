@@ -1,10 +1,11 @@
 """Procedural clips of simple shapes moving over a plain or gradient background, with captions that say what moves,
-which way and how fast ("a red circle moving left, slowly").
+which way and how fast ("a red circle moving left, slowly", "a red circle bouncing left and right, quickly").
 
 Small enough to train a text-to-video model on a CPU, and checkable: colour, shape and direction of a generated clip
 can be read back from its frames (`showcase/shape_attributes.py`), so prompt following is a number. Some colour x
 shape x direction combinations are held out of training (`is_held_out`) to measure whether a model composes words it
-has only seen apart.
+has only seen apart. A `ClipFormat` names the clips of one built-in model: the shipped `tiny-shapes` learnt from
+`CLIP_FORMAT_V1`, the next one is to learn from `CLIP_FORMAT_V2` (two seconds, bouncing as well).
 """
 
 import itertools
@@ -52,7 +53,8 @@ BOUNCE_MARGIN = 3
 @dataclass(frozen=True)
 class ClipFormat:
     """The clips a built-in model learns from and makes: length, rate and size, what its speed words mean and which
-    motions its captions name. Every path of `num_frames` frames at its speeds stays in view."""
+    motions its captions name. The speeds keep paths of `num_frames` frames in view at the datasets' 25% speed
+    jitter."""
 
     name: str
     num_frames: int
@@ -80,7 +82,7 @@ class ClipFormat:
 CLIP_FORMAT_V1 = ClipFormat("v1", 9, 8, 64, SPEEDS, tuple(DIRECTIONS), supersample=1)
 # The next model's: 17 frames (2 s; 4 latent frames after the first), bouncing as well, at speeds that keep every
 # path of 17 frames in view (a quick one at most 1.75 x 1.25 x 16 = 35 px of the 36.4 px its centre can travel).
-CLIP_FORMAT_V2 = ClipFormat("v2", 17, 8, 64, {"slowly": 1.0, "quickly": 1.75}, DIRECTION_CLASSES, supersample=4)
+CLIP_FORMAT_V2 = ClipFormat("v2", 17, 8, 64, {"slowly": 1.0, "quickly": 1.75}, DIRECTION_CLASSES, supersample=8)
 CLIP_FORMATS = {clip_format.name: clip_format for clip_format in (CLIP_FORMAT_V1, CLIP_FORMAT_V2)}
 
 
@@ -128,14 +130,15 @@ def split_specs(directions: Sequence[str] = tuple(DIRECTIONS)) -> tuple[list[Sha
     return [s for s in specs if not s.is_held_out], [s for s in specs if s.is_held_out]
 
 
-def _largest_step(speed: str, size: int, speed_jitter: float, clip_format: ClipFormat) -> float:
-    return clip_format.speeds[speed] * size / 64 * (1.0 + speed_jitter)
-
-
 def _check(
     spec: ShapeSpec, size: int, num_frames: int, background: str, speed_jitter: float, clip_format: ClipFormat
 ) -> None:
-    choices = {"colour": SHAPE_COLOURS, "shape": SHAPES, "direction": clip_format.directions, "speed": SPEEDS}
+    choices = {
+        "colour": SHAPE_COLOURS,
+        "shape": SHAPES,
+        "direction": clip_format.directions,
+        "speed": clip_format.speeds,
+    }
     for name, allowed in choices.items():
         if getattr(spec, name) not in allowed:
             raise ValueError(f"`{name}` must be one of {list(allowed)}, got {getattr(spec, name)!r}.")
@@ -155,7 +158,7 @@ def _check(
             f"`speed_jitter` must be in [0, {clip_format.max_speed_jitter:.3g}) (slow and quick ranges must not "
             f"meet), got {speed_jitter}."
         )
-    step = _largest_step(spec.speed, size, speed_jitter, clip_format)
+    step = clip_format.speeds[spec.speed] * size / 64 * (1.0 + speed_jitter)  # the largest the jitter allows
     room = size - 2 * (size * SHAPE_RADIUS + 1)  # the span the shape's centre can cross
     if step * (num_frames - 1) > room:
         raise ValueError(
@@ -191,12 +194,10 @@ def _draw(canvas: Image.Image, shape: str, centre: tuple[float, float], radius: 
 
 
 def _coverage(shape: str, centre: tuple[float, float], radius: float, size: int, supersample: int) -> np.ndarray:
-    """`[size, size, 1]` share of each pixel the shape covers: drawn `supersample` times finer (integer coordinates
-    are pixel centres at both resolutions) and averaged down."""
+    """`[size, size, 1]` share of each pixel the shape covers, drawn `supersample` times finer and averaged down."""
     fine = size * supersample
     mask = Image.new("L", (fine, fine), 0)
-    offset = (supersample - 1) / 2
-    _draw(mask, shape, (centre[0] * supersample + offset, centre[1] * supersample + offset), radius * supersample, 255)
+    _draw(mask, shape, (centre[0] * supersample, centre[1] * supersample), radius * supersample, 255)
     if supersample > 1:
         mask = mask.resize((size, size), Image.Resampling.BOX)
     return np.asarray(mask, dtype=np.float32)[..., None] / 255.0
@@ -259,17 +260,9 @@ def render_shape(
     return RenderedClip(np.stack(frames), centres, bounces)
 
 
-def render_shape_clip(
-    spec: ShapeSpec,
-    seed: int = 0,
-    size: int | None = None,
-    num_frames: int | None = None,
-    background: str = "plain",
-    speed_jitter: float = 0.0,
-    clip_format: ClipFormat = CLIP_FORMAT_V1,
-) -> np.ndarray:
-    """Frames `[num_frames, size, size, 3]` uint8 of `render_shape`."""
-    return render_shape(spec, seed, size, num_frames, background, speed_jitter, clip_format).frames
+def render_shape_clip(spec: ShapeSpec, *args, **kwargs) -> np.ndarray:
+    """Frames `[num_frames, size, size, 3]` uint8 of `render_shape` (the same arguments)."""
+    return render_shape(spec, *args, **kwargs).frames
 
 
 def write_shape_dataset(
