@@ -124,7 +124,7 @@ def _colour(frames: np.ndarray, masks: list[np.ndarray]) -> str:
 
 
 def _track(frames: np.ndarray, backgrounds: list[np.ndarray], masks: list[np.ndarray], colour: str) -> np.ndarray:
-    """`[T, 2]` centroid (x, y) of the coverage of `colour` per frame; NaN where a frame has no foreground."""
+    """`[T, 2]` centroid (x, y) of the coverage of `colour` per frame; NaN where a frame has none."""
     rgb = np.asarray(SHAPE_COLOURS[colour], dtype=np.float32)
     pixels = np.mgrid[0 : frames.shape[1], 0 : frames.shape[2]]
     track = np.full((len(frames), 2), np.nan)
@@ -133,8 +133,9 @@ def _track(frames: np.ndarray, backgrounds: list[np.ndarray], masks: list[np.nda
             continue
         window = _window(mask)
         coverage = _coverage(frame, background, window, rgb)
-        ys, xs = pixels[(slice(None), *window)]
-        track[index] = (coverage * xs).sum() / coverage.sum(), (coverage * ys).sum() / coverage.sum()
+        if coverage.sum() > 0:
+            ys, xs = pixels[(slice(None), *window)]
+            track[index] = (coverage * xs).sum() / coverage.sum(), (coverage * ys).sum() / coverage.sum()
     return track
 
 
@@ -169,12 +170,12 @@ def _reversal(track: np.ndarray) -> tuple[float, float] | None:
     )
     sides = (slice(None, split), slice(split, None))
     (before, start, _), (after, end, _) = (_line(times[side], x[side]) for side in sides)
+    if before * after >= 0:
+        return None
     for side, slope in zip(sides, (before, after), strict=True):
         moves = abs(slope) * (times[side][-1] - times[side][0]) >= _MIN_TRAVEL
         if not moves or abs(slope) < abs(_line(times[side], y[side])[0]):
             return None
-    if before * after >= 0:
-        return None
     return float((end - start) / (before - after)), float(before)
 
 

@@ -193,7 +193,7 @@ def _draw(canvas: Image.Image, shape: str, centre: tuple[float, float], radius: 
         draw.polygon([(x, y - radius), (x - radius, y + radius * 0.8), (x + radius, y + radius * 0.8)], fill=fill)
 
 
-def _coverage(shape: str, centre: tuple[float, float], radius: float, size: int, supersample: int) -> np.ndarray:
+def _shape_alpha(shape: str, centre: tuple[float, float], radius: float, size: int, supersample: int) -> np.ndarray:
     """`[size, size, 1]` share of each pixel the shape covers, drawn `supersample` times finer and averaged down."""
     fine = size * supersample
     mask = Image.new("L", (fine, fine), 0)
@@ -255,7 +255,7 @@ def render_shape(
     rgb = np.asarray(SHAPE_COLOURS[spec.colour], dtype=np.float32)
     frames = []
     for centre in centres:
-        alpha = _coverage(spec.shape, tuple(centre), size * SHAPE_RADIUS, size, clip_format.supersample)
+        alpha = _shape_alpha(spec.shape, tuple(centre), size * SHAPE_RADIUS, size, clip_format.supersample)
         frames.append(np.round(base + (rgb - base) * alpha).astype(np.uint8))
     return RenderedClip(np.stack(frames), centres, bounces)
 
