@@ -4,16 +4,29 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from transformers import PreTrainedTokenizerFast
 
+from diffusers_lumina_video.showcase.builtin_models import TINY_SHAPES_DEFAULTS, TINY_SHAPES_FPS, tiny_shapes_path
 from diffusers_lumina_video.showcase.shapes_benchmark import (
     frame_strip,
     measure_adherence,
     spearman,
     sweep_correlation,
 )
-from diffusers_lumina_video.showcase.shapes_model import caption_feature_distances, write_untrained_pipeline
+from diffusers_lumina_video.showcase.shapes_model import (
+    caption_feature_distances,
+    shapes_tokenizer,
+    write_untrained_pipeline,
+)
 from diffusers_lumina_video.showcase.shapes_vae import random_clips, random_crops, shapes_vae, train_shapes_vae
-from diffusers_lumina_video.showcase.synthetic_shapes import ShapeSpec, render_shape_clip
+from diffusers_lumina_video.showcase.synthetic_shapes import (
+    BOUNCING,
+    CAPTION_WORDS,
+    CLIP_FORMAT_V1,
+    CLIP_FORMAT_V2,
+    ShapeSpec,
+    render_shape_clip,
+)
 from diffusers_lumina_video.showcase.train_tiny_shapes import build_parser, check_args
 
 
@@ -49,6 +62,24 @@ def test_adherence_prompts_with_or_without_the_speed_word(without_speed):
     result = measure_adherence(pipe, specs, [0, 1], without_speed=without_speed)
     assert pipe.prompts == prompts
     assert result.accuracy == {"colour": 1.0, "shape": 1.0, "direction": 1.0} and result.clips == 2
+    assert result.smoothness == 1.0 and result.bounce_inside is None
+
+
+def test_adherence_reads_bouncing_and_smoothness_of_v2_clips():
+    specs = [
+        ShapeSpec("green", "circle", BOUNCING, "slowly"),
+        ShapeSpec("yellow", "square", BOUNCING, "quickly"),
+        ShapeSpec("blue", "triangle", "left", "slowly"),
+    ]
+    clips = {s.caption: render_shape_clip(s, seed=5, clip_format=CLIP_FORMAT_V2)[1:] / 255.0 for s in specs}
+    result = measure_adherence(_PromptRecorder(clips), specs, [0, 1, 2], bouncing=True)
+    assert result.accuracy == {"colour": 1.0, "shape": 1.0, "direction": 1.0}
+    assert result.smoothness == 1.0 and result.bounce_inside == 1.0
+    still = {caption: clip[[0] * len(clip)] for caption, clip in clips.items()}  # a model that draws no motion
+    result = measure_adherence(_PromptRecorder(still), specs, [0, 1, 2], bouncing=True)
+    assert result.smoothness == 0.0 and result.bounce_inside == 0.0 and result.accuracy["direction"] == 0.0
+    with pytest.raises(ValueError, match="`bouncing` must be True when `specs` hold bouncing ones"):
+        measure_adherence(_PromptRecorder(clips), specs, [0, 1, 2])
 
 
 def test_vae_training_is_seeded_and_lowers_the_loss():
@@ -57,7 +88,9 @@ def test_vae_training_is_seeded_and_lowers_the_loss():
     for _ in range(2):
         torch.manual_seed(0)
         vae = shapes_vae(latent_channels=4)
-        runs.append(train_shapes_vae(vae, specs, steps=3, batch_size=1, crop=16, size=32, learning_rate=5e-3))
+        runs.append(
+            train_shapes_vae(vae, specs, steps=3, batch_size=1, crop=16, size=32, num_frames=5, learning_rate=5e-3)
+        )
     assert runs[0] == runs[1]
     assert runs[0][-1] < runs[0][0]
 
@@ -73,6 +106,23 @@ def test_random_crops_keep_frames_aligned():
     clips = random_clips([ShapeSpec("blue", "circle", "up", "slowly")], 2, np.random.default_rng(0), 32, 5)
     crops = random_crops(clips, 16, np.random.default_rng(0))
     assert crops.shape == (2, 3, 5, 16, 16)
+    bouncing = [ShapeSpec("red", "circle", BOUNCING, "quickly")]
+    assert random_clips(bouncing, 2, np.random.default_rng(0), clip_format=CLIP_FORMAT_V2).shape == (2, 3, 17, 64, 64)
+
+
+def test_the_shipped_models_clip_format_and_tokenizer_are_unchanged():
+    # the training script's clips: what the model makes, and the first frame the training cache drops
+    assert CLIP_FORMAT_V1.num_frames == TINY_SHAPES_DEFAULTS["num_frames"] + 1
+    assert CLIP_FORMAT_V1.size == TINY_SHAPES_DEFAULTS["height"] and CLIP_FORMAT_V1.fps == TINY_SHAPES_FPS
+    shipped = PreTrainedTokenizerFast.from_pretrained(tiny_shapes_path() / "tokenizer")
+    assert shapes_tokenizer().get_vocab() == shipped.get_vocab()  # the default rebuilds the shipped model's
+    # the next model's vocabulary adds the bouncing words after every word the shipped one knows, ids kept
+    extended = shapes_tokenizer(CAPTION_WORDS).get_vocab()
+    assert {word: extended[word] for word in shipped.get_vocab()} == shipped.get_vocab()
+    assert set(extended) - set(shipped.get_vocab()) == {"bouncing", "and"}
+    caption = ShapeSpec("red", "circle", BOUNCING, "slowly").caption
+    assert "<unk>" not in shapes_tokenizer(CAPTION_WORDS).tokenize(caption)
+    assert "<unk>" in shipped.tokenize(caption)
 
 
 def test_untrained_pipeline_loads_and_tells_captions_apart(tmp_path):
@@ -129,6 +179,14 @@ def test_training_script_writes_the_vae_stages_and_reuses_them(tmp_path):
     run(build_parser().parse_args(flags))
     work = tmp_path / "run" / "work"
     assert len(list((work / "data").rglob("*.mp4"))) == 82  # one clip per training caption
+    # the shipped model's settings as before the clip format became an option, so finished runs stay done
+    assert set(json.loads((work / "data.done.json").read_text())["settings"]) == {
+        "seed",
+        "frames",
+        "size",
+        "clips_per_spec",
+        "speedless_captions",
+    }
     report = json.loads((work / "vae_refine.done.json").read_text())
     assert set(report["attributes_kept"]) == {"colour", "shape", "direction"} and report["scaling_factor"] > 0
     strip = Image.open(work / "vae_refine" / "reconstructions.png")
@@ -136,3 +194,34 @@ def test_training_script_writes_the_vae_stages_and_reuses_them(tmp_path):
     stamps = {path.name: path.stat().st_mtime_ns for path in work.glob("*.done.json")}
     run(build_parser().parse_args(flags))  # every stage is done with these settings: nothing is redone
     assert {path.name: path.stat().st_mtime_ns for path in work.glob("*.done.json")} == stamps
+
+
+def test_training_script_writes_v2_clips_behind_a_flag(tmp_path, monkeypatch):
+    from diffusers_lumina_video.showcase import synthetic_shapes
+    from diffusers_lumina_video.showcase.train_tiny_shapes import run
+    from diffusers_lumina_video.training.data import read_manifest, read_video_clip
+
+    def a_few(directions):  # the first training specs that bounce and that move straight: a tiny dataset
+        train, held_out = split(directions)
+        return [s for s in train if s.direction == BOUNCING][:3] + train[:2], held_out
+
+    split = synthetic_shapes.split_specs
+    monkeypatch.setattr(synthetic_shapes, "split_specs", a_few)
+    flags = ["--output-dir", str(tmp_path / "run"), "--clips-per-spec", "1", "--threads", "1", "--stop-after", "data"]
+    assert build_parser().parse_args(flags).clip_format == "v1"  # the shipped model's clips stay the default
+    run(build_parser().parse_args([*flags, "--clip-format", "v2"]))
+    work = tmp_path / "run" / "work"
+    manifest = work / "data" / "metadata.jsonl"
+    rows = [json.loads(line) for line in manifest.read_text().splitlines()]
+    assert [row["caption"].split(",")[0] for row in rows] == [
+        "a red circle bouncing left and right",
+        "a red circle bouncing left and right",
+        "a red square bouncing left and right",
+        "a red circle moving right",
+        "a red circle moving right",
+    ]
+    assert all(len(row["bounce_frames"]) == 1 for row in rows[:3]) and all("bounce_frames" not in r for r in rows[3:])
+    clip = read_video_clip(read_manifest(manifest)[0].path, 17, None)
+    assert len(clip.frames) == 17 and clip.source_fps == 8
+    assert json.loads((work / "data.done.json").read_text())["settings"]["clip_format"] == "v2"
+    assert not (work / "vae").exists()

@@ -33,7 +33,9 @@ BUILTIN_MODEL_IDS = (TINY_SHAPES_ID, TINY_RANDOM_ID)
 # Small enough for the tiny random model to write a video in seconds on a CPU.
 TINY_RANDOM_DEFAULTS = {"height": 64, "width": 64, "num_frames": 9, "num_inference_steps": 4}
 # What `tiny-shapes` was trained on (64 px, 8 frames at 8 fps) and samples well with; see docs/showcase.md. The
-# training script (`showcase/train_tiny_shapes.py`) reads its clip format and finest-scale time shift from here.
+# training script (`showcase/train_tiny_shapes.py`) reads its finest-scale time shift from here; its clips
+# (`CLIP_FORMAT_V1` in `showcase/synthetic_shapes.py`) are these frames and the one before them that the training
+# cache drops.
 TINY_SHAPES_DEFAULTS = {
     "height": 64,
     "width": 64,

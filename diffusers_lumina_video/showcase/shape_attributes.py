@@ -1,4 +1,4 @@
-"""Reading a shape clip's colour, shape and direction of motion back from its frames, with image statistics only.
+"""Reading a shape clip's colour, shape and motion back from its frames, with image statistics only.
 
 The foreground is what differs from the background fitted to the frame's border; its mean colour names the colour,
 and the path of its centroid names the direction. The shape is named from moments of the shape's coverage (how much
@@ -7,6 +7,10 @@ adds to the second cumulants of the coverage but leaves its third and fourth one
 the only shapes skewed along y; a square's fourth cumulant along the diagonals is half the one along its axes, a
 circle's is the same in every direction. Good enough to score prompt following of generated clips, and checked on
 the generator's own clips, sharp and blurred.
+
+How the shape moves is read off its track, the centroid of its coverage in every frame (sub-pixel, since the coverage
+is linear in the frame): whether each step goes the prompted way (`track_smoothness`), and when a track that goes
+left and right reverses (`read_bounce`: where lines fitted to either side of the reversal meet).
 """
 
 from collections import Counter
@@ -14,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .synthetic_shapes import DIRECTIONS, SHAPE_COLOURS
+from .synthetic_shapes import BOUNCING, DIRECTION_CLASSES, DIRECTIONS, SHAPE_COLOURS
 
 
 # Vertical skewness of the coverage below which a shape is a triangle: a quarter of an ideal triangle's (-0.59);
@@ -22,6 +26,14 @@ from .synthetic_shapes import DIRECTIONS, SHAPE_COLOURS
 _TRIANGLE_SKEW_BELOW = -0.15
 # Diagonal over axial fourth cumulant below which a shape is a square (ideal square 0.5, circle 1.03, triangle 1.04).
 _SQUARE_RATIO_BELOW = 0.77
+# Least travel (pixels) of a clip, or of each side of a reversal, that counts as motion.
+_MIN_TRAVEL = 1.0
+# Least frames on each side of a reversal: a line through two points fits anything.
+_MIN_SEGMENT = 3
+# Mean step (pixels per frame) below which a clip has no motion to be smooth.
+_MIN_MEAN_STEP = 0.1
+# Share of the clip's mean step that a step must make in the prompted direction to count as smooth.
+SMOOTH_STEP_SHARE = 0.25
 
 
 @dataclass(frozen=True)
@@ -49,16 +61,19 @@ def _foreground(frame: np.ndarray, background: np.ndarray, threshold: float = 60
     return np.abs(frame - background).sum(axis=-1) > threshold
 
 
-def _coverage(frame: np.ndarray, background: np.ndarray, mask: np.ndarray, rgb: np.ndarray) -> np.ndarray:
-    """How much of each pixel `rgb` covers over the background, in [0, 1], in a window around `mask` only (so that
-    noise far away does not weigh on the moments). Linear in the frame, so a blurred frame gives the blurred
-    coverage."""
+def _window(mask: np.ndarray) -> tuple[slice, slice]:
+    """The box around `mask` with a margin of a 16th of the frame (where a blurred shape still covers pixels)."""
     rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
-    margin = max(frame.shape[:2]) // 16
-    window = (
+    margin = max(mask.shape) // 16
+    return (
         slice(max(rows[0] - margin, 0), rows[-1] + margin + 1),
         slice(max(cols[0] - margin, 0), cols[-1] + margin + 1),
     )
+
+
+def _coverage(frame: np.ndarray, background: np.ndarray, window: tuple[slice, slice], rgb: np.ndarray) -> np.ndarray:
+    """How much of each pixel `rgb` covers over the background, in [0, 1], in `window` only (so that noise far away
+    does not weigh on the moments). Linear in the frame, so a blurred frame gives the blurred coverage."""
     contrast = rgb - background[window]
     alpha = ((frame[window] - background[window]) * contrast).sum(axis=-1) / np.square(contrast).sum(axis=-1)
     return np.clip(alpha, 0.0, 1.0)
@@ -89,8 +104,8 @@ def _shape_of(coverage: np.ndarray) -> str | None:
     return "square" if diagonal / axial < _SQUARE_RATIO_BELOW else "circle"
 
 
-def read_clip_attributes(frames: np.ndarray) -> ClipAttributes:
-    """Colour, shape and direction of the moving shape in `frames [T, H, W, 3]` (uint8, or float in [0, 1])."""
+def _layers(frames: np.ndarray) -> tuple[np.ndarray, list[np.ndarray], list[np.ndarray]]:
+    """`frames` as float pixel values, with each frame's fitted background and foreground mask."""
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.shape[0] < 2:
         raise ValueError(f"`frames` must be [T >= 2, H, W, 3], got {frames.shape}.")
@@ -99,14 +114,128 @@ def read_clip_attributes(frames: np.ndarray) -> ClipAttributes:
     frames = frames.astype(np.float32)
     backgrounds = [_background(frame) for frame in frames]
     masks = [_foreground(frame, background) for frame, background in zip(frames, backgrounds, strict=True)]
+    return frames, backgrounds, masks
+
+
+def _colour(frames: np.ndarray, masks: list[np.ndarray]) -> str:
+    """The named colour nearest to the foreground's mean (some frame must have a foreground)."""
+    mean = np.concatenate([frame[mask] for frame, mask in zip(frames, masks, strict=True)]).mean(axis=0)
+    return min(SHAPE_COLOURS, key=lambda name: np.square(mean - SHAPE_COLOURS[name]).sum())
+
+
+def _track(frames: np.ndarray, backgrounds: list[np.ndarray], masks: list[np.ndarray], colour: str) -> np.ndarray:
+    """`[T, 2]` centroid (x, y) of the coverage of `colour` per frame; NaN where a frame has none."""
+    rgb = np.asarray(SHAPE_COLOURS[colour], dtype=np.float32)
+    pixels = np.mgrid[0 : frames.shape[1], 0 : frames.shape[2]]
+    track = np.full((len(frames), 2), np.nan)
+    for index, (frame, background, mask) in enumerate(zip(frames, backgrounds, masks, strict=True)):
+        if not mask.any():
+            continue
+        window = _window(mask)
+        coverage = _coverage(frame, background, window, rgb)
+        if coverage.sum() > 0:
+            ys, xs = pixels[(slice(None), *window)]
+            track[index] = (coverage * xs).sum() / coverage.sum(), (coverage * ys).sum() / coverage.sum()
+    return track
+
+
+def read_track(frames: np.ndarray) -> np.ndarray:
+    """`[T, 2]` centroid (x, y, pixels) of the moving shape in each of `frames [T, H, W, 3]` (uint8, or float in
+    [0, 1]), weighted by how much of each pixel the shape covers; NaN rows where a frame shows no shape."""
+    frames, backgrounds, masks = _layers(frames)
+    if not any(mask.any() for mask in masks):
+        return np.full((len(frames), 2), np.nan)
+    return _track(frames, backgrounds, masks, _colour(frames, masks))
+
+
+def _line(times: np.ndarray, values: np.ndarray) -> tuple[float, float, float]:
+    """(slope, intercept, squared error) of the least-squares line through `values` over `times`."""
+    design = np.stack([times, np.ones_like(times)], axis=1)
+    (slope, intercept), *_ = np.linalg.lstsq(design, values, rcond=None)
+    return slope, intercept, float(np.square(design @ (slope, intercept) - values).sum())
+
+
+def _reversal(track: np.ndarray) -> tuple[float, float] | None:
+    """(moment, slope before) of the track's reversal along x: the split of the frames into two runs of at least
+    `_MIN_SEGMENT` whose two fitted lines explain x best, if those lines go opposite ways, each for at least
+    `_MIN_TRAVEL` pixels, and faster than y does; the moment (sub-frame) is where the two lines meet. None
+    otherwise."""
+    times = np.flatnonzero(np.isfinite(track).all(axis=1)).astype(np.float64)
+    if len(times) < 2 * _MIN_SEGMENT:
+        return None
+    x, y = track[times.astype(int)].T
+    split = min(
+        range(_MIN_SEGMENT, len(times) - _MIN_SEGMENT + 1),
+        key=lambda k: _line(times[:k], x[:k])[2] + _line(times[k:], x[k:])[2],
+    )
+    sides = (slice(None, split), slice(split, None))
+    (before, start, _), (after, end, _) = (_line(times[side], x[side]) for side in sides)
+    if before * after >= 0:
+        return None
+    for side, slope in zip(sides, (before, after), strict=True):
+        moves = abs(slope) * (times[side][-1] - times[side][0]) >= _MIN_TRAVEL
+        if not moves or abs(slope) < abs(_line(times[side], y[side])[0]):
+            return None
+    return float((end - start) / (before - after)), float(before)
+
+
+def read_bounce(track: np.ndarray) -> float | None:
+    """The moment (in frames from the first, sub-frame) at which a track from `read_track` reverses along x, where
+    lines fitted to either side of the reversal meet; None if it does not reverse. The moment may lie outside the
+    clip when the two sides do not meet inside it."""
+    reversal = _reversal(_checked_track(track))
+    return None if reversal is None else reversal[0]
+
+
+def _checked_track(track: np.ndarray) -> np.ndarray:
+    track = np.asarray(track, dtype=np.float64)
+    if track.ndim != 2 or track.shape[1] != 2 or len(track) < 2:
+        raise ValueError(f"`track` must be [T >= 2, 2] (x, y per frame), got {track.shape}.")
+    return track
+
+
+def track_smoothness(track: np.ndarray, direction: str) -> float:
+    """Share of the frame-to-frame steps of a track from `read_track` that go `direction` (one of
+    `DIRECTION_CLASSES`) by at least `SMOOTH_STEP_SHARE` of the clip's mean step: 1 for a shape moving at a steady
+    speed, low for one that stands still and jumps. A bouncing track is split at its reversal (`read_bounce`): the
+    steps before it must go the way the first side goes, those after it the other way, and the step across it counts
+    for neither; one that does not reverse must go left or right throughout. A frame without a shape fails both its
+    steps; a track whose mean step is under a tenth of a pixel scores 0."""
+    if direction not in DIRECTION_CLASSES:
+        raise ValueError(f"`direction` must be one of {list(DIRECTION_CLASSES)}, got {direction!r}.")
+    track = _checked_track(track)
+    steps = np.diff(track, axis=0)
+    units = np.tile(np.asarray(DIRECTIONS.get(direction, (1, 0)), dtype=np.float64), (len(steps), 1))
+    counted = np.ones(len(steps), dtype=bool)
+    if direction == BOUNCING:
+        reversal = _reversal(track)
+        if reversal is None:
+            x = track[np.isfinite(track[:, 0]), 0]
+            units[:, 0] = -1.0 if len(x) and x[-1] < x[0] else 1.0
+        else:
+            moment, before = reversal
+            first = np.arange(len(steps)) + 1 <= moment  # steps that end by the reversal
+            counted = first | (np.arange(len(steps)) >= moment)
+            units[:, 0] = np.where(first, np.sign(before), -np.sign(before))
+    lengths = np.linalg.norm(steps[counted], axis=1)
+    if not np.isfinite(lengths).any() or np.nanmean(lengths) < _MIN_MEAN_STEP:
+        return 0.0
+    along = (steps[counted] * units[counted]).sum(axis=1)
+    return float(np.mean(np.nan_to_num(along, nan=-np.inf) >= SMOOTH_STEP_SHARE * np.nanmean(lengths)))
+
+
+def read_clip_attributes(frames: np.ndarray, bouncing: bool = False) -> ClipAttributes:
+    """Colour, shape and direction of the moving shape in `frames [T, H, W, 3]` (uint8, or float in [0, 1]). The
+    direction is the one of `DIRECTIONS` nearest to the first-to-last motion, or, with `bouncing`, `BOUNCING` when the
+    track reverses along x (`read_bounce`)."""
+    frames, backgrounds, masks = _layers(frames)
     if not any(mask.any() for mask in masks):
         return ClipAttributes(None, None, None, (0.0, 0.0))
 
-    mean = np.concatenate([frame[mask] for frame, mask in zip(frames, masks, strict=True)]).mean(axis=0)
-    colour = min(SHAPE_COLOURS, key=lambda name: np.square(mean - SHAPE_COLOURS[name]).sum())
+    colour = _colour(frames, masks)
     rgb = np.asarray(SHAPE_COLOURS[colour], dtype=np.float32)
     shapes = [
-        _shape_of(_coverage(frame, background, mask, rgb))
+        _shape_of(_coverage(frame, background, _window(mask), rgb))
         for frame, background, mask in zip(frames, backgrounds, masks, strict=True)
         if mask.any()
     ]
@@ -115,7 +244,9 @@ def read_clip_attributes(frames: np.ndarray) -> ClipAttributes:
 
     centroids = [np.argwhere(mask).mean(axis=0)[::-1] for mask in masks if mask.any()]  # (x, y)
     displacement = centroids[-1] - centroids[0]
-    if np.abs(displacement).max() < 1.0:
+    if bouncing and _reversal(_track(frames, backgrounds, masks, colour)) is not None:
+        direction = BOUNCING
+    elif np.abs(displacement).max() < _MIN_TRAVEL:
         direction = None
     else:
         unit = displacement / np.linalg.norm(displacement)

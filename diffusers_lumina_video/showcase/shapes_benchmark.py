@@ -1,8 +1,9 @@
 """Measuring a text-to-video model trained on the shape clips: does it draw the colour, shape and direction the prompt
-asks for, does its motion follow the motion score, and what does multi-scale sampling cost and save.
+asks for, does the shape move smoothly (and bounce inside the clip when asked to), does its motion follow the motion
+score, and what does multi-scale sampling cost and save.
 
-Every number is read off generated frames (`read_clip_attributes`, `flow_motion_score`), never from the model's
-inputs, so a model that ignores its prompt scores at chance.
+Every number is read off generated frames (`read_clip_attributes`, `read_track`, `flow_motion_score`), never from the
+model's inputs, so a model that ignores its prompt scores at chance.
 """
 
 import time
@@ -14,8 +15,8 @@ import torch
 from tqdm.auto import tqdm
 
 from ..training.motion import flow_motion_score
-from .shape_attributes import read_clip_attributes
-from .synthetic_shapes import DIRECTIONS, SHAPE_COLOURS, SHAPES, ShapeSpec
+from .shape_attributes import read_bounce, read_clip_attributes, read_track, track_smoothness
+from .synthetic_shapes import BOUNCING, DIRECTIONS, SHAPE_COLOURS, SHAPES, ShapeSpec
 
 
 ATTRIBUTES = ("colour", "shape", "direction")
@@ -30,6 +31,8 @@ class AdherenceResult:
     accuracy: dict[str, float]  # attribute -> share of clips where the attribute read back matches the prompt
     clips: int
     seconds: float  # sampling time of all clips, decoding included
+    smoothness: float  # mean over clips of `track_smoothness` in the prompted direction
+    bounce_inside: float | None  # share of bouncing clips whose read bounce lies inside the clip (None: no such clip)
 
 
 def generate_clips(
@@ -57,20 +60,46 @@ def generate_clips(
     return clips
 
 
+def bounce_inside(track: np.ndarray) -> bool:
+    """Whether the track reverses (`read_bounce`) at a moment inside the clip."""
+    moment = read_bounce(track)
+    return moment is not None and 0.0 <= moment <= len(track) - 1
+
+
 def measure_adherence(
-    pipe, specs: Sequence[ShapeSpec], seeds: Sequence[int], without_speed: bool = False, **call_kwargs
+    pipe,
+    specs: Sequence[ShapeSpec],
+    seeds: Sequence[int],
+    without_speed: bool = False,
+    bouncing: bool = False,
+    **call_kwargs,
 ) -> AdherenceResult:
-    """Share of clips whose colour, shape and direction, read from the frames, are the prompt's."""
+    """Share of clips whose colour, shape and direction, read from the frames, are the prompt's, and how smoothly
+    their shapes move. `bouncing`: the model knows bouncing, so a track that reverses reads as `BOUNCING` (required
+    when `specs` hold bouncing ones)."""
+    if not bouncing and any(spec.direction == BOUNCING for spec in specs):
+        raise ValueError("`bouncing` must be True when `specs` hold bouncing ones.")
     pipe.set_progress_bar_config(disable=True)
     start = time.perf_counter()
     clips = generate_clips(pipe, specs, seeds, without_speed=without_speed, **call_kwargs)
     seconds = time.perf_counter() - start
     hits = dict.fromkeys(ATTRIBUTES, 0)
+    smoothness, inside = [], []
     for spec, clip in zip(specs, clips, strict=True):
-        found = read_clip_attributes(clip)
+        found = read_clip_attributes(clip, bouncing=bouncing)
         for name in ATTRIBUTES:
             hits[name] += getattr(found, name) == getattr(spec, name)
-    return AdherenceResult({name: hits[name] / len(specs) for name in ATTRIBUTES}, len(specs), seconds)
+        track = read_track(clip)
+        smoothness.append(track_smoothness(track, spec.direction))
+        if spec.direction == BOUNCING:
+            inside.append(bounce_inside(track))
+    return AdherenceResult(
+        {name: hits[name] / len(specs) for name in ATTRIBUTES},
+        len(specs),
+        seconds,
+        float(np.mean(smoothness)),
+        float(np.mean(inside)) if inside else None,
+    )
 
 
 def clip_motion(clip: np.ndarray, fps: float) -> float:

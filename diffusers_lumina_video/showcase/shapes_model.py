@@ -7,6 +7,7 @@ layers mix with its neighbours', so captions that differ in one word get feature
 (`caption_feature_distances` measures it) and the video transformer learns what the words mean.
 """
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -18,17 +19,18 @@ from ..models import LuminaVideoTransformer3DModel
 from ..pipelines.lumina_video import SYSTEM_PROMPT, LuminaVideoPipeline
 from ..utils.atomic import build_folder_atomically
 from .builtin_models import TINY_SHAPES_SHIFT, word_level_tokenizer
-from .synthetic_shapes import CAPTION_WORDS
+from .synthetic_shapes import CLIP_FORMAT_V1
 
 
 SHAPES_TEXT_DIM = 32
 SHAPES_PATCH_SIZES = ((1, 2, 2), (2, 2, 2), (2, 4, 4))
 
 
-def shapes_tokenizer() -> PreTrainedTokenizerFast:
-    """One token per word of the system prompt and of the shape captions."""
+def shapes_tokenizer(caption_words: Sequence[str] = CLIP_FORMAT_V1.caption_words) -> PreTrainedTokenizerFast:
+    """One token per word of the system prompt and of the shape captions (a clip format's `caption_words`; the
+    default is the shipped model's vocabulary, whose size fixes its text encoder's random initialisation)."""
     system_words = [word for word, _ in pre_tokenizers.Whitespace().pre_tokenize_str(SYSTEM_PROMPT.lower())]
-    return word_level_tokenizer([*system_words, *CAPTION_WORDS], model_max_length=64)
+    return word_level_tokenizer([*system_words, *caption_words], model_max_length=64)
 
 
 def shapes_text_encoder(vocab_size: int) -> Gemma2Model:
@@ -70,12 +72,13 @@ def write_untrained_pipeline(
     hidden_size: int = 128,
     num_layers: int = 4,
     overwrite: bool = True,
+    caption_words: Sequence[str] = CLIP_FORMAT_V1.caption_words,
 ) -> Path:
-    """Saves a `LuminaVideoPipeline` of `vae`, the word-level tokenizer, the random text encoder and a random
-    transformer (all initialised from `seed`) to `folder`, in the layout `DiffusionPipeline.from_pretrained` and the
-    trainer read."""
+    """Saves a `LuminaVideoPipeline` of `vae`, the word-level tokenizer of `caption_words`, the random text encoder
+    and a random transformer (all initialised from `seed`) to `folder`, in the layout `DiffusionPipeline.from_pretrained`
+    and the trainer read."""
     torch.manual_seed(seed)
-    tokenizer = shapes_tokenizer()
+    tokenizer = shapes_tokenizer(caption_words)
     pipe = LuminaVideoPipeline(
         transformer=shapes_transformer(vae.config.latent_channels, hidden_size, num_layers),
         scheduler=FlowMatchEulerDiscreteScheduler(shift=TINY_SHAPES_SHIFT),

@@ -15,7 +15,7 @@ import torch
 from diffusers import AutoencoderKLCogVideoX
 from tqdm.auto import tqdm
 
-from .synthetic_shapes import BACKGROUNDS, ShapeSpec, render_shape_clip
+from .synthetic_shapes import BACKGROUNDS, CLIP_FORMAT_V1, ClipFormat, ShapeSpec, render_shape_clip
 
 
 def shapes_vae(latent_channels: int = 8) -> AutoencoderKLCogVideoX:
@@ -37,11 +37,13 @@ def random_clips(
     specs: Sequence[ShapeSpec],
     count: int,
     rng: np.random.Generator,
-    size: int,
-    num_frames: int,
+    size: int | None = None,
+    num_frames: int | None = None,
     speed_jitter: float = 0.25,
+    clip_format: ClipFormat = CLIP_FORMAT_V1,
 ) -> torch.Tensor:
-    """`[count, 3, num_frames, size, size]` in [-1, 1]: random specs, placements and backgrounds."""
+    """`[count, 3, num_frames, size, size]` in [-1, 1]: random specs, placements and backgrounds. `size` and
+    `num_frames` default to the format's."""
     clips = [
         render_shape_clip(
             specs[int(rng.integers(len(specs)))],
@@ -50,6 +52,7 @@ def random_clips(
             num_frames=num_frames,
             background=BACKGROUNDS[int(rng.integers(len(BACKGROUNDS)))],
             speed_jitter=speed_jitter,
+            clip_format=clip_format,
         )
         for _ in range(count)
     ]
@@ -87,6 +90,7 @@ def train_shapes_vae(
     crop: int = 32,
     num_frames: int = 9,
     seed: int = 0,
+    clip_format: ClipFormat = CLIP_FORMAT_V1,
 ) -> list[float]:
     """Trains `vae` in place on freshly rendered clips with AdamW and a cosine schedule; returns the loss per step.
 
@@ -95,7 +99,7 @@ def train_shapes_vae(
     mode, the latent the training cache stores: a sample's noise (unit variance at initialisation) would hide the
     colours from the decoder for the whole run. The network is convolutional, so it trains on random `crop`-pixel
     windows of `size`-pixel clips: the same shapes at the same scale for a quarter of the compute at 32 of 64 px.
-    Deterministic for a seed on one thread count."""
+    Deterministic for a seed on one thread count. The clips are of `clip_format` at `size` and `num_frames`."""
     if steps < 1 or batch_size < 1:
         raise ValueError(f"`steps` and `batch_size` must be >= 1, got {steps} and {batch_size}.")
     if not 0 < crop <= size or crop % 16:
@@ -109,7 +113,9 @@ def train_shapes_vae(
     vae.train()
     losses = []
     for _ in (progress := tqdm(range(steps), desc="Training the VAE", unit="step")):
-        clips = random_crops(random_clips(specs, batch_size, rng, size, num_frames), crop, rng)
+        clips = random_crops(
+            random_clips(specs, batch_size, rng, size, num_frames, clip_format=clip_format), crop, rng
+        )
         posterior = vae.encode(clips).latent_dist
         decoded = decode_without_first(vae, posterior.mode())
         target = clips[:, :, 1:]

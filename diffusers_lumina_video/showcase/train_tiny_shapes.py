@@ -6,6 +6,7 @@ with the package's trainer, and writes the half-precision pipeline folder that s
 Stages write into `OUTPUT_DIR/work/` and are reused when run again with the same settings (a killed run continues
 where it stopped; the trainer resumes from its last checkpoint): rendered clips, the trained VAE and its
 reconstruction report, the untrained pipeline, the training run. The result is `OUTPUT_DIR/pipeline/`.
+`--clip-format v2` makes every stage use the next model's clips (`CLIP_FORMAT_V2`: 17 frames, bouncing as well).
 """
 
 import argparse
@@ -20,7 +21,8 @@ import numpy as np
 import torch
 
 from ..utils.atomic import atomic_output_file
-from .builtin_models import TINY_SHAPES_DEFAULTS, TINY_SHAPES_FPS, TINY_SHAPES_SHIFT
+from .builtin_models import TINY_SHAPES_SHIFT
+from .synthetic_shapes import BOUNCING, CLIP_FORMAT_V1, CLIP_FORMATS
 
 
 logger = logging.getLogger(__name__)
@@ -29,11 +31,6 @@ STAGES = ("data", "vae", "vae_refine", "untrained", "transformer", "export")
 # Scale-aware time shifts for these small latents: the reference's ratios between patchifications (1 : 2 : 4) from
 # the finest one's, which is also the shift the shipped model samples with.
 SHAPES_TIMESTEP_SHIFTS = {"1x2x2": TINY_SHAPES_SHIFT, "2x2x2": 2 * TINY_SHAPES_SHIFT, "2x4x4": 4 * TINY_SHAPES_SHIFT}
-# The clips of what the model generates (`TINY_SHAPES_DEFAULTS`): one frame more, since the causal VAE encodes
-# 1 + 4k frames and the training cache drops the first latent frame.
-CLIP_FRAMES = TINY_SHAPES_DEFAULTS["num_frames"] + 1
-CLIP_FPS = TINY_SHAPES_FPS
-CLIP_SIZE = TINY_SHAPES_DEFAULTS["height"]
 # Share of training clips captioned without their speed word ("a red circle moving left").
 SPEEDLESS_CAPTIONS = 0.25
 
@@ -44,7 +41,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--output-dir", type=Path, required=True, help="Work folder and result (OUTPUT_DIR/pipeline).")
     parser.add_argument("--seed", type=int, default=0, help="Seed of the clips, every initialisation and the noise.")
-    parser.add_argument("--clips-per-spec", type=int, default=8, help="Training clips per caption (82 captions).")
+    parser.add_argument(
+        "--clip-format",
+        choices=list(CLIP_FORMATS),
+        default=CLIP_FORMAT_V1.name,
+        help="The clips of every stage: v1, the shipped model's (9 frames); v2, the next model's (17 frames at 8 fps, "
+        "shapes bouncing left and right as well; see docs/showcase.md).",
+    )
+    parser.add_argument(
+        "--clips-per-spec", type=int, default=8, help="Training clips per caption (82 captions; 100 in format v2)."
+    )
     parser.add_argument("--vae-steps", type=int, default=2500, help="Optimizer steps of the VAE.")
     parser.add_argument("--vae-batch-size", type=int, default=8)
     parser.add_argument("--vae-crop", type=int, default=16, help="Side of the random windows the VAE trains on.")
@@ -97,8 +103,9 @@ def check_args(args: argparse.Namespace) -> None:
     for name in ("learning_rate", "vae_learning_rate"):
         if not getattr(args, name) > 0:
             raise ValueError(f"`--{name.replace('_', '-')}` must be > 0, got {getattr(args, name)}.")
-    if args.vae_crop < 16 or args.vae_crop > CLIP_SIZE or args.vae_crop % 16:
-        raise ValueError(f"`--vae-crop` must be a multiple of 16 from 16 to {CLIP_SIZE}, got {args.vae_crop}.")
+    size = CLIP_FORMATS[args.clip_format].size
+    if args.vae_crop < 16 or args.vae_crop > size or args.vae_crop % 16:
+        raise ValueError(f"`--vae-crop` must be a multiple of 16 from 16 to {size}, got {args.vae_crop}.")
     if args.hidden_size < 64 or args.hidden_size % 64:
         raise ValueError(
             f"`--hidden-size` must be a positive multiple of 64 (4 heads of 16k), got {args.hidden_size}."
@@ -111,7 +118,11 @@ def check_args(args: argparse.Namespace) -> None:
 
 def _stage_settings(args: argparse.Namespace) -> dict[str, dict]:
     """What each stage's result depends on (its own settings and those of the stages before it)."""
-    clips = {"seed": args.seed, "frames": CLIP_FRAMES, "size": CLIP_SIZE}
+    clip_format = CLIP_FORMATS[args.clip_format]
+    clips = {"seed": args.seed, "frames": clip_format.num_frames, "size": clip_format.size}
+    # Runs of the shipped model's clips predate the option: their finished stages stay valid.
+    if clip_format.name != CLIP_FORMAT_V1.name:
+        clips["clip_format"] = clip_format.name
     data = {**clips, "clips_per_spec": args.clips_per_spec, "speedless_captions": SPEEDLESS_CAPTIONS}
     # The VAE trains on clips it renders itself, not on the written dataset.
     vae = {
@@ -153,16 +164,15 @@ def _mark_done(marker: Path, settings: dict, seconds: float, report: dict) -> No
 def _render_data(folder: Path, args: argparse.Namespace) -> None:
     from .synthetic_shapes import split_specs, write_shape_dataset
 
-    train_specs, _ = split_specs()
+    clip_format = CLIP_FORMATS[args.clip_format]
+    train_specs, _ = split_specs(clip_format.directions)
     write_shape_dataset(
         folder,
         train_specs,
         args.clips_per_spec,
         args.seed,
-        CLIP_SIZE,
-        CLIP_FRAMES,
-        CLIP_FPS,
         speedless_captions=SPEEDLESS_CAPTIONS,
+        clip_format=clip_format,
     )
 
 
@@ -176,7 +186,8 @@ def _train_vae(folder: Path, args: argparse.Namespace, start: Path | None = None
     from .shapes_vae import fit_scaling_factor, random_clips, reconstruct, shapes_vae, train_shapes_vae
     from .synthetic_shapes import split_specs
 
-    train_specs, held_out = split_specs()
+    clip_format = CLIP_FORMATS[args.clip_format]
+    train_specs, held_out = split_specs(clip_format.directions)
     torch.manual_seed(args.seed)
     vae = shapes_vae() if start is None else AutoencoderKLCogVideoX.from_pretrained(start)
     losses = train_shapes_vae(
@@ -185,21 +196,23 @@ def _train_vae(folder: Path, args: argparse.Namespace, start: Path | None = None
         args.vae_steps if start is None else args.vae_refine_steps,
         args.vae_batch_size,
         args.vae_learning_rate if start is None else args.vae_learning_rate / 3,
-        size=CLIP_SIZE,
+        size=clip_format.size,
         crop=args.vae_crop if start is None else 32,
-        num_frames=CLIP_FRAMES,
+        num_frames=clip_format.num_frames,
         seed=args.seed if start is None else args.seed + 1,
+        clip_format=clip_format,
     )
     rng = np.random.default_rng(args.seed + 1)
-    factor = fit_scaling_factor(vae, random_clips(train_specs, 32, rng, CLIP_SIZE, CLIP_FRAMES))
-    clips = random_clips(held_out, 32, rng, CLIP_SIZE, CLIP_FRAMES)
+    factor = fit_scaling_factor(vae, random_clips(train_specs, 32, rng, clip_format=clip_format))
+    clips = random_clips(held_out, 32, rng, clip_format=clip_format)
     decoded = reconstruct(vae, clips)
     target = clips[:, :, 1:]
     mse = float((decoded - target).pow(2).mean())
     agree = dict.fromkeys(("colour", "shape", "direction"), 0)
+    bouncing = BOUNCING in clip_format.directions
     for original, result in zip(target, decoded, strict=True):
-        expected = read_clip_attributes((original.permute(1, 2, 3, 0).numpy() + 1) / 2)
-        found = read_clip_attributes((result.permute(1, 2, 3, 0).numpy() + 1) / 2)
+        expected = read_clip_attributes((original.permute(1, 2, 3, 0).numpy() + 1) / 2, bouncing)
+        found = read_clip_attributes((result.permute(1, 2, 3, 0).numpy() + 1) / 2, bouncing)
         for name in agree:
             agree[name] += getattr(expected, name) == getattr(found, name)
     vae.save_pretrained(folder)
@@ -234,6 +247,7 @@ def _refine_vae(folder: Path, start: Path, args: argparse.Namespace) -> dict:
 def _training_config(args: argparse.Namespace, work: Path):
     from ..training import TrainingConfig
 
+    clip_format = CLIP_FORMATS[args.clip_format]
     patch_sizes = list(SHAPES_TIMESTEP_SHIFTS) if args.multi_scale else ["1x2x2"]
     return TrainingConfig(
         model_family="video",
@@ -241,9 +255,9 @@ def _training_config(args: argparse.Namespace, work: Path):
         pretrained_model_name_or_path=str(work / "untrained"),
         dataset=str(work / "data" / "metadata.jsonl"),
         output_dir=str(work / "transformer"),
-        resolution=CLIP_SIZE,
-        num_frames=CLIP_FRAMES,
-        fps=CLIP_FPS,
+        resolution=clip_format.size,
+        num_frames=clip_format.num_frames,
+        fps=clip_format.fps,
         max_sequence_length=64,
         patch_sizes=patch_sizes,
         timestep_shifts={key: SHAPES_TIMESTEP_SHIFTS[key] for key in patch_sizes},
@@ -310,7 +324,8 @@ def _write_untrained(folder: Path, work: Path, args: argparse.Namespace) -> None
     from .shapes_model import write_untrained_pipeline
 
     vae = AutoencoderKLCogVideoX.from_pretrained(work / "vae_refine")
-    write_untrained_pipeline(folder, vae, args.seed, args.hidden_size, args.num_layers)
+    caption_words = CLIP_FORMATS[args.clip_format].caption_words
+    write_untrained_pipeline(folder, vae, args.seed, args.hidden_size, args.num_layers, caption_words=caption_words)
 
 
 def _train_transformer(args: argparse.Namespace, work: Path) -> None:
