@@ -19,6 +19,7 @@ from safetensors.torch import load_file, save_file
 from transformers import Gemma2Config, Gemma2Model
 
 from diffusers_lumina_video import SAMPLING_PRESETS, LuminaVideoPipeline, LuminaVideoTransformer3DModel, conversion
+from diffusers_lumina_video.cli import main as cli_main
 from diffusers_lumina_video.conversion import convert_lumina_video_checkpoint, main
 from diffusers_lumina_video.loaders.single_file_utils import (
     MODEL_ARGS_NAME,
@@ -511,6 +512,46 @@ def test_refused_pickle_never_advises_turning_the_safe_loader_off(original, tmp_
     with pytest.raises(UnsafeCheckpointError) as error:
         convert_lumina_video_checkpoint(release, tmp_path / "out", transformer_only=True)
     assert "weights_only" not in str(error.value) and "nothing from it was loaded" in str(error.value)
+
+
+class _SystemPayload:
+    """Unpickling this runs a shell command: the usual shape of a malicious checkpoint."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+@pytest.mark.parametrize("carrier", ["weights", "model_args"])
+def test_convert_refuses_a_pickle_that_would_run_a_command_without_advising_the_unsafe_loader(
+    carrier, original, model_args, tmp_path, capsys
+):
+    marker = tmp_path / "payload_ran"
+    if carrier == "weights":
+        release = write_release(tmp_path / "release", {**original, "extra": _SystemPayload(marker)}, model_args)
+    else:
+        release = write_release(tmp_path / "release", original, types.SimpleNamespace(model=_SystemPayload(marker)))
+    args = ["convert", "--checkpoint_path", str(release), "--output_path", str(tmp_path / "out"), "--transformer_only"]
+    assert cli_main(args) == 1
+    error = capsys.readouterr().err
+    assert (
+        "Refusing to load" in error and "references `posix.system`" in error and "nothing from it was loaded" in error
+    )
+    assert "weights_only" not in error and "trusted source" not in error
+    assert not marker.exists() and not (tmp_path / "out").exists()
+
+
+def test_no_message_of_the_package_advises_turning_the_safe_loader_off():
+    package = Path(conversion.__file__).parent
+    advice = [
+        f"{path.relative_to(package)}:{number}"
+        for path in package.rglob("*.py")
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if "weights_only=False" in line.replace(" ", "") or "weights_only`setto`False" in line.replace(" ", "")
+    ]
+    assert advice == []
 
 
 def test_folder_of_a_killed_conversion_is_removed_by_the_next_one(golden_dir, tmp_path):

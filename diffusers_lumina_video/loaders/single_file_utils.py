@@ -323,7 +323,7 @@ def _download_release(repo_id: str) -> Path:
 
 
 def _torch_load_safely(
-    path: Path, allowed_globals: Sequence[type] = (), mmap: bool = False, kind: str = "Lumina-Video"
+    path: Path, allowed_globals: Sequence[Any] = (), mmap: bool = False, kind: str = "Lumina-Video"
 ) -> Any:
     """`torch.load` restricted to tensors, plain containers and `allowed_globals`, so nothing in the pickle runs."""
     allowed = ["tensors", "plain containers", *(f"`{cls.__module__}.{cls.__qualname__}`" for cls in allowed_globals)]
@@ -331,19 +331,32 @@ def _torch_load_safely(
         with torch.serialization.safe_globals(list(allowed_globals)):
             return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as error:
-        # Raised without the unpickler's own message, which suggests turning `weights_only` off.
-        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(error))
+        found = re.search(r"GLOBAL (\S+)", str(error))  # "Unsupported global: GLOBAL x" or "unsupported GLOBAL x ..."
         if found is None:  # a damaged or foreign pickle that references no code
-            detail = re.search(r"WeightsUnpickler error:\s*(.+?)\n\n", str(error), flags=re.DOTALL)
-            reason = detail.group(1).strip() if detail else str(error)
-            raise CheckpointFormatError(f"Cannot read {path} as a {kind} checkpoint: {reason}.") from None
+            raise CheckpointFormatError(
+                f"Cannot read {path} as a {kind} checkpoint: {_load_error_reason(error)}."
+            ) from None
         raise UnsafeCheckpointError(
             f"Refusing to load {path}: its pickle references `{found.group(1)}`, and only {', '.join(allowed[:-1])} "
             f"and {allowed[-1]} are allowed. Unpickling anything else could run code stored in the file, so nothing "
             "from it was loaded."
         ) from None
     except Exception as error:  # a truncated zip, not a torch file at all...
-        raise CheckpointFormatError(f"Cannot read {path} as a {kind} checkpoint: {error}") from error
+        raise CheckpointFormatError(
+            f"Cannot read {path} as a {kind} checkpoint: {_load_error_reason(error)}"
+        ) from None
+
+
+def _load_error_reason(error: Exception) -> str:
+    """What went wrong, without the sentences of torch's message that advise turning the safe loader off (the
+    package never loads a file that way)."""
+    text = str(error)
+    detail = re.search(r"WeightsUnpickler error:\s*(.+?)\n\n", text, flags=re.DOTALL)
+    if detail is not None:
+        return detail.group(1).strip()
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    kept = [line for line in lines if not re.search(r"weights_only|torch\.load|trusted source", line)]
+    return " ".join(kept) or type(error).__name__
 
 
 def load_original_state_dict(weights: str | os.PathLike, kind: str = "Lumina-Video") -> dict[str, torch.Tensor]:
