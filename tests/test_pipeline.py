@@ -492,6 +492,13 @@ def test_check_inputs_errors_without_text_encoder_or_vae(kwargs, message):
     assert not calls  # refused before the transformer runs
 
 
+def test_latents_that_do_not_patchify_are_named_as_latents(pipe):
+    latents = torch.randn(1, 4, 2, 5, 6)  # 5 rows of latents: the 2x2 patches of `patch_size` do not fit
+    with pytest.raises(ValueError, match=r"`latents` height and width 5x6 must be multiples of 2") as error:
+        pipe(prompt="a cat", latents=latents, num_inference_steps=1, output_type="latent")
+    assert "`height`" not in str(error.value)
+
+
 def test_prompt_without_text_encoder_is_refused():
     components = tiny_random_pipeline().components
     pipe = LuminaVideoPipeline(components["transformer"], components["scheduler"])

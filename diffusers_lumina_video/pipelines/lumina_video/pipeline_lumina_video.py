@@ -360,6 +360,18 @@ class LuminaVideoPipeline(DiffusionPipeline, LuminaVideoLoraLoaderMixin, LuminaS
             self.decoded_num_frames(latents.shape[2]) if num_frames is None else num_frames,
         )
 
+    @staticmethod
+    def _check_latents_grid(latents: torch.Tensor, schedule: SamplingSchedule) -> None:
+        """Given `latents` must patchify with every patch of the schedule; said of `latents`, since the sizes the
+        other checks speak of (`height`, `width`) were read from it."""
+        patch = max(max(p[1:]) for p in schedule.patch_size.values)
+        grid = tuple(latents.shape[3:])
+        if grid[0] % patch or grid[1] % patch:
+            raise ValueError(
+                f"`latents` height and width {grid[0]}x{grid[1]} must be multiples of {patch} (the largest patch in "
+                f"`patch_size`), got shape {tuple(latents.shape)}."
+            )
+
     def decoded_num_frames(self, num_latent_frames: int) -> int:
         """Frames the CogVideoX VAE decodes `num_latent_frames` into. It decodes latent frames two at a time, an odd
         count putting three in the first chunk, whose first frame is not upsampled in time: 13 -> 49, 24 -> 96."""
@@ -595,6 +607,8 @@ class LuminaVideoPipeline(DiffusionPipeline, LuminaVideoLoraLoaderMixin, LuminaS
             guidance_scale, motion_score, negative_motion_score, patch_size, self.transformer.config.patch_sizes
         )
         height, width, num_frames = self._resolve_video_size(height, width, num_frames, latents)
+        if latents is not None:
+            self._check_latents_grid(latents, schedule)
         self.check_inputs(
             prompt,
             negative_prompt,
