@@ -354,6 +354,21 @@ def test_shape_mismatch_names_the_key_and_shapes(original, model_args, tmp_path)
         LuminaVideoTransformer3DModel.from_single_file(release)
 
 
+def test_layers_that_disagree_on_the_head_count_name_the_checkpoint_and_tensor(original, tmp_path, capsys):
+    heads = original["layers.0.attention.gate"].shape[0]
+    state_dict = {**original, "layers.0.attention.gate": torch.zeros(heads - 1)}
+    release = write_release(tmp_path / "release", state_dict, None)
+    args = ["convert", "--checkpoint_path", str(release), "--output_path", str(tmp_path / "out"), "--transformer_only"]
+    assert cli_main(args) == 1
+    error = capsys.readouterr().err
+    assert (
+        f"Checkpoint {release / PTH_NAME} is inconsistent: its layers disagree on the number of attention heads"
+        in error
+    )
+    assert f"{heads - 1} in layers.0.attention.gate; {heads} in layers.1.attention.gate" in error
+    assert "multiple of 16" not in error
+
+
 @pytest.mark.parametrize(
     "field, value, message",
     [

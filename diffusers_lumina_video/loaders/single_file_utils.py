@@ -162,9 +162,12 @@ def _ffn_rounding(hidden_size: int, ffn_hidden: int) -> tuple[int, float | None]
     return 1, ffn_hidden / base
 
 
-def infer_transformer_config(state_dict: Mapping[str, Any], model_args: Any | None = None) -> dict[str, Any]:
+def infer_transformer_config(
+    state_dict: Mapping[str, Any], model_args: Any | None = None, source: str | os.PathLike = "The checkpoint"
+) -> dict[str, Any]:
     """Reads every dimension back from tensor shapes (original key names) and takes the fields shapes cannot
-    tell (RoPE theta, time and motion scales) from `model_args`; a disagreement between the two is an error."""
+    tell (RoPE theta, time and motion scales) from `model_args`; a disagreement between the two is an error.
+    `source` names the checkpoint in errors."""
     state_dict = strip_compile_prefix(state_dict)
     patch_sizes, in_channels, hidden_size = [], None, None
     for key, tensor in state_dict.items():
@@ -187,7 +190,7 @@ def infer_transformer_config(state_dict: Mapping[str, Any], model_args: Any | No
             + (f"missing {missing}" if missing else "no `all_x_embedder.*` patch embedders")
         )
     num_layers = 1 + max(int(key.split(".")[1]) for key in state_dict if key.startswith("layers."))
-    num_heads = state_dict["layers.0.attention.gate"].shape[0]
+    num_heads = _consistent_head_count(state_dict, source)
     head_dim = hidden_size // num_heads
     multiple_of, ffn_dim_multiplier = _ffn_rounding(
         hidden_size, state_dict["layers.0.feed_forward.w1.weight"].shape[0]
@@ -223,6 +226,22 @@ def infer_transformer_config(state_dict: Mapping[str, Any], model_args: Any | No
         motion_scale=float(args["motion_scale"]),
     )
     return config
+
+
+def _consistent_head_count(state_dict: Mapping[str, Any], source: str | os.PathLike) -> int:
+    """The head count every layer's `attention.gate` (one gate per head) agrees on. Checked here because the config
+    is read from layer 0: a layer 0 unlike the others would otherwise surface as a model that cannot be built."""
+    keys_by_count: dict[int, list[str]] = {}
+    for key, tensor in state_dict.items():
+        if re.fullmatch(r"layers\.\d+\.attention\.gate", key):
+            keys_by_count.setdefault(int(tensor.shape[0]), []).append(key)
+    if len(keys_by_count) > 1:
+        found = "; ".join(f"{count} in {listing(keys)}" for count, keys in sorted(keys_by_count.items()))
+        raise CheckpointFormatError(
+            f"{source} is inconsistent: its layers disagree on the number of attention heads (the length of "
+            f"`attention.gate`: {found})."
+        )
+    return state_dict["layers.0.attention.gate"].shape[0]
 
 
 def check_model_arg_values(model_args: Any) -> None:
