@@ -26,7 +26,7 @@ from .commands.generate import (
 )
 from .pipelines import LuminaV2APipeline, LuminaVideoPipeline
 from .pipelines.lumina_video.presets import SAMPLING_PRESETS
-from .utils.atomic import atomic_output_file
+from .utils.atomic import atomic_output_file, restore_folder
 from .utils.media_io import export_to_video_with_audio, read_video
 from .utils.tiny_random import BUILTIN_MODEL_IDS, TINY_SHAPES_DEFAULTS, TINY_SHAPES_ID
 
@@ -51,6 +51,7 @@ def check_model(model: str) -> str:
     if model in BUILTIN_MODEL_IDS:
         return model
     folder = Path(model).expanduser()
+    restore_folder(folder)
     if folder.is_dir():
         if not (folder / "model_index.json").is_file():
             raise ValueError(f"`model` folder {model} has no model_index.json: it is not a Diffusers pipeline folder.")

@@ -12,7 +12,7 @@ from diffusers.utils import export_to_video
 from ..loaders.single_file_utils import is_hub_repo_id
 from ..pipelines.lumina_video.pipeline_lumina_video import check_video_size
 from ..pipelines.lumina_video.presets import PRESET_FPS, SAMPLING_PRESETS
-from ..utils.atomic import atomic_output_file
+from ..utils.atomic import atomic_output_file, restore_folder
 from ..utils.output_paths import check_output_file
 from ..utils.tiny_random import (
     BUILTIN_MODEL_IDS,
@@ -122,6 +122,8 @@ def _check_args(args: argparse.Namespace, kwargs: dict) -> None:
 
 def check_model_id(model: str, flag: str) -> None:
     """A built-in model, a local folder or a Hub id; checked before anything loads."""
+    if model not in BUILTIN_MODEL_IDS:
+        restore_folder(model)
     if model not in BUILTIN_MODEL_IDS and not Path(model).is_dir() and not is_hub_repo_id(model):
         raise FileNotFoundError(
             f"`{flag}` {model} is neither a pipeline folder nor a Hub id ('owner/name'), nor one of the built-in "

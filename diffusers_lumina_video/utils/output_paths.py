@@ -5,7 +5,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from .atomic import temporary_prefix
+from .atomic import restore_folder, temporary_prefix
 
 
 def _nearest_existing(path: Path) -> Path:
@@ -49,8 +49,9 @@ def check_output_file(path: str | os.PathLike, name: str, suffixes: tuple[str, .
 
 def check_output_folder(path: str | os.PathLike, name: str) -> Path:
     """`path` is a folder that can be created (parents included) or replaced: it is not a file, and the nearest
-    existing folder on its way is writable."""
+    existing folder on its way is writable. A folder a killed replacement set aside is put back first."""
     path = Path(path)
+    restore_folder(path)
     if path.exists() and not path.is_dir():
         raise FileExistsError(f"`{name}` {path} is a file; give a folder path.")
     existing = _nearest_existing(path.absolute().parent)
