@@ -341,7 +341,7 @@ def _download_release(repo_id: str) -> Path:
         ) from error
 
 
-def _torch_load_safely(
+def load_torch_file_safely(
     path: Path, allowed_globals: Sequence[Any] = (), mmap: bool = False, kind: str = "Lumina-Video"
 ) -> Any:
     """`torch.load` restricted to tensors, plain containers and `allowed_globals`, so nothing in the pickle runs."""
@@ -390,7 +390,7 @@ def load_original_state_dict(weights: str | os.PathLike, kind: str = "Lumina-Vid
         except Exception as error:
             raise CheckpointFormatError(f"Cannot read {weights} as a {kind} checkpoint: {error}") from error
     else:
-        state_dict = _torch_load_safely(weights, mmap=zipfile.is_zipfile(weights), kind=kind)
+        state_dict = load_torch_file_safely(weights, mmap=zipfile.is_zipfile(weights), kind=kind)
     if not isinstance(state_dict, Mapping) or not all(isinstance(v, torch.Tensor) for v in state_dict.values()):
         raise CheckpointFormatError(f"{weights} does not hold a state dict of tensors.")
     return dict(state_dict)
@@ -398,7 +398,7 @@ def load_original_state_dict(weights: str | os.PathLike, kind: str = "Lumina-Vid
 
 def load_model_args(path: str | os.PathLike) -> types.SimpleNamespace:
     """Loads `model_args.pth`, allowing `types.SimpleNamespace` and nothing else to be unpickled."""
-    args = _torch_load_safely(Path(path), allowed_globals=[types.SimpleNamespace])
+    args = load_torch_file_safely(Path(path), allowed_globals=[types.SimpleNamespace])
     if not isinstance(args, types.SimpleNamespace):
         raise CheckpointFormatError(f"{path} holds a {type(args).__name__}, expected `types.SimpleNamespace`.")
     return args
