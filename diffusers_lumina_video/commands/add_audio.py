@@ -56,6 +56,8 @@ def run(args: argparse.Namespace) -> int:
     device = "cuda" if torch.cuda.is_available() else "cpu"
     dtype = DTYPES[args.dtype] if args.dtype else default_dtype(device)
     pipe = load_pipeline(args.model, dtype, LuminaV2APipeline).to(device)
-    seconds = write_with_soundtrack(pipe, video.frames, video.fps, args.output, args, args.prompt, args.duration)
+    seconds = write_with_soundtrack(
+        pipe, video.frames, video.fps, args.output, args, args.prompt, args.duration, source=args.video
+    )
     print(f"Wrote {args.output}: {seconds:.2f} s of sound")
     return 0
