@@ -64,6 +64,14 @@ def test_demo_command_rejects_bad_port(capsys):
     assert capsys.readouterr().err.strip() == "lumina-video demo: error: `--port` must be in 1..65535, got 0."
 
 
+def test_demo_help_names_the_default_model(capsys):
+    with pytest.raises(SystemExit):
+        main(["demo", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "(default: `tiny-shapes`, the built-in model trained on moving shapes)" in help_text
+    assert "tiny-random" not in help_text
+
+
 @pytest.fixture
 def demo():
     """The demo module; its tests are skipped where the [demo] extra (Gradio) is not installed."""
