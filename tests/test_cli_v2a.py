@@ -6,6 +6,7 @@ import av
 import numpy as np
 import pytest
 import torch
+from conftest import recorded_source_paths
 from diffusers import DiffusionPipeline
 from transformers import CLIPConfig, CLIPModel
 
@@ -169,6 +170,7 @@ def test_assemble_v2a_builds_a_loadable_untrained_pipeline(released_components, 
     config = pipe.transformer.config
     assert (config.visual_feat_dim, config.text_feat_dim, config.sync_feat_dim) == (16, 16, 64)
     assert "untrained" in (output / "README.md").read_text()
+    assert recorded_source_paths(output) == {}  # no path of this machine in the folder
     frames = np.random.default_rng(1).integers(0, 255, (25, 48, 48, 3), dtype=np.uint8)
     audio = pipe(video=frames, fps=25, num_inference_steps=1, generator=torch.Generator().manual_seed(0)).audios
     assert audio.shape == (1, 16000) and np.isfinite(audio).all()

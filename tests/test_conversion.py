@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import FORWARD_TOLERANCE, card_usage_code, run_golden_forward_case
+from conftest import FORWARD_TOLERANCE, card_usage_code, recorded_source_paths, run_golden_forward_case
 from diffusers import AutoencoderKLCogVideoX, AutoModel, DiffusionPipeline
 from safetensors.torch import load_file, save_file
 from transformers import Gemma2Config, Gemma2Model
@@ -92,6 +92,12 @@ def converted_pipeline(golden_dir, components_dir, tmp_path_factory) -> Path:
         text_encoder_path=str(components_dir / "gemma"),
         vae_path=str(components_dir / "cogvideox"),
     )
+
+
+def test_converted_pipeline_carries_no_local_path(converted_pipeline, components_dir):
+    assert recorded_source_paths(converted_pipeline) == {}
+    texts = "".join(path.read_text() for path in converted_pipeline.rglob("*.json"))
+    assert str(components_dir) not in texts
 
 
 # ----------------------------------------------------------------------------------------- golden round trips

@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from conftest import recorded_source_paths
 
 from diffusers_lumina_video.commands.generate import load_pipeline, use_preset
 from diffusers_lumina_video.evaluation.video_attributes import read_clip_attributes
@@ -14,6 +15,10 @@ def pipe():
     use_preset(pipe, TINY_SHAPES_ID, "f24F96R960")
     pipe.set_progress_bar_config(disable=True)
     return pipe
+
+
+def test_shipped_folder_carries_no_path_of_the_machine_that_built_it():
+    assert recorded_source_paths(tiny_shapes_path()) == {}
 
 
 def test_shipped_folder_is_half_precision_safetensors():

@@ -11,6 +11,7 @@ next run puts it back (`restore_set_aside_folders`) instead of deleting it.
 
 import contextlib
 import glob
+import json
 import logging
 import os
 import re
@@ -139,11 +140,26 @@ def replace_folder(source: Path, target: Path) -> None:
             shutil.rmtree(previous, ignore_errors=True)
 
 
+def forget_source_paths(folder: Path) -> None:
+    """Removes `_name_or_path` from every json config under `folder`. Diffusers and transformers record there where
+    a component was loaded from, which for a local folder is a path of the machine that wrote it; nothing reads it
+    back (`DiffusionPipeline.from_pretrained` drops it), so a folder that is shipped or shared carries none."""
+    for path in sorted(folder.rglob("*.json")):
+        try:
+            config = json.loads(path.read_text())
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            continue
+        if isinstance(config, dict) and "_name_or_path" in config:
+            del config["_name_or_path"]
+            path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+
+
 @contextlib.contextmanager
 def build_folder_atomically(output_path: Path, overwrite: bool) -> Iterator[Path]:
-    """Yields an empty folder beside `output_path` that replaces it when the block completes. On any error or
-    interruption the folder (and any parent created for it) is removed and `output_path` is left as it was; one left
-    by a killed process is removed by the next build beside it."""
+    """Yields an empty folder beside `output_path` that replaces it when the block completes (a model folder: its
+    configs lose the local paths they were loaded from, see `forget_source_paths`). On any error or interruption the
+    folder (and any parent created for it) is removed and `output_path` is left as it was; one left by a killed
+    process is removed by the next build beside it."""
     first_created = next((p for p in reversed([output_path, *output_path.parents]) if not p.exists()), None)
     output_path.parent.mkdir(parents=True, exist_ok=True)
     for stale in remove_stale_temporaries(output_path.parent):
@@ -154,6 +170,7 @@ def build_folder_atomically(output_path: Path, overwrite: bool) -> Iterator[Path
     building.chmod(permissions_from_umask(0o777))  # `mkdtemp` makes the folder private
     try:
         yield building
+        forget_source_paths(building)
         replace_folder(building, output_path)
     except BaseException:
         shutil.rmtree(building, ignore_errors=True)
