@@ -120,10 +120,12 @@ def test_generate_offload_needs_an_accelerator(tmp_path, capsys, monkeypatch):
     assert_one_line_error(capsys, "generate", "`--offload` moves models between CPU and an accelerator")
 
 
-def test_generate_rejects_unknown_preset(tmp_path, capsys):
-    with pytest.raises(SystemExit):
-        main(["generate", "--model", "tiny-random", "--prompt", "x", "--output", "x.mp4", "--preset", "nope"])
-    assert "invalid choice: 'nope'" in capsys.readouterr().err
+def test_generate_rejects_unknown_preset_naming_the_models_own(tmp_path, capsys):
+    args = ["generate", "--model", "tiny-shapes", "--prompt", "x", "--output", str(tmp_path / "x.mp4")]
+    assert main([*args, "--preset", "nope"]) == ERROR_EXIT_CODE
+    released = "'f16F64R512', 'f16F64R512-MultiScale', 'f24F96R960', 'f24F96R960-MultiScale'"
+    message = f"`--preset` must be one of [{released}, 'tiny-shapes', 'tiny-shapes-MultiScale'], got 'nope'."
+    assert_one_line_error(capsys, "generate", message)
 
 
 def test_verbose_and_debug_variable_show_the_traceback(tmp_path, monkeypatch):

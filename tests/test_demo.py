@@ -85,6 +85,27 @@ def test_default_model_is_the_built_in_one(demo):
     assert demo.DEFAULT_MODEL == "tiny-shapes"
 
 
+def start_values(page) -> dict:
+    """The value each labelled input of the page starts on."""
+    return {
+        block.label: block.value
+        for block in page.blocks.values()
+        if getattr(block, "label", None) and hasattr(block, "value")
+    }
+
+
+def test_page_starts_from_the_models_own_settings_and_shows_them(demo):
+    values = start_values(demo.build_demo())
+    assert values["Sampling preset"] == "tiny-shapes"  # its own single-scale settings, not a released preset's
+    assert values["Motion score (negative: none)"] == -1.0  # its own default: no motion condition
+    assert (values["Steps"], values["Height"], values["Width"], values["Frames"]) == (20, 64, 64, 8)
+    choices = next(b for b in demo.build_demo().blocks.values() if getattr(b, "label", None) == "Sampling preset")
+    assert [value for _, value in choices.choices][:2] == ["tiny-shapes", "tiny-shapes-MultiScale"]
+    model, kwargs = demo.check_request(**{**GOOD_REQUEST, "model": "tiny-shapes", "preset": "tiny-shapes-MultiScale"})
+    assert kwargs["patch_size"] == [(0.0, (2, 4, 4)), (0.1, (2, 2, 2)), (0.3, (1, 2, 2))]
+    assert kwargs["guidance_scale"] == 4.0 and kwargs["negative_motion_score"] == -1.0
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
