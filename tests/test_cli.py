@@ -208,3 +208,12 @@ def test_convert_subcommand_writes_a_loadable_transformer(golden_dir, golden, tm
     model = LuminaVideoTransformer3DModel.from_pretrained(output)
     output = run_golden_forward_case(model, golden, {"input": "x", "f_patch_size": 2, "patch_size": 4})
     torch.testing.assert_close(output, golden["out_f2p4"], **FORWARD_TOLERANCE)
+
+
+@pytest.mark.parametrize("preset", [None, "tiny-shapes-MultiScale"])
+def test_generate_with_the_built_in_model_uses_its_folders_settings(tmp_path, capsys, preset):
+    output = tmp_path / "circle.mp4"
+    args = ["generate", "--prompt", "a red circle moving left", "--output", str(output)]  # tiny-shapes by default
+    assert main(args + (["--preset", preset] if preset else [])) == 0
+    assert iio.imread(output).shape == (8, 64, 64, 3)
+    assert iio.immeta(output)["fps"] == 8
