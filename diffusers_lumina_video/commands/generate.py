@@ -85,7 +85,10 @@ def model_presets(model: str) -> tuple[dict[str, dict], str | None]:
     index = (tiny_shapes_path() if model == TINY_SHAPES_ID else Path(model).expanduser()) / "model_index.json"
     if model == TINY_RANDOM_ID or not index.is_file():
         return {}, None
-    config = json.loads(index.read_text())
+    try:
+        config = json.loads(index.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"{index} is not a json file ({error}).") from None
     return config.get("sampling_presets") or {}, config.get("default_sampling_preset")
 
 
