@@ -88,13 +88,14 @@ def check_checkpoint(path: Path, config: TrainingConfig, lora_modules: list[str]
     missing = [names[0] for names in needed if not any((path / name).exists() for name in names)]
     if missing:
         raise ValueError(f"Checkpoint {path} is incomplete: {missing} missing.")
-    check_checkpoint_files(path, state["global_step"])
     if config.training_mode == "full":
         if (path / EMA_STATE_NAME).is_file() and not config.uses_ema:
             raise ValueError(
                 f"Checkpoint {path} holds a moving average of the weights, but this run has `ema_decay` 0."
             )
+        check_checkpoint_files(path, state["global_step"])
         return
+    check_checkpoint_files(path, state["global_step"])
     lora_file = path / LORA_WEIGHT_NAME
     shapes = _safetensors_shapes(lora_file)
     down = {key.split(".lora_A.")[0].split(".", 1)[1]: shape for key, shape in shapes.items() if ".lora_A." in key}
