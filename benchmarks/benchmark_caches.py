@@ -12,7 +12,7 @@ hits every row alike). Distance: `||cached - uncached|| / ||uncached||` of the o
 `--model`). Without `--model`, a mid-size random transformer runs on precomputed caption features (speed and
 distance only). With `--model PATH` (a pipeline trained on the shape clips, e.g. `tiny-shapes`), the prompts are
 shape captions ("a red circle moving left, slowly"), the runs use `tiny-shapes`' sampling settings
-(`TINY_SHAPES_DEFAULTS`: time shift 1, its guidance scale, no motion condition) in single-scale and multi-scale form
+(read from its folder: time shift 1, its guidance scale, no motion condition) in single-scale and multi-scale form
 instead of the released presets, and each decoded clip's colour, shape and direction are read back
 (`showcase/shape_attributes.py`): accuracy is the share of those attributes that match the prompt.
 
@@ -25,6 +25,7 @@ import argparse
 import ast
 import contextlib
 import io
+import json
 import statistics
 import time
 
@@ -35,7 +36,8 @@ from diffusers import FirstBlockCacheConfig, FlowMatchEulerDiscreteScheduler, Ma
 from tqdm import tqdm
 
 from diffusers_lumina_video import LuminaVideoPipeline, LuminaVideoTransformer3DModel
-from diffusers_lumina_video.showcase.builtin_models import TINY_SHAPES_DEFAULTS, TINY_SHAPES_SHIFT
+from diffusers_lumina_video.pipelines.lumina_video.presets import find_sampling_preset
+from diffusers_lumina_video.showcase.builtin_models import TINY_SHAPES_ID, tiny_shapes_path
 from diffusers_lumina_video.showcase.shape_attributes import read_clip_attributes
 from diffusers_lumina_video.showcase.shapes_benchmark import ATTRIBUTES, MULTI_SCALE, SINGLE_SCALE
 from diffusers_lumina_video.showcase.synthetic_shapes import ShapeSpec
@@ -44,9 +46,11 @@ from diffusers_lumina_video.showcase.synthetic_shapes import ShapeSpec
 PRESETS = ["f24F96R960", "f24F96R960-MultiScale", "f16F64R512", "f16F64R512-MultiScale"]
 MAG_CACHE_RUN = ("f16F64R512", {"guidance_scale": 13.0, "negative_motion_score": 2.0})
 # A shape model's own settings (what `tiny-shapes` samples with), and the multi-scale schedule of its benchmark.
+_SHAPES_INDEX = json.loads((tiny_shapes_path() / "model_index.json").read_text())
+_SHAPES_OWN = find_sampling_preset(TINY_SHAPES_ID, _SHAPES_INDEX["sampling_presets"])
+SHAPES_SHIFT = _SHAPES_OWN["shift"]
 SHAPES_SETTINGS = {
-    name: TINY_SHAPES_DEFAULTS[name]
-    for name in ("guidance_scale", "guidance_renorm", "motion_score", "negative_motion_score")
+    name: _SHAPES_OWN[name] for name in ("guidance_scale", "guidance_renorm", "motion_score", "negative_motion_score")
 }
 SHAPES_RUNS = {
     "shapes single-scale": {**SHAPES_SETTINGS, "patch_size": SINGLE_SCALE},
@@ -109,7 +113,7 @@ class Workload:
         model's runs keep `tiny-shapes`' settings and time shift."""
         if preset in SHAPES_RUNS:
             self.pipe.scheduler = FlowMatchEulerDiscreteScheduler.from_config(
-                self.pipe.scheduler.config, shift=TINY_SHAPES_SHIFT
+                self.pipe.scheduler.config, shift=SHAPES_SHIFT
             )
             settings = SHAPES_RUNS[preset]
         else:

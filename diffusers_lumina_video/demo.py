@@ -20,28 +20,29 @@ from .commands.generate import (
     check_sampling_kwargs,
     default_dtype,
     load_pipeline,
+    model_presets,
+    preset_name,
     sampling_kwargs,
     use_preset,
     video_fps,
 )
 from .commands.lora_options import check_lora_file, find_lora_file
 from .pipelines import LuminaV2APipeline, LuminaVideoPipeline
-from .pipelines.lumina_video.presets import SAMPLING_PRESETS
-from .showcase.builtin_models import BUILTIN_MODEL_IDS, TINY_SHAPES_DEFAULTS, TINY_SHAPES_ID
-from .utils.atomic import atomic_output_file
+from .pipelines.lumina_video.presets import SAMPLING_PRESETS, find_sampling_preset
+from .utils.atomic import atomic_output_file, restore_folder
 from .utils.media_io import export_to_video_with_audio, read_video
+from .utils.tiny_random import BUILTIN_MODEL_IDS, TINY_SHAPES_ID
 
 
 # The model the page opens with.
 DEFAULT_MODEL = TINY_SHAPES_ID
-DEFAULT_PRESET = "f24F96R960-MultiScale"
 # Slider ranges small enough for the built-in model to answer in seconds on a CPU; sizes step by 32, the largest
 # spatial multiple any preset needs.
 SIZE_RANGE = (32, 512)
 FRAMES_RANGE = (1, 97)
 STEPS_RANGE = (1, 100)
 DEFAULT_AUDIO_STEPS = 25
-MOTION_SCORE_RANGE = (0.0, 20.0)
+MOTION_SCORE_RANGE = (-1.0, 20.0)  # negative: no motion condition
 LORA_WEIGHT_RANGE = (-2.0, 2.0)
 
 
@@ -53,6 +54,7 @@ def check_model(model: str) -> str:
     if model in BUILTIN_MODEL_IDS:
         return model
     folder = Path(model).expanduser()
+    restore_folder(folder)
     if folder.is_dir():
         if not (folder / "model_index.json").is_file():
             raise ValueError(f"`model` folder {model} has no model_index.json: it is not a Diffusers pipeline folder.")
@@ -102,8 +104,6 @@ def check_request(
     """The checked model id and call arguments of one request; raises `ValueError` naming the bad value."""
     if not (prompt or "").strip():
         raise ValueError("`prompt` is empty: describe the video to generate.")
-    if preset not in SAMPLING_PRESETS:
-        raise ValueError(f"`preset` must be one of {sorted(SAMPLING_PRESETS)}, got {preset!r}.")
     if isinstance(motion_score, bool) or not isinstance(motion_score, (int, float)) or not math.isfinite(motion_score):
         raise ValueError(f"`motion_score` must be a finite number, got {motion_score}.")
     _check_seed(seed)
@@ -115,7 +115,7 @@ def check_request(
         "motion_score": float(motion_score),
     }
     model = check_model(model)
-    kwargs = sampling_kwargs(model, preset, overrides)
+    kwargs = sampling_kwargs(model, preset, overrides, preset_flag="preset")
     check_sampling_kwargs(kwargs, steps_name="steps")
     return model, kwargs
 
@@ -310,7 +310,10 @@ def build_demo(
 ) -> gr.Blocks:
     """The page; `model` and `audio_model` are the initial values of the model boxes."""
     app = DemoApp(output_dir)
-    preset = SAMPLING_PRESETS[DEFAULT_PRESET]
+    # The page starts from the model's own settings (its folder's default preset), and shows them.
+    own, _ = model_presets(model)
+    start = preset_name(model, None)
+    settings = find_sampling_preset(start, own)
     with gr.Blocks(title="Lumina-Video", analytics_enabled=False) as demo:
         gr.Markdown("# Lumina-Video\nText to video with a Multi-scale Next-DiT.")
         with gr.Row():
@@ -324,21 +327,39 @@ def build_demo(
                     "Hub id.",
                     elem_id="model",
                 )
-                preset_box = gr.Dropdown(sorted(SAMPLING_PRESETS), value=DEFAULT_PRESET, label="Sampling preset")
+                preset_box = gr.Dropdown(
+                    [*sorted(own), *sorted(SAMPLING_PRESETS)],
+                    value=start,
+                    label="Sampling preset",
+                    info=f"Starts from {model}'s own settings ({start})." if start in own else None,
+                    elem_id="preset",
+                )
                 motion_score = gr.Slider(
-                    *MOTION_SCORE_RANGE, value=preset["motion_score"], step=0.5, label="Motion score"
+                    *MOTION_SCORE_RANGE,
+                    value=_in_range(settings["motion_score"], MOTION_SCORE_RANGE),
+                    step=0.5,
+                    label="Motion score (negative: none)",
+                    elem_id="motion-score",
                 )
                 with gr.Row():
                     steps = gr.Slider(
-                        *STEPS_RANGE, value=TINY_SHAPES_DEFAULTS["num_inference_steps"], step=1, label="Steps"
+                        *STEPS_RANGE,
+                        value=_in_range(settings["num_inference_steps"], STEPS_RANGE),
+                        step=1,
+                        label="Steps",
+                        elem_id="steps",
                     )
                     seed = gr.Number(value=0, precision=0, minimum=0, label="Seed")
                 with gr.Row():
-                    height = gr.Slider(*SIZE_RANGE, value=TINY_SHAPES_DEFAULTS["height"], step=32, label="Height")
-                    width = gr.Slider(*SIZE_RANGE, value=TINY_SHAPES_DEFAULTS["width"], step=32, label="Width")
+                    height = gr.Slider(
+                        *SIZE_RANGE, value=_in_range(settings["height"], SIZE_RANGE), step=32, label="Height"
+                    )
+                    width = gr.Slider(
+                        *SIZE_RANGE, value=_in_range(settings["width"], SIZE_RANGE), step=32, label="Width"
+                    )
                     num_frames = gr.Slider(
                         *FRAMES_RANGE,
-                        value=TINY_SHAPES_DEFAULTS["num_frames"],
+                        value=_in_range(settings["num_frames"], FRAMES_RANGE),
                         step=1,  # any count: tiny-shapes makes 8 frames, the released models 96
                         label="Frames",
                         elem_id="frames",
@@ -394,6 +415,11 @@ def build_demo(
             outputs=[video, download, status],
         )
     return demo
+
+
+def _in_range(value: float, bounds: tuple[float, float]) -> float:
+    """A setting as a slider can start on it (a released model's 704 px are beyond the page's sliders)."""
+    return min(max(value, bounds[0]), bounds[1])
 
 
 def launch(demo: gr.Blocks, host: str = "127.0.0.1", port: int | None = None, **kwargs):

@@ -17,6 +17,7 @@
 """
 
 import argparse
+import importlib.util
 import json
 import logging
 import time
@@ -159,8 +160,15 @@ def results_table(summaries: dict[str, dict], shifts: dict[str, float]) -> str:
     return "\n".join(rows)
 
 
+def check_extras() -> None:
+    """The plot at the very end needs matplotlib (the `[train]` extra): checked before minutes of training."""
+    if importlib.util.find_spec("matplotlib") is None:
+        raise SystemExit('This example needs the [train] extra (matplotlib, for its plot): pip install -e ".[train]"')
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    check_extras()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     torch.set_num_threads(args.threads)
     output_dir = Path(args.output_dir)
@@ -239,7 +247,6 @@ def main(argv: list[str] | None = None) -> int:
             pipeline, eval_records, TONES, shift=shift, seed=args.seed, **evaluation
         )
     summaries = {name: asdict(summarize(clips, args.clip_duration)) for name, clips in conditions.items()}
-    plot_flash_onsets(conditions, output_dir / "onsets.png")
     lap("evaluation")
 
     report = {"settings": vars(args), "timings_s": timings, "audio_vae_l1": vae_training.losses[-1], **summaries}
@@ -250,6 +257,7 @@ def main(argv: list[str] | None = None) -> int:
         f"chance colour accuracy 25%. Stage times (s): {timings}.\n"
     )
     print(table)
+    plot_flash_onsets(conditions, output_dir / "onsets.png")  # last: the numbers are written whatever happens here
     return 0
 
 

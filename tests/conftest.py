@@ -79,3 +79,14 @@ def card_usage_code(card_text: str) -> str:
 def tiny_pipeline_dir(tmp_path_factory) -> Path:
     """A tiny random Lumina-Video pipeline folder, one per test module (tests may write beside it)."""
     return save_tiny_pipeline(tmp_path_factory.mktemp("tiny_pipeline"))
+
+
+def recorded_source_paths(folder: Path) -> dict[str, str]:
+    """`_name_or_path` entries of the json configs under `folder` (file -> value): where a component was loaded from,
+    which a written model folder must not carry."""
+    found = {}
+    for path in sorted(folder.rglob("*.json")):
+        config = json.loads(path.read_text())
+        if isinstance(config, dict) and "_name_or_path" in config:
+            found[path.relative_to(folder).as_posix()] = config["_name_or_path"]
+    return found

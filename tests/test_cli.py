@@ -1,5 +1,7 @@
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import imageio.v3 as iio
 import pytest
@@ -8,6 +10,7 @@ from conftest import FORWARD_TOLERANCE, run_golden_forward_case
 
 from diffusers_lumina_video import LuminaVideoTransformer3DModel
 from diffusers_lumina_video.cli import ERROR_EXIT_CODE, main
+from diffusers_lumina_video.commands import generate
 
 
 def test_generate_tiny_random_writes_a_playable_mp4(tmp_path, capsys):
@@ -83,6 +86,33 @@ def test_generate_rejects_an_output_folder_that_is_not_writable(tmp_path, capsys
     assert_one_line_error(capsys, "generate", f"`--output` folder {tmp_path} is not writable")
 
 
+def _folder_root_cannot_write() -> Path | None:
+    """A folder that `os.access` calls writable for root but where no file can be created (sysfs)."""
+    folder = Path("/sys")
+    try:
+        (folder / "x.mp4").open("wb").close()
+    except OSError:
+        return folder if os.access(folder, os.W_OK | os.X_OK) else None
+    return None
+
+
+def test_generate_refuses_an_output_it_cannot_create_before_the_model_loads(tmp_path, capsys, monkeypatch):
+    def loading(*args, **kwargs):
+        raise AssertionError("the model loaded before the output path was checked")
+
+    monkeypatch.setattr(generate, "load_pipeline", loading)
+    (tmp_path / "a_file").write_text("")
+    args = ["generate", "--model", "tiny-random", "--prompt", "x", "--output", str(tmp_path / "a_file" / "x.mp4")]
+    assert main(args) == ERROR_EXIT_CODE
+    assert_one_line_error(capsys, "generate", f"lies under {tmp_path / 'a_file'}, which is a file, not a folder")
+    folder = _folder_root_cannot_write()
+    if folder is None:
+        pytest.skip("no folder here where `os.access` allows writing and creating a file fails")
+    args = ["generate", "--model", "tiny-random", "--prompt", "x", "--output", str(folder / "x.mp4")]
+    assert main(args) == ERROR_EXIT_CODE
+    assert_one_line_error(capsys, "generate", f"`--output` folder {folder} is not writable")
+
+
 def test_generate_offload_needs_an_accelerator(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     args = ["generate", "--model", "tiny-random", "--prompt", "x", "--output", str(tmp_path / "x.mp4"), "--offload"]
@@ -90,10 +120,12 @@ def test_generate_offload_needs_an_accelerator(tmp_path, capsys, monkeypatch):
     assert_one_line_error(capsys, "generate", "`--offload` moves models between CPU and an accelerator")
 
 
-def test_generate_rejects_unknown_preset(tmp_path, capsys):
-    with pytest.raises(SystemExit):
-        main(["generate", "--model", "tiny-random", "--prompt", "x", "--output", "x.mp4", "--preset", "nope"])
-    assert "invalid choice: 'nope'" in capsys.readouterr().err
+def test_generate_rejects_unknown_preset_naming_the_models_own(tmp_path, capsys):
+    args = ["generate", "--model", "tiny-shapes", "--prompt", "x", "--output", str(tmp_path / "x.mp4")]
+    assert main([*args, "--preset", "nope"]) == ERROR_EXIT_CODE
+    released = "'f16F64R512', 'f16F64R512-MultiScale', 'f24F96R960', 'f24F96R960-MultiScale'"
+    message = f"`--preset` must be one of [{released}, 'tiny-shapes', 'tiny-shapes-MultiScale'], got 'nope'."
+    assert_one_line_error(capsys, "generate", message)
 
 
 def test_verbose_and_debug_variable_show_the_traceback(tmp_path, monkeypatch):
@@ -176,3 +208,12 @@ def test_convert_subcommand_writes_a_loadable_transformer(golden_dir, golden, tm
     model = LuminaVideoTransformer3DModel.from_pretrained(output)
     output = run_golden_forward_case(model, golden, {"input": "x", "f_patch_size": 2, "patch_size": 4})
     torch.testing.assert_close(output, golden["out_f2p4"], **FORWARD_TOLERANCE)
+
+
+@pytest.mark.parametrize("preset", [None, "tiny-shapes-MultiScale"])
+def test_generate_with_the_built_in_model_uses_its_folders_settings(tmp_path, capsys, preset):
+    output = tmp_path / "circle.mp4"
+    args = ["generate", "--prompt", "a red circle moving left", "--output", str(output)]  # tiny-shapes by default
+    assert main(args + (["--preset", preset] if preset else [])) == 0
+    assert iio.imread(output).shape == (8, 64, 64, 3)
+    assert iio.immeta(output)["fps"] == 8

@@ -2,9 +2,11 @@
 
 from pathlib import Path
 
+import av
 import numpy as np
 import pytest
 import torch
+from conftest import recorded_source_paths
 from diffusers import DiffusionPipeline
 from transformers import CLIPConfig, CLIPModel
 
@@ -48,6 +50,45 @@ def test_add_audio_writes_the_video_with_its_soundtrack(silent_video, tmp_path, 
     assert abs(len(read_audio(wav)) - 16000) <= 160
     assert "1.00 s of sound" in capsys.readouterr().out
     assert sorted(p.name for p in tmp_path.iterdir()) == ["sound.wav", "with_sound.mp4"]
+
+
+def test_add_audio_keeps_the_picture_exactly_and_copies_its_stream(silent_video, tmp_path, capsys):
+    output = tmp_path / "with_sound.mp4"
+    args = ["add-audio", str(silent_video), "--model", "tiny-random", "--output", str(output), "--steps", "1"]
+    assert main(args) == 0
+    np.testing.assert_array_equal(read_video(output).frames, read_video(silent_video).frames)
+    with av.open(str(silent_video)) as source, av.open(str(output)) as written:
+        assert [bytes(p) for p in written.demux(written.streams.video[0]) if p.size] == [
+            bytes(p) for p in source.demux(source.streams.video[0]) if p.size
+        ]
+        assert len(written.streams.audio) == 1
+    assert abs(len(read_audio(output)) - 16000) <= 1024
+    assert "Encoding the picture again" not in capsys.readouterr().out
+    assert [p.name for p in tmp_path.iterdir()] == ["with_sound.mp4"]
+
+
+def test_add_audio_says_when_it_encodes_the_picture_again(tmp_path, capsys):
+    cut, mkv = tmp_path / "cut.mp4", tmp_path / "raw.mkv"
+    frames = np.random.default_rng(1).integers(0, 255, (25, 32, 32, 3), dtype=np.uint8)
+    with av.open(str(mkv), mode="w") as container:  # uncompressed frames, which an mp4 cannot carry
+        stream = container.add_stream("rawvideo", rate=25)
+        stream.height, stream.width, stream.pix_fmt = 32, 32, "yuv420p"
+        for index, image in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            frame.pts = index
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    for video, output, extra, reason in [
+        (mkv, tmp_path / "from_mkv.mp4", [], "An mp4 cannot carry the rawvideo video stream"),
+        (mkv, cut, ["--duration", "0.8"], "`--duration` cuts the clip."),
+    ]:
+        args = ["add-audio", str(video), "--model", "tiny-random", "--output", str(output), "--steps", "1", *extra]
+        assert main(args) == 0
+        out = capsys.readouterr().out
+        assert f"Encoding the picture again: {reason}" in out and out.count("Encoding the picture again") == 1, out
+        with av.open(str(output)) as written:
+            assert written.streams.video[0].codec_context.name == "h264" and len(written.streams.audio) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cut.mp4", "from_mkv.mp4", "raw.mkv"]
 
 
 def test_generate_with_audio_writes_one_mp4_with_both_streams(tmp_path):
@@ -129,6 +170,7 @@ def test_assemble_v2a_builds_a_loadable_untrained_pipeline(released_components, 
     config = pipe.transformer.config
     assert (config.visual_feat_dim, config.text_feat_dim, config.sync_feat_dim) == (16, 16, 64)
     assert "untrained" in (output / "README.md").read_text()
+    assert recorded_source_paths(output) == {}  # no path of this machine in the folder
     frames = np.random.default_rng(1).integers(0, 255, (25, 48, 48, 3), dtype=np.uint8)
     audio = pipe(video=frames, fps=25, num_inference_steps=1, generator=torch.Generator().manual_seed(0)).audios
     assert audio.shape == (1, 16000) and np.isfinite(audio).all()

@@ -13,12 +13,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import FORWARD_TOLERANCE, card_usage_code, run_golden_forward_case
+from conftest import FORWARD_TOLERANCE, card_usage_code, recorded_source_paths, run_golden_forward_case
 from diffusers import AutoencoderKLCogVideoX, AutoModel, DiffusionPipeline
 from safetensors.torch import load_file, save_file
 from transformers import Gemma2Config, Gemma2Model
 
 from diffusers_lumina_video import SAMPLING_PRESETS, LuminaVideoPipeline, LuminaVideoTransformer3DModel, conversion
+from diffusers_lumina_video.cli import main as cli_main
 from diffusers_lumina_video.commands.convert import main
 from diffusers_lumina_video.conversion import convert_lumina_video_checkpoint
 from diffusers_lumina_video.loaders.single_file_utils import (
@@ -92,6 +93,12 @@ def converted_pipeline(golden_dir, components_dir, tmp_path_factory) -> Path:
         text_encoder_path=str(components_dir / "gemma"),
         vae_path=str(components_dir / "cogvideox"),
     )
+
+
+def test_converted_pipeline_carries_no_local_path(converted_pipeline, components_dir):
+    assert recorded_source_paths(converted_pipeline) == {}
+    texts = "".join(path.read_text() for path in converted_pipeline.rglob("*.json"))
+    assert str(components_dir) not in texts
 
 
 # ----------------------------------------------------------------------------------------- golden round trips
@@ -354,6 +361,21 @@ def test_shape_mismatch_names_the_key_and_shapes(original, model_args, tmp_path)
         LuminaVideoTransformer3DModel.from_single_file(release)
 
 
+def test_layers_that_disagree_on_the_head_count_name_the_checkpoint_and_tensor(original, tmp_path, capsys):
+    heads = original["layers.0.attention.gate"].shape[0]
+    state_dict = {**original, "layers.0.attention.gate": torch.zeros(heads - 1)}
+    release = write_release(tmp_path / "release", state_dict, None)
+    args = ["convert", "--checkpoint_path", str(release), "--output_path", str(tmp_path / "out"), "--transformer_only"]
+    assert cli_main(args) == 1
+    error = capsys.readouterr().err
+    assert (
+        f"Checkpoint {release / PTH_NAME} is inconsistent: its layers disagree on the number of attention heads"
+        in error
+    )
+    assert f"{heads - 1} in layers.0.attention.gate; {heads} in layers.1.attention.gate" in error
+    assert "multiple of 16" not in error
+
+
 @pytest.mark.parametrize(
     "field, value, message",
     [
@@ -512,6 +534,46 @@ def test_refused_pickle_never_advises_turning_the_safe_loader_off(original, tmp_
     with pytest.raises(UnsafeCheckpointError) as error:
         convert_lumina_video_checkpoint(release, tmp_path / "out", transformer_only=True)
     assert "weights_only" not in str(error.value) and "nothing from it was loaded" in str(error.value)
+
+
+class _SystemPayload:
+    """Unpickling this runs a shell command: the usual shape of a malicious checkpoint."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+@pytest.mark.parametrize("carrier", ["weights", "model_args"])
+def test_convert_refuses_a_pickle_that_would_run_a_command_without_advising_the_unsafe_loader(
+    carrier, original, model_args, tmp_path, capsys
+):
+    marker = tmp_path / "payload_ran"
+    if carrier == "weights":
+        release = write_release(tmp_path / "release", {**original, "extra": _SystemPayload(marker)}, model_args)
+    else:
+        release = write_release(tmp_path / "release", original, types.SimpleNamespace(model=_SystemPayload(marker)))
+    args = ["convert", "--checkpoint_path", str(release), "--output_path", str(tmp_path / "out"), "--transformer_only"]
+    assert cli_main(args) == 1
+    error = capsys.readouterr().err
+    assert (
+        "Refusing to load" in error and "references `posix.system`" in error and "nothing from it was loaded" in error
+    )
+    assert "weights_only" not in error and "trusted source" not in error
+    assert not marker.exists() and not (tmp_path / "out").exists()
+
+
+def test_no_message_of_the_package_advises_turning_the_safe_loader_off():
+    package = Path(conversion.__file__).parent
+    advice = [
+        f"{path.relative_to(package)}:{number}"
+        for path in package.rglob("*.py")
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if "weights_only=False" in line.replace(" ", "") or "weights_only`setto`False" in line.replace(" ", "")
+    ]
+    assert advice == []
 
 
 def test_folder_of_a_killed_conversion_is_removed_by_the_next_one(golden_dir, tmp_path):

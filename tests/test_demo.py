@@ -74,6 +74,14 @@ def test_demo_command_rejects_bad_port(capsys):
     assert capsys.readouterr().err.strip() == "lumina-video demo: error: `--port` must be in 1..65535, got 0."
 
 
+def test_demo_help_names_the_default_model(capsys):
+    with pytest.raises(SystemExit):
+        main(["demo", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "(default: `tiny-shapes`, the built-in model trained on moving shapes)" in help_text
+    assert "tiny-random" not in help_text
+
+
 @pytest.fixture
 def demo():
     """The demo module; its tests are skipped where the [demo] extra (Gradio) is not installed."""
@@ -85,6 +93,27 @@ def demo():
 
 def test_default_model_is_the_built_in_one(demo):
     assert demo.DEFAULT_MODEL == "tiny-shapes"
+
+
+def start_values(page) -> dict:
+    """The value each labelled input of the page starts on."""
+    return {
+        block.label: block.value
+        for block in page.blocks.values()
+        if getattr(block, "label", None) and hasattr(block, "value")
+    }
+
+
+def test_page_starts_from_the_models_own_settings_and_shows_them(demo):
+    values = start_values(demo.build_demo())
+    assert values["Sampling preset"] == "tiny-shapes"  # its own single-scale settings, not a released preset's
+    assert values["Motion score (negative: none)"] == -1.0  # its own default: no motion condition
+    assert (values["Steps"], values["Height"], values["Width"], values["Frames"]) == (20, 64, 64, 8)
+    choices = next(b for b in demo.build_demo().blocks.values() if getattr(b, "label", None) == "Sampling preset")
+    assert [value for _, value in choices.choices][:2] == ["tiny-shapes", "tiny-shapes-MultiScale"]
+    model, kwargs = demo.check_request(**{**GOOD_REQUEST, "model": "tiny-shapes", "preset": "tiny-shapes-MultiScale"})
+    assert kwargs["patch_size"] == [(0.0, (2, 4, 4)), (0.1, (2, 2, 2)), (0.3, (1, 2, 2))]
+    assert kwargs["guidance_scale"] == 4.0 and kwargs["negative_motion_score"] == -1.0
 
 
 @pytest.mark.parametrize(

@@ -392,10 +392,18 @@ def test_lora_with_other_components_loads_the_transformer_part_and_warns(tmp_pat
 
 
 BAD_ADAPTER_CALLS: dict[str, tuple[Callable, type[Exception], str]] = {
-    "fuse_unknown": (lambda p: p.fuse_lora(adapter_names=["missing"]), ValueError, r"unknown adapters \['missing'\]"),
+    "fuse_unknown": (
+        lambda p: p.fuse_lora(adapter_names=["missing"]),
+        ValueError,
+        r"Adapter name\(s\) \['missing'\] not in the list of present adapters: \['style'\]",
+    ),
     "fuse_non_string": (lambda p: p.fuse_lora(adapter_names=[1]), TypeError, "`adapter_names` must be an adapter"),
     "fuse_scale_text": (lambda p: p.fuse_lora(lora_scale="1"), TypeError, "`lora_scale` must be a finite number"),
-    "set_unknown": (lambda p: p.set_adapters("missing"), ValueError, r"unknown adapters \['missing'\]"),
+    "set_unknown": (
+        lambda p: p.set_adapters("missing"),
+        ValueError,
+        r"Adapter name\(s\) \['missing'\] not in the list of present adapters: \['style'\]",
+    ),
     "set_text_weight": (
         lambda p: p.set_adapters(["style"], adapter_weights=["0.5"]),
         TypeError,
@@ -419,7 +427,7 @@ BAD_ADAPTER_CALLS: dict[str, tuple[Callable, type[Exception], str]] = {
     "delete_unknown": (
         lambda p: p.delete_adapters(["style", "missing"]),
         ValueError,
-        r"unknown adapters \['missing'\]",
+        r"Adapter name\(s\) \['missing'\] not in the list of present adapters: \['style'\]",
     ),
     "delete_none": (lambda p: p.delete_adapters(None), TypeError, "`adapter_names` must be an adapter name"),
 }
@@ -437,3 +445,17 @@ def test_bad_adapter_call_is_a_clear_error_and_changes_nothing(tmp_path, case):
         call(pipe)
     assert_unchanged(pipe.transformer, before)
     assert pipe.get_list_adapters() == {"transformer": ["style"]}
+
+
+@pytest.mark.parametrize("pipeline", ["video", "v2a"])
+@pytest.mark.parametrize("path", ["{tmp}/missing/lora.safetensors", "{tmp}/missing_folder", "missing.safetensors"])
+def test_lora_path_that_does_not_exist_says_so(tmp_path, monkeypatch, pipeline, path):
+    from diffusers_lumina_video.showcase.builtin_models import tiny_random_v2a_pipeline
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.chdir(tmp_path)
+    pipe = make_pipeline() if pipeline == "video" else tiny_random_v2a_pipeline()
+    path = path.format(tmp=tmp_path)
+    with pytest.raises(FileNotFoundError, match=f"The LoRA file or folder '{path}' does not exist"):
+        pipe.load_lora_weights(path)
+    assert pipe.get_list_adapters() == {}

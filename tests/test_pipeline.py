@@ -9,7 +9,7 @@ from diffusers import DiffusionPipeline, FlowMatchEulerDiscreteScheduler
 
 from diffusers_lumina_video import SAMPLING_PRESETS, LuminaVideoPipeline, LuminaVideoPipelineOutput
 from diffusers_lumina_video.pipelines.lumina_video.pipeline_lumina_video import SYSTEM_PROMPT
-from diffusers_lumina_video.showcase.builtin_models import tiny_random_pipeline
+from diffusers_lumina_video.showcase.builtin_models import tiny_components, tiny_random_pipeline
 
 
 SMALL = {"height": 32, "width": 32, "num_frames": 5, "num_inference_steps": 2}
@@ -316,18 +316,53 @@ def test_presets_are_complete_and_usable(pipe):
 
 
 def test_defaults_reproduce_f24_preset(pipe):
-    import inspect
-
-    defaults = {k: p.default for k, p in inspect.signature(LuminaVideoPipeline.__call__).parameters.items()}
     preset = SAMPLING_PRESETS["f24F96R960"]
-    for name in ("num_inference_steps", "guidance_renorm", "motion_score"):
-        assert defaults[name] == preset[name], name
-    assert defaults["height"] is defaults["width"] is defaults["num_frames"] is None  # read from `latents` if given
+    expected = {k: v for k, v in preset.items() if k not in ("shift", "patch_size")}
+    assert {k: list(v) if isinstance(v, tuple) else v for k, v in pipe.sampling_defaults.items()} == expected
     sizes = (preset["height"], preset["width"], preset["num_frames"])
     assert pipe._resolve_video_size(None, None, None, latents=None) == sizes
-    assert list(defaults["guidance_scale"]) == preset["guidance_scale"]
-    assert list(defaults["negative_motion_score"]) == preset["negative_motion_score"]
-    assert defaults["patch_size"] is None  # the finest, (1, 2, 2)
+    calls = []
+    handle = pipe.transformer.register_forward_pre_hook(
+        lambda module, args, kwargs: calls.append(kwargs), with_kwargs=True
+    )
+    try:
+        pipe("a cat", generator=_seeded(), height=32, width=32, num_frames=5, output_type="latent")
+    finally:
+        handle.remove()
+    assert len(calls) == preset["num_inference_steps"]  # one call per step (both guidance branches in one batch)
+    assert calls[0]["patch_size"] == (1, 2, 2)  # the finest
+
+
+def test_pipeline_folder_carries_its_own_sampling_settings(tmp_path):
+    """`pipe(prompt)` with nothing else makes the model's own video: the folder's default settings, saved in
+    `model_index.json`; its named settings are presets too."""
+    own = {
+        "tiny": {"height": 32, "width": 32, "num_frames": 5, "num_inference_steps": 3, "guidance_scale": 1.0,
+                 "guidance_renorm": None, "motion_score": -1.0, "negative_motion_score": -1.0,
+                 "patch_size": (1, 2, 2), "shift": 1.0, "fps": 8},
+        "tiny-coarse": {"num_inference_steps": 2, "patch_size": [(0.0, (2, 2, 2)), (0.5, (1, 2, 2))], "shift": 2.0},
+    }  # fmt: skip
+    LuminaVideoPipeline(**tiny_components(), sampling_presets=own, default_sampling_preset="tiny").save_pretrained(
+        tmp_path
+    )
+    model_index = json.loads((tmp_path / "model_index.json").read_text())
+    assert model_index["default_sampling_preset"] == "tiny" and model_index["sampling_presets"]["tiny"]["fps"] == 8
+    pipe = DiffusionPipeline.from_pretrained(tmp_path)
+    calls = []
+    pipe.transformer.register_forward_pre_hook(lambda module, args, kwargs: calls.append(kwargs), with_kwargs=True)
+    video = pipe("a cat", generator=_seeded(), output_type="latent").frames
+    assert video.shape == (1, 4, 2, 4, 4)  # 5 frames of 32x32
+    assert len(calls) == 3 and {c["motion_score"].item() for c in calls} == {-1.0}  # unguided, no motion condition
+    kwargs = pipe.use_sampling_preset("tiny-coarse")
+    assert pipe.scheduler.config.shift == 2.0 and kwargs == {
+        "num_inference_steps": 2,
+        "patch_size": [(0.0, (2, 2, 2)), (0.5, (1, 2, 2))],
+    }
+    assert pipe.use_sampling_preset("f16F64R512")["num_inference_steps"] == 69  # the released ones stay reachable
+    with pytest.raises(ValueError, match=r"Unknown sampling preset 'nope'; choose from \['f16F64R512'.*'tiny-coarse'"):
+        pipe.use_sampling_preset("nope")
+    with pytest.raises(ValueError, match=r"`default_sampling_preset` 'other' is not one of `sampling_presets`"):
+        LuminaVideoPipeline(**tiny_components(), sampling_presets=own, default_sampling_preset="other")
 
 
 def test_unknown_preset_raises(pipe):
@@ -490,6 +525,13 @@ def test_check_inputs_errors_without_text_encoder_or_vae(kwargs, message):
     with pytest.raises((ValueError, TypeError), match=message):
         pipe(**call)
     assert not calls  # refused before the transformer runs
+
+
+def test_latents_that_do_not_patchify_are_named_as_latents(pipe):
+    latents = torch.randn(1, 4, 2, 5, 6)  # 5 rows of latents: the 2x2 patches of `patch_size` do not fit
+    with pytest.raises(ValueError, match=r"`latents` height and width 5x6 must be multiples of 2") as error:
+        pipe(prompt="a cat", latents=latents, num_inference_steps=1, output_type="latent")
+    assert "`height`" not in str(error.value)
 
 
 def test_prompt_without_text_encoder_is_refused():

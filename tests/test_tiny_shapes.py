@@ -131,6 +131,12 @@ def test_untrained_pipeline_loads_and_tells_captions_apart(tmp_path):
     write_untrained_pipeline(tmp_path / "pipe", shapes_vae(), hidden_size=64, num_layers=1)
     pipe = DiffusionPipeline.from_pretrained(tmp_path / "pipe")
     assert type(pipe).__name__ == "LuminaVideoPipeline"
+    # A rebuilt folder carries the sampling settings the shipped one does.
+    written, shipped = (
+        json.loads((f / "model_index.json").read_text()) for f in (tmp_path / "pipe", tiny_shapes_path())
+    )
+    for key in ("sampling_presets", "default_sampling_preset"):
+        assert written[key] == shipped[key]
     assert [tuple(p) for p in pipe.transformer.config.patch_sizes] == [(1, 2, 2), (2, 2, 2), (2, 4, 4)]
     assert "<unk>" not in pipe.tokenizer.tokenize("a yellow triangle moving down, quickly")
     captions = [s.caption for s in ShapeSpec.all()[:12]]

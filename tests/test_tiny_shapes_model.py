@@ -1,19 +1,50 @@
 """The shipped `tiny-shapes` model draws what the prompt asks for (colour and direction read off its frames)."""
 
+import json
+
 import pytest
 import torch
+from conftest import recorded_source_paths
+from diffusers import DiffusionPipeline
 
-from diffusers_lumina_video.commands.generate import load_pipeline, use_preset
-from diffusers_lumina_video.showcase.builtin_models import TINY_SHAPES_DEFAULTS, TINY_SHAPES_ID, tiny_shapes_path
+from diffusers_lumina_video.commands.generate import sampling_kwargs, video_fps
+from diffusers_lumina_video.pipelines.lumina_video.presets import preset_call_arguments
+from diffusers_lumina_video.showcase.builtin_models import TINY_SHAPES_ID, TINY_SHAPES_PRESETS, tiny_shapes_path
 from diffusers_lumina_video.showcase.shape_attributes import read_clip_attributes
 
 
 @pytest.fixture(scope="module")
 def pipe():
-    pipe = load_pipeline(TINY_SHAPES_ID, torch.float32)
-    use_preset(pipe, TINY_SHAPES_ID, "f24F96R960")
+    """Loaded as a user loads it; its sampling settings come with its folder."""
+    pipe = DiffusionPipeline.from_pretrained(tiny_shapes_path(), torch_dtype=torch.float32)
     pipe.set_progress_bar_config(disable=True)
     return pipe
+
+
+def test_a_prompt_alone_makes_the_models_own_video_with_the_settings_the_cli_and_demo_use(pipe):
+    shipped = json.loads((tiny_shapes_path() / "model_index.json").read_text())
+    assert shipped["default_sampling_preset"] == TINY_SHAPES_ID
+    assert shipped["sampling_presets"][TINY_SHAPES_ID] == {
+        "height": 64, "width": 64, "num_frames": 8, "num_inference_steps": 20, "guidance_scale": 4.0,
+        "guidance_renorm": None, "motion_score": -1.0, "negative_motion_score": -1.0, "patch_size": [1, 2, 2],
+        "shift": 1.0, "fps": 8,
+    }  # fmt: skip
+    assert (
+        pipe.sampling_defaults
+        == sampling_kwargs(TINY_SHAPES_ID, None, {})
+        == {**preset_call_arguments(TINY_SHAPES_PRESETS[TINY_SHAPES_ID])}
+    )
+    assert video_fps(TINY_SHAPES_ID, None) == video_fps(TINY_SHAPES_ID, "tiny-shapes-MultiScale") == 8
+    steps = []
+    video = pipe("a red circle moving left", callback_on_step_end=lambda p, i, t, k: steps.append(i) or {}).frames[0]
+    assert video.shape == (8, 64, 64, 3) and len(steps) == 20 and pipe.scheduler.config.shift == 1.0
+    multi_scale = pipe.use_sampling_preset("tiny-shapes-MultiScale")
+    assert multi_scale["patch_size"] == [(0.0, (2, 4, 4)), (0.1, (2, 2, 2)), (0.3, (1, 2, 2))]
+    assert pipe.scheduler.config.shift == 1.0
+
+
+def test_shipped_folder_carries_no_path_of_the_machine_that_built_it():
+    assert recorded_source_paths(tiny_shapes_path()) == {}
 
 
 def test_shipped_folder_is_half_precision_safetensors():
@@ -34,6 +65,6 @@ def test_shipped_folder_is_half_precision_safetensors():
     ],
 )
 def test_generated_clip_has_the_prompts_colour_and_direction(pipe, prompt, seed, colour, direction):
-    frames = pipe(prompt, generator=torch.Generator().manual_seed(seed), **TINY_SHAPES_DEFAULTS).frames[0]
+    frames = pipe(prompt, generator=torch.Generator().manual_seed(seed)).frames[0]  # the model's own settings
     found = read_clip_attributes(frames)
     assert (found.colour, found.direction) == (colour, direction), found

@@ -13,6 +13,7 @@ import imageio.v2 as imageio
 import numpy as np
 import pytest
 import torch
+from conftest import recorded_source_paths
 from diffusers import DiffusionPipeline
 from diffusers.utils import export_to_video
 from huggingface_hub import ModelCard
@@ -118,6 +119,7 @@ def test_saved_pipeline_loads_and_generates_with_its_card(runs):
     folder = runs["output"] / "pipeline"
     pipe = DiffusionPipeline.from_pretrained(folder)
     assert isinstance(pipe, LuminaVideoPipeline)
+    assert recorded_source_paths(folder) == {}  # loaded from a local base model, saved without its path
     video = pipe(
         "w1 w2", height=64, width=64, num_frames=9, num_inference_steps=2, guidance_scale=1.0,
         generator=torch.Generator().manual_seed(0), output_type="np",

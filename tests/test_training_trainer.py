@@ -6,6 +6,9 @@ results do not depend on how busy the machine is.
 """
 
 import csv
+import os
+import random
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -13,6 +16,7 @@ from statistics import mean
 from types import SimpleNamespace
 
 import imageio.v2 as imageio
+import numpy as np
 import pytest
 import torch
 from diffusers import DiffusionPipeline
@@ -289,11 +293,87 @@ def write_checkpoint(folder: Path, model: Path, case: str) -> None:
         case, '{"global_step": 5, "global_batch_size": 1}'
     )
     (folder / "trainer_state.json").write_text(state)
-    for name in ("optimizer.bin", "scheduler.bin"):
+    states = {
+        "optimizer.bin": {"state": {}, "param_groups": []},
+        "scheduler.bin": {"last_epoch": 5},
+        "random_states_0.pkl": {
+            "step": 5,
+            "random_state": random.getstate(),
+            "numpy_random_seed": np.random.get_state(),
+        },
+    }
+    for name, value in states.items():
         if not (case == "checkpoint files" and name == "optimizer.bin"):
-            (folder / name).write_bytes(b"")
+            torch.save(value, folder / name)
     if case == "checkpoint lora":
         (folder / LORA_WEIGHT_NAME).write_bytes(b"\x00" * 10)
+
+
+class _CommandPayload:
+    """Unpickling this runs a shell command."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def _damage(file: Path, how: str) -> None:
+    data = file.read_bytes()
+    if how == "truncated":
+        file.write_bytes(data[: len(data) // 2])
+    else:  # a few bytes changed in the middle: the size is right, the content is not
+        middle = len(data) // 2
+        file.write_bytes(data[:middle] + bytes(255 - b for b in data[middle : middle + 8]) + data[middle + 8 :])
+
+
+@pytest.mark.parametrize(
+    ("file", "how", "message"),
+    [
+        ("optimizer.bin", "truncated", r"optimizer.bin is corrupt or cut short"),
+        ("scheduler.bin", "corrupt", r"scheduler.bin is corrupt"),
+        ("random_states_0.pkl", "truncated", r"random_states_0.pkl is corrupt or cut short"),
+        (LORA_WEIGHT_NAME, "truncated", rf"{LORA_WEIGHT_NAME} is corrupt"),
+        (
+            "random_states_0.pkl",
+            "unsafe",
+            r"Refusing to load .*random_states_0.pkl: its pickle references `posix.system`",
+        ),
+    ],
+)
+@pytest.mark.parametrize("earlier", [True, False])
+def test_resume_from_a_damaged_checkpoint_names_the_file_and_what_to_do_before_any_model_loads(
+    tmp_path, tiny_pipeline_dir, monkeypatch, file, how, message, earlier
+):
+    def loading(*args, **kwargs):
+        raise AssertionError("a model loaded before the checkpoint was checked")
+
+    config = bad_config(tmp_path, tiny_pipeline_dir, rank=8, max_train_steps=10, resume_from_checkpoint="latest")
+    checkpoints = tmp_path / "out" / "checkpoints"
+    if earlier:
+        write_checkpoint(checkpoints / "checkpoint-3", tiny_pipeline_dir, "intact")
+        (checkpoints / "checkpoint-3" / "trainer_state.json").write_text('{"global_step": 3, "global_batch_size": 1}')
+    damaged = checkpoints / "checkpoint-5"
+    write_checkpoint(damaged, tiny_pipeline_dir, "intact")
+    marker = tmp_path / "payload_ran"
+    if how == "unsafe":
+        torch.save({"step": 5, "random_state": _CommandPayload(marker)}, damaged / file)
+    else:
+        _damage(damaged / file, how)
+    to_do = (
+        rf"Checkpoint {damaged} cannot be resumed: resume from the earlier {checkpoints / 'checkpoint-3'} "
+        rf"\(`--resume {checkpoints / 'checkpoint-3'}`\) or start over in another `output_dir`."
+        if earlier
+        else rf"Checkpoint {damaged} cannot be resumed: start over in another `output_dir`."
+    )
+    monkeypatch.setattr(LuminaVideoTransformer3DModel, "from_pretrained", loading)
+    with pytest.raises(ValueError) as error:
+        train(config)
+    assert str(damaged / file) in str(error.value)
+    assert re.search(message, str(error.value)) and re.search(to_do, str(error.value)), str(error.value)
+    assert "weights_only" not in str(error.value) and not marker.exists()
+    assert not (tmp_path / "out" / "training_config.json").exists()
 
 
 def test_command_line_reports_a_bad_setting_and_fails(tmp_path, tiny_pipeline_dir):

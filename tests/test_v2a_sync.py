@@ -1,3 +1,7 @@
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -83,3 +87,16 @@ def test_evaluation_refuses_bad_inputs(held_out):
         evaluate_flash_sync(pipe, held_out, TONES, batch_size=0)
     with pytest.raises(ValueError, match="`conditions` must map each condition name"):
         plot_flash_onsets({"a": []}, "unused.png")
+
+
+def test_flash_proof_example_without_the_train_extra_stops_at_once_and_says_how_to_install(tmp_path):
+    example = Path(__file__).resolve().parents[1] / "examples" / "v2a_flash_proof.py"
+    code = (
+        "import runpy, sys; sys.modules['matplotlib'] = None; "  # as if matplotlib were not installed
+        f"sys.argv = ['v2a_flash_proof.py', '--output_dir', {str(tmp_path / 'out')!r}]; "
+        f"runpy.run_path({str(example)!r}, run_name='__main__')"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    assert 'needs the [train] extra (matplotlib, for its plot): pip install -e ".[train]"' in result.stderr
+    assert not (tmp_path / "out").exists()  # nothing was started

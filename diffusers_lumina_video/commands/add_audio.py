@@ -61,6 +61,8 @@ def run(args: argparse.Namespace) -> int:
     pipe = load_pipeline(args.model, dtype, LuminaV2APipeline)
     apply_loras(pipe, loras, args.fuse_lora)
     pipe.to(device)
-    seconds = write_with_soundtrack(pipe, video.frames, video.fps, args.output, args, args.prompt, args.duration)
+    seconds = write_with_soundtrack(
+        pipe, video.frames, video.fps, args.output, args, args.prompt, args.duration, source=args.video
+    )
     print(f"Wrote {args.output}: {seconds:.2f} s of sound")
     return 0

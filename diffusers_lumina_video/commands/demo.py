@@ -2,7 +2,7 @@
 
 import argparse
 
-from ..showcase.builtin_models import TINY_RANDOM_ID
+from ..showcase.builtin_models import TINY_SHAPES_ID
 
 
 INSTALL_HINT = 'The demo needs Gradio: pip install "diffusers-lumina-video[demo]"'
@@ -12,7 +12,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("demo", help="Start a local web page to generate videos from prompts.")
     parser.add_argument(
         "--model",
-        help=f"The model the page starts with: a pipeline folder or Hub id (default: `{TINY_RANDOM_ID}`).",
+        default=TINY_SHAPES_ID,
+        help=f"The model the page starts with: a pipeline folder or Hub id (default: `{TINY_SHAPES_ID}`, the built-in "
+        "model trained on moving shapes).",
     )
     parser.add_argument("--audio-model", help="A Lumina-V2A pipeline folder or Hub id, to add sound to the videos.")
     parser.add_argument("--host", default="127.0.0.1", help="Address to listen on (default: this machine only).")
@@ -30,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
             raise
         print(INSTALL_HINT)
         return 1
-    model = demo.check_model(args.model or demo.DEFAULT_MODEL)
+    model = demo.check_model(args.model)
     audio_model = None if args.audio_model is None else demo.check_model(args.audio_model)
     demo.launch(demo.build_demo(model, audio_model), host=args.host, port=args.port)
     return 0

@@ -1,6 +1,7 @@
 """`lumina-video generate`: one prompt to one mp4."""
 
 import argparse
+import json
 import logging
 import math
 from pathlib import Path
@@ -10,17 +11,20 @@ import torch
 from diffusers.utils import export_to_video
 
 from ..pipelines.lumina_video.pipeline_lumina_video import check_video_size
-from ..pipelines.lumina_video.presets import PRESET_FPS, SAMPLING_PRESETS
+from ..pipelines.lumina_video.presets import (
+    SAMPLING_PRESETS,
+    find_sampling_preset,
+    preset_call_arguments,
+    preset_fps,
+)
 from ..showcase.builtin_models import (
     BUILTIN_MODEL_IDS,
     TINY_RANDOM_DEFAULTS,
     TINY_RANDOM_ID,
-    TINY_SHAPES_DEFAULTS,
-    TINY_SHAPES_FPS,
     TINY_SHAPES_ID,
     tiny_shapes_path,
 )
-from ..utils.atomic import atomic_output_file
+from ..utils.atomic import atomic_output_file, restore_folder
 from ..utils.component_paths import is_hub_repo_id
 from ..utils.output_paths import check_output_file
 from .lora_options import add_lora_arguments, apply_loras, checked_loras
@@ -30,7 +34,8 @@ from .soundtrack import MIN_DURATION, add_sound_arguments, check_sound_arguments
 logger = logging.getLogger(__name__)
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-BUILTIN_DEFAULTS = {TINY_RANDOM_ID: TINY_RANDOM_DEFAULTS, TINY_SHAPES_ID: TINY_SHAPES_DEFAULTS}
+# The preset of a model without settings of its own.
+DEFAULT_PRESET = "f24F96R960"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -44,7 +49,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--prompt", required=True)
     parser.add_argument("--negative-prompt", default=None)
     parser.add_argument("--output", required=True, type=Path, help="The .mp4 file to write.")
-    parser.add_argument("--preset", default="f24F96R960", choices=sorted(SAMPLING_PRESETS))
+    parser.add_argument(
+        "--preset",
+        help="Named sampling settings: the model's own (its folder's `sampling_presets`, e.g. `tiny-shapes-MultiScale`)"
+        f" or a released model's {sorted(SAMPLING_PRESETS)}. Default: the model's own default settings, else "
+        f"`{DEFAULT_PRESET}`.",
+    )
     parser.add_argument("--height", type=int)
     parser.add_argument("--width", type=int)
     parser.add_argument(
@@ -70,11 +80,36 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(run=run)
 
 
-def sampling_kwargs(model: str, preset: str, overrides: dict) -> dict:
-    """The preset's call arguments, a built-in model's own settings over them, and the user's overrides (those not
-    `None`) on top, shift excluded. Shared with `lumina-video demo`."""
-    kwargs = {k: v for k, v in SAMPLING_PRESETS[preset].items() if k != "shift"}
-    kwargs.update(BUILTIN_DEFAULTS.get(model, {}))
+def model_presets(model: str) -> tuple[dict[str, dict], str | None]:
+    """A model's own named sampling settings and the name of its default ones, read from its folder's
+    `model_index.json` before anything loads; none for `tiny-random` or a Hub id. Shared with the demo."""
+    if model not in BUILTIN_MODEL_IDS:
+        restore_folder(model)
+    index = (tiny_shapes_path() if model == TINY_SHAPES_ID else Path(model).expanduser()) / "model_index.json"
+    if model == TINY_RANDOM_ID or not index.is_file():
+        return {}, None
+    try:
+        config = json.loads(index.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"{index} is not a json file ({error}).") from None
+    return config.get("sampling_presets") or {}, config.get("default_sampling_preset")
+
+
+def preset_name(model: str, preset: str | None) -> str:
+    """The preset a run uses: the one asked for, else the model's own default settings, else `DEFAULT_PRESET`."""
+    return preset or model_presets(model)[1] or DEFAULT_PRESET
+
+
+def sampling_kwargs(model: str, preset: str | None, overrides: dict, preset_flag: str = "--preset") -> dict:
+    """The call arguments of the preset (see `preset_name`; `tiny-random`'s small size over them) and the user's
+    overrides (those not `None`) on top, shift and frame rate excluded. Shared with `lumina-video demo`."""
+    own, _ = model_presets(model)
+    name = preset_name(model, preset)
+    if name not in own and name not in SAMPLING_PRESETS:
+        raise ValueError(f"`{preset_flag}` must be one of {sorted({*own, *SAMPLING_PRESETS})}, got {name!r}.")
+    kwargs = preset_call_arguments(find_sampling_preset(name, own))
+    if model == TINY_RANDOM_ID:
+        kwargs.update(TINY_RANDOM_DEFAULTS)
     kwargs.update({k: v for k, v in overrides.items() if v is not None})
     return kwargs
 
@@ -125,6 +160,8 @@ def _check_args(args: argparse.Namespace, kwargs: dict) -> None:
 
 def check_model_id(model: str, flag: str) -> None:
     """A built-in model, a local folder or a Hub id; checked before anything loads."""
+    if model not in BUILTIN_MODEL_IDS:
+        restore_folder(model)
     if model not in BUILTIN_MODEL_IDS and not Path(model).is_dir() and not is_hub_repo_id(model):
         raise FileNotFoundError(
             f"`{flag}` {model} is neither a pipeline folder nor a Hub id ('owner/name'), nor one of the built-in "
@@ -132,16 +169,15 @@ def check_model_id(model: str, flag: str) -> None:
         )
 
 
-def use_preset(pipe, model: str, preset: str) -> None:
-    """Sets the scheduler's time shift for `preset`; `tiny-shapes` keeps the one saved with it, the shift it was
-    trained for (shared with the demo)."""
-    if model != TINY_SHAPES_ID:
-        pipe.use_sampling_preset(preset)
+def use_preset(pipe, model: str, preset: str | None) -> None:
+    """Sets the scheduler's time shift of the run's preset (see `preset_name`; shared with the demo)."""
+    pipe.use_sampling_preset(preset_name(model, preset))
 
 
-def video_fps(model: str, preset: str) -> int:
-    """Frame rate to write a video at: the one the model was trained at."""
-    return TINY_SHAPES_FPS if model == TINY_SHAPES_ID else PRESET_FPS[preset]
+def video_fps(model: str, preset: str | None) -> float:
+    """Frame rate to write a video at: the preset's, else the one the model was trained at (see `preset_fps`)."""
+    own, default = model_presets(model)
+    return preset_fps(preset_name(model, preset), own, default)
 
 
 def default_dtype(device: str) -> torch.dtype:

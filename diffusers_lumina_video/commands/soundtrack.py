@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from ..processors import SynchformerVideoProcessor
-from ..utils.media_io import export_to_video_with_audio, write_wav
+from ..utils.media_io import export_to_video_with_audio, replace_audio_of_video, write_wav
 from ..utils.output_paths import check_output_file
 
 
@@ -54,9 +54,12 @@ def write_with_soundtrack(
     args: argparse.Namespace,
     prompt: str,
     duration: float | None = None,
+    source: Path | None = None,
 ) -> float:
     """Generates the sound of `frames` with the V2A pipeline `pipe`, writes the frames it covers with it to `output`
-    (and the sound to `args.wav`), and returns the sound's length in seconds."""
+    (and the sound to `args.wav`), and returns the sound's length in seconds. When the frames were read from the
+    video file `source` and the sound covers all of it, the picture is that file's video stream, copied as it is;
+    otherwise it is encoded again, which the command line says."""
     result = pipe(
         video=frames,
         fps=fps,
@@ -69,7 +72,32 @@ def write_with_soundtrack(
     )
     audio, sample_rate = result.audios[0], result.sample_rate
     seconds = len(audio) / sample_rate
-    export_to_video_with_audio(frames[: max(1, round(seconds * fps))], audio, sample_rate, output, fps)
+    _write_video(frames, fps, audio, sample_rate, output, source, duration)
     if args.wav is not None:
         write_wav(audio, args.wav, sample_rate)
     return seconds
+
+
+def _write_video(
+    frames: np.ndarray,
+    fps: float,
+    audio: np.ndarray,
+    sample_rate: int,
+    output: Path,
+    source: Path | None,
+    duration: float | None,
+) -> None:
+    """`output` with the sound: `source`'s own video stream when the sound covers all of it and an mp4 can carry
+    that stream, else the frames the sound covers, encoded again (said on the command line for a `source`)."""
+    if source is not None:
+        if duration is None:
+            try:
+                replace_audio_of_video(source, audio, sample_rate, output)
+                return
+            except ValueError as error:
+                reason = str(error)
+        else:
+            reason = "`--duration` cuts the clip."
+        print(f"Encoding the picture again: {reason}")
+    covered = frames[: max(1, round(len(audio) / sample_rate * fps))]
+    export_to_video_with_audio(covered, audio, sample_rate, output, fps)

@@ -32,6 +32,8 @@ from peft.tuners.tuners_utils import BaseTunerLayer
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
+from .single_file_utils import is_hub_repo_id
+
 
 if TYPE_CHECKING:
     from ..models import LuminaVideoTransformer3DModel
@@ -270,6 +272,9 @@ class LuminaVideoLoraLoaderMixin(CogVideoXLoraLoaderMixin):
         source = pretrained_model_name_or_path_or_dict
         if isinstance(source, dict):
             source, name = source.copy(), "The LoRA state dict"
+        elif not os.path.exists(source) and not is_hub_repo_id(source):
+            # Diffusers would look it up on the Hub and, offline, ask for a `weight_name` instead.
+            raise FileNotFoundError(f"The LoRA file or folder {os.fspath(source)!r} does not exist.")
         else:
             name = f"The LoRA file {os.fspath(source)!r}" + (
                 f" ({kwargs['weight_name']})" if kwargs.get("weight_name") else ""
@@ -299,7 +304,10 @@ class LuminaVideoLoraLoaderMixin(CogVideoXLoraLoaderMixin):
         loaded = sorted({a for adapters in self.get_list_adapters().values() for a in adapters})
         unknown = sorted(set(names) - set(loaded))
         if unknown:
-            raise ValueError(f"`{parameter}` has unknown adapters {unknown}; the loaded adapters are {loaded}.")
+            # Diffusers' own wording, which its tests and users' code match, with the parameter named.
+            raise ValueError(
+                f"Adapter name(s) {unknown} not in the list of present adapters: {loaded} (`{parameter}`)."
+            )
         return list(names)
 
     def fuse_lora(

@@ -30,7 +30,7 @@ def load_original_checkpoint(
     args_path = model_args_path or found_args
     model_args = load_model_args(args_path) if args_path is not None else None
     original = load_original_state_dict(weights)
-    config = infer_transformer_config(original, model_args)
+    config = infer_transformer_config(original, model_args, source=f"Checkpoint {weights}")
     with init_empty_weights():
         model = model_cls.from_config(config)
     state_dict = convert_lumina_video_transformer_checkpoint_to_diffusers(original, expected_shapes=model.state_dict())

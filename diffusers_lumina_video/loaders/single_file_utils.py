@@ -163,9 +163,12 @@ def _ffn_rounding(hidden_size: int, ffn_hidden: int) -> tuple[int, float | None]
     return 1, ffn_hidden / base
 
 
-def infer_transformer_config(state_dict: Mapping[str, Any], model_args: Any | None = None) -> dict[str, Any]:
+def infer_transformer_config(
+    state_dict: Mapping[str, Any], model_args: Any | None = None, source: str | os.PathLike = "The checkpoint"
+) -> dict[str, Any]:
     """Reads every dimension back from tensor shapes (original key names) and takes the fields shapes cannot
-    tell (RoPE theta, time and motion scales) from `model_args`; a disagreement between the two is an error."""
+    tell (RoPE theta, time and motion scales) from `model_args`; a disagreement between the two is an error.
+    `source` names the checkpoint in errors."""
     state_dict = strip_compile_prefix(state_dict)
     patch_sizes, in_channels, hidden_size = [], None, None
     for key, tensor in state_dict.items():
@@ -188,7 +191,7 @@ def infer_transformer_config(state_dict: Mapping[str, Any], model_args: Any | No
             + (f"missing {missing}" if missing else "no `all_x_embedder.*` patch embedders")
         )
     num_layers = 1 + max(int(key.split(".")[1]) for key in state_dict if key.startswith("layers."))
-    num_heads = state_dict["layers.0.attention.gate"].shape[0]
+    num_heads = _consistent_head_count(state_dict, source)
     head_dim = hidden_size // num_heads
     multiple_of, ffn_dim_multiplier = _ffn_rounding(
         hidden_size, state_dict["layers.0.feed_forward.w1.weight"].shape[0]
@@ -224,6 +227,22 @@ def infer_transformer_config(state_dict: Mapping[str, Any], model_args: Any | No
         motion_scale=float(args["motion_scale"]),
     )
     return config
+
+
+def _consistent_head_count(state_dict: Mapping[str, Any], source: str | os.PathLike) -> int:
+    """The head count every layer's `attention.gate` (one gate per head) agrees on. Checked here because the config
+    is read from layer 0: a layer 0 unlike the others would otherwise surface as a model that cannot be built."""
+    keys_by_count: dict[int, list[str]] = {}
+    for key, tensor in state_dict.items():
+        if re.fullmatch(r"layers\.\d+\.attention\.gate", key):
+            keys_by_count.setdefault(int(tensor.shape[0]), []).append(key)
+    if len(keys_by_count) > 1:
+        found = "; ".join(f"{count} in {listing(keys)}" for count, keys in sorted(keys_by_count.items()))
+        raise CheckpointFormatError(
+            f"{source} is inconsistent: its layers disagree on the number of attention heads (the length of "
+            f"`attention.gate`: {found})."
+        )
+    return state_dict["layers.0.attention.gate"].shape[0]
 
 
 def check_model_arg_values(model_args: Any) -> None:
@@ -315,8 +334,8 @@ def _download_release(repo_id: str) -> Path:
         ) from error
 
 
-def _torch_load_safely(
-    path: Path, allowed_globals: Sequence[type] = (), mmap: bool = False, kind: str = "Lumina-Video"
+def load_torch_file_safely(
+    path: Path, allowed_globals: Sequence[Any] = (), mmap: bool = False, kind: str = "Lumina-Video"
 ) -> Any:
     """`torch.load` restricted to tensors, plain containers and `allowed_globals`, so nothing in the pickle runs."""
     allowed = ["tensors", "plain containers", *(f"`{cls.__module__}.{cls.__qualname__}`" for cls in allowed_globals)]
@@ -324,19 +343,32 @@ def _torch_load_safely(
         with torch.serialization.safe_globals(list(allowed_globals)):
             return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as error:
-        # Raised without the unpickler's own message, which suggests turning `weights_only` off.
-        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(error))
+        found = re.search(r"GLOBAL (\S+)", str(error))  # "Unsupported global: GLOBAL x" or "unsupported GLOBAL x ..."
         if found is None:  # a damaged or foreign pickle that references no code
-            detail = re.search(r"WeightsUnpickler error:\s*(.+?)\n\n", str(error), flags=re.DOTALL)
-            reason = detail.group(1).strip() if detail else str(error)
-            raise CheckpointFormatError(f"Cannot read {path} as a {kind} checkpoint: {reason}.") from None
+            raise CheckpointFormatError(
+                f"Cannot read {path} as a {kind} checkpoint: {_load_error_reason(error)}."
+            ) from None
         raise UnsafeCheckpointError(
             f"Refusing to load {path}: its pickle references `{found.group(1)}`, and only {', '.join(allowed[:-1])} "
             f"and {allowed[-1]} are allowed. Unpickling anything else could run code stored in the file, so nothing "
             "from it was loaded."
         ) from None
     except Exception as error:  # a truncated zip, not a torch file at all...
-        raise CheckpointFormatError(f"Cannot read {path} as a {kind} checkpoint: {error}") from error
+        raise CheckpointFormatError(
+            f"Cannot read {path} as a {kind} checkpoint: {_load_error_reason(error)}"
+        ) from None
+
+
+def _load_error_reason(error: Exception) -> str:
+    """What went wrong, without the sentences of torch's message that advise turning the safe loader off (the
+    package never loads a file that way)."""
+    text = str(error)
+    detail = re.search(r"WeightsUnpickler error:\s*(.+?)\n\n", text, flags=re.DOTALL)
+    if detail is not None:
+        return detail.group(1).strip()
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    kept = [line for line in lines if not re.search(r"weights_only|torch\.load|trusted source", line)]
+    return " ".join(kept) or type(error).__name__
 
 
 def load_original_state_dict(weights: str | os.PathLike, kind: str = "Lumina-Video") -> dict[str, torch.Tensor]:
@@ -351,7 +383,7 @@ def load_original_state_dict(weights: str | os.PathLike, kind: str = "Lumina-Vid
         except Exception as error:
             raise CheckpointFormatError(f"Cannot read {weights} as a {kind} checkpoint: {error}") from error
     else:
-        state_dict = _torch_load_safely(weights, mmap=zipfile.is_zipfile(weights), kind=kind)
+        state_dict = load_torch_file_safely(weights, mmap=zipfile.is_zipfile(weights), kind=kind)
     if not isinstance(state_dict, Mapping) or not all(isinstance(v, torch.Tensor) for v in state_dict.values()):
         raise CheckpointFormatError(f"{weights} does not hold a state dict of tensors.")
     return dict(state_dict)
@@ -359,7 +391,7 @@ def load_original_state_dict(weights: str | os.PathLike, kind: str = "Lumina-Vid
 
 def load_model_args(path: str | os.PathLike) -> types.SimpleNamespace:
     """Loads `model_args.pth`, allowing `types.SimpleNamespace` and nothing else to be unpickled."""
-    args = _torch_load_safely(Path(path), allowed_globals=[types.SimpleNamespace])
+    args = load_torch_file_safely(Path(path), allowed_globals=[types.SimpleNamespace])
     if not isinstance(args, types.SimpleNamespace):
         raise CheckpointFormatError(f"{path} holds a {type(args).__name__}, expected `types.SimpleNamespace`.")
     return args

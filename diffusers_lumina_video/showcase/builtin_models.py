@@ -48,6 +48,15 @@ TINY_SHAPES_DEFAULTS = {
 }
 TINY_SHAPES_SHIFT = 1.0
 TINY_SHAPES_FPS = 8
+# The named settings its builder (`showcase/shapes_model.py`) writes into the folder's model_index.json, where the CLI,
+# the demo and `pipe(prompt)` read them: single-scale (its default) and coarse-to-fine.
+TINY_SHAPES_PRESETS = {
+    name: {**TINY_SHAPES_DEFAULTS, "patch_size": patch_size, "shift": TINY_SHAPES_SHIFT, "fps": TINY_SHAPES_FPS}
+    for name, patch_size in (
+        (TINY_SHAPES_ID, (1, 2, 2)),
+        (f"{TINY_SHAPES_ID}-MultiScale", [(0.0, (2, 4, 4)), (0.1, (2, 2, 2)), (0.3, (1, 2, 2))]),
+    )
+}
 SPECIAL_TOKENS = ["<pad>", "<eos>", "<bos>", "<unk>"]
 TINY_TEXT_DIM = 32
 TINY_LATENT_CHANNELS = 4

@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..pipelines.lumina_video.presets import preset_fps
 from ..utils.atomic import atomic_output_file
-from .builtin_models import TINY_SHAPES_DEFAULTS, TINY_SHAPES_FPS, TINY_SHAPES_SHIFT
 from .shapes_benchmark import (
     CHANCE,
     MULTI_SCALE,
@@ -48,17 +48,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--output", type=Path, required=True, help="Folder for results.json and the figures.")
     parser.add_argument("--seen", type=int, default=48, help="Clips of captions seen in training (new seeds).")
     parser.add_argument("--unseen-seeds", type=int, default=4, help="Clips per held-out combination (14 of them).")
-    parser.add_argument(
-        "--steps", type=int, default=TINY_SHAPES_DEFAULTS["num_inference_steps"], help="Sampling steps."
-    )
-    parser.add_argument("--guidance-scale", type=float, default=TINY_SHAPES_DEFAULTS["guidance_scale"])
-    parser.add_argument(
-        "--motion-score",
-        type=float,
-        default=TINY_SHAPES_DEFAULTS["motion_score"],
-        help="Motion condition of adherence clips (negative: none).",
-    )
-    parser.add_argument("--shift", type=float, default=TINY_SHAPES_SHIFT, help="Sampling time shift.")
+    # Sampling settings left out are the model's own (its folder's `default_sampling_preset`).
+    parser.add_argument("--steps", type=int, help="Sampling steps.")
+    parser.add_argument("--guidance-scale", type=float)
+    parser.add_argument("--motion-score", type=float, help="Motion condition of adherence clips (negative: none).")
+    parser.add_argument("--shift", type=float, help="Sampling time shift.")
     parser.add_argument(
         "--motion-values",
         type=float,
@@ -74,17 +68,19 @@ def build_parser() -> argparse.ArgumentParser:
         default=[0.0, 6.0, 12.0, 18.0],
         help="The sweep of `negative_motion_score`, with `motion_score` at the largest `--motion-values`.",
     )
-    parser.add_argument("--fps", type=float, default=TINY_SHAPES_FPS, help="Frame rate the clips were trained at.")
+    parser.add_argument("--fps", type=float, help="Frame rate the clips were trained at.")
     parser.add_argument("--seed", type=int, default=1000)
     parser.add_argument("--threads", type=int, default=2)
     return parser
 
 
-def _load(path: str, shift: float):
+def _load(path: str, shift: float | None):
+    """The pipeline at `path`, sampling with `shift` (None: the one saved with it)."""
     from diffusers import DiffusionPipeline, FlowMatchEulerDiscreteScheduler
 
     pipe = DiffusionPipeline.from_pretrained(path, torch_dtype=torch.float32)
-    pipe.scheduler = FlowMatchEulerDiscreteScheduler.from_config(pipe.scheduler.config, shift=shift)
+    if shift is not None:
+        pipe.scheduler = FlowMatchEulerDiscreteScheduler.from_config(pipe.scheduler.config, shift=shift)
     return pipe
 
 
@@ -113,13 +109,17 @@ def run(args: argparse.Namespace) -> dict:
     seen = [train_specs[i] for i in rng.choice(len(train_specs), size=args.seen, replace=False)]
     unseen = [spec for spec in held_out for _ in range(args.unseen_seeds)]
     seeds = [args.seed + i for i in range(max(len(seen), len(unseen)))]
-    call = {
-        **TINY_SHAPES_DEFAULTS,
+    pipe = _load(args.model, args.shift)
+    given = {
         "num_inference_steps": args.steps,
         "guidance_scale": args.guidance_scale,
         "motion_score": args.motion_score,
     }
-    pipe = _load(args.model, args.shift)
+    # The benchmark compares its own patch schedules.
+    call = {k: v for k, v in pipe.sampling_defaults.items() if k != "patch_size"}
+    call.update({k: v for k, v in given.items() if v is not None})
+    if args.fps is None:
+        args.fps = preset_fps(pipe.config.default_sampling_preset, pipe.config.sampling_presets)
     results: dict = {"settings": {k: v for k, v in vars(args).items() if k != "output"} | {"call": call}}
     results["settings"]["output"] = str(args.output)
     results["chance"] = CHANCE

@@ -15,6 +15,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..training.motion import flow_motion_score
+from .builtin_models import TINY_SHAPES_ID, TINY_SHAPES_PRESETS
 from .shape_attributes import read_bounce, read_clip_attributes, read_track, track_smoothness
 from .synthetic_shapes import BOUNCING, DIRECTIONS, SHAPE_COLOURS, SHAPES, ShapeSpec
 
@@ -22,8 +23,8 @@ from .synthetic_shapes import BOUNCING, DIRECTIONS, SHAPE_COLOURS, SHAPES, Shape
 ATTRIBUTES = ("colour", "shape", "direction")
 CHANCE = {"colour": 1 / len(SHAPE_COLOURS), "shape": 1 / len(SHAPES), "direction": 1 / len(DIRECTIONS)}
 # The finest patchification throughout, and the coarse-to-fine schedule the shape benchmarks compare it with.
-SINGLE_SCALE = (1, 2, 2)
-MULTI_SCALE = [(0.0, (2, 4, 4)), (0.1, (2, 2, 2)), (0.3, SINGLE_SCALE)]
+SINGLE_SCALE = TINY_SHAPES_PRESETS[TINY_SHAPES_ID]["patch_size"]
+MULTI_SCALE = TINY_SHAPES_PRESETS[f"{TINY_SHAPES_ID}-MultiScale"]["patch_size"]
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from transformers import Gemma2Config, Gemma2Model, PreTrainedTokenizerFast
 from ..models import LuminaVideoTransformer3DModel
 from ..pipelines.lumina_video import SYSTEM_PROMPT, LuminaVideoPipeline
 from ..utils.atomic import build_folder_atomically
-from .builtin_models import TINY_SHAPES_SHIFT, word_level_tokenizer
+from .builtin_models import TINY_SHAPES_ID, TINY_SHAPES_PRESETS, TINY_SHAPES_SHIFT, word_level_tokenizer
 from .synthetic_shapes import CLIP_FORMAT_V1
 
 
@@ -85,6 +85,8 @@ def write_untrained_pipeline(
         vae=vae,
         text_encoder=shapes_text_encoder(len(tokenizer)),
         tokenizer=tokenizer,
+        sampling_presets=TINY_SHAPES_PRESETS,
+        default_sampling_preset=TINY_SHAPES_ID,
     )
     folder = Path(folder)
     with build_folder_atomically(folder, overwrite=overwrite) as staging:

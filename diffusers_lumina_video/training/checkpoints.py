@@ -1,10 +1,12 @@
 """Which training checkpoints exist and which one a run continues from."""
 
 import json
+import zipfile
 from pathlib import Path
 
 from safetensors import safe_open
 
+from ..loaders.single_file_utils import CheckpointFormatError, load_torch_file_safely
 from .config import TrainingConfig
 
 
@@ -58,8 +60,8 @@ def resolve_resume_path(config: TrainingConfig, lora_modules: list[str]) -> Path
 
 def check_checkpoint(path: Path, config: TrainingConfig, lora_modules: list[str]) -> None:
     """Raises a `ValueError` naming the file and the fault when the checkpoint at `path` is corrupt or was made by a
-    run this one cannot continue (other mode, LoRA rank or layers, a step past `max_train_steps`); reads no tensor
-    data."""
+    run this one cannot continue (other mode, LoRA rank or layers, a step past `max_train_steps`), or a file of it
+    is damaged or unsafe (see `check_checkpoint_files`)."""
     state_file = path / TRAINER_STATE_FILE
     try:
         state = json.loads(state_file.read_text())
@@ -91,13 +93,11 @@ def check_checkpoint(path: Path, config: TrainingConfig, lora_modules: list[str]
             raise ValueError(
                 f"Checkpoint {path} holds a moving average of the weights, but this run has `ema_decay` 0."
             )
+        check_checkpoint_files(path, state["global_step"])
         return
+    check_checkpoint_files(path, state["global_step"])
     lora_file = path / LORA_WEIGHT_NAME
-    try:
-        with safe_open(str(lora_file), framework="pt") as file:
-            shapes = {key: file.get_slice(key).get_shape() for key in file.keys()}
-    except Exception as error:  # safetensors raises its own error types for every kind of damage
-        raise ValueError(f"Checkpoint file {lora_file} is corrupt ({type(error).__name__}: {error}).") from None
+    shapes = _safetensors_shapes(lora_file)
     down = {key.split(".lora_A.")[0].split(".", 1)[1]: shape for key, shape in shapes.items() if ".lora_A." in key}
     ranks = sorted({shape[0] for shape in down.values()})
     if ranks != [config.rank]:
@@ -108,3 +108,44 @@ def check_checkpoint(path: Path, config: TrainingConfig, lora_modules: list[str]
             f"Checkpoint file {lora_file} wraps other layers than this run's `target_modules` "
             f"(only in one of them: {differ[:5]})."
         )
+
+
+def _safetensors_shapes(file: Path) -> dict[str, list[int]]:
+    try:
+        with safe_open(str(file), framework="pt") as opened:
+            return {key: opened.get_slice(key).get_shape() for key in opened.keys()}
+    except Exception as error:  # safetensors raises its own error types for every kind of damage
+        raise CheckpointFormatError(f"Checkpoint file {file} is corrupt ({type(error).__name__}: {error}).") from None
+
+
+def _check_file(file: Path) -> None:
+    """Reads `file` as accelerate will: safetensors by their header; pickles in full (their zip checksums) and with
+    the safe loader (what they hold), which accelerate itself does not use for the moving average."""
+    from accelerate.utils.other import TORCH_SAFE_GLOBALS  # what accelerate's own loader allows (numpy RNG state)
+
+    if file.suffix == ".safetensors":
+        _safetensors_shapes(file)
+        return
+    try:
+        with zipfile.ZipFile(file) as archive:
+            damaged = archive.testzip()
+    except Exception as error:  # `zipfile` raises many kinds for a damaged archive (BadZipFile, EOFError, ...)
+        raise CheckpointFormatError(f"Checkpoint file {file} is corrupt or cut short ({error}).") from None
+    if damaged is not None:
+        raise CheckpointFormatError(f"Checkpoint file {file} is corrupt: its part {damaged} fails its checksum.")
+    load_torch_file_safely(file, allowed_globals=TORCH_SAFE_GLOBALS, mmap=True, kind="training")
+
+
+def check_checkpoint_files(path: Path, step: int) -> None:
+    """Raises a `ValueError` naming the first file of the checkpoint at `path` (saved at `step`) that is damaged or
+    would run code when loaded, and saying what to do; read before any model loads."""
+    files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix in (".safetensors", ".bin", ".pkl"))
+    try:
+        for file in files:
+            _check_file(file)
+    except CheckpointFormatError as error:
+        earlier = [folder for saved, folder in list_checkpoints(path.parent) if saved < step]
+        resume = f"resume from the earlier {earlier[-1]} (`--resume {earlier[-1]}`) or " if earlier else ""
+        raise ValueError(
+            f"{error} Checkpoint {path} cannot be resumed: {resume}start over in another `output_dir`."
+        ) from None

@@ -40,7 +40,13 @@ from ..loaders.lora_pipeline import (
     check_lora_target_modules,
 )
 from ..model_card import create_full_model_card, create_lora_model_card, create_v2a_model_card
-from ..utils.atomic import atomic_output_file, build_folder_atomically, remove_stale_temporaries, replace_folder
+from ..utils.atomic import (
+    atomic_output_file,
+    build_folder_atomically,
+    remove_stale_temporaries,
+    replace_folder,
+    restore_set_aside_folders,
+)
 from .batches import unbatched
 from .checkpoints import (
     CHECKPOINT_PREFIX,
@@ -139,6 +145,9 @@ class Trainer:
         config = self.config
         self.model_settings = resolve_model_settings(config, self.family)
         self.items = self.family.load_items()
+        # A checkpoint or the pipeline folder set aside by a run killed while replacing it goes back first.
+        restore_set_aside_folders(config.output_path)
+        restore_set_aside_folders(config.output_path / "checkpoints")
         self.resume_path = resolve_resume_path(config, self.model_settings.lora_modules)
         if config.push_to_hub:
             from huggingface_hub import get_token

@@ -3,9 +3,15 @@
 Every temporary file or folder is hidden and named `.<target>.tmp-<pid>-...`, beside its target. A killed process
 cannot remove its own, so the next run in the same place calls `remove_stale_temporaries`, which deletes those whose
 process no longer runs.
+
+A folder being replaced is first set aside as `.<target>.tmp-<pid>-....previous/<target>`: the name says whose copy
+it is. A process killed before the new folder is in leaves the target missing and that copy its only one, so the
+next run puts it back (`restore_set_aside_folders`) instead of deleting it.
 """
 
 import contextlib
+import glob
+import json
 import logging
 import os
 import re
@@ -49,15 +55,48 @@ def is_abandoned(path: Path) -> bool:
     return match is not None and int(match.group(1)) != os.getpid() and not _is_running(int(match.group(1)))
 
 
+_SET_ASIDE_SUFFIX = ".previous"
+
+
+def _restore_if_only_copy(set_aside: Path) -> Path | None:
+    """Puts the folder inside an abandoned `set_aside` back at its name when nothing is there; returns it then."""
+    for inner in set_aside.iterdir() if set_aside.is_dir() else []:
+        target = set_aside.parent / inner.name
+        if not target.exists() and not target.is_symlink():
+            try:
+                inner.rename(target)
+            except FileNotFoundError:  # another process put it back first
+                continue
+            logger.warning(f"Restored {target}, which an interrupted run had set aside as {inner}.")
+            return target
+    return None
+
+
+def restore_set_aside_folders(folder: Path, name: str | None = None) -> list[Path]:
+    """Puts back every folder in `folder` (only `name`, if given) that a killed `replace_folder` left set aside with
+    nothing at its own path; returns those restored. Called by every command before it reads or replaces one."""
+    pattern = f".{glob.escape(name) if name else '*'}.tmp-*{_SET_ASIDE_SUFFIX}"
+    found = sorted(folder.glob(pattern)) if folder.is_dir() else []
+    return [target for path in found if is_abandoned(path) and (target := _restore_if_only_copy(path)) is not None]
+
+
+def restore_folder(path: str | os.PathLike) -> None:
+    """Puts `path` back if a killed `replace_folder` left it set aside; for commands about to read or replace it."""
+    path = Path(path).expanduser().absolute()
+    restore_set_aside_folders(path.parent, path.name)
+
+
 def remove_stale_temporaries(folder: Path, recursive: bool = False) -> list[Path]:
     """Deletes the temporaries in `folder` (and below, if `recursive`) left by processes that no longer run; returns
-    what it deleted."""
+    what it deleted. A set-aside folder that is the only copy of its target is put back instead."""
     if not folder.is_dir():
         return []
     removed = []
     for path in sorted(folder.rglob(".*") if recursive else folder.glob(".*")):
         if not is_abandoned(path):
             continue
+        if path.name.endswith(_SET_ASIDE_SUFFIX):
+            _restore_if_only_copy(path)
         if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path, ignore_errors=True)
         elif path.exists() or path.is_symlink():
@@ -87,7 +126,9 @@ def replace_folder(source: Path, target: Path) -> None:
     if not target.exists():
         source.rename(target)
         return
-    previous = Path(tempfile.mkdtemp(prefix=temporary_prefix(target.name), suffix=".previous", dir=target.parent))
+    previous = Path(
+        tempfile.mkdtemp(prefix=temporary_prefix(target.name), suffix=_SET_ASIDE_SUFFIX, dir=target.parent)
+    )
     target.rename(previous / target.name)
     try:
         source.rename(target)
@@ -99,11 +140,26 @@ def replace_folder(source: Path, target: Path) -> None:
             shutil.rmtree(previous, ignore_errors=True)
 
 
+def forget_source_paths(folder: Path) -> None:
+    """Removes `_name_or_path` from every json config under `folder`. Diffusers and transformers record there where
+    a component was loaded from, which for a local folder is a path of the machine that wrote it; nothing reads it
+    back (`DiffusionPipeline.from_pretrained` drops it), so a folder that is shipped or shared carries none."""
+    for path in sorted(folder.rglob("*.json")):
+        try:
+            config = json.loads(path.read_text())
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            continue
+        if isinstance(config, dict) and "_name_or_path" in config:
+            del config["_name_or_path"]
+            path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+
+
 @contextlib.contextmanager
 def build_folder_atomically(output_path: Path, overwrite: bool) -> Iterator[Path]:
-    """Yields an empty folder beside `output_path` that replaces it when the block completes. On any error or
-    interruption the folder (and any parent created for it) is removed and `output_path` is left as it was; one left
-    by a killed process is removed by the next build beside it."""
+    """Yields an empty folder beside `output_path` that replaces it when the block completes (a model folder: its
+    configs lose the local paths they were loaded from, see `forget_source_paths`). On any error or interruption the
+    folder (and any parent created for it) is removed and `output_path` is left as it was; one left by a killed
+    process is removed by the next build beside it."""
     first_created = next((p for p in reversed([output_path, *output_path.parents]) if not p.exists()), None)
     output_path.parent.mkdir(parents=True, exist_ok=True)
     for stale in remove_stale_temporaries(output_path.parent):
@@ -114,6 +170,7 @@ def build_folder_atomically(output_path: Path, overwrite: bool) -> Iterator[Path
     building.chmod(permissions_from_umask(0o777))  # `mkdtemp` makes the folder private
     try:
         yield building
+        forget_source_paths(building)
         replace_folder(building, output_path)
     except BaseException:
         shutil.rmtree(building, ignore_errors=True)

@@ -160,6 +160,43 @@ def export_to_video_with_audio(
     return str(path)
 
 
+def replace_audio_of_video(
+    video_path: str | os.PathLike, audio: np.ndarray | torch.Tensor, sample_rate: int, path: str | os.PathLike
+) -> str:
+    """Writes an mp4 of the first video stream of `video_path`, copied packet by packet (not decoded, so the picture
+    is exactly the source's), and mono `audio` (AAC) in place of any sound it had; returns the path.
+
+    Raises `ValueError` when the mp4 container cannot carry that video stream as it is (e.g. its codec); nothing is
+    written then.
+    """
+    samples = _audio_samples(audio)
+    _check_positive_int(sample_rate, "sample_rate")
+    with _open_media(video_path) as source:
+        if not source.streams.video:
+            raise ValueError(f"`video_path` {video_path} has no video stream.")
+        source_stream = source.streams.video[0]
+        try:
+            with atomic_output_file(path) as temporary, av.open(str(temporary), mode="w") as container:
+                video_stream = container.add_stream_from_template(source_stream)
+                audio_stream = container.add_stream(AUDIO_CODEC, rate=sample_rate, layout="mono")
+                for packet in source.demux(source_stream):
+                    if packet.dts is None:  # the demuxer's empty end-of-stream packet
+                        continue
+                    packet.stream = video_stream
+                    container.mux(packet)
+                sound = av.AudioFrame.from_ndarray(samples[None], format="flt", layout="mono")
+                sound.sample_rate = sample_rate
+                sound.pts = 0
+                container.mux(audio_stream.encode(sound))
+                container.mux(audio_stream.encode(None))
+        except (av.error.FFmpegError, ValueError) as error:
+            codec = source_stream.codec_context.name
+            raise ValueError(
+                f"An mp4 cannot carry the {codec} video stream of {video_path} as it is ({error})."
+            ) from error
+    return str(path)
+
+
 @contextlib.contextmanager
 def _open_media(path: str | os.PathLike) -> Iterator[av.container.InputContainer]:
     """Opens `path` for reading; FFmpeg's errors on it (not a media file, corrupt data) become a `ValueError`."""

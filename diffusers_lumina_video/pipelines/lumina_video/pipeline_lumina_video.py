@@ -36,7 +36,12 @@ from ...models.transformers.transformer_lumina_video import patch_size_key
 from ...utils.tensor_checks import check_tensor, check_values, finite, has_token_per_row, skip_value_checks
 from ..sampling import LuminaSamplingMixin
 from .pipeline_output import LuminaVideoPipelineOutput
-from .presets import SAMPLING_PRESETS
+from .presets import (
+    SAMPLING_PRESETS,
+    check_model_presets,
+    find_sampling_preset,
+    preset_call_arguments,
+)
 from .schedules import SamplingSchedule, StepSettings
 
 
@@ -48,6 +53,8 @@ SYSTEM_PROMPT = (
 )
 OUTPUT_TYPES = ("np", "pil", "pt", "latent")
 _DEFAULTS = SAMPLING_PRESETS["f24F96R960"]
+# `guidance_renorm`'s default, "not given": `None` already means "off".
+MODEL_DEFAULT = "model default"
 # Repairs what copying text through web pages and wrong encodings does to it (mojibake such as "cafÃ©", terminal
 # escapes, C1 controls) and leaves everything a person would type on purpose alone: curly quotes, ligatures,
 # full-width letters, line breaks and Unicode normalisation keep their tokens, so clean prompts match the reference.
@@ -108,6 +115,12 @@ class LuminaVideoPipeline(DiffusionPipeline, LuminaVideoLoraLoaderMixin, LuminaS
         vae ([`AutoencoderKLCogVideoX`], *optional*): Decodes latents into frames; not needed for latent output.
         text_encoder ([`Gemma2Model`], *optional*): Its second-to-last hidden state is the caption feature.
         tokenizer (*optional*): The Gemma tokenizer; not needed when embeddings are given.
+        sampling_presets (`dict[str, dict]`, *optional*): The model's own named sampling settings (call arguments
+            as in `SAMPLING_PRESETS`, plus `shift` and the `fps` to write videos at), saved in `model_index.json`
+            like any pipeline-level config; `use_sampling_preset` takes their names.
+        default_sampling_preset (`str`, *optional*): The one of `sampling_presets` a call uses for the arguments it
+            is not given, so that `pipe(prompt)` makes this model's own video; without it, the `f24F96R960`
+            preset's.
     """
 
     lora_model_family = "video"
@@ -122,11 +135,15 @@ class LuminaVideoPipeline(DiffusionPipeline, LuminaVideoLoraLoaderMixin, LuminaS
         vae: AutoencoderKLCogVideoX | None = None,
         text_encoder: Gemma2Model | None = None,
         tokenizer: PreTrainedTokenizerBase | None = None,
+        sampling_presets: dict[str, dict] | None = None,
+        default_sampling_preset: str | None = None,
     ):
         super().__init__()
         self.register_modules(
             transformer=transformer, scheduler=scheduler, vae=vae, text_encoder=text_encoder, tokenizer=tokenizer
         )
+        check_model_presets(sampling_presets, default_sampling_preset)
+        self.register_to_config(sampling_presets=sampling_presets, default_sampling_preset=default_sampling_preset)
         self.vae_scale_factor_spatial = 2 ** (len(vae.config.block_out_channels) - 1) if vae is not None else 8
         self.vae_scale_factor_temporal = vae.config.temporal_compression_ratio if vae is not None else 4
         self.video_processor = VideoProcessor(vae_scale_factor=self.vae_scale_factor_spatial)
@@ -346,10 +363,11 @@ class LuminaVideoPipeline(DiffusionPipeline, LuminaVideoLoraLoaderMixin, LuminaS
     def _resolve_video_size(
         self, height: int | None, width: int | None, num_frames: int | None, latents: torch.Tensor | None
     ) -> tuple[int, int, int]:
-        """Sizes left out are read from `latents` when given, else taken from the default preset."""
+        """Sizes left out are read from `latents` when given, else taken from `sampling_defaults`."""
         if latents is None:
             sizes = (height, width, num_frames)
-            defaults = (_DEFAULTS["height"], _DEFAULTS["width"], _DEFAULTS["num_frames"])
+            own = self.sampling_defaults
+            defaults = (own["height"], own["width"], own["num_frames"])
             return tuple(default if size is None else size for size, default in zip(sizes, defaults, strict=True))
         check_tensor("latents", latents)
         if latents.ndim != 5:
@@ -360,6 +378,18 @@ class LuminaVideoPipeline(DiffusionPipeline, LuminaVideoLoraLoaderMixin, LuminaS
             latents.shape[4] * spatial if width is None else width,
             self.decoded_num_frames(latents.shape[2]) if num_frames is None else num_frames,
         )
+
+    @staticmethod
+    def _check_latents_grid(latents: torch.Tensor, schedule: SamplingSchedule) -> None:
+        """Given `latents` must patchify with every patch of the schedule; said of `latents`, since the sizes the
+        other checks speak of (`height`, `width`) were read from it."""
+        patch = max(max(p[1:]) for p in schedule.patch_size.values)
+        grid = tuple(latents.shape[3:])
+        if grid[0] % patch or grid[1] % patch:
+            raise ValueError(
+                f"`latents` height and width {grid[0]}x{grid[1]} must be multiples of {patch} (the largest patch in "
+                f"`patch_size`), got shape {tuple(latents.shape)}."
+            )
 
     def decoded_num_frames(self, num_latent_frames: int) -> int:
         """Frames the CogVideoX VAE decodes `num_latent_frames` into. It decodes latent frames two at a time, an odd
@@ -501,14 +531,24 @@ class LuminaVideoPipeline(DiffusionPipeline, LuminaVideoLoraLoaderMixin, LuminaS
         }
 
     def use_sampling_preset(self, name: str) -> dict[str, Any]:
-        """Sets the scheduler's shift for a released sampling config and returns its call arguments."""
-        if name not in SAMPLING_PRESETS:
-            raise ValueError(f"Unknown sampling preset {name!r}; choose from {sorted(SAMPLING_PRESETS)}.")
-        call_kwargs = dict(SAMPLING_PRESETS[name])
-        self.scheduler = FlowMatchEulerDiscreteScheduler.from_config(
-            self.scheduler.config, shift=call_kwargs.pop("shift")
-        )
-        return call_kwargs
+        """Sets the scheduler's shift for a sampling config, the model's own (`sampling_presets`) or a released one
+        (`SAMPLING_PRESETS`), and returns its call arguments."""
+        settings = find_sampling_preset(name, self.config.sampling_presets)
+        if "shift" in settings:
+            self.scheduler = FlowMatchEulerDiscreteScheduler.from_config(
+                self.scheduler.config, shift=settings["shift"]
+            )
+        return preset_call_arguments(settings)
+
+    @property
+    def sampling_defaults(self) -> dict[str, Any]:
+        """The call arguments a call uses for those it is not given: the model's `default_sampling_preset`, over the
+        `f24F96R960` preset's (whose patch size is left to the transformer's finest)."""
+        defaults = {k: v for k, v in preset_call_arguments(_DEFAULTS).items() if k != "patch_size"}
+        if self.config.default_sampling_preset is not None:
+            own = find_sampling_preset(self.config.default_sampling_preset, self.config.sampling_presets)
+            defaults.update(preset_call_arguments(own))
+        return defaults
 
     @torch.no_grad()
     @replace_example_docstring(EXAMPLE_DOC_STRING)
@@ -519,11 +559,11 @@ class LuminaVideoPipeline(DiffusionPipeline, LuminaVideoLoraLoaderMixin, LuminaS
         height: int | None = None,
         width: int | None = None,
         num_frames: int | None = None,
-        num_inference_steps: int = _DEFAULTS["num_inference_steps"],
-        guidance_scale: float | list[tuple[float, float]] = tuple(_DEFAULTS["guidance_scale"]),
-        guidance_renorm: float | None = _DEFAULTS["guidance_renorm"],
-        motion_score: float | list[tuple[float, float]] = _DEFAULTS["motion_score"],
-        negative_motion_score: float | list[tuple[float, float]] = tuple(_DEFAULTS["negative_motion_score"]),
+        num_inference_steps: int | None = None,
+        guidance_scale: float | list[tuple[float, float]] | None = None,
+        guidance_renorm: float | None | str = MODEL_DEFAULT,
+        motion_score: float | list[tuple[float, float]] | None = None,
+        negative_motion_score: float | list[tuple[float, float]] | None = None,
         patch_size: tuple[int, int, int] | list[tuple[float, tuple[int, int, int]]] | None = None,
         num_videos_per_prompt: int = 1,
         generator: torch.Generator | list[torch.Generator] | None = None,
@@ -546,28 +586,31 @@ class LuminaVideoPipeline(DiffusionPipeline, LuminaVideoLoraLoaderMixin, LuminaS
         r"""
         Generates videos from text. Time-aware arguments take a constant or a schedule: a list of `(t_start, value)`
         pairs, first `t_start` 0.0 and increasing, where t is the Lumina time at the start of a step (0 = noise,
-        1 = data); the value in force is the one with the largest `t_start <= t`.
+        1 = data); the value in force is the one with the largest `t_start <= t`. Sampling arguments not given take
+        the model's own settings (`sampling_defaults`: its `default_sampling_preset`, e.g. the built-in
+        `tiny-shapes`'), else the `f24F96R960` preset's.
 
         Args:
             prompt (`str` or `list[str]`): What to generate; prefixed with `system_prompt`.
             negative_prompt (`str` or `list[str]`, *optional*): The negative branch's text (default: empty, i.e. the
                 system prompt alone).
             height (`int`, *optional*), width (`int`, *optional*): Pixel size; multiples of 8 x the largest patch
-                used (32 for (2, 4, 4)). Defaults: read from `latents` when given, else the `f24F96R960` preset's.
+                used (32 for (2, 4, 4)). Defaults: read from `latents` when given, else `sampling_defaults`.
             num_frames (`int`, *optional*): Frames of the output video (1 for an image); the default, like the size's,
-                comes from `latents` or the preset. The CogVideoX VAE decodes `L` latent
+                comes from `latents` or `sampling_defaults`. The CogVideoX VAE decodes `L` latent
                 frames into `4L` frames (`L` even) or `4L - 3` (`L` odd); the pipeline samples the fewest latent frames
                 that cover `num_frames` and crops the rest, so counts of `8k` or `8k + 1` waste nothing.
             num_inference_steps (`int`): Transformer evaluations per branch (the reference's `steps` minus one).
             guidance_scale (`float` or schedule): `w` in `neg + w * (pos - neg)` (the reference's `cfg + 1`); where
                 `w <= 1` the negative branch is not run.
             guidance_renorm (`float`, *optional*): Caps the guided velocity's norm at this multiple of the
-                positive velocity's norm; `None` turns it off.
+                positive velocity's norm; `None` turns it off. Not given (`MODEL_DEFAULT`): `sampling_defaults`'.
             motion_score (`float` or schedule): Motion condition of the positive branch (negative = none).
             negative_motion_score (`float` or schedule): Motion condition of the negative branch; the difference to
                 `motion_score` controls how much motion there is.
             patch_size (`tuple` or schedule, *optional*): `(pF, pH, pW)` from `transformer.config.patch_sizes`;
-                coarse-to-fine schedules give multi-scale sampling. Defaults to the finest patch.
+                coarse-to-fine schedules give multi-scale sampling. Defaults to the model's own settings' if they name
+                one, else the finest patch.
             num_videos_per_prompt (`int`): Videos per prompt.
             generator (`torch.Generator` or `list[torch.Generator]`, *optional*): One, or one per video.
             latents (`torch.Tensor`, *optional*): Starting noise `[B, C, pipe.num_latent_frames(num_frames), H / 8,
@@ -590,12 +633,27 @@ class LuminaVideoPipeline(DiffusionPipeline, LuminaVideoLoraLoaderMixin, LuminaS
         """
         if isinstance(callback_on_step_end, (PipelineCallback, MultiPipelineCallbacks)):
             callback_on_step_end_tensor_inputs = callback_on_step_end.tensor_inputs
+        defaults = self.sampling_defaults
+        num_inference_steps, guidance_scale, motion_score, negative_motion_score, patch_size = (
+            defaults.get(name) if value is None else value
+            for name, value in (
+                ("num_inference_steps", num_inference_steps),
+                ("guidance_scale", guidance_scale),
+                ("motion_score", motion_score),
+                ("negative_motion_score", negative_motion_score),
+                ("patch_size", patch_size),
+            )
+        )
+        if isinstance(guidance_renorm, str) and guidance_renorm == MODEL_DEFAULT:
+            guidance_renorm = defaults["guidance_renorm"]
         if patch_size is None:
             patch_size = self.transformer.finest_patch_size
         schedule = SamplingSchedule.parse(
             guidance_scale, motion_score, negative_motion_score, patch_size, self.transformer.config.patch_sizes
         )
         height, width, num_frames = self._resolve_video_size(height, width, num_frames, latents)
+        if latents is not None:
+            self._check_latents_grid(latents, schedule)
         self.check_inputs(
             prompt,
             negative_prompt,
