@@ -72,14 +72,18 @@ def written(monkeypatch) -> list[np.ndarray]:
 @pytest.fixture
 def sounds(monkeypatch) -> list[np.ndarray]:
     """The soundtracks each `add-audio` or `generate --with-audio` in this process writes, as floats (the tiny
-    models' are too quiet for a 16-bit file)."""
-    tracks, export = [], soundtrack.export_to_video_with_audio
+    models' are too quiet for a 16-bit file), whether the picture is encoded again or its stream copied."""
+    tracks = []
 
-    def record(frames, audio, *args, **kwargs):
-        tracks.append(np.asarray(audio, dtype=np.float32))
-        return export(frames, audio, *args, **kwargs)
+    def recording(write, audio_index):
+        def record(*args, **kwargs):
+            tracks.append(np.asarray(args[audio_index], dtype=np.float32))
+            return write(*args, **kwargs)
 
-    monkeypatch.setattr(soundtrack, "export_to_video_with_audio", record)
+        return record
+
+    monkeypatch.setattr(soundtrack, "export_to_video_with_audio", recording(soundtrack.export_to_video_with_audio, 1))
+    monkeypatch.setattr(soundtrack, "replace_audio_of_video", recording(soundtrack.replace_audio_of_video, 1))
     return tracks
 
 
