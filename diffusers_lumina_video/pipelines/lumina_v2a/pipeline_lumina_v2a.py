@@ -38,6 +38,14 @@ from ...models import LuminaV2ATransformerModel, SynchformerEncoder
 from ...models.transformers.transformer_lumina_v2a import SYNC_FEATURES_PER_SEGMENT
 from ...processors import SynchformerVideoProcessor
 from ...utils.media_io import VideoFrames, frame_indices_at_rate, read_video
+from ..lumina_video.denoising import (
+    LuminaGuidance,
+    call_kind,
+    combine_branches,
+    euler_step,
+    guider_branches,
+    lumina_time,
+)
 from ..lumina_video.schedules import TimeSchedule, parse_float
 from ..sampling import LuminaSamplingMixin
 from .audio_codec import LATENT_FRAMES_PER_SECOND, SAMPLE_RATE, latents_to_waveforms
@@ -300,22 +308,18 @@ class LuminaV2APipeline(DiffusionPipeline, LuminaVideoLoraLoaderMixin, LuminaSam
         self,
         latents: torch.Tensor,
         time: float,
-        guidance_scale: float,
+        guider: LuminaGuidance,
         conditions: dict[str, torch.Tensor],
         step_index: int,
     ) -> torch.Tensor:
-        """One transformer call, both guidance branches batched; the negative branch drops the visual and sync
-        streams (and the text, unless a negative prompt was given)."""
-        batch_size = latents.shape[0]
-        guided = guidance_scale > 1.0
-        rows = slice(None) if guided else slice(0, batch_size)
-        model_input = torch.cat([latents, latents]) if guided else latents
-        with self.transformer_call_context(_call_kind(guidance_scale), step_index, time):
-            velocity = self._transformer_velocity(model_input, time, conditions, rows)
-        if not guided:
-            return velocity
-        positive, negative = velocity.chunk(2)
-        return negative + guidance_scale * (positive - negative)
+        """One transformer call for the guider's branches (batched), then their combination; the negative branch
+        drops the visual and sync streams (and the text, unless a negative prompt was given)."""
+        branches = guider_branches(guider, {})
+        guided = len(branches) == 2
+        rows = slice(None) if guided else slice(0, latents.shape[0])
+        with self.transformer_call_context(call_kind(guided), step_index, time):
+            velocity = self._transformer_velocity(torch.cat([latents] * len(branches)), time, conditions, rows)
+        return combine_branches(guider, branches, velocity)
 
     def _transformer_velocity(
         self, model_input: torch.Tensor, time: float, conditions: dict[str, torch.Tensor], rows: slice
@@ -433,17 +437,18 @@ class LuminaV2APipeline(DiffusionPipeline, LuminaVideoLoraLoaderMixin, LuminaSam
         latents = self.prepare_latents(batch_size, latent_frames, device, generator, latents)
 
         # 3. Denoising loop
-        self.check_cache_for_run([_call_kind(schedule.at(1.0 - float(s))) for s in self.scheduler.sigmas[:-1]])
+        self.check_cache_for_run([call_kind(schedule.at(1.0 - float(s)) > 1.0) for s in self.scheduler.sigmas[:-1]])
+        guider = LuminaGuidance(guidance_scale, guidance_renorm=None, negative_motion_score=None)
         with self.progress_bar(total=num_inference_steps) as progress_bar:
             for i, t in enumerate(timesteps):
                 if self.interrupt:
                     continue
                 self._current_timestep = t
-                time = 1.0 - float(self.scheduler.sigmas[i])
-                self._guidance_scale = schedule.at(time)
-                velocity = self._predict_velocity(latents, time, self._guidance_scale, conditions, step_index=i)
-                # The scheduler integrates d(sample)/d(sigma) = -velocity.
-                latents = self.scheduler.step(-velocity, t, latents, return_dict=False)[0]
+                time = lumina_time(self.scheduler, i)
+                guider.set_state(i, num_inference_steps, t, time=time)
+                self._guidance_scale = guider.guidance_scale
+                velocity = self._predict_velocity(latents, time, guider, conditions, step_index=i)
+                latents = euler_step(self.scheduler, velocity, t, latents)
 
                 if callback_on_step_end is not None:
                     tensors = {name: {"latents": latents}[name] for name in callback_on_step_end_tensor_inputs}
@@ -470,11 +475,6 @@ def _read_file(path: str | os.PathLike) -> VideoFrames:
         return read_video(path)
     except ValueError as error:
         raise ValueError(f"`video` cannot be used: {error}") from error
-
-
-def _call_kind(guidance_scale: float) -> str:
-    """The cache context of a step: both guidance branches batched, or the positive branch alone."""
-    return "cond_uncond" if guidance_scale > 1.0 else "cond"
 
 
 def _frames_at_rate(video: VideoFrames, rate: float, count: int) -> np.ndarray:
