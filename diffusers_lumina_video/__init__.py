@@ -8,6 +8,7 @@ from .models import (
     SynchformerEncoderOutput,
 )
 from .models.transformers.transformer_lumina_video import LuminaVideoTransformerBlock
+from .modular_pipelines import LuminaVideoBlocks, LuminaVideoCoreDenoiseStep, LuminaVideoModularPipeline
 from .pipelines import (
     SAMPLING_PRESETS,
     LuminaV2APipeline,
@@ -15,6 +16,7 @@ from .pipelines import (
     LuminaVideoPipeline,
     LuminaVideoPipelineOutput,
 )
+from .pipelines.lumina_video.denoising import LuminaGuidance
 from .processors import AudioLDMMelFeatureExtractor, SynchformerVideoProcessor
 
 
@@ -23,9 +25,13 @@ __version__ = "0.1.0"
 __all__ = [
     "SAMPLING_PRESETS",
     "AudioLDMMelFeatureExtractor",
+    "LuminaGuidance",
     "LuminaV2APipeline",
     "LuminaV2APipelineOutput",
     "LuminaV2ATransformerModel",
+    "LuminaVideoBlocks",
+    "LuminaVideoCoreDenoiseStep",
+    "LuminaVideoModularPipeline",
     "LuminaVideoPipeline",
     "LuminaVideoPipelineOutput",
     "LuminaVideoTransformer3DModel",
@@ -43,6 +49,10 @@ register_with_diffusers(
         "LuminaV2APipeline": LuminaV2APipeline,
         "LuminaV2APipelineOutput": LuminaV2APipelineOutput,
         "SynchformerEncoder": SynchformerEncoder,
+        "LuminaGuidance": LuminaGuidance,
+        "LuminaVideoBlocks": LuminaVideoBlocks,
+        "LuminaVideoCoreDenoiseStep": LuminaVideoCoreDenoiseStep,
+        "LuminaVideoModularPipeline": LuminaVideoModularPipeline,
     },
     loadable_components=[
         "LuminaVideoTransformer3DModel",
@@ -51,4 +61,5 @@ register_with_diffusers(
         "AudioLDMMelFeatureExtractor",
     ],
     transformer_blocks=[LuminaVideoTransformerBlock],
+    modular_pipelines={"lumina-video": "LuminaVideoModularPipeline"},
 )

@@ -3,6 +3,8 @@
 - `DiffusionPipeline.from_pretrained` and `diffusers.AutoModel` look a folder's `_class_name` up on the `diffusers`
   module, so the public classes are exposed there.
 - Cache methods (First Block Cache, MagCache, ...) need to know what each transformer block returns.
+- `ModularPipelineBlocks.init_pipeline` picks the modular pipeline class of a blocks' `model_name`; modular repos
+  name their pipeline, blocks and guider classes, which are looked up on the `diffusers` module too.
 - Pipeline components (models, feature extractors) are saved as `[library, class]` pairs. Listing this package
   among Diffusers' loadable libraries makes them read `["diffusers_lumina_video", "LuminaVideoTransformer3DModel"]`
   (instead of a private module path) and tells the loader which methods save and load them.
@@ -10,6 +12,7 @@
 
 import diffusers
 from diffusers.hooks._helpers import TransformerBlockMetadata, TransformerBlockRegistry
+from diffusers.modular_pipelines.modular_pipeline import MODULAR_PIPELINE_MAPPING, _create_default_map_fn
 from diffusers.pipelines import pipeline_loading_utils
 
 
@@ -18,10 +21,16 @@ _SAVE_LOAD_METHODS = ["save_pretrained", "from_pretrained"]
 
 
 def register_with_diffusers(
-    classes: dict[str, type], loadable_components: list[str], transformer_blocks: list[type]
+    classes: dict[str, type],
+    loadable_components: list[str],
+    transformer_blocks: list[type],
+    modular_pipelines: dict[str, str],
 ) -> None:
+    """`modular_pipelines` maps a blocks' `model_name` to the name of its modular pipeline class."""
     for name, cls in classes.items():
         setattr(diffusers, name, cls)
+    for model_name, pipeline_class_name in modular_pipelines.items():
+        MODULAR_PIPELINE_MAPPING[model_name] = _create_default_map_fn(pipeline_class_name)
     for block in transformer_blocks:
         metadata = TransformerBlockMetadata(return_hidden_states_index=0, return_encoder_hidden_states_index=None)
         TransformerBlockRegistry.register(model_class=block, metadata=metadata)

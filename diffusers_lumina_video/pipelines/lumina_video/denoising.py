@@ -215,6 +215,25 @@ def lumina_time(scheduler, step_index: int) -> float:
     return 1.0 - float(scheduler.sigmas[step_index])
 
 
+def step_velocity(
+    pipe,
+    guider: BaseGuidance,
+    latents: torch.Tensor,
+    step_index: int,
+    motion_score: float,
+    patch_size: PatchSize,
+    text: dict[str, torch.Tensor],
+    attention_kwargs: dict[str, Any] | None,
+) -> torch.Tensor:
+    """The guided velocity of step `step_index` in its cache context. `pipe` has the `transformer`, the `scheduler`
+    and `LuminaSamplingMixin`'s cache contexts (classic or modular pipeline); the guider's state is set for the step."""
+    time = lumina_time(pipe.scheduler, step_index)
+    with pipe.transformer_call_context(call_kind(guider.num_conditions > 1, patch_size), step_index, time):
+        return video_velocity(
+            pipe.transformer, guider, latents, time, text, motion_score, patch_size, attention_kwargs
+        )
+
+
 def denoise_video_step(
     pipe,
     guider: BaseGuidance,
@@ -226,15 +245,8 @@ def denoise_video_step(
     text: dict[str, torch.Tensor],
     attention_kwargs: dict[str, Any] | None,
 ) -> torch.Tensor:
-    """One Lumina-Video step: guided velocity in the step's cache context, then the Euler update. `pipe` has the
-    `transformer`, the `scheduler` and `LuminaSamplingMixin`'s cache contexts (classic or modular pipeline); the
-    guider's state is set for this step."""
-    time = lumina_time(pipe.scheduler, step_index)
-    context = pipe.transformer_call_context(call_kind(guider.num_conditions > 1, patch_size), step_index, time)
-    with context:
-        velocity = video_velocity(
-            pipe.transformer, guider, latents, time, text, motion_score, patch_size, attention_kwargs
-        )
+    """One Lumina-Video step: the guided velocity, then the Euler update."""
+    velocity = step_velocity(pipe, guider, latents, step_index, motion_score, patch_size, text, attention_kwargs)
     return euler_step(pipe.scheduler, velocity, timestep, latents)
 
 

@@ -92,6 +92,24 @@ def check_video_size(height: int, width: int, num_frames: int, spatial_multiple:
         raise ValueError(f"`num_frames` must be >= 1, got {num_frames}.")
 
 
+def check_texts(prompt, negative_prompt, prompt_embeds, negative_prompt_embeds, max_sequence_length: int) -> None:
+    """Texts or their features, not both, and how texts are tokenized (the rest of `check_inputs` needs the
+    transformer)."""
+    if (prompt is None) == (prompt_embeds is None):
+        raise ValueError("Pass exactly one of `prompt` and `prompt_embeds`.")
+    if prompt is not None and not (
+        isinstance(prompt, str) or (isinstance(prompt, list) and prompt and all(isinstance(p, str) for p in prompt))
+    ):
+        raise ValueError(f"`prompt` must be a string or a non-empty list of strings, got {prompt!r}.")
+    if negative_prompt is not None and negative_prompt_embeds is not None:
+        raise ValueError("Pass at most one of `negative_prompt` and `negative_prompt_embeds`.")
+    if max_sequence_length <= 0 or max_sequence_length % 8:
+        raise ValueError(
+            f"`max_sequence_length` must be a positive multiple of 8 (texts are padded to multiples of 8), got "
+            f"{max_sequence_length}."
+        )
+
+
 def clean_prompt(text: str) -> str:
     """Repairs broken Unicode and HTML entities (also double-escaped ones, `&amp;amp;`) as Diffusers' Wan pipeline
     does; a clean prompt comes back unchanged. Whitespace is kept, unlike Wan, because the reference tokenizes it."""
@@ -236,15 +254,7 @@ class LuminaVideoPipeline(DiffusionPipeline, LuminaVideoLoraLoaderMixin, LuminaS
         num_videos_per_prompt: int,
         generator: torch.Generator | list[torch.Generator] | None = None,
     ) -> None:
-        if (prompt is None) == (prompt_embeds is None):
-            raise ValueError("Pass exactly one of `prompt` and `prompt_embeds`.")
-        if prompt is not None and not (
-            isinstance(prompt, str)
-            or (isinstance(prompt, list) and prompt and all(isinstance(p, str) for p in prompt))
-        ):
-            raise ValueError(f"`prompt` must be a string or a non-empty list of strings, got {prompt!r}.")
-        if negative_prompt is not None and negative_prompt_embeds is not None:
-            raise ValueError("Pass at most one of `negative_prompt` and `negative_prompt_embeds`.")
+        check_texts(prompt, negative_prompt, prompt_embeds, negative_prompt_embeds, max_sequence_length)
         value_conditions = []  # read back in one sync at the end
         cap_feat_dim = self.transformer.config.cap_feat_dim
         for embeds, mask, name in (
@@ -302,11 +312,6 @@ class LuminaVideoPipeline(DiffusionPipeline, LuminaVideoLoraLoaderMixin, LuminaS
             num_frames,
             spatial_multiple=self.vae_scale_factor_spatial * max(max(p[1:]) for p in schedule.patch_size.values),
         )
-        if max_sequence_length <= 0 or max_sequence_length % 8:
-            raise ValueError(
-                f"`max_sequence_length` must be a positive multiple of 8 (texts are padded to multiples of 8), got "
-                f"{max_sequence_length}."
-            )
         check_guidance_renorm(guidance_renorm)
         if output_type not in OUTPUT_TYPES:
             raise ValueError(f"`output_type` must be one of {list(OUTPUT_TYPES)}, got {output_type!r}.")
