@@ -62,4 +62,5 @@ register_with_diffusers(
     ],
     transformer_blocks=[LuminaVideoTransformerBlock],
     modular_pipelines={"lumina-video": "LuminaVideoModularPipeline"},
+    text2video_pipelines={"lumina-video": LuminaVideoPipeline},
 )

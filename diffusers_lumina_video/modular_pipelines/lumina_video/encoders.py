@@ -54,7 +54,14 @@ class LuminaVideoTextEncoderStep(LuminaPipelineBlock):
     @torch.no_grad()
     def __call__(self, components: LuminaVideoModularPipeline, state: PipelineState):
         block_state = self.get_block_state(state)
-        check_texts(block_state.prompt, block_state.negative_prompt, None, None, block_state.max_sequence_length)
+        check_texts(
+            block_state.prompt,
+            block_state.negative_prompt,
+            None,
+            None,
+            block_state.max_sequence_length,
+            can_encode=components.text_encoder is not None and components.tokenizer is not None,
+        )
         (
             block_state.prompt_embeds,
             block_state.prompt_attention_mask,

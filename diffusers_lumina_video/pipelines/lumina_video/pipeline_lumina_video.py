@@ -92,9 +92,11 @@ def check_video_size(height: int, width: int, num_frames: int, spatial_multiple:
         raise ValueError(f"`num_frames` must be >= 1, got {num_frames}.")
 
 
-def check_texts(prompt, negative_prompt, prompt_embeds, negative_prompt_embeds, max_sequence_length: int) -> None:
+def check_texts(
+    prompt, negative_prompt, prompt_embeds, negative_prompt_embeds, max_sequence_length: int, can_encode: bool
+) -> None:
     """Texts or their features, not both, and how texts are tokenized (the rest of `check_inputs` needs the
-    transformer)."""
+    transformer); `can_encode`: a text encoder and tokenizer are loaded."""
     if (prompt is None) == (prompt_embeds is None):
         raise ValueError("Pass exactly one of `prompt` and `prompt_embeds`.")
     if prompt is not None and not (
@@ -108,6 +110,8 @@ def check_texts(prompt, negative_prompt, prompt_embeds, negative_prompt_embeds, 
             f"`max_sequence_length` must be a positive multiple of 8 (texts are padded to multiples of 8), got "
             f"{max_sequence_length}."
         )
+    if prompt is not None and (not can_encode):
+        raise ValueError("This pipeline has no `text_encoder`/`tokenizer`; pass `prompt_embeds` instead of `prompt`.")
 
 
 def clean_prompt(text: str) -> str:
@@ -254,7 +258,14 @@ class LuminaVideoPipeline(DiffusionPipeline, LuminaVideoLoraLoaderMixin, LuminaS
         num_videos_per_prompt: int,
         generator: torch.Generator | list[torch.Generator] | None = None,
     ) -> None:
-        check_texts(prompt, negative_prompt, prompt_embeds, negative_prompt_embeds, max_sequence_length)
+        check_texts(
+            prompt,
+            negative_prompt,
+            prompt_embeds,
+            negative_prompt_embeds,
+            max_sequence_length,
+            can_encode=self.text_encoder is not None and self.tokenizer is not None,
+        )
         value_conditions = []  # read back in one sync at the end
         cap_feat_dim = self.transformer.config.cap_feat_dim
         for embeds, mask, name in (
@@ -296,10 +307,6 @@ class LuminaVideoPipeline(DiffusionPipeline, LuminaVideoLoraLoaderMixin, LuminaS
         ):
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"`{name}` must be an integer >= 1, got {value!r}.")
-        if prompt is not None and (self.text_encoder is None or self.tokenizer is None):
-            raise ValueError(
-                "This pipeline has no `text_encoder`/`tokenizer`; pass `prompt_embeds` instead of `prompt`."
-            )
         if schedule.uses_guidance and negative_prompt_embeds is None and self.text_encoder is None:
             raise ValueError(
                 "`guidance_scale` > 1 needs a negative branch: pass `negative_prompt_embeds` (and its mask) or load "
