@@ -8,7 +8,7 @@ from diffusers.modular_pipelines.modular_pipeline_utils import ComponentSpec, In
 from diffusers.video_processor import VideoProcessor
 
 from ...pipelines.lumina_video.denoising import decode_video
-from ...pipelines.lumina_video.pipeline_lumina_video import OUTPUT_TYPES
+from ...pipelines.lumina_video.pipeline_lumina_video import OUTPUT_TYPES, check_video_output_type
 from ..requirements import LuminaPipelineBlock
 from .modular_pipeline import LuminaVideoModularPipeline
 
@@ -47,12 +47,7 @@ class LuminaVideoDecodeStep(LuminaPipelineBlock):
     @torch.no_grad()
     def __call__(self, components: LuminaVideoModularPipeline, state: PipelineState):
         block_state = self.get_block_state(state)
-        if block_state.output_type not in OUTPUT_TYPES:
-            raise ValueError(f"`output_type` must be one of {list(OUTPUT_TYPES)}, got {block_state.output_type!r}.")
-        if block_state.output_type != "latent" and components.vae is None:
-            raise ValueError(
-                f"`output_type={block_state.output_type!r}` needs a `vae`; use `output_type='latent'` without one."
-            )
+        check_video_output_type(block_state.output_type, components.vae)
         block_state.videos = decode_video(
             components.vae,
             components.video_processor,

@@ -33,7 +33,7 @@ from transformers import Gemma2Model, PreTrainedTokenizerBase
 from ...loaders import LuminaVideoLoraLoaderMixin
 from ...models import LuminaVideoTransformer3DModel
 from ...utils.tensor_checks import check_tensor, check_values, finite, has_token_per_row, skip_value_checks
-from ..sampling import LuminaSamplingMixin
+from ..sampling import LuminaSamplingMixin, check_output_type
 from .denoising import LuminaGuidance, call_kind, check_guidance_renorm, decode_video, denoise_video_step, lumina_time
 from .pipeline_output import LuminaVideoPipelineOutput
 from .presets import SAMPLING_PRESETS
@@ -112,6 +112,12 @@ def check_texts(
         )
     if prompt is not None and (not can_encode):
         raise ValueError("This pipeline has no `text_encoder`/`tokenizer`; pass `prompt_embeds` instead of `prompt`.")
+
+
+def check_video_output_type(output_type: str, vae: AutoencoderKLCogVideoX | None) -> None:
+    check_output_type(output_type, OUTPUT_TYPES)
+    if output_type != "latent" and vae is None:
+        raise ValueError(f"`output_type={output_type!r}` needs a `vae`; use `output_type='latent'` without one.")
 
 
 def clean_prompt(text: str) -> str:
@@ -320,10 +326,7 @@ class LuminaVideoPipeline(DiffusionPipeline, LuminaVideoLoraLoaderMixin, LuminaS
             spatial_multiple=self.vae_scale_factor_spatial * max(max(p[1:]) for p in schedule.patch_size.values),
         )
         check_guidance_renorm(guidance_renorm)
-        if output_type not in OUTPUT_TYPES:
-            raise ValueError(f"`output_type` must be one of {list(OUTPUT_TYPES)}, got {output_type!r}.")
-        if output_type != "latent" and self.vae is None:
-            raise ValueError(f"`output_type={output_type!r}` needs a `vae`; use `output_type='latent'` without one.")
+        check_video_output_type(output_type, self.vae)
         unknown = set(callback_on_step_end_tensor_inputs or []) - set(self._callback_tensor_inputs)
         if unknown:
             raise ValueError(
