@@ -8,7 +8,15 @@ from .models import (
     SynchformerEncoderOutput,
 )
 from .models.transformers.transformer_lumina_video import LuminaVideoTransformerBlock
-from .modular_pipelines import LuminaVideoBlocks, LuminaVideoCoreDenoiseStep, LuminaVideoModularPipeline
+from .modular_pipelines import (
+    LuminaV2ABlocks,
+    LuminaV2AModularPipeline,
+    LuminaVideoBlocks,
+    LuminaVideoCoreDenoiseStep,
+    LuminaVideoModularPipeline,
+    LuminaVideoSoundBlocks,
+    LuminaVideoSoundModularPipeline,
+)
 from .pipelines import (
     SAMPLING_PRESETS,
     LuminaV2APipeline,
@@ -26,6 +34,8 @@ __all__ = [
     "SAMPLING_PRESETS",
     "AudioLDMMelFeatureExtractor",
     "LuminaGuidance",
+    "LuminaV2ABlocks",
+    "LuminaV2AModularPipeline",
     "LuminaV2APipeline",
     "LuminaV2APipelineOutput",
     "LuminaV2ATransformerModel",
@@ -34,6 +44,8 @@ __all__ = [
     "LuminaVideoModularPipeline",
     "LuminaVideoPipeline",
     "LuminaVideoPipelineOutput",
+    "LuminaVideoSoundBlocks",
+    "LuminaVideoSoundModularPipeline",
     "LuminaVideoTransformer3DModel",
     "SynchformerEncoder",
     "SynchformerEncoderOutput",
@@ -53,6 +65,10 @@ register_with_diffusers(
         "LuminaVideoBlocks": LuminaVideoBlocks,
         "LuminaVideoCoreDenoiseStep": LuminaVideoCoreDenoiseStep,
         "LuminaVideoModularPipeline": LuminaVideoModularPipeline,
+        "LuminaV2ABlocks": LuminaV2ABlocks,
+        "LuminaV2AModularPipeline": LuminaV2AModularPipeline,
+        "LuminaVideoSoundBlocks": LuminaVideoSoundBlocks,
+        "LuminaVideoSoundModularPipeline": LuminaVideoSoundModularPipeline,
     },
     loadable_components=[
         "LuminaVideoTransformer3DModel",
@@ -61,6 +77,10 @@ register_with_diffusers(
         "AudioLDMMelFeatureExtractor",
     ],
     transformer_blocks=[LuminaVideoTransformerBlock],
-    modular_pipelines={"lumina-video": "LuminaVideoModularPipeline"},
+    modular_pipelines={
+        "lumina-video": "LuminaVideoModularPipeline",
+        "lumina-v2a": "LuminaV2AModularPipeline",
+        "lumina-video-sound": "LuminaVideoSoundModularPipeline",
+    },
     text2video_pipelines={"lumina-video": LuminaVideoPipeline},
 )

@@ -110,12 +110,17 @@ class LuminaDenoiseLoopWrapper(LoopSequentialPipelineBlocks):
             InputParam("latents", required=True, type_hint=torch.Tensor),
         ]
 
+    def loop_timesteps(self, block_state: BlockState) -> tuple[torch.Tensor, int]:
+        """The timesteps to run and their count."""
+        return block_state.timesteps, block_state.num_inference_steps
+
     @torch.no_grad()
     def __call__(self, components, state: PipelineState):
         block_state = self.get_block_state(state)
+        timesteps, num_inference_steps = self.loop_timesteps(block_state)
         # Inputs were checked before the loop; the transformer's per-step value checks would sync every step.
-        with self.progress_bar(total=block_state.num_inference_steps) as progress_bar, skip_value_checks():
-            for i, t in enumerate(block_state.timesteps):
+        with self.progress_bar(total=num_inference_steps) as progress_bar, skip_value_checks():
+            for i, t in enumerate(timesteps):
                 components, block_state = self.loop_step(components, block_state, i=i, t=t)
                 progress_bar.update()
         self.set_block_state(state, block_state)

@@ -478,16 +478,22 @@ class LuminaV2APipeline(DiffusionPipeline, LuminaVideoLoraLoaderMixin, LuminaSam
         self._current_timestep = None
 
         # 4. Latents -> mel -> waveform, cut to the video's duration
-        if output_type == "latent":
-            audios = latents
-        else:
-            audios = latents_to_waveforms(latents, self.vae, self.vocoder, num_samples=round(duration * SAMPLE_RATE))
-            audios = audios.cpu() if output_type == "pt" else audios.cpu().numpy()
+        audios = decode_audio(self.vae, self.vocoder, latents, duration, output_type)
 
         self.maybe_free_model_hooks()
         if not return_dict:
             return (audios, SAMPLE_RATE)
         return LuminaV2APipelineOutput(audios=audios, sample_rate=SAMPLE_RATE)
+
+
+def decode_audio(
+    vae: AutoencoderKL, vocoder: SpeechT5HifiGan, latents: torch.Tensor, duration: float, output_type: str
+):
+    """Latents -> log-mel -> waveforms on the CPU, cut to `duration` (`output_type` "latent": the latents)."""
+    if output_type == "latent":
+        return latents
+    audios = latents_to_waveforms(latents, vae, vocoder, num_samples=round(duration * SAMPLE_RATE)).cpu()
+    return audios if output_type == "pt" else audios.numpy()
 
 
 def _read_file(path: str | os.PathLike) -> VideoFrames:
