@@ -205,7 +205,10 @@ def test_save_pretrained_round_trip_names_the_package(classic, tmp_path):
     loaded.load_components()
     loaded.update_components(guider=pipe.guider)
     expected = pipe(prompt="a cat", **SMALL, generator=_seeded(), output="videos")
-    np.testing.assert_array_equal(loaded(prompt="a cat", **SMALL, generator=_seeded(), output="videos"), expected)
+    # A reloaded transformer recomputes its RoPE tables, which can move the frames by about 1e-6.
+    np.testing.assert_allclose(
+        loaded(prompt="a cat", **SMALL, generator=_seeded(), output="videos"), expected, atol=1e-5
+    )
 
 
 def test_blocks_declare_the_package_in_their_requirements(tmp_path):
