@@ -4,8 +4,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from diffusers import AutoencoderKLCogVideoX
 from safetensors.torch import load_file
 from synthetic_media import save_tiny_pipeline
+from transformers import Gemma2Config, Gemma2Model
+
+from diffusers_lumina_video.utils.tiny_random import tiny_text_encoder, tiny_tokenizer, tiny_vae
 
 
 GOLDEN_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "golden" / "lumina_video_tiny"
@@ -79,3 +83,18 @@ def card_usage_code(card_text: str) -> str:
 def tiny_pipeline_dir(tmp_path_factory) -> Path:
     """A tiny random Lumina-Video pipeline folder, one per test module (tests may write beside it)."""
     return save_tiny_pipeline(tmp_path_factory.mktemp("tiny_pipeline"))
+
+
+@pytest.fixture(scope="session")
+def components_dir(tmp_path_factory, golden_spec) -> Path:
+    """Tiny Gemma2 text encoder, tokenizer and CogVideoX VAE (in a `vae` subfolder, as on the Hub) sized for the
+    golden transformer."""
+    folder = tmp_path_factory.mktemp("components")
+    sizes = golden_spec["config"]
+    torch.manual_seed(0)
+    text_config = {**tiny_text_encoder().config.to_dict(), "hidden_size": sizes["cap_feat_dim"]}
+    Gemma2Model(Gemma2Config.from_dict(text_config)).save_pretrained(folder / "gemma")
+    tiny_tokenizer().save_pretrained(folder / "gemma")
+    vae = AutoencoderKLCogVideoX.from_config({**tiny_vae().config, "latent_channels": sizes["in_channels"]})
+    vae.save_pretrained(folder / "cogvideox" / "vae")
+    return folder

@@ -4,7 +4,7 @@ from diffusers.modular_pipelines import ModularPipeline
 
 from ...pipelines.lumina_v2a.pipeline_lumina_v2a import LuminaV2APipeline
 from ...pipelines.sampling import LuminaSamplingMixin
-from ..requirements import RequirementsInIndexMixin
+from ..requirements import LuminaModularPipelineMixin
 
 
 V2A_COMPONENTS = (
@@ -21,7 +21,7 @@ V2A_COMPONENTS = (
 )
 
 
-class LuminaV2AModularPipeline(RequirementsInIndexMixin, ModularPipeline):
+class LuminaV2AModularPipeline(LuminaModularPipelineMixin, ModularPipeline):
     """A modular pipeline for Lumina-V2A video-to-audio (blocks: `LuminaV2ABlocks`)."""
 
     default_blocks_name = "LuminaV2ABlocks"

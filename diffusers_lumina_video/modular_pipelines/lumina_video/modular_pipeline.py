@@ -9,10 +9,10 @@ from ...pipelines.lumina_video.denoising import LuminaGuidance
 from ...pipelines.lumina_video.pipeline_lumina_video import LuminaVideoPipeline
 from ...pipelines.lumina_video.presets import SAMPLING_PRESETS
 from ...pipelines.sampling import LuminaSamplingMixin
-from ..requirements import RequirementsInIndexMixin
+from ..requirements import LuminaModularPipelineMixin
 
 
-class LuminaVideoModularPipeline(RequirementsInIndexMixin, ModularPipeline):
+class LuminaVideoModularPipeline(LuminaModularPipelineMixin, ModularPipeline):
     """A modular pipeline for Lumina-Video text-to-video (blocks: `LuminaVideoBlocks`).
 
     The prompt encoding, input checks, video geometry and sampling helpers are the classic `LuminaVideoPipeline`'s
