@@ -72,9 +72,14 @@ def run_golden_forward_case(model, golden: dict[str, torch.Tensor], case: dict) 
         return model(*inputs, patch_size=patch).sample
 
 
+def python_blocks(markdown: str) -> list[str]:
+    """The ```python code blocks of a Markdown text, in order."""
+    return re.findall(r"```python\n(.*?)```", markdown, flags=re.DOTALL)
+
+
 def card_usage_code(card_text: str) -> str:
     """The card's Python usage block."""
-    blocks = re.findall(r"```python\n(.*?)```", card_text, flags=re.DOTALL)
+    blocks = python_blocks(card_text)
     assert len(blocks) == 1, blocks
     return blocks[0]
 

@@ -42,6 +42,9 @@ class LuminaModularPipelineMixin:
                 spec.pretrained_model_name_or_path = self._pretrained_model_name_or_path
 
     def save_pretrained(self, save_directory: str | os.PathLike, *args, **kwargs) -> None:
+        """Also: every saved component is recorded as saved here (Diffusers' `overwrite_modular_index`, the default
+        from 0.43 on), not as the folder or repo it was loaded from."""
+        kwargs.setdefault("overwrite_modular_index", True)
         self.register_to_config(requirements=_validate_requirements(self._blocks._requirements))
         super().save_pretrained(save_directory, *args, **kwargs)
         if kwargs.get("push_to_hub"):
