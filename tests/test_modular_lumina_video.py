@@ -199,6 +199,8 @@ def test_save_pretrained_round_trip_names_the_package(classic, tmp_path):
     assert index["_blocks_class_name"] == "LuminaVideoBlocks"
     assert index["requirements"] == {"diffusers_lumina_video": ">=0.1.0"}
     assert index["transformer"][:2] == ["diffusers_lumina_video", "LuminaVideoTransformer3DModel"]
+    # Recorded as "this repo", so the folder loads by repo id once uploaded.
+    assert index["transformer"][2]["pretrained_model_name_or_path"] is None
 
     loaded = ModularPipeline.from_pretrained(str(tmp_path))
     assert isinstance(loaded, LuminaVideoModularPipeline)
