@@ -6,6 +6,7 @@ A `prefix` names the components and the values the blocks pass between them (`au
 names.
 """
 
+import inspect
 from typing import Any
 
 import torch
@@ -23,7 +24,12 @@ from transformers import (
 
 from ...models import LuminaV2ATransformerModel, SynchformerEncoder
 from ...pipelines.lumina_v2a.audio_codec import SAMPLE_RATE
-from ...pipelines.lumina_v2a.pipeline_lumina_v2a import OUTPUT_TYPES, decode_audio, latent_frame_count
+from ...pipelines.lumina_v2a.pipeline_lumina_v2a import (
+    OUTPUT_TYPES,
+    LuminaV2APipeline,
+    decode_audio,
+    latent_frame_count,
+)
 from ...pipelines.lumina_video.denoising import LuminaGuidance, call_kind, euler_step, lumina_time, set_guider_state
 from ...pipelines.sampling import check_output_type
 from ..lumina_video.denoise import LuminaDenoiseLoopWrapper
@@ -31,8 +37,11 @@ from ..requirements import LuminaPipelineBlock
 from .modular_pipeline import LuminaV2AComponents
 
 
-# The classic pipeline's defaults: `guidance_scale=4.5`, no renorm, no motion condition.
-V2A_GUIDER_CONFIG = FrozenDict({"guidance_scale": 4.5, "guidance_renorm": None, "negative_motion_score": None})
+# The classic call's defaults; its guidance has no renorm and no motion condition.
+CALL_DEFAULTS = {name: p.default for name, p in inspect.signature(LuminaV2APipeline.__call__).parameters.items()}
+V2A_GUIDER_CONFIG = FrozenDict(
+    {"guidance_scale": CALL_DEFAULTS["guidance_scale"], "guidance_renorm": None, "negative_motion_score": None}
+)
 
 
 class PrefixedBlock:
@@ -91,7 +100,7 @@ class LuminaV2AConditionsStep(PrefixedBlock, LuminaPipelineBlock):
             InputParam(self.name("negative_prompt"), description="The negative branch's text."),
             InputParam(self.name("fps"), description="Frame rate of frames given in memory."),
             InputParam(self.name("duration"), description="Seconds of audio; default the whole video."),
-            InputParam(self.name("num_inference_steps"), type_hint=int, default=25),
+            InputParam(self.name("num_inference_steps"), type_hint=int, default=CALL_DEFAULTS["num_inference_steps"]),
             InputParam(self.name("sync_features"), type_hint=torch.Tensor, description="Precomputed Synchformer."),
         ]
 
@@ -149,7 +158,7 @@ class LuminaV2APrepareStep(PrefixedBlock, LuminaPipelineBlock):
     @property
     def inputs(self) -> list[InputParam]:
         return [
-            InputParam(self.name("num_inference_steps"), type_hint=int, default=25),
+            InputParam(self.name("num_inference_steps"), type_hint=int, default=CALL_DEFAULTS["num_inference_steps"]),
             InputParam(self.name("duration"), required=True, type_hint=float),
             InputParam(self.name("batch_size"), required=True, type_hint=int),
             InputParam(self.name("latents"), type_hint=torch.Tensor, description="Starting noise."),

@@ -10,7 +10,7 @@ from diffusers.modular_pipelines.modular_pipeline_utils import ComponentSpec, In
 
 from ...models import LuminaVideoTransformer3DModel
 from ...pipelines.lumina_video.denoising import LuminaGuidance, call_kind
-from ...pipelines.lumina_video.pipeline_lumina_video import LuminaVideoPipeline
+from ...pipelines.lumina_video.pipeline_lumina_video import _DEFAULTS, LuminaVideoPipeline
 from ...pipelines.lumina_video.schedules import SamplingSchedule
 from ..requirements import LuminaPipelineBlock
 from .encoders import GUIDER_SPEC
@@ -67,8 +67,8 @@ class LuminaVideoInputStep(LuminaPipelineBlock):
             InputParam("height", type_hint=int, description="Default: from `latents`, else the f24 preset's."),
             InputParam("width", type_hint=int),
             InputParam("num_frames", type_hint=int),
-            InputParam("num_inference_steps", type_hint=int, default=69),
-            InputParam("motion_score", default=6.0, description="A number or `(t_start, value)` pairs."),
+            InputParam("num_inference_steps", type_hint=int, default=_DEFAULTS["num_inference_steps"]),
+            InputParam("motion_score", default=_DEFAULTS["motion_score"], description="Or `(t_start, value)` pairs."),
             InputParam("patch_size", description="`(pF, pH, pW)` or a schedule; default the finest patch."),
             InputParam("latents", type_hint=torch.Tensor, description="Starting noise."),
             InputParam("generator"),
@@ -154,7 +154,7 @@ class LuminaVideoSetTimestepsStep(LuminaPipelineBlock):
     @property
     def inputs(self) -> list[InputParam]:
         return [
-            InputParam("num_inference_steps", type_hint=int, default=69),
+            InputParam("num_inference_steps", type_hint=int, default=_DEFAULTS["num_inference_steps"]),
             InputParam("schedule", required=True, type_hint=SamplingSchedule),
         ]
 

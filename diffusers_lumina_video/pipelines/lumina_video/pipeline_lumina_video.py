@@ -110,7 +110,7 @@ def check_texts(
             f"`max_sequence_length` must be a positive multiple of 8 (texts are padded to multiples of 8), got "
             f"{max_sequence_length}."
         )
-    if prompt is not None and (not can_encode):
+    if prompt is not None and not can_encode:
         raise ValueError("This pipeline has no `text_encoder`/`tokenizer`; pass `prompt_embeds` instead of `prompt`.")
 
 
