@@ -100,8 +100,15 @@ class LuminaV2AConditionsStep(PrefixedBlock, LuminaPipelineBlock):
             InputParam(self.name("negative_prompt"), description="The negative branch's text."),
             InputParam(self.name("fps"), description="Frame rate of frames given in memory."),
             InputParam(self.name("duration"), description="Seconds of audio; default the whole video."),
-            InputParam(self.name("num_inference_steps"), type_hint=int, default=CALL_DEFAULTS["num_inference_steps"]),
-            InputParam(self.name("sync_features"), type_hint=torch.Tensor, description="Precomputed Synchformer."),
+            InputParam(
+                self.name("num_inference_steps"),
+                type_hint=int,
+                default=CALL_DEFAULTS["num_inference_steps"],
+                description="Transformer evaluations per branch.",
+            ),
+            InputParam(
+                self.name("sync_features"), type_hint=torch.Tensor, description="Precomputed Synchformer features."
+            ),
         ]
 
     @property
@@ -162,7 +169,7 @@ class LuminaV2APrepareStep(PrefixedBlock, LuminaPipelineBlock):
             InputParam(self.name("duration"), required=True, type_hint=float),
             InputParam(self.name("batch_size"), required=True, type_hint=int),
             InputParam(self.name("latents"), type_hint=torch.Tensor, description="Starting noise."),
-            InputParam("generator"),
+            InputParam("generator", description="A `torch.Generator`, or one per video."),
         ]
 
     @property

@@ -24,4 +24,7 @@ class LuminaV2ABlocks(SequentialPipelineBlocks):
 
     @property
     def outputs(self) -> list[OutputParam]:
-        return [OutputParam("audios"), OutputParam("sample_rate")]
+        return [
+            OutputParam("audios", description="The waveforms [B, num_samples]."),
+            OutputParam("sample_rate", description="Samples per second of `audios`."),
+        ]

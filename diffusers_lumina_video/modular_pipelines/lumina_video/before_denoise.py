@@ -61,18 +61,27 @@ class LuminaVideoInputStep(LuminaPipelineBlock):
         return [
             InputParam("prompt_embeds", required=True, type_hint=torch.Tensor, description="Caption features."),
             InputParam("prompt_attention_mask", type_hint=torch.Tensor, description="1 for real caption tokens."),
-            InputParam("negative_prompt_embeds", type_hint=torch.Tensor),
-            InputParam("negative_prompt_attention_mask", type_hint=torch.Tensor),
-            InputParam("num_videos_per_prompt", type_hint=int, default=1),
-            InputParam("height", type_hint=int, description="Default: from `latents`, else the f24 preset's."),
-            InputParam("width", type_hint=int),
-            InputParam("num_frames", type_hint=int),
-            InputParam("num_inference_steps", type_hint=int, default=_DEFAULTS["num_inference_steps"]),
-            InputParam("motion_score", default=_DEFAULTS["motion_score"], description="Or `(t_start, value)` pairs."),
+            InputParam("negative_prompt_embeds", type_hint=torch.Tensor, description="The negative branch's."),
+            InputParam("negative_prompt_attention_mask", type_hint=torch.Tensor, description="Its mask."),
+            InputParam("num_videos_per_prompt", type_hint=int, default=1, description="Videos per prompt."),
+            InputParam("height", type_hint=int, description="Pixels; default from `latents`, else the f24 preset's."),
+            InputParam("width", type_hint=int, description="Pixels; default as for `height`."),
+            InputParam("num_frames", type_hint=int, description="Frames of the video; default as for `height`."),
+            InputParam(
+                "num_inference_steps",
+                type_hint=int,
+                default=_DEFAULTS["num_inference_steps"],
+                description="Transformer evaluations per branch.",
+            ),
+            InputParam(
+                "motion_score",
+                default=_DEFAULTS["motion_score"],
+                description="Motion condition of the positive branch: a number or `(t_start, value)` pairs.",
+            ),
             InputParam("patch_size", description="`(pF, pH, pW)` or a schedule; default the finest patch."),
-            InputParam("latents", type_hint=torch.Tensor, description="Starting noise."),
-            InputParam("generator"),
-            InputParam("max_sequence_length", type_hint=int, default=256),
+            InputParam("latents", type_hint=torch.Tensor, description="Starting noise `[B, C, F, H / 8, W / 8]`."),
+            InputParam("generator", description="A `torch.Generator`, or one per video."),
+            InputParam("max_sequence_length", type_hint=int, default=256, description="Longest tokenized text."),
         ]
 
     @property

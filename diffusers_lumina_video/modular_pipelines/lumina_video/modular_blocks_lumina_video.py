@@ -27,7 +27,10 @@ class LuminaVideoCoreDenoiseStep(SequentialPipelineBlocks):
 
     @property
     def outputs(self) -> list[OutputParam]:
-        return [OutputParam("latents"), OutputParam("num_frames")]
+        return [
+            OutputParam("latents", description="The denoised latents."),
+            OutputParam("num_frames", description="Frames to decode."),
+        ]
 
 
 class LuminaVideoBlocks(SequentialPipelineBlocks):
@@ -43,4 +46,4 @@ class LuminaVideoBlocks(SequentialPipelineBlocks):
 
     @property
     def outputs(self) -> list[OutputParam]:
-        return [OutputParam("videos")]
+        return [OutputParam("videos", description="The videos, as `LuminaVideoPipeline` returns them.")]

@@ -69,7 +69,11 @@ class LuminaVideoSoundBlocks(SequentialPipelineBlocks):
 
     @property
     def outputs(self) -> list[OutputParam]:
-        return [OutputParam("videos"), OutputParam("audios"), OutputParam("sample_rate")]
+        return [
+            OutputParam("videos", description="The videos, as `LuminaVideoPipeline` returns them."),
+            OutputParam("audios", description="The waveforms [B, num_samples]."),
+            OutputParam("sample_rate", description="Samples per second of `audios`."),
+        ]
 
 
 class LuminaVideoSoundModularPipeline(LuminaVideoModularPipeline):
