@@ -83,4 +83,5 @@ register_with_diffusers(
         "lumina-video-sound": "LuminaVideoSoundModularPipeline",
     },
     text2video_pipelines={"lumina-video": LuminaVideoPipeline},
+    video2audio_pipelines={"lumina-v2a": LuminaV2APipeline},
 )

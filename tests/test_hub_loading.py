@@ -108,10 +108,11 @@ def test_repos_load_by_repo_id_once_the_package_is_imported(hub_cache):
         frames = modular(prompt="a red circle", generator=torch.manual_seed(0), motion_score=-1.0, output="videos", **call)
         results["tiny-shapes-modular"] = [type(modular).__name__, float(np.abs(frames - expected.frames).max())]
 
-        audio = ModularPipeline.from_pretrained("lumina/v2a-modular")
-        audio.load_components()
-        sound = audio(video=np.zeros((25, 32, 32, 3), np.uint8), fps=12.5, num_inference_steps=2, output="audios")
-        results["v2a-modular"] = [type(audio).__name__, list(sound.shape)]
+        for name in ("v2a-modular", "v2a"):  # a modular repo, and a classic one loaded as modular
+            audio = ModularPipeline.from_pretrained(f"lumina/{name}")
+            audio.load_components()
+            sound = audio(video=np.zeros((25, 32, 32, 3), np.uint8), fps=12.5, num_inference_steps=2, output="audios")
+            results[f"{name}-as-modular"] = [type(audio).__name__, list(sound.shape)]
 
         workflow = ModularPipeline.from_pretrained("lumina/video-sound")
         workflow.load_components()
@@ -129,7 +130,7 @@ def test_repos_load_by_repo_id_once_the_package_is_imported(hub_cache):
     assert results["v2a"] == ["LuminaV2APipeline", "LuminaV2ATransformerModel"]
     assert results["tiny-shapes-modular"][0] == "LuminaVideoModularPipeline"
     assert results["tiny-shapes-modular"][1] < 1e-5
-    assert results["v2a-modular"] == ["LuminaV2AModularPipeline", [1, 32000]]
+    assert results["v2a-modular-as-modular"] == results["v2a-as-modular"] == ["LuminaV2AModularPipeline", [1, 32000]]
     assert results["video-sound"] == ["LuminaVideoSoundModularPipeline", [1, 25, 32, 32, 3], [1, 32000]]
 
 

@@ -91,3 +91,13 @@ def test_save_pretrained_round_trip(classic, tmp_path):
     loaded.load_components()
     call = {"video": frames(25), "fps": 12.5, "num_inference_steps": 2, "output": "audios"}
     np.testing.assert_array_equal(loaded(**call, generator=_seeded()), pipe(**call, generator=_seeded()))
+
+
+def test_classic_folder_loads_as_the_modular_pipeline(classic, tmp_path):
+    classic.save_pretrained(tmp_path)
+    pipe = ModularPipeline.from_pretrained(str(tmp_path))
+    assert isinstance(pipe, LuminaV2AModularPipeline)
+    pipe.load_components()
+    call = {"video": frames(25), "fps": 12.5, "num_inference_steps": 2}
+    expected = classic(**call, generator=_seeded()).audios
+    np.testing.assert_allclose(pipe(**call, generator=_seeded(), output="audios"), expected, atol=1e-6, rtol=0)
