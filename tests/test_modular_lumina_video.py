@@ -218,3 +218,21 @@ def test_blocks_declare_the_package_in_their_requirements(tmp_path):
     blocks.save_pretrained(str(tmp_path))
     config = json.loads((tmp_path / "modular_config.json").read_text())
     assert config["requirements"] == {"diffusers_lumina_video": ">=0.1.0"}
+
+
+def test_both_pipelines_guide_with_the_same_guider_code(classic, monkeypatch):
+    """The classic pipeline's guidance is `LuminaGuidance` too: the same guider calls, branch for branch."""
+    calls = []
+    forward = LuminaGuidance.forward
+
+    def recording(self, pred_cond, pred_uncond=None):
+        calls.append(pred_uncond is not None)
+        return forward(self, pred_cond, pred_uncond)
+
+    monkeypatch.setattr(LuminaGuidance, "forward", recording)
+    guidance = {"guidance_scale": [(0.0, 4.0), (0.2, 1.0)]}
+    classic("a cat", **guidance, **SMALL, output_type="latent")
+    classic_calls = list(calls)
+    calls.clear()
+    modular_of(classic, LuminaGuidance(**guidance))(prompt="a cat", **SMALL, output_type="latent", output="videos")
+    assert calls == classic_calls == [True] * 4 + [False] * 2  # step times 0, .02, .06, .11, .2, .39
