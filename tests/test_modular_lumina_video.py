@@ -236,3 +236,21 @@ def test_both_pipelines_guide_with_the_same_guider_code(classic, monkeypatch):
     calls.clear()
     modular_of(classic, LuminaGuidance(**guidance))(prompt="a cat", **SMALL, output_type="latent", output="videos")
     assert calls == classic_calls == [True] * 4 + [False] * 2  # step times 0, .02, .06, .11, .2, .39
+
+
+def test_lora_loads_into_the_modular_pipeline_as_into_the_classic(tmp_path):
+    from test_lora import save_lora
+
+    save_lora(tmp_path)
+    classic = tiny_random_pipeline()
+    classic.load_lora_weights(tmp_path, adapter_name="style")
+    pipe = modular_of(tiny_random_pipeline(), LuminaGuidance(guidance_scale=4.0))
+    pipe.load_lora_weights(tmp_path, adapter_name="style")
+    call = {**SMALL, "output_type": "latent"}
+    expected = classic(
+        "a cat", guidance_scale=4.0, attention_kwargs={"scale": 0.5}, generator=_seeded(), **call
+    ).frames
+    half = pipe(prompt="a cat", attention_kwargs={"scale": 0.5}, generator=_seeded(), output="videos", **call)
+    torch.testing.assert_close(half, expected, atol=1e-6, rtol=0)
+    pipe.set_adapters("style", adapter_weights=0.5)
+    torch.testing.assert_close(pipe(prompt="a cat", generator=_seeded(), output="videos", **call), half)

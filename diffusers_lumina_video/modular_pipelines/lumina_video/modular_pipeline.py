@@ -5,6 +5,7 @@ from typing import Any
 from diffusers import FlowMatchEulerDiscreteScheduler
 from diffusers.modular_pipelines import ModularPipeline
 
+from ...loaders import LuminaVideoLoraLoaderMixin
 from ...pipelines.lumina_video.denoising import LuminaGuidance
 from ...pipelines.lumina_video.pipeline_lumina_video import LuminaVideoPipeline
 from ...pipelines.lumina_video.presets import SAMPLING_PRESETS
@@ -12,7 +13,7 @@ from ...pipelines.sampling import LuminaSamplingMixin
 from ..requirements import LuminaModularPipelineMixin
 
 
-class LuminaVideoModularPipeline(LuminaModularPipelineMixin, ModularPipeline):
+class LuminaVideoModularPipeline(LuminaModularPipelineMixin, ModularPipeline, LuminaVideoLoraLoaderMixin):
     """A modular pipeline for Lumina-Video text-to-video (blocks: `LuminaVideoBlocks`).
 
     The prompt encoding, input checks, video geometry and sampling helpers are the classic `LuminaVideoPipeline`'s
