@@ -8,6 +8,15 @@ from .models import (
     SynchformerEncoderOutput,
 )
 from .models.transformers.transformer_lumina_video import LuminaVideoTransformerBlock
+from .modular_pipelines import (
+    LuminaV2ABlocks,
+    LuminaV2AModularPipeline,
+    LuminaVideoBlocks,
+    LuminaVideoCoreDenoiseStep,
+    LuminaVideoModularPipeline,
+    LuminaVideoSoundBlocks,
+    LuminaVideoSoundModularPipeline,
+)
 from .pipelines import (
     SAMPLING_PRESETS,
     LuminaV2APipeline,
@@ -15,6 +24,7 @@ from .pipelines import (
     LuminaVideoPipeline,
     LuminaVideoPipelineOutput,
 )
+from .pipelines.lumina_video.denoising import LuminaGuidance
 from .processors import AudioLDMMelFeatureExtractor, SynchformerVideoProcessor
 
 
@@ -23,11 +33,19 @@ __version__ = "0.1.0"
 __all__ = [
     "SAMPLING_PRESETS",
     "AudioLDMMelFeatureExtractor",
+    "LuminaGuidance",
+    "LuminaV2ABlocks",
+    "LuminaV2AModularPipeline",
     "LuminaV2APipeline",
     "LuminaV2APipelineOutput",
     "LuminaV2ATransformerModel",
+    "LuminaVideoBlocks",
+    "LuminaVideoCoreDenoiseStep",
+    "LuminaVideoModularPipeline",
     "LuminaVideoPipeline",
     "LuminaVideoPipelineOutput",
+    "LuminaVideoSoundBlocks",
+    "LuminaVideoSoundModularPipeline",
     "LuminaVideoTransformer3DModel",
     "SynchformerEncoder",
     "SynchformerEncoderOutput",
@@ -43,6 +61,14 @@ register_with_diffusers(
         "LuminaV2APipeline": LuminaV2APipeline,
         "LuminaV2APipelineOutput": LuminaV2APipelineOutput,
         "SynchformerEncoder": SynchformerEncoder,
+        "LuminaGuidance": LuminaGuidance,
+        "LuminaVideoBlocks": LuminaVideoBlocks,
+        "LuminaVideoCoreDenoiseStep": LuminaVideoCoreDenoiseStep,
+        "LuminaVideoModularPipeline": LuminaVideoModularPipeline,
+        "LuminaV2ABlocks": LuminaV2ABlocks,
+        "LuminaV2AModularPipeline": LuminaV2AModularPipeline,
+        "LuminaVideoSoundBlocks": LuminaVideoSoundBlocks,
+        "LuminaVideoSoundModularPipeline": LuminaVideoSoundModularPipeline,
     },
     loadable_components=[
         "LuminaVideoTransformer3DModel",
@@ -51,4 +77,11 @@ register_with_diffusers(
         "AudioLDMMelFeatureExtractor",
     ],
     transformer_blocks=[LuminaVideoTransformerBlock],
+    modular_pipelines={
+        "lumina-video": "LuminaVideoModularPipeline",
+        "lumina-v2a": "LuminaV2AModularPipeline",
+        "lumina-video-sound": "LuminaVideoSoundModularPipeline",
+    },
+    text2video_pipelines={"lumina-video": LuminaVideoPipeline},
+    video2audio_pipelines={"lumina-v2a": LuminaV2APipeline},
 )

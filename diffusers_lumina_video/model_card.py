@@ -51,6 +51,9 @@ pip install diffusers-lumina-video
 ```python
 {{ usage }}
 ```
+
+Diffusers finds the Lumina classes once the package is imported: an error such as `module diffusers has no attribute
+LuminaVideoPipeline` means `pip install diffusers-lumina-video` and `import diffusers_lumina_video` before loading.
 """
 _TRAINING_SETTINGS_SECTION = """{%- if training_settings %}
 

@@ -4,8 +4,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from diffusers import AutoencoderKLCogVideoX
 from safetensors.torch import load_file
 from synthetic_media import save_tiny_pipeline
+from transformers import Gemma2Config, Gemma2Model
+
+from diffusers_lumina_video.showcase.builtin_models import tiny_text_encoder, tiny_tokenizer, tiny_vae
 
 
 GOLDEN_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "golden" / "lumina_video_tiny"
@@ -68,9 +72,14 @@ def run_golden_forward_case(model, golden: dict[str, torch.Tensor], case: dict) 
         return model(*inputs, patch_size=patch).sample
 
 
+def python_blocks(markdown: str) -> list[str]:
+    """The ```python code blocks of a Markdown text, in order."""
+    return re.findall(r"```python\n(.*?)```", markdown, flags=re.DOTALL)
+
+
 def card_usage_code(card_text: str) -> str:
     """The card's Python usage block."""
-    blocks = re.findall(r"```python\n(.*?)```", card_text, flags=re.DOTALL)
+    blocks = python_blocks(card_text)
     assert len(blocks) == 1, blocks
     return blocks[0]
 
@@ -90,3 +99,18 @@ def recorded_source_paths(folder: Path) -> dict[str, str]:
         if isinstance(config, dict) and "_name_or_path" in config:
             found[path.relative_to(folder).as_posix()] = config["_name_or_path"]
     return found
+
+
+@pytest.fixture(scope="session")
+def components_dir(tmp_path_factory, golden_spec) -> Path:
+    """Tiny Gemma2 text encoder, tokenizer and CogVideoX VAE (in a `vae` subfolder, as on the Hub) sized for the
+    golden transformer."""
+    folder = tmp_path_factory.mktemp("components")
+    sizes = golden_spec["config"]
+    torch.manual_seed(0)
+    text_config = {**tiny_text_encoder().config.to_dict(), "hidden_size": sizes["cap_feat_dim"]}
+    Gemma2Model(Gemma2Config.from_dict(text_config)).save_pretrained(folder / "gemma")
+    tiny_tokenizer().save_pretrained(folder / "gemma")
+    vae = AutoencoderKLCogVideoX.from_config({**tiny_vae().config, "latent_channels": sizes["in_channels"]})
+    vae.save_pretrained(folder / "cogvideox" / "vae")
+    return folder

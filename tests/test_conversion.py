@@ -14,9 +14,8 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import FORWARD_TOLERANCE, card_usage_code, recorded_source_paths, run_golden_forward_case
-from diffusers import AutoencoderKLCogVideoX, AutoModel, DiffusionPipeline
+from diffusers import AutoModel, DiffusionPipeline
 from safetensors.torch import load_file, save_file
-from transformers import Gemma2Config, Gemma2Model
 
 from diffusers_lumina_video import SAMPLING_PRESETS, LuminaVideoPipeline, LuminaVideoTransformer3DModel, conversion
 from diffusers_lumina_video.cli import main as cli_main
@@ -66,21 +65,6 @@ def original(golden_dir) -> dict[str, torch.Tensor]:
 @pytest.fixture(scope="module")
 def model_args(golden_dir) -> types.SimpleNamespace:
     return load_model_args(golden_dir / MODEL_ARGS_NAME)
-
-
-@pytest.fixture(scope="module")
-def components_dir(tmp_path_factory, golden_spec) -> Path:
-    """Tiny Gemma2 text encoder, tokenizer and CogVideoX VAE (in a `vae` subfolder, as on the Hub) sized for the
-    golden transformer."""
-    folder = tmp_path_factory.mktemp("components")
-    sizes = golden_spec["config"]
-    torch.manual_seed(0)
-    text_config = {**tiny_text_encoder().config.to_dict(), "hidden_size": sizes["cap_feat_dim"]}
-    Gemma2Model(Gemma2Config.from_dict(text_config)).save_pretrained(folder / "gemma")
-    tiny_tokenizer().save_pretrained(folder / "gemma")
-    vae = AutoencoderKLCogVideoX.from_config({**tiny_vae().config, "latent_channels": sizes["in_channels"]})
-    vae.save_pretrained(folder / "cogvideox" / "vae")
-    return folder
 
 
 @pytest.fixture(scope="module")

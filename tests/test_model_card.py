@@ -232,3 +232,17 @@ def test_v2a_lora_card_loads_the_base_then_the_lora_and_lists_the_settings(tmp_p
     assert 'DiffusionPipeline.from_pretrained("me/v2a")\npipe.load_lora_weights("me/v2a-lora")' in code
     with pytest.raises(ValueError, match="`training_settings` must be a dict"):
         create_v2a_model_card("me/x", components={}, training_settings=["rank"])
+
+
+def test_cards_say_what_a_missing_import_error_means(tmp_path):
+    cards = [
+        create_pipeline_model_card("me/lumina-video", "Alpha-VLLM/Lumina-Video-f24R960"),
+        create_v2a_model_card("me/v2a", components={"Transformer": "trained"}),
+    ]
+    for card in cards:
+        text = " ".join(card.text.split())
+        assert (
+            "`module diffusers has no attribute LuminaVideoPipeline` means `pip install diffusers-lumina-video`"
+            in text
+        )
+        assert "and `import diffusers_lumina_video` before loading" in text

@@ -239,16 +239,16 @@ def test_guidance_and_motion_change_the_result(pipe):
 
 
 def test_guidance_renorm_caps_the_guided_velocity(pipe):
-    from diffusers_lumina_video.pipelines.lumina_video.schedules import StepSettings
+    from diffusers_lumina_video.pipelines.lumina_video.denoising import LuminaGuidance, video_velocity
 
     latents = torch.randn(1, 4, 2, 4, 4, generator=_seeded())
     embeds, mask, negative, negative_mask = pipe.encode_prompt("a cat", "a dog")
     text = pipe._pad_and_join(embeds, mask, negative, negative_mask)
-    pipe._attention_kwargs, pipe._num_timesteps = None, 1
 
     def velocity(scale: float, renorm: float | None) -> torch.Tensor:
-        step = StepSettings(guidance_scale=scale, motion_score=6.0, negative_motion_score=2.0, patch_size=(1, 2, 2))
-        return pipe._predict_velocity(latents, 0.3, step, text, renorm, step_index=0)
+        guider = LuminaGuidance(guidance_scale=scale, guidance_renorm=renorm, negative_motion_score=2.0)
+        guider.set_state(0, 1, torch.tensor(700.0), time=0.3)
+        return video_velocity(pipe.transformer, guider, latents, 0.3, text, 6.0, (1, 2, 2), None)
 
     positive = velocity(1.0, None).norm()
     assert velocity(50.0, None).norm() > 1.5 * positive

@@ -10,6 +10,11 @@ from ..models.cache import check_cache_for_run
 from .lumina_video.schedules import lumina_sigmas
 
 
+def check_output_type(output_type: str, allowed: tuple[str, ...]) -> None:
+    if output_type not in allowed:
+        raise ValueError(f"`output_type` must be one of {list(allowed)}, got {output_type!r}.")
+
+
 class LuminaSamplingMixin:
     """Mixed into a `DiffusionPipeline` with a flow-matching `scheduler`."""
 

@@ -38,8 +38,16 @@ from ...models import LuminaV2ATransformerModel, SynchformerEncoder
 from ...models.transformers.transformer_lumina_v2a import SYNC_FEATURES_PER_SEGMENT
 from ...processors import SynchformerVideoProcessor
 from ...utils.media_io import VideoFrames, frame_indices_at_rate, read_video
+from ..lumina_video.denoising import (
+    LuminaGuidance,
+    call_kind,
+    combine_branches,
+    euler_step,
+    guider_branches,
+    lumina_time,
+)
 from ..lumina_video.schedules import TimeSchedule, parse_float
-from ..sampling import LuminaSamplingMixin
+from ..sampling import LuminaSamplingMixin, check_output_type
 from .audio_codec import LATENT_FRAMES_PER_SECOND, SAMPLE_RATE, latents_to_waveforms
 from .pipeline_output import LuminaV2APipelineOutput
 
@@ -217,8 +225,7 @@ class LuminaV2APipeline(DiffusionPipeline, LuminaVideoLoraLoaderMixin, LuminaSam
                 )
         elif self.sync_encoder is None:
             raise ValueError("This pipeline has no `sync_encoder`; pass precomputed `sync_features`.")
-        if output_type not in OUTPUT_TYPES:
-            raise ValueError(f"`output_type` must be one of {list(OUTPUT_TYPES)}, got {output_type!r}.")
+        check_output_type(output_type, OUTPUT_TYPES)
         unknown = set(callback_on_step_end_tensor_inputs or []) - set(self._callback_tensor_inputs)
         if unknown:
             raise ValueError(
@@ -291,6 +298,36 @@ class LuminaV2APipeline(DiffusionPipeline, LuminaVideoLoraLoaderMixin, LuminaSam
             raise ValueError(f"`generator` is a list of {len(generator)}, but {batch_size} videos are given.")
         return randn_tensor(shape, generator=generator, device=device, dtype=torch.float32)
 
+    def prepare_conditions(
+        self,
+        videos: list[VideoFrames],
+        prompt: str | list[str] | None,
+        negative_prompt: str | list[str] | None,
+        duration: float,
+        uses_guidance: bool,
+        sync_features: torch.Tensor | None,
+    ) -> dict[str, torch.Tensor]:
+        """The transformer's conditions for both branches: text, CLIP frames and Synchformer features, and the flags
+        that make the negative branch drop the visual and sync streams (and the text, without a negative prompt)."""
+        device = self._execution_device
+        batch_size = len(videos)
+        prompts = [prompt or ""] * batch_size if prompt is None or isinstance(prompt, str) else prompt
+        negatives = negative_prompt if isinstance(negative_prompt, list) else [negative_prompt or ""] * batch_size
+        texts = prompts + negatives if uses_guidance else prompts
+        text, text_mask = self.encode_prompt(texts, device)
+        visual = self.encode_frames(videos, duration)
+        sync = self.encode_sync(videos, duration) if sync_features is None else sync_features
+        keep, drop = torch.zeros(batch_size, dtype=torch.bool), torch.ones(batch_size, dtype=torch.bool)
+        return {
+            "text": text,
+            "text_mask": text_mask,
+            "visual": visual.repeat(2, 1, 1),
+            "sync": sync.to(device).repeat(2, 1, 1),
+            "drop_visual": torch.cat([keep, drop]).to(device),
+            "drop_sync": torch.cat([keep, drop]).to(device),
+            "drop_text": torch.cat([keep, keep if negative_prompt is not None else drop]).to(device),
+        }
+
     @property
     def vae_latent_bins(self) -> int:
         """Frequency bins of a latent: the vocoder's mel bins over the VAE's down-sampling."""
@@ -301,25 +338,28 @@ class LuminaV2APipeline(DiffusionPipeline, LuminaVideoLoraLoaderMixin, LuminaSam
         self,
         latents: torch.Tensor,
         time: float,
-        guidance_scale: float,
+        guider: LuminaGuidance,
         conditions: dict[str, torch.Tensor],
         step_index: int,
+        attention_kwargs: dict[str, Any] | None = None,
     ) -> torch.Tensor:
-        """One transformer call, both guidance branches batched; the negative branch drops the visual and sync
-        streams (and the text, unless a negative prompt was given)."""
-        batch_size = latents.shape[0]
-        guided = guidance_scale > 1.0
-        rows = slice(None) if guided else slice(0, batch_size)
-        model_input = torch.cat([latents, latents]) if guided else latents
-        with self.transformer_call_context(_call_kind(guidance_scale), step_index, time):
-            velocity = self._transformer_velocity(model_input, time, conditions, rows)
-        if not guided:
-            return velocity
-        positive, negative = velocity.chunk(2)
-        return negative + guidance_scale * (positive - negative)
+        """One transformer call for the guider's branches (batched), then their combination; the negative branch
+        drops the visual and sync streams (and the text, unless a negative prompt was given)."""
+        branches = guider_branches(guider, {})
+        guided = len(branches) == 2
+        rows = slice(None) if guided else slice(0, latents.shape[0])
+        with self.transformer_call_context(call_kind(guided), step_index, time):
+            model_input = torch.cat([latents] * len(branches))
+            velocity = self._transformer_velocity(model_input, time, conditions, rows, attention_kwargs)
+        return combine_branches(guider, branches, velocity)
 
     def _transformer_velocity(
-        self, model_input: torch.Tensor, time: float, conditions: dict[str, torch.Tensor], rows: slice
+        self,
+        model_input: torch.Tensor,
+        time: float,
+        conditions: dict[str, torch.Tensor],
+        rows: slice,
+        attention_kwargs: dict[str, Any] | None,
     ) -> torch.Tensor:
         return self.transformer(
             hidden_states=model_input,  # the transformer casts it to its patch embedder's dtype
@@ -331,7 +371,7 @@ class LuminaV2APipeline(DiffusionPipeline, LuminaVideoLoraLoaderMixin, LuminaSam
             drop_visual=conditions["drop_visual"][rows],
             drop_text=conditions["drop_text"][rows],
             drop_sync=conditions["drop_sync"][rows],
-            attention_kwargs=self.attention_kwargs,
+            attention_kwargs=attention_kwargs,
             return_dict=False,
         )[0].float()
 
@@ -410,23 +450,8 @@ class LuminaV2APipeline(DiffusionPipeline, LuminaVideoLoraLoaderMixin, LuminaSam
         batch_size = len(videos)
 
         # 1. Conditions: text, CLIP frames and Synchformer features; the negative branch's flags
-        prompts = [prompt or ""] * batch_size if prompt is None or isinstance(prompt, str) else prompt
         uses_guidance = any(value > 1.0 for value in schedule.values)
-        negatives = negative_prompt if isinstance(negative_prompt, list) else [negative_prompt or ""] * batch_size
-        texts = prompts + negatives if uses_guidance else prompts
-        text, text_mask = self.encode_prompt(texts, device)
-        visual = self.encode_frames(videos, duration)
-        sync = self.encode_sync(videos, duration) if sync_features is None else sync_features
-        keep, drop = torch.zeros(batch_size, dtype=torch.bool), torch.ones(batch_size, dtype=torch.bool)
-        conditions = {
-            "text": text,
-            "text_mask": text_mask,
-            "visual": visual.repeat(2, 1, 1),
-            "sync": sync.to(device).repeat(2, 1, 1),
-            "drop_visual": torch.cat([keep, drop]).to(device),
-            "drop_sync": torch.cat([keep, drop]).to(device),
-            "drop_text": torch.cat([keep, keep if negative_prompt is not None else drop]).to(device),
-        }
+        conditions = self.prepare_conditions(videos, prompt, negative_prompt, duration, uses_guidance, sync_features)
 
         # 2. Time grid (sigma = 1 - t) and noise
         timesteps = self.set_lumina_timesteps(num_inference_steps, device)
@@ -434,17 +459,18 @@ class LuminaV2APipeline(DiffusionPipeline, LuminaVideoLoraLoaderMixin, LuminaSam
         latents = self.prepare_latents(batch_size, latent_frames, device, generator, latents)
 
         # 3. Denoising loop
-        self.check_cache_for_run([_call_kind(schedule.at(1.0 - float(s))) for s in self.scheduler.sigmas[:-1]])
+        self.check_cache_for_run([call_kind(schedule.at(1.0 - float(s)) > 1.0) for s in self.scheduler.sigmas[:-1]])
+        guider = LuminaGuidance(guidance_scale, guidance_renorm=None, negative_motion_score=None)
         with self.progress_bar(total=num_inference_steps) as progress_bar:
             for i, t in enumerate(timesteps):
                 if self.interrupt:
                     continue
                 self._current_timestep = t
-                time = 1.0 - float(self.scheduler.sigmas[i])
-                self._guidance_scale = schedule.at(time)
-                velocity = self._predict_velocity(latents, time, self._guidance_scale, conditions, step_index=i)
-                # The scheduler integrates d(sample)/d(sigma) = -velocity.
-                latents = self.scheduler.step(-velocity, t, latents, return_dict=False)[0]
+                time = lumina_time(self.scheduler, i)
+                guider.set_state(i, num_inference_steps, t, time=time)
+                self._guidance_scale = guider.guidance_scale
+                velocity = self._predict_velocity(latents, time, guider, conditions, i, self.attention_kwargs)
+                latents = euler_step(self.scheduler, velocity, t, latents)
 
                 if callback_on_step_end is not None:
                     tensors = {name: {"latents": latents}[name] for name in callback_on_step_end_tensor_inputs}
@@ -453,16 +479,22 @@ class LuminaV2APipeline(DiffusionPipeline, LuminaVideoLoraLoaderMixin, LuminaSam
         self._current_timestep = None
 
         # 4. Latents -> mel -> waveform, cut to the video's duration
-        if output_type == "latent":
-            audios = latents
-        else:
-            audios = latents_to_waveforms(latents, self.vae, self.vocoder, num_samples=round(duration * SAMPLE_RATE))
-            audios = audios.cpu() if output_type == "pt" else audios.cpu().numpy()
+        audios = decode_audio(self.vae, self.vocoder, latents, duration, output_type)
 
         self.maybe_free_model_hooks()
         if not return_dict:
             return (audios, SAMPLE_RATE)
         return LuminaV2APipelineOutput(audios=audios, sample_rate=SAMPLE_RATE)
+
+
+def decode_audio(
+    vae: AutoencoderKL, vocoder: SpeechT5HifiGan, latents: torch.Tensor, duration: float, output_type: str
+):
+    """Latents -> log-mel -> waveforms on the CPU, cut to `duration` (`output_type` "latent": the latents)."""
+    if output_type == "latent":
+        return latents
+    audios = latents_to_waveforms(latents, vae, vocoder, num_samples=round(duration * SAMPLE_RATE)).cpu()
+    return audios if output_type == "pt" else audios.numpy()
 
 
 def _read_file(path: str | os.PathLike) -> VideoFrames:
@@ -471,11 +503,6 @@ def _read_file(path: str | os.PathLike) -> VideoFrames:
         return read_video(path)
     except ValueError as error:
         raise ValueError(f"`video` cannot be used: {error}") from error
-
-
-def _call_kind(guidance_scale: float) -> str:
-    """The cache context of a step: both guidance branches batched, or the positive branch alone."""
-    return "cond_uncond" if guidance_scale > 1.0 else "cond"
 
 
 def _frames_at_rate(video: VideoFrames, rate: float, count: int) -> np.ndarray:

@@ -32,9 +32,9 @@ from transformers import Gemma2Model, PreTrainedTokenizerBase
 
 from ...loaders import LuminaVideoLoraLoaderMixin
 from ...models import LuminaVideoTransformer3DModel
-from ...models.transformers.transformer_lumina_video import patch_size_key
 from ...utils.tensor_checks import check_tensor, check_values, finite, has_token_per_row, skip_value_checks
-from ..sampling import LuminaSamplingMixin
+from ..sampling import LuminaSamplingMixin, check_output_type
+from .denoising import LuminaGuidance, call_kind, check_guidance_renorm, decode_video, denoise_video_step, lumina_time
 from .pipeline_output import LuminaVideoPipelineOutput
 from .presets import (
     SAMPLING_PRESETS,
@@ -97,6 +97,34 @@ def check_video_size(height: int, width: int, num_frames: int, spatial_multiple:
         )
     if num_frames < 1:
         raise ValueError(f"`num_frames` must be >= 1, got {num_frames}.")
+
+
+def check_texts(
+    prompt, negative_prompt, prompt_embeds, negative_prompt_embeds, max_sequence_length: int, can_encode: bool
+) -> None:
+    """Texts or their features, not both, and how texts are tokenized (the rest of `check_inputs` needs the
+    transformer); `can_encode`: a text encoder and tokenizer are loaded."""
+    if (prompt is None) == (prompt_embeds is None):
+        raise ValueError("Pass exactly one of `prompt` and `prompt_embeds`.")
+    if prompt is not None and not (
+        isinstance(prompt, str) or (isinstance(prompt, list) and prompt and all(isinstance(p, str) for p in prompt))
+    ):
+        raise ValueError(f"`prompt` must be a string or a non-empty list of strings, got {prompt!r}.")
+    if negative_prompt is not None and negative_prompt_embeds is not None:
+        raise ValueError("Pass at most one of `negative_prompt` and `negative_prompt_embeds`.")
+    if max_sequence_length <= 0 or max_sequence_length % 8:
+        raise ValueError(
+            f"`max_sequence_length` must be a positive multiple of 8 (texts are padded to multiples of 8), got "
+            f"{max_sequence_length}."
+        )
+    if prompt is not None and not can_encode:
+        raise ValueError("This pipeline has no `text_encoder`/`tokenizer`; pass `prompt_embeds` instead of `prompt`.")
+
+
+def check_video_output_type(output_type: str, vae: AutoencoderKLCogVideoX | None) -> None:
+    check_output_type(output_type, OUTPUT_TYPES)
+    if output_type != "latent" and vae is None:
+        raise ValueError(f"`output_type={output_type!r}` needs a `vae`; use `output_type='latent'` without one.")
 
 
 def clean_prompt(text: str) -> str:
@@ -254,15 +282,14 @@ class LuminaVideoPipeline(DiffusionPipeline, LuminaVideoLoraLoaderMixin, LuminaS
         num_videos_per_prompt: int,
         generator: torch.Generator | list[torch.Generator] | None = None,
     ) -> None:
-        if (prompt is None) == (prompt_embeds is None):
-            raise ValueError("Pass exactly one of `prompt` and `prompt_embeds`.")
-        if prompt is not None and not (
-            isinstance(prompt, str)
-            or (isinstance(prompt, list) and prompt and all(isinstance(p, str) for p in prompt))
-        ):
-            raise ValueError(f"`prompt` must be a string or a non-empty list of strings, got {prompt!r}.")
-        if negative_prompt is not None and negative_prompt_embeds is not None:
-            raise ValueError("Pass at most one of `negative_prompt` and `negative_prompt_embeds`.")
+        check_texts(
+            prompt,
+            negative_prompt,
+            prompt_embeds,
+            negative_prompt_embeds,
+            max_sequence_length,
+            can_encode=self.text_encoder is not None and self.tokenizer is not None,
+        )
         value_conditions = []  # read back in one sync at the end
         cap_feat_dim = self.transformer.config.cap_feat_dim
         for embeds, mask, name in (
@@ -304,10 +331,6 @@ class LuminaVideoPipeline(DiffusionPipeline, LuminaVideoLoraLoaderMixin, LuminaS
         ):
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"`{name}` must be an integer >= 1, got {value!r}.")
-        if prompt is not None and (self.text_encoder is None or self.tokenizer is None):
-            raise ValueError(
-                "This pipeline has no `text_encoder`/`tokenizer`; pass `prompt_embeds` instead of `prompt`."
-            )
         if schedule.uses_guidance and negative_prompt_embeds is None and self.text_encoder is None:
             raise ValueError(
                 "`guidance_scale` > 1 needs a negative branch: pass `negative_prompt_embeds` (and its mask) or load "
@@ -320,21 +343,8 @@ class LuminaVideoPipeline(DiffusionPipeline, LuminaVideoLoraLoaderMixin, LuminaS
             num_frames,
             spatial_multiple=self.vae_scale_factor_spatial * max(max(p[1:]) for p in schedule.patch_size.values),
         )
-        if max_sequence_length <= 0 or max_sequence_length % 8:
-            raise ValueError(
-                f"`max_sequence_length` must be a positive multiple of 8 (texts are padded to multiples of 8), got "
-                f"{max_sequence_length}."
-            )
-        if guidance_renorm is not None and (
-            isinstance(guidance_renorm, bool) or not isinstance(guidance_renorm, numbers.Real)
-        ):
-            raise TypeError(f"`guidance_renorm` must be None (off) or a number > 0, got {guidance_renorm!r}.")
-        if guidance_renorm is not None and not 0 < guidance_renorm < float("inf"):
-            raise ValueError(f"`guidance_renorm` must be None (off) or a finite number > 0, got {guidance_renorm}.")
-        if output_type not in OUTPUT_TYPES:
-            raise ValueError(f"`output_type` must be one of {list(OUTPUT_TYPES)}, got {output_type!r}.")
-        if output_type != "latent" and self.vae is None:
-            raise ValueError(f"`output_type={output_type!r}` needs a `vae`; use `output_type='latent'` without one.")
+        check_guidance_renorm(guidance_renorm)
+        check_video_output_type(output_type, self.vae)
         unknown = set(callback_on_step_end_tensor_inputs or []) - set(self._callback_tensor_inputs)
         if unknown:
             raise ValueError(
@@ -435,52 +445,10 @@ class LuminaVideoPipeline(DiffusionPipeline, LuminaVideoLoraLoaderMixin, LuminaS
             width // self.vae_scale_factor_spatial,
         )
 
-    def _predict_velocity(
-        self,
-        latents: torch.Tensor,
-        time: float,
-        step: StepSettings,
-        text: dict[str, torch.Tensor],
-        guidance_renorm: float | None,
-        step_index: int,
-    ) -> torch.Tensor:
-        """One transformer call (both guidance branches batched) and classifier-free guidance with renorm."""
-        batch_size, _, num_frames = latents.shape[:3]
-        guided = step.guidance_scale > 1.0
-        model_input = torch.cat([latents, latents]) if guided else latents
-        motion = [step.motion_score] * batch_size + [step.negative_motion_score] * batch_size * guided
-        # A temporal patch longer than an odd frame count: pad with the last frame, crop the prediction.
-        pad = (-num_frames) % step.patch_size[0] if num_frames > 1 else 0
-        if pad:
-            model_input = torch.cat([model_input, model_input[:, :, -1:].expand(-1, -1, pad, -1, -1)], dim=2)
-
-        with self.transformer_call_context(self._call_kind(step), step_index, time):
-            velocity = self.transformer(
-                hidden_states=model_input.to(text["embeds"].dtype),  # the transformer's dtype
-                timestep=torch.full((model_input.shape[0],), time, device=latents.device),
-                encoder_hidden_states=text["embeds"] if guided else text["embeds"][:batch_size],
-                encoder_attention_mask=text["guided_mask"] if guided else text["mask_of_positive"],
-                motion_score=torch.tensor(motion, device=latents.device),
-                patch_size=step.patch_size,
-                attention_kwargs=self.attention_kwargs,
-                return_dict=False,
-            )[0][:, :, :num_frames].float()
-        if guided:
-            positive, negative = velocity.chunk(2)
-            velocity = negative + step.guidance_scale * (positive - negative)
-        else:
-            positive = velocity
-        if guidance_renorm is not None:
-            dims = tuple(range(1, velocity.ndim))
-            max_norm = guidance_renorm * torch.linalg.vector_norm(positive, dim=dims, keepdim=True)
-            norm = torch.linalg.vector_norm(velocity, dim=dims, keepdim=True)
-            velocity = velocity * (max_norm / norm).clamp(max=1.0)
-        return velocity
-
     @staticmethod
     def _call_kind(step: StepSettings) -> str:
         """The cache context of a step: guided (both branches batched) or not, and its patchification."""
-        return f"{'cond_uncond' if step.guidance_scale > 1.0 else 'cond'}_{patch_size_key(step.patch_size)}"
+        return call_kind(step.guidance_scale > 1.0, step.patch_size)
 
     @staticmethod
     def _step_settings(
@@ -722,6 +690,7 @@ class LuminaVideoPipeline(DiffusionPipeline, LuminaVideoLoraLoaderMixin, LuminaS
             prompt_embeds, prompt_attention_mask, negative_prompt_embeds, negative_prompt_attention_mask
         )
         self.check_cache_for_run([self._call_kind(schedule.at(1.0 - float(s))) for s in self.scheduler.sigmas[:-1]])
+        guider = LuminaGuidance(guidance_scale, guidance_renorm, negative_motion_score)
         # A callback that sets `pipe._guidance_scale` (Diffusers' pattern, e.g. guidance off after some steps)
         # overrides the schedule from the next step on.
         guidance_override = None
@@ -731,12 +700,13 @@ class LuminaVideoPipeline(DiffusionPipeline, LuminaVideoLoraLoaderMixin, LuminaS
                 if self.interrupt:
                     continue
                 self._current_timestep = t
-                time = 1.0 - float(self.scheduler.sigmas[i])
+                time = lumina_time(self.scheduler, i)
                 step = self._step_settings(schedule, time, guidance_override, text, prompt_embeds.shape[0])
                 self._guidance_scale = step.guidance_scale
-                velocity = self._predict_velocity(latents, time, step, text, guidance_renorm, step_index=i)
-                # The scheduler integrates d(sample)/d(sigma) = -velocity.
-                latents = self.scheduler.step(-velocity, t, latents, return_dict=False)[0]
+                guider.set_state(i, num_inference_steps, t, time=time, guidance_scale=step.guidance_scale)
+                latents = denoise_video_step(
+                    self, guider, latents, i, t, step.motion_score, step.patch_size, text, self.attention_kwargs
+                )
 
                 if callback_on_step_end is not None:
                     available = {
@@ -762,12 +732,7 @@ class LuminaVideoPipeline(DiffusionPipeline, LuminaVideoLoraLoaderMixin, LuminaS
         self._current_timestep = None
 
         # 5. Decode
-        if output_type == "latent":
-            video = latents
-        else:
-            latents = latents.to(self.vae.dtype) / self.vae.config.scaling_factor
-            frames = self.vae.decode(latents, return_dict=False)[0]
-            video = self.video_processor.postprocess_video(frames[:, :, :num_frames], output_type=output_type)
+        video = decode_video(self.vae, self.video_processor, latents, num_frames, output_type)
 
         self.maybe_free_model_hooks()
         if not return_dict:
