@@ -1,6 +1,7 @@
 """The built wheel, not the working tree, carries the built-in `tiny-shapes` model: the package data cannot be missed."""
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -21,10 +22,19 @@ print(json.dumps({"path": str(tiny_shapes_path()), "shape": list(video.shape)}))
 
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory) -> Path:
-    """The wheel built from this tree (no build isolation: no download), installed into a folder of its own."""
+    """The wheel built from a copy of this tree's sources (the build writes beside them; no build isolation: no
+    download), installed into a folder of its own."""
     root = tmp_path_factory.mktemp("wheel")
+    source = root / "source"
+    shutil.copytree(
+        REPO / "diffusers_lumina_video",
+        source / "diffusers_lumina_video",
+        ignore=shutil.ignore_patterns("__pycache__"),
+    )
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO / name, source / name)
     build = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(root), "."]
-    subprocess.run(build, cwd=REPO, check=True, capture_output=True)
+    subprocess.run(build, cwd=source, check=True, capture_output=True)
     (wheel,) = root.glob("diffusers_lumina_video-*.whl")
     target = root / "site"
     install = [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)]

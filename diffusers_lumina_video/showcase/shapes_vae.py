@@ -112,10 +112,11 @@ def train_shapes_vae(
     if not 0 < crop <= size or crop % 16:
         raise ValueError(f"`crop` must be a multiple of 16 in (0, size={size}], got {crop}.")
     ratio = vae.config.temporal_compression_ratio
-    if (num_frames - 1) % ratio or num_frames < 1 + ratio:
+    if (num_frames - 1) % (2 * ratio) or num_frames < 1:
+        # The decoder takes latent frames two at a time: an odd count decodes into fewer frames than it encodes.
         raise ValueError(
-            f"`num_frames` must be 1 + a multiple of the VAE's temporal compression {ratio} (at least {1 + ratio}), "
-            f"got {num_frames}."
+            f"`num_frames` must be 1 + a multiple of 2 x the VAE's temporal compression {ratio} (an even count of "
+            f"latent frames after the first), got {num_frames}."
         )
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
