@@ -54,6 +54,14 @@ SYSTEM_PROMPT = (
 OUTPUT_TYPES = ("np", "pil", "pt", "latent")
 _DEFAULTS = SAMPLING_PRESETS["f24F96R960"]
 # `guidance_renorm`'s default, "not given": `None` already means "off".
+
+
+def released_sampling_defaults() -> dict[str, Any]:
+    """The call arguments of the `f24F96R960` preset, for a model that names no settings of its own; its patch size
+    is left to the transformer's finest."""
+    return {k: v for k, v in preset_call_arguments(_DEFAULTS).items() if k != "patch_size"}
+
+
 MODEL_DEFAULT = "model default"
 # Repairs what copying text through web pages and wrong encodings does to it (mojibake such as "cafÃ©", terminal
 # escapes, C1 controls) and leaves everything a person would type on purpose alone: curly quotes, ligatures,
@@ -512,7 +520,7 @@ class LuminaVideoPipeline(DiffusionPipeline, LuminaVideoLoraLoaderMixin, LuminaS
     def sampling_defaults(self) -> dict[str, Any]:
         """The call arguments a call uses for those it is not given: the model's `default_sampling_preset`, over the
         `f24F96R960` preset's (whose patch size is left to the transformer's finest)."""
-        defaults = {k: v for k, v in preset_call_arguments(_DEFAULTS).items() if k != "patch_size"}
+        defaults = released_sampling_defaults()
         if self.config.default_sampling_preset is not None:
             own = find_sampling_preset(self.config.default_sampling_preset, self.config.sampling_presets)
             defaults.update(preset_call_arguments(own))
