@@ -14,6 +14,7 @@ from .pipelines import (
     LuminaV2APipelineOutput,
     LuminaVideoPipeline,
     LuminaVideoPipelineOutput,
+    LuminaVideoVideoToVideoPipeline,
 )
 from .processors import AudioLDMMelFeatureExtractor, SynchformerVideoProcessor
 
@@ -29,6 +30,7 @@ __all__ = [
     "LuminaVideoPipeline",
     "LuminaVideoPipelineOutput",
     "LuminaVideoTransformer3DModel",
+    "LuminaVideoVideoToVideoPipeline",
     "SynchformerEncoder",
     "SynchformerEncoderOutput",
     "SynchformerVideoProcessor",
@@ -38,6 +40,7 @@ register_with_diffusers(
     {
         "LuminaVideoPipeline": LuminaVideoPipeline,
         "LuminaVideoPipelineOutput": LuminaVideoPipelineOutput,
+        "LuminaVideoVideoToVideoPipeline": LuminaVideoVideoToVideoPipeline,
         "LuminaVideoTransformer3DModel": LuminaVideoTransformer3DModel,
         "LuminaV2ATransformerModel": LuminaV2ATransformerModel,
         "LuminaV2APipeline": LuminaV2APipeline,
