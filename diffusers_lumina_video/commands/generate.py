@@ -24,6 +24,7 @@ from ..utils.tiny_random import (
     tiny_shapes_path,
 )
 from .soundtrack import MIN_DURATION, add_sound_arguments, check_sound_arguments, write_with_soundtrack
+from .start_video import add_start_video_arguments, read_start_video, video_to_video
 
 
 logger = logging.getLogger(__name__)
@@ -54,7 +55,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--steps", type=int, help="Transformer evaluations per guidance branch.")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--motion-score", type=float, help="Motion condition of the positive branch.")
-    parser.add_argument("--fps", type=int, help="Frame rate of the written video (default: the preset's).")
+    parser.add_argument(
+        "--fps", type=int, help="Frame rate of the written video (default: the preset's, or --video's)."
+    )
     parser.add_argument("--offload", action="store_true", help="Model CPU offload (needs an accelerator).")
     parser.add_argument("--dtype", choices=sorted(DTYPES), help="Default: bf16 on CUDA, fp32 on CPU.")
     parser.add_argument(
@@ -64,6 +67,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--audio-prompt", help="What the sound should be (default: the video's prompt).")
     add_sound_arguments(parser, prefix="audio-")
+    add_start_video_arguments(parser)
     parser.set_defaults(run=run)
 
 
@@ -179,18 +183,23 @@ def run(args: argparse.Namespace) -> int:
         "motion_score": args.motion_score,
     }
     kwargs = sampling_kwargs(args.model, args.preset, overrides)
+    start = read_start_video(args.video, args.strength, kwargs, num_frames_given=args.num_frames is not None)
+    if start is not None and args.fps is None:
+        args.fps = start.clip.fps  # frames are used one to one, so the input's rate keeps its timing
     _check_args(args, kwargs)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     dtype = DTYPES[args.dtype] if args.dtype else default_dtype(device)
 
     pipe = load_pipeline(args.model, dtype)
     use_preset(pipe, args.model, args.preset)
+    if start is not None:
+        pipe, kwargs = video_to_video(pipe, start, kwargs)
     if args.offload:
         pipe.enable_model_cpu_offload()
     else:
         pipe.to(device)
     generator = torch.Generator(device="cpu").manual_seed(args.seed)
-    video = pipe(args.prompt, negative_prompt=args.negative_prompt, generator=generator, **kwargs).frames[0]
+    video = pipe(prompt=args.prompt, negative_prompt=args.negative_prompt, generator=generator, **kwargs).frames[0]
 
     fps = args.fps or video_fps(args.model, args.preset)
     if args.with_audio is None:
