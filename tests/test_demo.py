@@ -5,7 +5,9 @@ import sys
 import urllib.request
 from pathlib import Path
 
+import numpy as np
 import pytest
+from diffusers.utils import export_to_video
 
 import diffusers_lumina_video
 from diffusers_lumina_video.cli import ERROR_EXIT_CODE, main
@@ -305,3 +307,67 @@ def test_demo_command_refuses_an_unknown_model_before_starting(demo, monkeypatch
     assert "error: `model` '/does/not/exist' is neither" in capsys.readouterr().err
     assert main(["demo", "--audio-model", "/no/v2a"]) == ERROR_EXIT_CODE
     assert "error: `model` '/no/v2a' is neither" in capsys.readouterr().err
+
+
+@pytest.fixture
+def start_video(tmp_path) -> Path:
+    """6 frames of 48 x 80 at 12 fps."""
+    frames = np.random.default_rng(0).random((6, 48, 80, 3)).astype(np.float32)
+    path = tmp_path / "start.mp4"
+    export_to_video(list(frames), str(path), fps=12)
+    return path
+
+
+def test_generate_from_a_start_video(demo, tmp_path, start_video):
+    calls = []
+    request = {**GOOD_REQUEST, "steps": 4}  # 9 frames asked, the video has 6
+    video, _, status = demo.DemoApp(tmp_path / "out").generate(
+        negative_prompt="",
+        start_video=str(start_video),
+        strength=0.5,
+        progress=lambda value, desc=None: calls.append((value, desc)),
+        **request,
+    )
+    assert status.startswith("6 frames of 64x64 in ") and status.endswith("from the start video at strength 0.5.")
+    assert [value for value, desc in calls if desc == "Sampling"] == [(1, 2), (2, 2)]  # the last half of 4 steps
+    written = read_video(video)
+    assert written.frames.shape == (6, 64, 64, 3) and written.fps == 12  # the start video's rate
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"start_video": "/no/such.mp4"}, "`video` /no/such.mp4 does not exist"),
+        ({"strength": 0.0}, r"`strength` must be a number in \(0, 1\], got 0.0"),
+        ({"strength": 0.1}, "`strength=0.1` keeps no step of `num_inference_steps=3`"),
+    ],
+)
+def test_start_video_bad_values_are_a_message(demo, tmp_path, start_video, change, message):
+    request = {**GOOD_REQUEST, "start_video": str(start_video), "strength": 0.5, **change}
+    with pytest.raises(demo.gr.Error, match=message):
+        demo.DemoApp(tmp_path / "out").generate(negative_prompt="", progress=_silent, **request)
+    assert not (tmp_path / "out").exists()
+
+
+def test_page_starts_from_an_uploaded_video(browser, page_url, tmp_path, start_video):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    wait = WebDriverWait(browser, 30)
+    browser.get(page_url)
+    prompt = wait.until(expected_conditions.element_to_be_clickable((By.CSS_SELECTOR, "#prompt textarea")))
+    prompt.send_keys("a blue circle moving left")
+    browser.find_element(By.XPATH, "//button[contains(., 'Start from a video')]").click()
+    upload = wait.until(expected_conditions.presence_of_element_located((By.CSS_SELECTOR, "#start-video input")))
+    upload.send_keys(str(start_video))
+    wait.until(lambda _: browser.find_elements(By.CSS_SELECTOR, "#start-video video"))  # the upload is shown
+    browser.find_element(By.ID, "generate").click()
+    status = browser.find_element(By.CSS_SELECTOR, "#status textarea")
+    wait.until(lambda _: "from the start video at strength 0.8" in status.get_attribute("value"))
+    assert "6 frames of 64x64" in status.get_attribute("value")  # the video's 6 frames, under the page's 8
+    player = browser.find_element(By.CSS_SELECTOR, "#video video")
+    served = tmp_path / "served.mp4"
+    with urllib.request.urlopen(player.get_attribute("src"), timeout=10) as response:
+        served.write_bytes(response.read())
+    assert read_video(served).frames.shape == (6, 64, 64, 3)
