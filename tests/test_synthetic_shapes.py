@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from diffusers_lumina_video.evaluation.video_attributes import read_clip_attributes
+from diffusers_lumina_video.evaluation.video_attributes import read_clip_attributes, shape_track
 from diffusers_lumina_video.training.data import read_manifest, read_video_clip
 from diffusers_lumina_video.training.motion import flow_motion_score
 from diffusers_lumina_video.training.synthetic_shapes import (
@@ -22,6 +22,16 @@ def test_every_spec_reads_back_from_its_frames(background):
         if (found.colour, found.shape, found.direction) != (spec.colour, spec.shape, spec.direction):
             wrong.append((spec.caption, found))
     assert not wrong, wrong[:5]
+
+
+@pytest.mark.parametrize(("direction", "step"), [("right", (1.5, 0.0)), ("up", (0.0, -1.5))])
+def test_shape_track_follows_the_centre_frame_by_frame(direction, step):
+    frames = render_shape_clip(ShapeSpec("red", "circle", direction, "slowly"), seed=1, size=64, num_frames=8)
+    track = shape_track(frames)
+    assert track.shape == (8, 2)
+    np.testing.assert_allclose(np.diff(track, axis=0), np.tile(step, (7, 1)), atol=0.25)
+    frames[3] = frames[0, :1, :1]  # a frame of background only: no centroid
+    assert np.isnan(shape_track(frames)[3]).all() and np.isfinite(shape_track(frames)[[2, 4]]).all()
 
 
 def test_clip_shape_caption_and_reproducibility():

@@ -89,8 +89,8 @@ def _shape_of(coverage: np.ndarray) -> str | None:
     return "square" if diagonal / axial < _SQUARE_RATIO_BELOW else "circle"
 
 
-def read_clip_attributes(frames: np.ndarray) -> ClipAttributes:
-    """Colour, shape and direction of the moving shape in `frames [T, H, W, 3]` (uint8, or float in [0, 1])."""
+def _foreground_masks(frames: np.ndarray) -> tuple[np.ndarray, list[np.ndarray], list[np.ndarray]]:
+    """The frames as float32, each one's fitted background and its foreground mask."""
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.shape[0] < 2:
         raise ValueError(f"`frames` must be [T >= 2, H, W, 3], got {frames.shape}.")
@@ -99,6 +99,23 @@ def read_clip_attributes(frames: np.ndarray) -> ClipAttributes:
     frames = frames.astype(np.float32)
     backgrounds = [_background(frame) for frame in frames]
     masks = [_foreground(frame, background) for frame, background in zip(frames, backgrounds, strict=True)]
+    return frames, backgrounds, masks
+
+
+def _centroid(mask: np.ndarray) -> np.ndarray:
+    return np.argwhere(mask).mean(axis=0)[::-1]  # (x, y)
+
+
+def shape_track(frames: np.ndarray) -> np.ndarray:
+    """The moving shape's centroid `(x, y)` in each frame of `frames [T, H, W, 3]`: `[T, 2]`, NaN in a frame where
+    nothing stands out from the background."""
+    _, _, masks = _foreground_masks(frames)
+    return np.stack([_centroid(mask) if mask.any() else np.full(2, np.nan) for mask in masks])
+
+
+def read_clip_attributes(frames: np.ndarray) -> ClipAttributes:
+    """Colour, shape and direction of the moving shape in `frames [T, H, W, 3]` (uint8, or float in [0, 1])."""
+    frames, backgrounds, masks = _foreground_masks(frames)
     if not any(mask.any() for mask in masks):
         return ClipAttributes(None, None, None, (0.0, 0.0))
 
@@ -113,7 +130,7 @@ def read_clip_attributes(frames: np.ndarray) -> ClipAttributes:
     votes = Counter(shape for shape in shapes if shape is not None)
     shape = votes.most_common(1)[0][0] if votes else None  # a tie goes to the shape seen first
 
-    centroids = [np.argwhere(mask).mean(axis=0)[::-1] for mask in masks if mask.any()]  # (x, y)
+    centroids = [_centroid(mask) for mask in masks if mask.any()]
     displacement = centroids[-1] - centroids[0]
     if np.abs(displacement).max() < 1.0:
         direction = None
