@@ -236,7 +236,7 @@ def page_url(demo, tiny_v2a_id, tmp_path, monkeypatch):
     page.close()
 
 
-def test_page_generates_a_playable_video_shows_bad_values_and_adds_sound(browser, page_url, tmp_path):
+def test_page_generates_a_playable_video_shows_bad_values_and_adds_sound(browser, page_url, tmp_path, start_video):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support import expected_conditions
@@ -287,6 +287,19 @@ def test_page_generates_a_playable_video_shows_bad_values_and_adds_sound(browser
         served.write_bytes(response.read())
     assert read_video(served).frames.shape[0] == 25
     assert abs(len(read_audio(served)) - 25 / TINY_SHAPES_FPS * 16000) <= 1024
+
+    # A video to start from, uploaded: its 6 frames (fewer than the slider's 25) restyled at the default strength.
+    browser.find_element(By.XPATH, "//button[contains(., 'Start from a video')]").click()
+    upload = wait.until(expected_conditions.presence_of_element_located((By.CSS_SELECTOR, "#start-video input")))
+    upload.send_keys(str(start_video))
+    wait.until(lambda _: browser.find_elements(By.CSS_SELECTOR, "#start-video video"))  # the upload is shown
+    browser.find_element(By.ID, "generate").click()
+    wait.until(lambda _: "from the start video at strength 0.8" in status.get_attribute("value"))
+    assert "6 frames of 64x64" in status.get_attribute("value")
+    player = browser.find_element(By.CSS_SELECTOR, "#video video")
+    with urllib.request.urlopen(player.get_attribute("src"), timeout=10) as response:
+        served.write_bytes(response.read())
+    assert read_video(served).frames.shape == (6, 64, 64, 3)
 
 
 def test_demo_command_launches_the_page_locally(demo, monkeypatch):
@@ -347,27 +360,3 @@ def test_start_video_bad_values_are_a_message(demo, tmp_path, start_video, chang
     with pytest.raises(demo.gr.Error, match=message):
         demo.DemoApp(tmp_path / "out").generate(negative_prompt="", progress=_silent, **request)
     assert not (tmp_path / "out").exists()
-
-
-def test_page_starts_from_an_uploaded_video(browser, page_url, tmp_path, start_video):
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    wait = WebDriverWait(browser, 30)
-    browser.get(page_url)
-    prompt = wait.until(expected_conditions.element_to_be_clickable((By.CSS_SELECTOR, "#prompt textarea")))
-    prompt.send_keys("a blue circle moving left")
-    browser.find_element(By.XPATH, "//button[contains(., 'Start from a video')]").click()
-    upload = wait.until(expected_conditions.presence_of_element_located((By.CSS_SELECTOR, "#start-video input")))
-    upload.send_keys(str(start_video))
-    wait.until(lambda _: browser.find_elements(By.CSS_SELECTOR, "#start-video video"))  # the upload is shown
-    browser.find_element(By.ID, "generate").click()
-    status = browser.find_element(By.CSS_SELECTOR, "#status textarea")
-    wait.until(lambda _: "from the start video at strength 0.8" in status.get_attribute("value"))
-    assert "6 frames of 64x64" in status.get_attribute("value")  # the video's 6 frames, under the page's 8
-    player = browser.find_element(By.CSS_SELECTOR, "#video video")
-    served = tmp_path / "served.mp4"
-    with urllib.request.urlopen(player.get_attribute("src"), timeout=10) as response:
-        served.write_bytes(response.read())
-    assert read_video(served).frames.shape == (6, 64, 64, 3)

@@ -14,19 +14,18 @@
 """Video-to-video with Lumina-Video: a clip is encoded, noised to the first step that `strength` keeps, and sampled
 from there on the text-to-video time axis (rectified flow needs no retraining for this)."""
 
+import inspect
 import numbers
 import os
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import PIL.Image
 import torch
-from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback
 from diffusers.utils import replace_example_docstring
 
 from ...utils.media_io import frames_argument, read_video_argument, video_arguments
-from .pipeline_lumina_video import _DEFAULTS, LuminaVideoPipeline, check_video_size
+from .pipeline_lumina_video import LuminaVideoPipeline, check_video_size
 from .pipeline_output import LuminaVideoPipelineOutput
 from .schedules import SamplingSchedule
 
@@ -174,29 +173,16 @@ class LuminaVideoVideoToVideoPipeline(LuminaVideoPipeline):
         self._num_timesteps = len(scheduler.timesteps)
         return scheduler.timesteps
 
-    def prepare_latents(
-        self,
-        batch_size: int,
-        num_channels_latents: int,
-        height: int,
-        width: int,
-        num_frames: int,
-        dtype: torch.dtype,
-        device: torch.device,
-        generator: torch.Generator | list[torch.Generator] | None,
-        latents: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        """The encoded video noised to the first kept step, with noise drawn as text-to-video draws it; given
-        `latents` are that start already and are used as they are."""
-        noise = super().prepare_latents(
-            batch_size, num_channels_latents, height, width, num_frames, dtype, device, generator, latents
-        )
-        if latents is not None:
+    def prepare_latents(self, *args: Any, **kwargs: Any) -> torch.Tensor:
+        """Text-to-video's starting noise (same arguments, same draws) and, with a video, the encoded video noised
+        with it to the first kept step. Without a video, the given `latents` are that start already."""
+        noise = super().prepare_latents(*args, **kwargs)
+        if self._video_pixels is None:
             return noise
-        video_latents = self.encode_video(self._video_pixels, device)
-        video_latents = video_latents.repeat_interleave(batch_size // video_latents.shape[0], dim=0)
-        start = self.scheduler.timesteps[:1].repeat(batch_size)
-        return self.scheduler.scale_noise(video_latents.to(dtype), start, noise)
+        video_latents = self.encode_video(self._video_pixels, noise.device)
+        video_latents = video_latents.repeat_interleave(noise.shape[0] // video_latents.shape[0], dim=0)
+        start = self.scheduler.timesteps[:1].repeat(noise.shape[0])
+        return self.scheduler.scale_noise(video_latents.to(noise.dtype), start, noise)
 
     @torch.no_grad()
     @replace_example_docstring(EXAMPLE_DOC_STRING)
@@ -204,40 +190,14 @@ class LuminaVideoVideoToVideoPipeline(LuminaVideoPipeline):
         self,
         video: Any = None,
         prompt: str | list[str] | None = None,
-        negative_prompt: str | list[str] | None = None,
-        height: int | None = None,
-        width: int | None = None,
-        num_frames: int | None = None,
         strength: float = DEFAULT_STRENGTH,
-        num_inference_steps: int = _DEFAULTS["num_inference_steps"],
-        guidance_scale: float | list[tuple[float, float]] = tuple(_DEFAULTS["guidance_scale"]),
-        guidance_renorm: float | None = _DEFAULTS["guidance_renorm"],
-        motion_score: float | list[tuple[float, float]] = _DEFAULTS["motion_score"],
-        negative_motion_score: float | list[tuple[float, float]] = tuple(_DEFAULTS["negative_motion_score"]),
-        patch_size: tuple[int, int, int] | list[tuple[float, tuple[int, int, int]]] | None = None,
-        num_videos_per_prompt: int = 1,
-        generator: torch.Generator | list[torch.Generator] | None = None,
-        latents: torch.Tensor | None = None,
-        prompt_embeds: torch.Tensor | None = None,
-        prompt_attention_mask: torch.Tensor | None = None,
-        negative_prompt_embeds: torch.Tensor | None = None,
-        negative_prompt_attention_mask: torch.Tensor | None = None,
-        output_type: str = "np",
-        return_dict: bool = True,
-        callback_on_step_end: Callable[[Any, int, torch.Tensor, dict], dict]
-        | PipelineCallback
-        | MultiPipelineCallbacks
-        | None = None,
-        callback_on_step_end_tensor_inputs: list[str] = ("latents",),
-        max_sequence_length: int = 256,
-        system_prompt: str | None = None,
-        attention_kwargs: dict[str, Any] | None = None,
+        **kwargs: Any,
     ) -> LuminaVideoPipelineOutput | tuple:
         r"""
-        Generates videos from a video and a text. Arguments not listed here are [`LuminaVideoPipeline.__call__`]'s,
-        with the same meaning; time-aware ones (guidance, motion, patch size) are read on the same Lumina time axis,
-        so a run that starts late meets only their late values (with the released presets, a low `strength` runs
-        only the finest patchification and little or no guidance; see docs/video_to_video.md).
+        Generates videos from a video and a text. Every other keyword argument is [`LuminaVideoPipeline.__call__`]'s,
+        with the same meaning and default. Time-aware ones (guidance, motion, patch size) are read on the same Lumina
+        time axis, so a run that starts late meets only their late values (with the released presets, a low
+        `strength` runs only the finest patchification and little or no guidance; see docs/video_to_video.md).
 
         Args:
             video: A video file path, frames `[F, H, W, 3]` (uint8, or float in [0, 1]), a list of PIL images, or a
@@ -260,52 +220,31 @@ class LuminaVideoVideoToVideoPipeline(LuminaVideoPipeline):
             [`LuminaVideoPipelineOutput`] or `tuple`: the videos in `frames` (or the first tuple element).
         """
         strength = check_strength(strength)
-        if (video is None) == (latents is None):
+        call = inspect.signature(LuminaVideoPipeline.__call__).bind(self, prompt=prompt, **kwargs)
+        call.apply_defaults()
+        args = {name: value for name, value in call.arguments.items() if name != "self"}
+        if (video is None) == (args["latents"] is None):
             raise ValueError("Pass exactly one of `video` and `latents` (the starting latents at the first step).")
-        if isinstance(num_inference_steps, int) and num_inference_steps >= 1:
-            first_step(num_inference_steps, strength)  # else the text-to-video checks name the bad step count
+        steps = args["num_inference_steps"]
+        if isinstance(steps, int) and steps >= 1:
+            first_step(steps, strength)  # else the text-to-video checks name the bad step count
         self._strength = strength
         self._video_pixels = None
         if video is not None:
             schedule = SamplingSchedule.parse(
-                guidance_scale,
-                motion_score,
-                negative_motion_score,
-                self.transformer.finest_patch_size if patch_size is None else patch_size,
+                args["guidance_scale"],
+                args["motion_score"],
+                args["negative_motion_score"],
+                self.transformer.finest_patch_size if args["patch_size"] is None else args["patch_size"],
                 self.transformer.config.patch_sizes,
             )
+            embeds = args["prompt_embeds"]
             prompts = len(prompt) if isinstance(prompt, list) else None
-            embeds = prompt_embeds.shape[0] if prompt is None and isinstance(prompt_embeds, torch.Tensor) else 1
-            self._video_pixels, height, width, num_frames = self.prepare_video(
-                video, height, width, num_frames, schedule, prompts or embeds
+            prompts = prompts or (embeds.shape[0] if prompt is None and isinstance(embeds, torch.Tensor) else 1)
+            self._video_pixels, args["height"], args["width"], args["num_frames"] = self.prepare_video(
+                video, args["height"], args["width"], args["num_frames"], schedule, prompts
             )
         try:
-            return super().__call__(
-                prompt=prompt,
-                negative_prompt=negative_prompt,
-                height=height,
-                width=width,
-                num_frames=num_frames,
-                num_inference_steps=num_inference_steps,
-                guidance_scale=guidance_scale,
-                guidance_renorm=guidance_renorm,
-                motion_score=motion_score,
-                negative_motion_score=negative_motion_score,
-                patch_size=patch_size,
-                num_videos_per_prompt=num_videos_per_prompt,
-                generator=generator,
-                latents=latents,
-                prompt_embeds=prompt_embeds,
-                prompt_attention_mask=prompt_attention_mask,
-                negative_prompt_embeds=negative_prompt_embeds,
-                negative_prompt_attention_mask=negative_prompt_attention_mask,
-                output_type=output_type,
-                return_dict=return_dict,
-                callback_on_step_end=callback_on_step_end,
-                callback_on_step_end_tensor_inputs=callback_on_step_end_tensor_inputs,
-                max_sequence_length=max_sequence_length,
-                system_prompt=system_prompt,
-                attention_kwargs=attention_kwargs,
-            )
+            return super().__call__(**args)
         finally:
             self._video_pixels = None  # the pixels are not kept between calls
