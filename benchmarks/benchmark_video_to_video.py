@@ -108,13 +108,16 @@ def generated_clips(pipe, count: int, batch_size: int) -> tuple[list[tuple[np.nd
     return clips[:count], tried
 
 
-def score(output: np.ndarray, clip: np.ndarray, spec: ShapeSpec, new_colour: str, track_px: float) -> dict:
-    """Whether `output` keeps the input's track and colour, and whether its colour is the prompt's."""
+def score(output: np.ndarray, clip: np.ndarray, round_trip: np.ndarray, spec: ShapeSpec, new_colour: str, px: float):
+    """Whether `output` keeps the track (of the input; of the input's VAE round trip) and colour of the input, and
+    whether its colour is the prompt's."""
     colour = read_clip_attributes(output).colour
-    distance = np.linalg.norm(shape_track(output) - shape_track(clip), axis=1)
-    keeps_track = bool(np.all(distance <= track_px))  # a frame without a shape (NaN) fails
+    track = shape_track(output)
+    distance = np.linalg.norm(track - shape_track(clip), axis=1)
+    keeps_track = bool(np.all(distance <= px))  # a frame without a shape (NaN) fails
     return {
         "keeps_track": keeps_track,
+        "keeps_round_trip_track": bool(np.all(np.linalg.norm(track - shape_track(round_trip), axis=1) <= px)),
         "keeps_colour": colour == spec.colour,
         "keeps": keeps_track and colour == spec.colour,
         "follows": colour == new_colour,
@@ -122,7 +125,7 @@ def score(output: np.ndarray, clip: np.ndarray, spec: ShapeSpec, new_colour: str
     }
 
 
-def run_strength(pipe, clips, strength: float, batch_size: int, track_px: float) -> list[dict]:
+def run_strength(pipe, clips, round_trips, strength: float, batch_size: int, px: float) -> list[dict]:
     scores = []
     for start in range(0, len(clips), batch_size):
         chunk = clips[start : start + batch_size]
@@ -134,26 +137,27 @@ def run_strength(pipe, clips, strength: float, batch_size: int, track_px: float)
             generator=[torch.Generator().manual_seed(start + i) for i in range(len(chunk))],
             **SETTINGS,
         ).frames
-        scores += [score(o, c, s, new, track_px) for o, (c, s, new) in zip(output, chunk, strict=True)]
+        references = round_trips[start : start + batch_size]
+        scores += [score(o, c, r, s, new, px) for o, r, (c, s, new) in zip(output, references, chunk, strict=True)]
     return scores
 
 
-def vae_round_trip(pipe, clips, track_px: float) -> list[dict]:
-    """The input through the VAE alone: the best any strength can keep."""
-    scores = []
+def vae_round_trip(pipe, clips) -> list[np.ndarray]:
+    """Each input through the VAE alone, as a video-to-video call encodes it and decodes its result: the most of the
+    input any strength can keep."""
+    outputs = []
     schedule = SamplingSchedule.parse(1.0, -1.0, -1.0, SINGLE_SCALE, pipe.transformer.config.patch_sizes)
-    for clip, spec, new_colour in clips:
+    for clip, _, _ in clips:
         pixels, *_ = pipe.prepare_video(clip, None, None, None, schedule, batch_size=1)
         with torch.no_grad():
             latents = pipe.encode_video(pixels, torch.device("cpu"))
             frames = pipe.vae.decode(latents / pipe.vae.config.scaling_factor).sample
-        output = pipe.video_processor.postprocess_video(frames, output_type="np")[0]
-        scores.append(score(output, clip, spec, new_colour, track_px))
-    return scores
+        outputs.append(pipe.video_processor.postprocess_video(frames, output_type="np")[0])
+    return outputs
 
 
 def shares(scores: Sequence[dict]) -> dict:
-    keys = ("keeps_track", "keeps_colour", "keeps", "follows")
+    keys = ("keeps_track", "keeps_round_trip_track", "keeps_colour", "keeps", "follows")
     distances = [s["max_distance"] for s in scores if s["max_distance"] is not None]
     return {
         **{key: float(np.mean([s[key] for s in scores])) for key in keys},
@@ -251,11 +255,17 @@ def main() -> None:
     print(f"{len(generated)} of {tried} generated clips read back as their caption says", flush=True)
     inputs = {"generated": generated, "generator": generator_clips(args.clips)}
 
-    round_trips = {kind: shares(vae_round_trip(pipe, clips, args.track_px)) for kind, clips in inputs.items()}
+    round_trips = {kind: vae_round_trip(pipe, clips) for kind, clips in inputs.items()}
+    round_trip_shares = {
+        kind: shares(
+            [score(r, c, r, s, n, args.track_px) for r, (c, s, n) in zip(round_trips[kind], clips, strict=True)]
+        )
+        for kind, clips in inputs.items()
+    }
     curves = {kind: {} for kind in inputs}
     for kind, strengths in (("generated", STRENGTHS), ("generator", sorted(TARGETS))):
         for strength in strengths:
-            scores = run_strength(pipe, inputs[kind], strength, args.batch_size, args.track_px)
+            scores = run_strength(pipe, inputs[kind], round_trips[kind], strength, args.batch_size, args.track_px)
             curves[kind][strength] = shares(scores)
             print(f"{kind} clips, strength {strength}: {curves[kind][strength]}", flush=True)
     seconds = time_calls(pipe, generated[0][0])
@@ -269,7 +279,7 @@ def main() -> None:
         "generated_clips_tried": tried,
         "track_px": args.track_px,
         "settings": SETTINGS,
-        "vae_round_trip": round_trips,
+        "vae_round_trip": round_trip_shares,
         "strength": {kind: {str(s): v for s, v in curve.items()} for kind, curve in curves.items()},
         "targets": targets,
         "seconds": seconds,
@@ -277,14 +287,14 @@ def main() -> None:
     }
     with atomic_output_file(args.output / "results.json") as temporary:
         temporary.write_text(json.dumps(results, indent=2))
-    plot(curves["generated"], round_trips["generated"], args.output / "strength.png")
+    plot(curves["generated"], round_trip_shares["generated"], args.output / "strength.png")
 
     print(
-        "\n| input clips | strength | keeps track | keeps colour | both | follows the prompt | median largest distance (px) |"
+        "\n| input clips | strength | keeps track | keeps colour | both | follows the prompt | median largest distance "
+        "(px) | keeps the round trip's track |\n|---|---|---|---|---|---|---|---|"
     )
-    print("|---|---|---|---|---|---|---|")
     for kind in inputs:
-        print(_row(kind, "VAE round trip", round_trips[kind]))
+        print(_row(kind, "VAE round trip", round_trip_shares[kind]))
         for strength, share in curves[kind].items():
             print(_row(kind, str(strength), share))
     print("\n| call (64x64, 8 frames, 20 steps, guidance 4) | seconds |\n|---|---|")
@@ -302,7 +312,7 @@ def main() -> None:
 def _row(kind: str, name: str, share: dict) -> str:
     return (
         f"| {kind} | {name} | {share['keeps_track']:.0%} | {share['keeps_colour']:.0%} | {share['keeps']:.0%} | "
-        f"{share['follows']:.0%} | {share['median_max_distance']:.2f} |"
+        f"{share['follows']:.0%} | {share['median_max_distance']:.2f} | {share['keeps_round_trip_track']:.0%} |"
     )
 
 

@@ -255,11 +255,13 @@ def cpu_execution_device(monkeypatch):
     )
 
 
-@pytest.mark.parametrize("offload", ["group", "sequential"])
+@pytest.mark.parametrize("offload", ["model", "group", "sequential"])
 def test_offload_matches(offload, request):
     reference = _run(LuminaVideoVideoToVideoPipeline.from_pipe(tiny_random_pipeline()), _clip(), strength=0.5)
     pipe = LuminaVideoVideoToVideoPipeline.from_pipe(tiny_random_pipeline())
-    if offload == "group":
+    if offload == "model":  # the VAE encodes between the text encoder and the transformer
+        pipe.enable_model_cpu_offload(device="cpu")
+    elif offload == "group":
         cpu = torch.device("cpu")
         pipe.enable_group_offload(onload_device=cpu, offload_device=cpu, offload_type="block_level",
                                   num_blocks_per_group=1)  # fmt: skip
