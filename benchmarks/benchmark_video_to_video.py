@@ -122,6 +122,7 @@ def score(output: np.ndarray, clip: np.ndarray, round_trip: np.ndarray, spec: Sh
         "keeps": keeps_track and colour == spec.colour,
         "follows": colour == new_colour,
         "max_distance": float(np.nanmax(distance)) if np.isfinite(distance).any() else None,
+        "speed": spec.speed,
     }
 
 
@@ -162,6 +163,9 @@ def shares(scores: Sequence[dict]) -> dict:
     return {
         **{key: float(np.mean([s[key] for s in scores])) for key in keys},
         "median_max_distance": float(np.median(distances)),
+        "keeps_track_by_speed": {
+            speed: float(np.mean([s["keeps_track"] for s in scores if s["speed"] == speed])) for speed in SPEEDS
+        },
     }
 
 
@@ -295,7 +299,7 @@ def main() -> None:
 
     print(
         "\n| input clips | strength | keeps track | keeps colour | both | follows the prompt | median largest distance "
-        "(px) | keeps the round trip's track |\n|---|---|---|---|---|---|---|---|"
+        "(px) | keeps the round trip's track | keeps track, slow / quick clips |\n|---|---|---|---|---|---|---|---|---|"
     )
     for kind in inputs:
         print(_row(kind, "VAE round trip", round_trip_shares[kind]))
@@ -317,7 +321,8 @@ def main() -> None:
 def _row(kind: str, name: str, share: dict) -> str:
     return (
         f"| {kind} | {name} | {share['keeps_track']:.0%} | {share['keeps_colour']:.0%} | {share['keeps']:.0%} | "
-        f"{share['follows']:.0%} | {share['median_max_distance']:.2f} | {share['keeps_round_trip_track']:.0%} |"
+        f"{share['follows']:.0%} | {share['median_max_distance']:.2f} | {share['keeps_round_trip_track']:.0%} | "
+        f"{share['keeps_track_by_speed']['slowly']:.0%} / {share['keeps_track_by_speed']['quickly']:.0%} |"
     )
 
 
