@@ -5,8 +5,8 @@ read on the same time axis).
 
 Two kinds of input clip, one shape moving one way at 64 px, 8 frames:
 - clips `tiny-shapes` generated from shape captions, kept where the colour, shape and direction read back match the
-  caption (`--clips` of them). They are the VAE's own output, so its round trip barely moves them: what changes is
-  the sampling's doing.
+  caption (`--clips` of them). They are already the VAE's output, so its round trip moves them less than the
+  generator's clips.
 - the shape generator's clips (`training/synthetic_shapes.py`, plain background). The tiny VAE does not keep a
   shape's motion inside each group of four frames that one latent frame stands for, so its round trip alone moves a
   quick shape's centroid by up to about 6 px: only the VAE's round trip and the two target strengths are run on them.
@@ -14,7 +14,8 @@ Two kinds of input clip, one shape moving one way at 64 px, 8 frames:
 Each clip is prompted with the caption of the same shape, direction and speed in another colour. Everything is read
 back from the frames (`evaluation/video_attributes.py`): the colour, and the shape's centroid in each frame; the track
 is kept where every frame's centroid is within `--track-px` of the input's. `tiny-shapes`' own settings throughout
-(`TINY_SHAPES_DEFAULTS`: 20 steps, guidance 4, time shift 1, no motion condition).
+(`TINY_SHAPES_DEFAULTS`: 20 steps, guidance 4, time shift 1, no motion condition), and, for three strengths, the same
+without guidance (what a released preset's guidance switching off before a late start leaves).
 
     python benchmarks/benchmark_video_to_video.py --output v2v-results
 
@@ -52,6 +53,7 @@ from diffusers_lumina_video.utils.tiny_random import TINY_SHAPES_DEFAULTS, tiny_
 STRENGTHS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 TARGETS = {0.3: "keeps", 0.9: "follows"}  # strength -> the measure whose share is to reach 90%
 TIMED_ROUNDS = 5
+UNGUIDED_STRENGTHS = (0.5, 0.7, 0.9)
 SETTINGS = {k: v for k, v in TINY_SHAPES_DEFAULTS.items() if k not in ("height", "width", "num_frames")}
 
 
@@ -126,7 +128,10 @@ def score(output: np.ndarray, clip: np.ndarray, round_trip: np.ndarray, spec: Sh
     }
 
 
-def run_strength(pipe, clips, round_trips, strength: float, batch_size: int, px: float) -> list[dict]:
+def run_strength(
+    pipe, clips, round_trips, strength: float, batch_size: int, px: float, guidance_scale: float | None = None
+) -> list[dict]:
+    settings = SETTINGS if guidance_scale is None else {**SETTINGS, "guidance_scale": guidance_scale}
     scores = []
     for start in range(0, len(clips), batch_size):
         chunk = clips[start : start + batch_size]
@@ -136,7 +141,7 @@ def run_strength(pipe, clips, round_trips, strength: float, batch_size: int, px:
             prompt=prompts,
             strength=strength,
             generator=[torch.Generator().manual_seed(start + i) for i in range(len(chunk))],
-            **SETTINGS,
+            **settings,
         ).frames
         references = round_trips[start : start + batch_size]
         scores += [score(o, c, r, s, new, px) for o, r, (c, s, new) in zip(output, references, chunk, strict=True)]
@@ -275,6 +280,15 @@ def main() -> None:
             scores = run_strength(pipe, inputs[kind], round_trips[kind], strength, args.batch_size, args.track_px)
             curves[kind][strength] = shares(scores)
             print(f"{kind} clips, strength {strength}: {curves[kind][strength]}", flush=True)
+    # What a preset's guidance switching off before the start means for following the new prompt.
+    unguided = {
+        strength: shares(
+            run_strength(
+                pipe, generated, round_trips["generated"], strength, args.batch_size, args.track_px, guidance_scale=1.0
+            )
+        )
+        for strength in UNGUIDED_STRENGTHS
+    }
     seconds = time_calls(pipe, generated[0][0])
     presets = preset_starts()
 
@@ -288,6 +302,7 @@ def main() -> None:
         "settings": SETTINGS,
         "vae_round_trip": round_trip_shares,
         "strength": {kind: {str(s): v for s, v in curve.items()} for kind, curve in curves.items()},
+        "strength_without_guidance": {str(s): v for s, v in unguided.items()},
         "targets": targets,
         "seconds": seconds,
         "presets": presets,
@@ -305,6 +320,8 @@ def main() -> None:
         print(_row(kind, "VAE round trip", round_trip_shares[kind]))
         for strength, share in curves[kind].items():
             print(_row(kind, str(strength), share))
+    for strength, share in unguided.items():
+        print(_row("generated, guidance off", str(strength), share))
     print("\n| call (64x64, 8 frames, 20-step grid, guidance 4) | fastest (s) | median (s) |\n|---|---|---|")
     for name, value in seconds.items():
         print(f"| {name} | {value['fastest']:.2f} | {value['median']:.2f} |")
