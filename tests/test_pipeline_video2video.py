@@ -2,6 +2,7 @@
 rectified-flow start, callbacks and outputs, and the text-to-video features (caches, offload, LoRA, compile) on it."""
 
 import accelerate
+import diffusers
 import numpy as np
 import PIL.Image
 import pytest
@@ -59,8 +60,6 @@ def no_model_work(pipe, monkeypatch):
 # ---------------------------------------------------------------- loading
 def test_registered_and_loads_from_any_lumina_video_folder(tiny_pipeline_dir, t2v):
     assert diffusers_lumina_video.LuminaVideoVideoToVideoPipeline is LuminaVideoVideoToVideoPipeline
-    import diffusers
-
     assert diffusers.LuminaVideoVideoToVideoPipeline is LuminaVideoVideoToVideoPipeline
     loaded = LuminaVideoVideoToVideoPipeline.from_pretrained(tiny_pipeline_dir)
     assert type(loaded) is LuminaVideoVideoToVideoPipeline
