@@ -703,7 +703,7 @@ class LuminaVideoPipeline(DiffusionPipeline, LuminaVideoLoraLoaderMixin, LuminaS
         # overrides the schedule from the next step on.
         guidance_override = None
         # Inputs were checked once above; the transformer's per-step value checks would sync every step.
-        with self.progress_bar(total=num_inference_steps) as progress_bar, skip_value_checks():
+        with self.progress_bar(total=len(timesteps)) as progress_bar, skip_value_checks():
             for i, t in enumerate(timesteps):
                 if self.interrupt:
                     continue
