@@ -13,6 +13,7 @@ from torch._dynamo.testing import CompileCounterWithBackend
 
 import diffusers_lumina_video
 from diffusers_lumina_video import LuminaVideoPipeline, LuminaVideoVideoToVideoPipeline
+from diffusers_lumina_video.pipelines.lumina_video import denoising
 from diffusers_lumina_video.showcase.builtin_models import tiny_random_pipeline
 
 
@@ -90,7 +91,9 @@ def test_strength_runs_the_last_steps_of_the_text_to_video_grid(pipe, t2v, stren
 
 def test_start_is_the_video_noised_to_the_first_kept_time(pipe, monkeypatch):
     """With a zero velocity nothing moves, so the output is the start: `t * video + (1 - t) * noise`."""
-    monkeypatch.setattr(pipe, "_predict_velocity", lambda latents, *args, **kwargs: torch.zeros_like(latents))
+    monkeypatch.setattr(
+        denoising, "video_velocity", lambda transformer, guider, latents, *args: torch.zeros_like(latents)
+    )
     clip = _clip()
     start = _run(pipe, clip, strength=0.5)
     pixels = pipe.video_processor.preprocess_video(
@@ -105,14 +108,14 @@ def test_start_is_the_video_noised_to_the_first_kept_time(pipe, monkeypatch):
 
 def test_schedules_are_read_on_the_text_to_video_time_axis(pipe, monkeypatch):
     """A late start meets only the late values of the time-aware arguments: here the fine patch and no guidance."""
-    predict = pipe._predict_velocity
+    velocity = denoising.video_velocity
     steps = []
 
-    def recording(latents, time, step, *args, **kwargs):
-        steps.append((round(time, 3), step.patch_size, step.guidance_scale))
-        return predict(latents, time, step, *args, **kwargs)
+    def recording(transformer, guider, latents, time, text, motion_score, patch_size, *args):
+        steps.append((round(time, 3), tuple(patch_size), guider.num_conditions > 1))
+        return velocity(transformer, guider, latents, time, text, motion_score, patch_size, *args)
 
-    monkeypatch.setattr(pipe, "_predict_velocity", recording)
+    monkeypatch.setattr(denoising, "video_velocity", recording)
     # The tiny pipeline's grid (shift 8, 4 steps) starts its steps at t = 0, 0.04, 0.11 and 0.27.
     schedules = {"patch_size": [(0.0, (2, 4, 4)), (0.1, (1, 2, 2))], "guidance_scale": [(0.0, 4.0), (0.1, 1.0)]}
     _run(pipe, _clip(), strength=1.0, **schedules)
@@ -120,7 +123,7 @@ def test_schedules_are_read_on_the_text_to_video_time_axis(pipe, monkeypatch):
     steps.clear()
     _run(pipe, _clip(), strength=0.5, **schedules)
     assert steps == full[2:]
-    assert all(patch == (1, 2, 2) and guidance == 1.0 for _, patch, guidance in steps)
+    assert all(patch == (1, 2, 2) and not guided for _, patch, guided in steps)
     assert {patch for _, patch, _ in full[:2]} == {(2, 4, 4)}
 
 

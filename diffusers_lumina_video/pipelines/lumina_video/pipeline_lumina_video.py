@@ -526,6 +526,20 @@ class LuminaVideoPipeline(DiffusionPipeline, LuminaVideoLoraLoaderMixin, LuminaS
             defaults.update(preset_call_arguments(own))
         return defaults
 
+    def with_sampling_defaults(self, **arguments: Any) -> dict[str, Any]:
+        """The sampling `arguments` (in their order) with those not given, `None` (`guidance_renorm`:
+        `MODEL_DEFAULT`), taken from `sampling_defaults`; a patch size neither gives is the transformer's finest."""
+        defaults = self.sampling_defaults
+        filled = {}
+        for name, value in arguments.items():
+            not_given = (
+                value is None if name != "guidance_renorm" else isinstance(value, str) and value == MODEL_DEFAULT
+            )
+            filled[name] = defaults.get(name) if not_given else value
+        if "patch_size" in filled and filled["patch_size"] is None:
+            filled["patch_size"] = self.transformer.finest_patch_size
+        return filled
+
     @torch.no_grad()
     @replace_example_docstring(EXAMPLE_DOC_STRING)
     def __call__(
@@ -609,21 +623,16 @@ class LuminaVideoPipeline(DiffusionPipeline, LuminaVideoLoraLoaderMixin, LuminaS
         """
         if isinstance(callback_on_step_end, (PipelineCallback, MultiPipelineCallbacks)):
             callback_on_step_end_tensor_inputs = callback_on_step_end.tensor_inputs
-        defaults = self.sampling_defaults
-        num_inference_steps, guidance_scale, motion_score, negative_motion_score, patch_size = (
-            defaults.get(name) if value is None else value
-            for name, value in (
-                ("num_inference_steps", num_inference_steps),
-                ("guidance_scale", guidance_scale),
-                ("motion_score", motion_score),
-                ("negative_motion_score", negative_motion_score),
-                ("patch_size", patch_size),
-            )
+        num_inference_steps, guidance_scale, guidance_renorm, motion_score, negative_motion_score, patch_size = (
+            self.with_sampling_defaults(
+                num_inference_steps=num_inference_steps,
+                guidance_scale=guidance_scale,
+                guidance_renorm=guidance_renorm,
+                motion_score=motion_score,
+                negative_motion_score=negative_motion_score,
+                patch_size=patch_size,
+            ).values()
         )
-        if isinstance(guidance_renorm, str) and guidance_renorm == MODEL_DEFAULT:
-            guidance_renorm = defaults["guidance_renorm"]
-        if patch_size is None:
-            patch_size = self.transformer.finest_patch_size
         schedule = SamplingSchedule.parse(
             guidance_scale, motion_score, negative_motion_score, patch_size, self.transformer.config.patch_sizes
         )

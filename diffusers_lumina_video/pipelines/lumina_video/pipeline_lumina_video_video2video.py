@@ -223,6 +223,9 @@ class LuminaVideoVideoToVideoPipeline(LuminaVideoPipeline):
         call = inspect.signature(LuminaVideoPipeline.__call__).bind(self, prompt=prompt, **kwargs)
         call.apply_defaults()
         args = {name: value for name, value in call.arguments.items() if name != "self"}
+        sampling = ("num_inference_steps", "guidance_scale", "guidance_renorm", "motion_score")
+        sampling += ("negative_motion_score", "patch_size")
+        args.update(self.with_sampling_defaults(**{name: args[name] for name in sampling}))
         if (video is None) == (args["latents"] is None):
             raise ValueError("Pass exactly one of `video` and `latents` (the starting latents at the first step).")
         steps = args["num_inference_steps"]
@@ -235,7 +238,7 @@ class LuminaVideoVideoToVideoPipeline(LuminaVideoPipeline):
                 args["guidance_scale"],
                 args["motion_score"],
                 args["negative_motion_score"],
-                self.transformer.finest_patch_size if args["patch_size"] is None else args["patch_size"],
+                args["patch_size"],
                 self.transformer.config.patch_sizes,
             )
             embeds = args["prompt_embeds"]
