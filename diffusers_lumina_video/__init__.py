@@ -23,6 +23,7 @@ from .pipelines import (
     LuminaV2APipelineOutput,
     LuminaVideoPipeline,
     LuminaVideoPipelineOutput,
+    LuminaVideoVideoToVideoPipeline,
 )
 from .pipelines.lumina_video.denoising import LuminaGuidance
 from .processors import AudioLDMMelFeatureExtractor, SynchformerVideoProcessor
@@ -47,6 +48,7 @@ __all__ = [
     "LuminaVideoSoundBlocks",
     "LuminaVideoSoundModularPipeline",
     "LuminaVideoTransformer3DModel",
+    "LuminaVideoVideoToVideoPipeline",
     "SynchformerEncoder",
     "SynchformerEncoderOutput",
     "SynchformerVideoProcessor",
@@ -56,6 +58,7 @@ register_with_diffusers(
     {
         "LuminaVideoPipeline": LuminaVideoPipeline,
         "LuminaVideoPipelineOutput": LuminaVideoPipelineOutput,
+        "LuminaVideoVideoToVideoPipeline": LuminaVideoVideoToVideoPipeline,
         "LuminaVideoTransformer3DModel": LuminaVideoTransformer3DModel,
         "LuminaV2ATransformerModel": LuminaV2ATransformerModel,
         "LuminaV2APipeline": LuminaV2APipeline,

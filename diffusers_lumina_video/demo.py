@@ -1,5 +1,6 @@
-"""A Gradio page to try a Lumina-Video pipeline: one prompt in, one video shown in the page and offered for download;
-with a Lumina-V2A pipeline, a second button gives that video its soundtrack.
+"""A Gradio page to try a Lumina-Video pipeline: one prompt (and, optionally, a video to start from) in, one video
+shown in the page and offered for download; with a Lumina-V2A pipeline, a second button gives that video its
+soundtrack.
 
 Everything the page asks for is checked with the same rules as `lumina-video generate` before a model is loaded, and
 a bad value comes back as a message in the page (`gr.Error`), never as a stack trace.
@@ -27,7 +28,9 @@ from .commands.generate import (
     video_fps,
 )
 from .commands.lora_options import check_lora_file, find_lora_file
+from .commands.start_video import read_start_video, video_to_video
 from .pipelines import LuminaV2APipeline, LuminaVideoPipeline
+from .pipelines.lumina_video.pipeline_lumina_video_video2video import DEFAULT_STRENGTH, first_step
 from .pipelines.lumina_video.presets import SAMPLING_PRESETS, find_sampling_preset
 from .utils.atomic import atomic_output_file, restore_folder
 from .utils.media_io import export_to_video_with_audio, read_video
@@ -209,13 +212,23 @@ class DemoApp:
         num_frames: float,
         lora: str = "",
         lora_weight: float = 1.0,
+        start_video: str | None = None,
+        strength: float = DEFAULT_STRENGTH,
         progress: gr.Progress = gr.Progress(),  # noqa: B008 (how Gradio is asked for a progress tracker)
     ) -> tuple[str, str, str]:
-        """Returns the mp4 path twice (player and download) and a status line."""
+        """Returns the mp4 path twice (player and download) and a status line. With `start_video`, the video is
+        the start (video-to-video at `strength`), its frame count at most the page's."""
         try:
             model, kwargs = check_request(prompt, preset, motion_score, steps, seed, model, height, width, num_frames)
             lora_weight = check_lora_weight(lora_weight)
-        except ValueError as error:
+            start_from = read_start_video(
+                start_video or None,
+                strength if start_video else None,
+                kwargs,
+                num_frames_given=False,
+                names=("start video", "strength", "frames"),
+            )
+        except (ValueError, OSError) as error:
             raise gr.Error(str(error)) from None
 
         progress(0, desc=f"Loading {model}")
@@ -225,13 +238,17 @@ class DemoApp:
             self.pipelines.use_lora(pipe, lora, lora_weight)
         except (ValueError, OSError) as error:
             raise gr.Error(str(error)) from None
+        steps_run = kwargs["num_inference_steps"]
+        if start_from is not None:
+            pipe, kwargs = video_to_video(pipe, start_from, kwargs)
+            steps_run -= first_step(steps_run, start_from.strength)
         start = time.perf_counter()
         try:
             frames = pipe(
-                prompt,
+                prompt=prompt,
                 negative_prompt=negative_prompt or None,
                 generator=torch.Generator(device="cpu").manual_seed(int(seed)),
-                callback_on_step_end=_step_reporter(progress, kwargs["num_inference_steps"], "Sampling"),
+                callback_on_step_end=_step_reporter(progress, steps_run, "Sampling"),
                 **kwargs,
             ).frames[0]
         except ValueError as error:  # what the pipeline's own checks refuse for this model
@@ -239,12 +256,14 @@ class DemoApp:
         seconds = time.perf_counter() - start
 
         path = self._next_path()
+        fps = video_fps(model, preset) if start_from is None else start_from.clip.fps
         with atomic_output_file(path) as temporary:
-            export_to_video(frames, str(temporary), fps=video_fps(model, preset))
+            export_to_video(frames, str(temporary), fps=fps)
         with_lora = f" and LoRA {lora.strip()} at {lora_weight:g}" if (lora or "").strip() else ""
         status = (
-            f"{len(frames)} frames of {kwargs['width']}x{kwargs['height']} in {seconds:.1f} s with {model}{with_lora}."
+            f"{len(frames)} frames of {kwargs['width']}x{kwargs['height']} in {seconds:.1f} s with {model}{with_lora}"
         )
+        status += "." if start_from is None else f", from the start video at strength {start_from.strength}."
         return str(path), str(path), status
 
     def add_sound(
@@ -374,6 +393,21 @@ def build_demo(
                         *LORA_WEIGHT_RANGE, value=1.0, step=0.05, label="LoRA weight", elem_id="lora-weight"
                     )
                     remove_lora = gr.Button("Remove LoRA", elem_id="remove-lora")
+                with gr.Accordion("Start from a video", open=False):
+                    start_video = gr.Video(
+                        label="Start video",
+                        sources=["upload"],
+                        elem_id="start-video",
+                    )
+                    strength = gr.Slider(
+                        0.05,
+                        1.0,
+                        value=DEFAULT_STRENGTH,
+                        step=0.05,
+                        label="Strength",
+                        info="The share of the steps that run from the noised video: lower keeps more of it.",
+                        elem_id="strength",
+                    )
                 generate = gr.Button("Generate", variant="primary", elem_id="generate")
             with gr.Column():
                 video = gr.Video(label="Video", elem_id="video", buttons=["download"])
@@ -405,6 +439,8 @@ def build_demo(
                 num_frames,
                 lora_box,
                 lora_weight,
+                start_video,
+                strength,
             ],
             outputs=[video, download, status],
         )

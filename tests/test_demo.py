@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from diffusers.utils import export_to_video
 from lora_files import save_random_lora
 
 import diffusers_lumina_video
@@ -317,7 +318,7 @@ def page_url(demo, tiny_v2a_id, tmp_path, monkeypatch):
     page.close()
 
 
-def test_page_generates_a_playable_video_shows_bad_values_and_adds_sound(browser, page_url, tmp_path):
+def test_page_generates_a_playable_video_shows_bad_values_and_adds_sound(browser, page_url, tmp_path, start_video):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support import expected_conditions
@@ -368,6 +369,19 @@ def test_page_generates_a_playable_video_shows_bad_values_and_adds_sound(browser
         served.write_bytes(response.read())
     assert read_video(served).frames.shape[0] == 25
     assert abs(len(read_audio(served)) - 25 / TINY_SHAPES_FPS * 16000) <= 1024
+
+    # A video to start from, uploaded: its 6 frames (fewer than the slider's 25) restyled at the default strength.
+    browser.find_element(By.XPATH, "//button[contains(., 'Start from a video')]").click()
+    upload = wait.until(expected_conditions.presence_of_element_located((By.CSS_SELECTOR, "#start-video input")))
+    upload.send_keys(str(start_video))
+    wait.until(lambda _: browser.find_elements(By.CSS_SELECTOR, "#start-video video"))  # the upload is shown
+    browser.find_element(By.ID, "generate").click()
+    wait.until(lambda _: "from the start video at strength 0.8" in status.get_attribute("value"))
+    assert "6 frames of 64x64" in status.get_attribute("value")
+    player = browser.find_element(By.CSS_SELECTOR, "#video video")
+    with urllib.request.urlopen(player.get_attribute("src"), timeout=10) as response:
+        served.write_bytes(response.read())
+    assert read_video(served).frames.shape == (6, 64, 64, 3)
 
 
 @pytest.fixture(scope="module")
@@ -437,3 +451,43 @@ def test_demo_command_refuses_an_unknown_model_before_starting(demo, monkeypatch
     assert "error: `model` '/does/not/exist' is neither" in capsys.readouterr().err
     assert main(["demo", "--audio-model", "/no/v2a"]) == ERROR_EXIT_CODE
     assert "error: `model` '/no/v2a' is neither" in capsys.readouterr().err
+
+
+@pytest.fixture
+def start_video(tmp_path) -> Path:
+    """6 frames of 48 x 80 at 12 fps."""
+    frames = np.random.default_rng(0).random((6, 48, 80, 3)).astype(np.float32)
+    path = tmp_path / "start.mp4"
+    export_to_video(list(frames), str(path), fps=12)
+    return path
+
+
+def test_generate_from_a_start_video(demo, tmp_path, start_video):
+    calls = []
+    request = {**GOOD_REQUEST, "steps": 4}  # 9 frames asked, the video has 6
+    video, _, status = demo.DemoApp(tmp_path / "out").generate(
+        negative_prompt="",
+        start_video=str(start_video),
+        strength=0.5,
+        progress=lambda value, desc=None: calls.append((value, desc)),
+        **request,
+    )
+    assert status.startswith("6 frames of 64x64 in ") and status.endswith("from the start video at strength 0.5.")
+    assert [value for value, desc in calls if desc == "Sampling"] == [(1, 2), (2, 2)]  # the last half of 4 steps
+    written = read_video(video)
+    assert written.frames.shape == (6, 64, 64, 3) and written.fps == 12  # the start video's rate
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"start_video": "/no/such.mp4"}, "`video` /no/such.mp4 does not exist"),
+        ({"strength": 0.0}, r"`strength` must be a number in \(0, 1\], got 0.0"),
+        ({"strength": 0.1}, "`strength=0.1` keeps no step of `num_inference_steps=3`"),
+    ],
+)
+def test_start_video_bad_values_are_a_message(demo, tmp_path, start_video, change, message):
+    request = {**GOOD_REQUEST, "start_video": str(start_video), "strength": 0.5, **change}
+    with pytest.raises(demo.gr.Error, match=message):
+        demo.DemoApp(tmp_path / "out").generate(negative_prompt="", progress=_silent, **request)
+    assert not (tmp_path / "out").exists()

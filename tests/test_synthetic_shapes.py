@@ -42,6 +42,16 @@ def test_every_spec_reads_back_from_its_frames(background):
     assert not wrong, wrong[:5]
 
 
+@pytest.mark.parametrize(("direction", "step"), [("right", (1.5, 0.0)), ("up", (0.0, -1.5))])
+def test_read_track_follows_the_centre_frame_by_frame(direction, step):
+    frames = render_shape_clip(ShapeSpec("red", "circle", direction, "slowly"), seed=1, size=64, num_frames=8)
+    track = read_track(frames)
+    assert track.shape == (8, 2)
+    np.testing.assert_allclose(np.diff(track, axis=0), np.tile(step, (7, 1)), atol=0.25)
+    frames[3] = frames[0, :1, :1]  # a frame of background only: no centroid
+    assert np.isnan(read_track(frames)[3]).all() and np.isfinite(read_track(frames)[[2, 4]]).all()
+
+
 def test_clip_shape_caption_and_reproducibility():
     spec = ShapeSpec("blue", "triangle", "up", "quickly")
     frames = render_shape_clip(spec, seed=3, size=96, num_frames=17, clip_format=CLIP_FORMAT_V2)

@@ -29,6 +29,7 @@ from ..utils.component_paths import is_hub_repo_id
 from ..utils.output_paths import check_output_file
 from .lora_options import add_lora_arguments, apply_loras, checked_loras
 from .soundtrack import MIN_DURATION, add_sound_arguments, check_sound_arguments, write_with_soundtrack
+from .start_video import add_start_video_arguments, read_start_video, video_to_video
 
 
 logger = logging.getLogger(__name__)
@@ -65,7 +66,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--steps", type=int, help="Transformer evaluations per guidance branch.")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--motion-score", type=float, help="Motion condition of the positive branch.")
-    parser.add_argument("--fps", type=int, help="Frame rate of the written video (default: the preset's).")
+    parser.add_argument(
+        "--fps", type=int, help="Frame rate of the written video (default: the preset's, or --video's)."
+    )
     parser.add_argument("--offload", action="store_true", help="Model CPU offload (needs an accelerator).")
     parser.add_argument("--dtype", choices=sorted(DTYPES), help="Default: bf16 on CUDA, fp32 on CPU.")
     add_lora_arguments(parser)
@@ -77,6 +80,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--audio-prompt", help="What the sound should be (default: the video's prompt).")
     add_sound_arguments(parser, prefix="audio-")
     add_lora_arguments(parser, prefix="audio-", family="v2a")
+    add_start_video_arguments(parser)
     parser.set_defaults(run=run)
 
 
@@ -220,6 +224,9 @@ def run(args: argparse.Namespace) -> int:
         "motion_score": args.motion_score,
     }
     kwargs = sampling_kwargs(args.model, args.preset, overrides)
+    start = read_start_video(args.video, args.strength, kwargs, num_frames_given=args.num_frames is not None)
+    if start is not None and args.fps is None:
+        args.fps = start.clip.fps  # frames are used one to one, so the input's rate keeps its timing
     _check_args(args, kwargs)
     loras = checked_loras(args, "", args.model, LuminaVideoPipeline)
     audio_loras = checked_loras(args, "audio-", args.with_audio, LuminaV2APipeline)
@@ -228,13 +235,15 @@ def run(args: argparse.Namespace) -> int:
 
     pipe = load_pipeline(args.model, dtype)
     use_preset(pipe, args.model, args.preset)
+    if start is not None:
+        pipe, kwargs = video_to_video(pipe, start, kwargs)
     apply_loras(pipe, loras, args.fuse_lora)
     if args.offload:
         pipe.enable_model_cpu_offload()
     else:
         pipe.to(device)
     generator = torch.Generator(device="cpu").manual_seed(args.seed)
-    video = pipe(args.prompt, negative_prompt=args.negative_prompt, generator=generator, **kwargs).frames[0]
+    video = pipe(prompt=args.prompt, negative_prompt=args.negative_prompt, generator=generator, **kwargs).frames[0]
 
     fps = args.fps or video_fps(args.model, args.preset)
     if args.with_audio is None:

@@ -1,5 +1,10 @@
 from .lumina_v2a import LuminaV2APipeline, LuminaV2APipelineOutput
-from .lumina_video import SAMPLING_PRESETS, LuminaVideoPipeline, LuminaVideoPipelineOutput
+from .lumina_video import (
+    SAMPLING_PRESETS,
+    LuminaVideoPipeline,
+    LuminaVideoPipelineOutput,
+    LuminaVideoVideoToVideoPipeline,
+)
 
 
 __all__ = [
@@ -8,4 +13,5 @@ __all__ = [
     "LuminaV2APipelineOutput",
     "LuminaVideoPipeline",
     "LuminaVideoPipelineOutput",
+    "LuminaVideoVideoToVideoPipeline",
 ]

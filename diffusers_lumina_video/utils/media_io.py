@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -75,6 +76,53 @@ def frame_indices_at_rate(timestamps: np.ndarray, rate: float, count: int) -> np
             indices.append(index)
             next_tick += step
     return np.asarray(indices, dtype=np.int64)
+
+
+def video_arguments(video: Any) -> list[Any]:
+    """The videos a pipeline's `video` argument holds, one or several: a file path, frames `[F, H, W, 3]`, a list of
+    PIL images, or a list (or a `[B, F, H, W, 3]` array or tensor) of those. Missing files are refused by name."""
+    is_batch = isinstance(video, (list, tuple)) and len(video) > 0 and not isinstance(video[0], PIL.Image.Image)
+    is_batch = is_batch or (isinstance(video, (np.ndarray, torch.Tensor)) and video.ndim == 5)
+    videos = list(video) if is_batch else [video]
+    if not videos:
+        raise ValueError("`video` is empty: pass a path, frames [F, H, W, 3] or a list of PIL images.")
+    missing = [str(v) for v in videos if isinstance(v, (str, os.PathLike)) and not os.path.isfile(v)]
+    if missing:
+        raise FileNotFoundError(f"`video` {', '.join(missing)} does not exist.")
+    return videos
+
+
+def read_video_argument(path: str | os.PathLike) -> VideoFrames:
+    """A video file given as a pipeline's `video`; a file FFmpeg cannot read, or one without video frames, is refused
+    as `video`."""
+    try:
+        return read_video(path)
+    except ValueError as error:
+        raise ValueError(f"`video` cannot be used: {error}") from error
+
+
+def frames_argument(video: Any) -> np.ndarray:
+    """A video given in memory as a pipeline's `video` (frames `[F, H, W, 3]` uint8 or float in [0, 1], or a list of
+    PIL images), as uint8 `[F, H, W, 3]`."""
+    if isinstance(video, (list, tuple)):
+        if not video:
+            raise ValueError("`video` is an empty list of frames.")
+        if not all(isinstance(frame, PIL.Image.Image) for frame in video):
+            raise ValueError("`video` as a list must hold PIL images (or be a list of videos).")
+        frames = np.stack([np.asarray(frame.convert("RGB")) for frame in video])
+    elif isinstance(video, (np.ndarray, torch.Tensor)):
+        frames = video.detach().cpu().numpy() if isinstance(video, torch.Tensor) else np.asarray(video)
+    else:
+        raise ValueError(f"`video` must be a path, frames [F, H, W, 3] or a list of PIL images, got {type(video)}.")
+    if frames.ndim != 4 or frames.shape[-1] != 3:
+        raise ValueError(f"`video` frames must be [F, H, W, 3] (RGB, channels last), got shape {frames.shape}.")
+    if frames.shape[0] == 0:
+        raise ValueError("`video` has no frames.")
+    if frames.dtype != np.uint8:
+        if not np.isfinite(frames).all() or frames.min() < 0 or frames.max() > 1:
+            raise ValueError("`video` frames as floats must be finite and in [0, 1] (or pass uint8 frames).")
+        frames = (frames * 255).round().astype(np.uint8)
+    return frames
 
 
 def read_audio(

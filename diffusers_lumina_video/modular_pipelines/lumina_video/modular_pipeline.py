@@ -7,7 +7,7 @@ from diffusers.modular_pipelines import ModularPipeline
 
 from ...loaders import LuminaVideoLoraLoaderMixin
 from ...pipelines.lumina_video.denoising import LuminaGuidance
-from ...pipelines.lumina_video.pipeline_lumina_video import LuminaVideoPipeline
+from ...pipelines.lumina_video.pipeline_lumina_video import LuminaVideoPipeline, released_sampling_defaults
 from ...pipelines.lumina_video.presets import SAMPLING_PRESETS
 from ...pipelines.sampling import LuminaSamplingMixin
 from ..requirements import LuminaModularPipelineMixin
@@ -45,6 +45,12 @@ class LuminaVideoModularPipeline(LuminaModularPipelineMixin, ModularPipeline, Lu
     def vae_scale_factor_temporal(self) -> int:
         vae = getattr(self, "vae", None)
         return vae.config.temporal_compression_ratio if vae is not None else 4
+
+    @property
+    def sampling_defaults(self) -> dict[str, Any]:
+        """The sizes `_resolve_video_size` fills in: the released preset's, which the blocks' inputs default to too
+        (a modular pipeline takes its settings as block inputs or from `use_sampling_preset`)."""
+        return released_sampling_defaults()
 
     @property
     def requires_unconditional_embeds(self) -> bool:

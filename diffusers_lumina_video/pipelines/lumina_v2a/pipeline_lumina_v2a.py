@@ -19,7 +19,6 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
-import PIL.Image
 import torch
 from diffusers import AutoencoderKL, DiffusionPipeline, FlowMatchEulerDiscreteScheduler
 from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback
@@ -37,7 +36,13 @@ from ...loaders import LuminaVideoLoraLoaderMixin
 from ...models import LuminaV2ATransformerModel, SynchformerEncoder
 from ...models.transformers.transformer_lumina_v2a import SYNC_FEATURES_PER_SEGMENT
 from ...processors import SynchformerVideoProcessor
-from ...utils.media_io import VideoFrames, frame_indices_at_rate, read_video
+from ...utils.media_io import (
+    VideoFrames,
+    frame_indices_at_rate,
+    frames_argument,
+    read_video_argument,
+    video_arguments,
+)
 from ..lumina_video.denoising import (
     LuminaGuidance,
     call_kind,
@@ -139,21 +144,15 @@ class LuminaV2APipeline(DiffusionPipeline, LuminaVideoLoraLoaderMixin, LuminaSam
     def _read_videos(video: Any, fps: float | None) -> list[VideoFrames]:
         """One or several videos as decoded frames with timestamps. A path is read from disk (its own frame rate);
         frames (`[F, H, W, 3]` uint8 or float in [0, 1], or a list of PIL images) take `fps`."""
-        is_batch = isinstance(video, (list, tuple)) and len(video) > 0 and not isinstance(video[0], PIL.Image.Image)
-        is_batch = is_batch or (isinstance(video, (np.ndarray, torch.Tensor)) and video.ndim == 5)
-        videos = list(video) if is_batch else [video]
-        if not videos:
-            raise ValueError("`video` is empty: pass a path, frames [F, H, W, 3] or a list of PIL images.")
+        videos = video_arguments(video)
         paths = [isinstance(v, (str, os.PathLike)) for v in videos]
-        missing = [str(v) for v, is_path in zip(videos, paths, strict=True) if is_path and not os.path.isfile(v)]
-        if missing:
-            raise FileNotFoundError(f"`video` {', '.join(missing)} does not exist.")
         if any(paths) and fps is not None:
             raise ValueError("`fps` is read from the video file; leave it unset when `video` is a path.")
         if not all(paths) and (fps is None or isinstance(fps, bool) or not fps > 0 or not math.isfinite(fps)):
             raise ValueError(f"`fps` must be a positive number when `video` holds frames, got {fps!r}.")
         return [
-            _read_file(v) if is_path else _frames_with_times(v, fps) for v, is_path in zip(videos, paths, strict=True)
+            read_video_argument(v) if is_path else _frames_with_times(v, fps)
+            for v, is_path in zip(videos, paths, strict=True)
         ]
 
     def check_inputs(
@@ -497,14 +496,6 @@ def decode_audio(
     return audios if output_type == "pt" else audios.numpy()
 
 
-def _read_file(path: str | os.PathLike) -> VideoFrames:
-    """A video file's frames; a file FFmpeg cannot read, or one without video frames, is refused as `video`."""
-    try:
-        return read_video(path)
-    except ValueError as error:
-        raise ValueError(f"`video` cannot be used: {error}") from error
-
-
 def _frames_at_rate(video: VideoFrames, rate: float, count: int) -> np.ndarray:
     """`count` frames of `video` on a `rate` clock (MMAudio's rule, `frame_indices_at_rate`); a final tick that falls
     after the last frame's timestamp shows the last frame, so every clip of `duration` seconds gives `int(rate *
@@ -516,22 +507,5 @@ def _frames_at_rate(video: VideoFrames, rate: float, count: int) -> np.ndarray:
 
 def _frames_with_times(video: Any, fps: float) -> VideoFrames:
     """Frames given in memory as uint8 `[F, H, W, 3]`, with timestamps `i / fps`."""
-    if isinstance(video, (list, tuple)):
-        if not video:
-            raise ValueError("`video` is an empty list of frames.")
-        if not all(isinstance(frame, PIL.Image.Image) for frame in video):
-            raise ValueError("`video` as a list must hold PIL images (or be a list of videos).")
-        frames = np.stack([np.asarray(frame.convert("RGB")) for frame in video])
-    elif isinstance(video, (np.ndarray, torch.Tensor)):
-        frames = video.detach().cpu().numpy() if isinstance(video, torch.Tensor) else np.asarray(video)
-    else:
-        raise ValueError(f"`video` must be a path, frames [F, H, W, 3] or a list of PIL images, got {type(video)}.")
-    if frames.ndim != 4 or frames.shape[-1] != 3:
-        raise ValueError(f"`video` frames must be [F, H, W, 3] (RGB, channels last), got shape {frames.shape}.")
-    if frames.shape[0] == 0:
-        raise ValueError("`video` has no frames.")
-    if frames.dtype != np.uint8:
-        if not np.isfinite(frames).all() or frames.min() < 0 or frames.max() > 1:
-            raise ValueError("`video` frames as floats must be finite and in [0, 1] (or pass uint8 frames).")
-        frames = (frames * 255).round().astype(np.uint8)
+    frames = frames_argument(video)
     return VideoFrames(frames=frames, timestamps=np.arange(frames.shape[0]) / fps, fps=float(fps))

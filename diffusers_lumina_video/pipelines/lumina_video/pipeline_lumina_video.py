@@ -54,6 +54,14 @@ SYSTEM_PROMPT = (
 OUTPUT_TYPES = ("np", "pil", "pt", "latent")
 _DEFAULTS = SAMPLING_PRESETS["f24F96R960"]
 # `guidance_renorm`'s default, "not given": `None` already means "off".
+
+
+def released_sampling_defaults() -> dict[str, Any]:
+    """The call arguments of the `f24F96R960` preset, for a model that names no settings of its own; its patch size
+    is left to the transformer's finest."""
+    return {k: v for k, v in preset_call_arguments(_DEFAULTS).items() if k != "patch_size"}
+
+
 MODEL_DEFAULT = "model default"
 # Repairs what copying text through web pages and wrong encodings does to it (mojibake such as "cafÃ©", terminal
 # escapes, C1 controls) and leaves everything a person would type on purpose alone: curly quotes, ligatures,
@@ -512,11 +520,25 @@ class LuminaVideoPipeline(DiffusionPipeline, LuminaVideoLoraLoaderMixin, LuminaS
     def sampling_defaults(self) -> dict[str, Any]:
         """The call arguments a call uses for those it is not given: the model's `default_sampling_preset`, over the
         `f24F96R960` preset's (whose patch size is left to the transformer's finest)."""
-        defaults = {k: v for k, v in preset_call_arguments(_DEFAULTS).items() if k != "patch_size"}
+        defaults = released_sampling_defaults()
         if self.config.default_sampling_preset is not None:
             own = find_sampling_preset(self.config.default_sampling_preset, self.config.sampling_presets)
             defaults.update(preset_call_arguments(own))
         return defaults
+
+    def with_sampling_defaults(self, **arguments: Any) -> dict[str, Any]:
+        """The sampling `arguments` (in their order) with those not given, `None` (`guidance_renorm`:
+        `MODEL_DEFAULT`), taken from `sampling_defaults`; a patch size neither gives is the transformer's finest."""
+        defaults = self.sampling_defaults
+        filled = {}
+        for name, value in arguments.items():
+            not_given = (
+                value is None if name != "guidance_renorm" else isinstance(value, str) and value == MODEL_DEFAULT
+            )
+            filled[name] = defaults.get(name) if not_given else value
+        if "patch_size" in filled and filled["patch_size"] is None:
+            filled["patch_size"] = self.transformer.finest_patch_size
+        return filled
 
     @torch.no_grad()
     @replace_example_docstring(EXAMPLE_DOC_STRING)
@@ -601,21 +623,16 @@ class LuminaVideoPipeline(DiffusionPipeline, LuminaVideoLoraLoaderMixin, LuminaS
         """
         if isinstance(callback_on_step_end, (PipelineCallback, MultiPipelineCallbacks)):
             callback_on_step_end_tensor_inputs = callback_on_step_end.tensor_inputs
-        defaults = self.sampling_defaults
-        num_inference_steps, guidance_scale, motion_score, negative_motion_score, patch_size = (
-            defaults.get(name) if value is None else value
-            for name, value in (
-                ("num_inference_steps", num_inference_steps),
-                ("guidance_scale", guidance_scale),
-                ("motion_score", motion_score),
-                ("negative_motion_score", negative_motion_score),
-                ("patch_size", patch_size),
-            )
+        num_inference_steps, guidance_scale, guidance_renorm, motion_score, negative_motion_score, patch_size = (
+            self.with_sampling_defaults(
+                num_inference_steps=num_inference_steps,
+                guidance_scale=guidance_scale,
+                guidance_renorm=guidance_renorm,
+                motion_score=motion_score,
+                negative_motion_score=negative_motion_score,
+                patch_size=patch_size,
+            ).values()
         )
-        if isinstance(guidance_renorm, str) and guidance_renorm == MODEL_DEFAULT:
-            guidance_renorm = defaults["guidance_renorm"]
-        if patch_size is None:
-            patch_size = self.transformer.finest_patch_size
         schedule = SamplingSchedule.parse(
             guidance_scale, motion_score, negative_motion_score, patch_size, self.transformer.config.patch_sizes
         )
@@ -695,7 +712,7 @@ class LuminaVideoPipeline(DiffusionPipeline, LuminaVideoLoraLoaderMixin, LuminaS
         # overrides the schedule from the next step on.
         guidance_override = None
         # Inputs were checked once above; the transformer's per-step value checks would sync every step.
-        with self.progress_bar(total=num_inference_steps) as progress_bar, skip_value_checks():
+        with self.progress_bar(total=len(timesteps)) as progress_bar, skip_value_checks():
             for i, t in enumerate(timesteps):
                 if self.interrupt:
                     continue
