@@ -1,4 +1,5 @@
 import json
+import time
 
 import numpy as np
 import pytest
@@ -44,6 +45,7 @@ class _PromptRecorder:
 
     def __init__(self, clips: dict[str, np.ndarray]):
         self.clips, self.prompts = clips, []
+        self.transformer = torch.nn.Module()  # the benchmark times its forward passes
 
     def set_progress_bar_config(self, **kwargs):
         pass
@@ -83,13 +85,13 @@ def test_adherence_reads_bouncing_and_smoothness_of_v2_clips():
 
 
 def test_vae_training_is_seeded_and_lowers_the_loss():
-    specs = [ShapeSpec("red", "square", "right", "quickly")]
+    specs = [ShapeSpec("red", "square", "right", "slowly")]  # 9 frames of a quick one would leave a 32 px frame
     runs = []
     for _ in range(2):
         torch.manual_seed(0)
         vae = shapes_vae(latent_channels=4)
         runs.append(
-            train_shapes_vae(vae, specs, steps=3, batch_size=1, crop=16, size=32, num_frames=5, learning_rate=5e-3)
+            train_shapes_vae(vae, specs, steps=3, batch_size=1, crop=16, size=32, num_frames=9, learning_rate=5e-3)
         )
     assert runs[0] == runs[1]
     assert runs[0][-1] < runs[0][0]
@@ -98,8 +100,10 @@ def test_vae_training_is_seeded_and_lowers_the_loss():
 def test_vae_refuses_bad_settings():
     with pytest.raises(ValueError, match="`crop` must be a multiple of 16"):
         train_shapes_vae(shapes_vae(), [ShapeSpec("red", "square", "right", "quickly")], steps=1, crop=24)
-    with pytest.raises(ValueError, match="`num_frames` must be 1 \\+ a multiple of 4"):
-        train_shapes_vae(shapes_vae(), [ShapeSpec("red", "square", "right", "quickly")], steps=1, num_frames=8)
+    with pytest.raises(
+        ValueError, match="`num_frames` must be 1 \\+ a multiple of 2 x the VAE's temporal compression 4"
+    ):
+        train_shapes_vae(shapes_vae(), [ShapeSpec("red", "square", "right", "quickly")], steps=1, num_frames=5)
 
 
 def test_random_crops_keep_frames_aligned():
@@ -231,3 +235,103 @@ def test_training_script_writes_v2_clips_behind_a_flag(tmp_path, monkeypatch):
     assert len(clip.frames) == 17 and clip.source_fps == 8
     assert json.loads((work / "data.done.json").read_text())["settings"]["clip_format"] == "v2"
     assert not (work / "vae").exists()
+
+
+@pytest.mark.parametrize("ratio", [4, 2])
+def test_the_first_latent_frame_decodes_into_identical_frames(ratio):
+    # why the v2 VAE compresses time 2x: the decoder repeats frames to upsample time and pads the first latent frame
+    # with itself, so the frames it decodes into are the same whatever the weights, and a shape stands still there
+    torch.manual_seed(0)
+    vae = shapes_vae(latent_channels=4, temporal_compression_ratio=ratio).eval()
+    with torch.no_grad():
+        frames = vae.decode(torch.randn(1, 4, 4, 4, 4)).sample[0]
+    assert frames.shape[1] == 4 * ratio
+    first = frames[:, :ratio]
+    assert torch.equal(first, first[:, :1].expand_as(first))
+    assert not torch.allclose(frames[:, ratio - 1], frames[:, ratio])
+
+
+def test_vae_refuses_frames_its_temporal_compression_does_not_divide():
+    vae = shapes_vae(latent_channels=4, temporal_compression_ratio=2)
+    spec = [ShapeSpec("red", "square", "right", "quickly")]
+    message = (
+        r"1 \+ a multiple of 2 x the VAE's temporal compression 2 \(an even count of latent frames after the first\)"
+    )
+    with pytest.raises(ValueError, match=message + ", got 7"):  # three latent frames after the first
+        train_shapes_vae(vae, spec, steps=1, size=32, crop=16, num_frames=7)
+
+
+def test_v2_vae_starts_from_a_given_vae_at_2x_temporal_compression(tmp_path):
+    from diffusers_lumina_video.showcase.train_tiny_shapes import run
+
+    shapes_vae(latent_channels=4).save_pretrained(tmp_path / "start")
+    flags = ["--output-dir", str(tmp_path / "run"), "--clip-format", "v2", "--vae-init", str(tmp_path / "start")]
+    flags += ["--vae-steps", "1", "--vae-batch-size", "1", "--vae-refine-steps", "0", "--threads", "1"]
+    run(build_parser().parse_args([*flags, "--stop-after", "vae_refine"]))
+    work = tmp_path / "run" / "work"
+    report = json.loads((work / "vae.done.json").read_text())
+    assert report["settings"]["vae_init"] == str(tmp_path / "start")
+    assert report["settings"]["compression"] == 2 and report["settings"]["weight"] == 30.0
+    assert 0.0 <= report["smoothness"] <= 1.0
+    config = json.loads((work / "vae_refine" / "config.json").read_text())
+    assert config["temporal_compression_ratio"] == 2 and config["latent_channels"] == 4
+
+
+def test_training_script_refuses_a_vae_init_that_is_no_vae(tmp_path):
+    args = build_parser().parse_args(["--output-dir", str(tmp_path / "run"), "--vae-init", str(tmp_path)])
+    with pytest.raises(ValueError, match="is neither a VAE folder nor a pipeline folder with vae/"):
+        check_args(args)
+
+
+def test_a_formats_model_carries_its_frames_and_both_schedules():
+    from diffusers_lumina_video.showcase.train_tiny_shapes import format_presets
+
+    presets = format_presets(CLIP_FORMAT_V2)
+    assert set(presets) == {"tiny-shapes", "tiny-shapes-MultiScale"}
+    for settings in presets.values():  # the frames after the first, at the clips' size and rate
+        assert (settings["num_frames"], settings["height"], settings["fps"]) == (16, 64, 8)
+    assert presets["tiny-shapes"]["patch_size"] == (1, 2, 2)
+    assert [patch for _, patch in presets["tiny-shapes-MultiScale"]["patch_size"]] == [(2, 4, 4), (2, 2, 2), (1, 2, 2)]
+    assert format_presets(CLIP_FORMAT_V1)["tiny-shapes"]["num_frames"] == 8
+
+
+def test_transformer_timer_counts_only_forward_passes():
+    from diffusers_lumina_video.showcase.shapes_benchmark import TransformerTimer
+
+    class Slow(torch.nn.Module):
+        def forward(self, x):
+            time.sleep(0.05)
+            return x
+
+    module = Slow()
+    with TransformerTimer(module) as timer:
+        module(torch.zeros(1))
+        module(torch.zeros(1))
+        time.sleep(0.1)
+    module(torch.zeros(1))  # after the context: not counted, hooks removed
+    assert 0.1 <= timer.seconds < 0.2 and not module._forward_hooks and not module._forward_pre_hooks
+
+
+def test_animated_preview_loops_the_clips_side_by_side(tmp_path):
+    from diffusers_lumina_video.showcase.shapes_benchmark import animated_preview
+
+    clips = [render_shape_clip(ShapeSpec("red", "circle", BOUNCING, "slowly"), clip_format=CLIP_FORMAT_V2) / 255.0] * 2
+    animated_preview(clips, tmp_path / "preview.gif", fps=8)
+    gif = Image.open(tmp_path / "preview.gif")
+    assert (gif.n_frames, gif.size, gif.info["loop"]) == (17, (2 * 2 * 64, 2 * 64), 0)
+    assert abs(gif.info["duration"] - 125) <= 10  # 8 fps, in the GIF's hundredths of a second
+    with pytest.raises(ValueError, match=r"`clips` must have one length, got \[16, 17\]"):
+        animated_preview([clips[0], clips[0][:16]], tmp_path / "bad.gif", fps=8)
+
+
+def test_benchmark_samples_with_the_models_own_schedules():
+    from types import SimpleNamespace
+
+    from diffusers_lumina_video.showcase.run_shapes_benchmark import _schedules
+    from diffusers_lumina_video.showcase.shapes_benchmark import MULTI_SCALE, SINGLE_SCALE
+
+    own = {"tiny-shapes": {"patch_size": [1, 2, 2]}, "tiny-shapes-MultiScale": {"patch_size": [[0.0, [2, 4, 4]]]}}
+    pipe = SimpleNamespace(config=SimpleNamespace(sampling_presets=own, default_sampling_preset="tiny-shapes"))
+    assert _schedules(pipe) == {"single_scale": (1, 2, 2), "multi_scale": [(0.0, (2, 4, 4))]}
+    bare = SimpleNamespace(config=SimpleNamespace(sampling_presets=None, default_sampling_preset=None))
+    assert _schedules(bare) == {"single_scale": SINGLE_SCALE, "multi_scale": MULTI_SCALE}

@@ -48,15 +48,28 @@ TINY_SHAPES_DEFAULTS = {
 }
 TINY_SHAPES_SHIFT = 1.0
 TINY_SHAPES_FPS = 8
-# The named settings its builder (`showcase/shapes_model.py`) writes into the folder's model_index.json, where the CLI,
-# the demo and `pipe(prompt)` read them: single-scale (its default) and coarse-to-fine.
-TINY_SHAPES_PRESETS = {
-    name: {**TINY_SHAPES_DEFAULTS, "patch_size": patch_size, "shift": TINY_SHAPES_SHIFT, "fps": TINY_SHAPES_FPS}
-    for name, patch_size in (
-        (TINY_SHAPES_ID, (1, 2, 2)),
-        (f"{TINY_SHAPES_ID}-MultiScale", [(0.0, (2, 4, 4)), (0.1, (2, 2, 2)), (0.3, (1, 2, 2))]),
-    )
+# The coarse-to-fine schedules (`patch_size` over time) of the models trained on each clip format
+# (`showcase/synthetic_shapes.py`), measured in docs/showcase.md. v2's clips have 8 latent frames of 16x16, 512 tokens
+# at 1x2x2: switching later keeps the transformer's time under half of single-scale sampling's.
+TINY_SHAPES_MULTI_SCALE = {
+    "v1": [(0.0, (2, 4, 4)), (0.1, (2, 2, 2)), (0.3, (1, 2, 2))],
+    "v2": [(0.0, (2, 4, 4)), (0.4, (2, 2, 2)), (0.7, (1, 2, 2))],
 }
+
+
+def tiny_shapes_presets(num_frames: int, multi_scale: list) -> dict[str, dict]:
+    """The named settings a shapes model's folder carries in its model_index.json, where the CLI, the demo and
+    `pipe(prompt)` read them: single-scale (its default) and coarse-to-fine (`multi_scale`), for clips of
+    `num_frames` frames."""
+    settings = {**TINY_SHAPES_DEFAULTS, "num_frames": num_frames, "shift": TINY_SHAPES_SHIFT, "fps": TINY_SHAPES_FPS}
+    return {
+        TINY_SHAPES_ID: {**settings, "patch_size": (1, 2, 2)},
+        f"{TINY_SHAPES_ID}-MultiScale": {**settings, "patch_size": multi_scale},
+    }
+
+
+# The shipped model's.
+TINY_SHAPES_PRESETS = tiny_shapes_presets(TINY_SHAPES_DEFAULTS["num_frames"], TINY_SHAPES_MULTI_SCALE["v1"])
 SPECIAL_TOKENS = ["<pad>", "<eos>", "<bos>", "<unk>"]
 TINY_TEXT_DIM = 32
 TINY_LATENT_CHANNELS = 4

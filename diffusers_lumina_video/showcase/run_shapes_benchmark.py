@@ -3,8 +3,10 @@
     python -m diffusers_lumina_video.showcase.run_shapes_benchmark --model PIPELINE --untrained PIPELINE --output DIR
 
 Held-out prompts: new seeds for captions seen in training, and the colour x shape x direction combinations never
-trained on (also without their speed word, as "a red circle moving left"). Results go to `DIR/results.json`,
-`DIR/motion.png`, `DIR/strip.png`.
+trained on (also without their speed word, as "a red circle moving left"), of the clip format the model learnt
+(`--clip-format`; v2 has bouncing shapes as well). Each is sampled with the model's own single-scale and coarse-to-fine
+settings (its folder's `tiny-shapes` and `tiny-shapes-MultiScale`). Results go to `DIR/results.json`,
+`DIR/motion.png`, `DIR/strip.png` and `DIR/preview.gif` (the strip's clips, animated).
 """
 
 import argparse
@@ -16,19 +18,20 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..pipelines.lumina_video.presets import preset_fps
+from ..pipelines.lumina_video.presets import find_sampling_preset, preset_fps
 from ..utils.atomic import atomic_output_file
 from .shapes_benchmark import (
     CHANCE,
     MULTI_SCALE,
     SINGLE_SCALE,
+    animated_preview,
     frame_strip,
     generate_clips,
     measure_adherence,
     motion_sweep,
     sweep_correlation,
 )
-from .synthetic_shapes import ShapeSpec, split_specs
+from .synthetic_shapes import BOUNCING, CLIP_FORMAT_V1, CLIP_FORMATS, ShapeSpec, split_specs
 
 
 logger = logging.getLogger(__name__)
@@ -39,6 +42,7 @@ STRIP_PROMPTS = (
     ShapeSpec("yellow", "triangle", "down", "slowly"),
     ShapeSpec("green", "circle", "up", "quickly"),
 )
+BOUNCING_STRIP_PROMPT = ShapeSpec("red", "square", BOUNCING, "slowly")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,8 +50,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", required=True, help="The trained pipeline folder.")
     parser.add_argument("--untrained", help="The same pipeline before training, as a baseline.")
     parser.add_argument("--output", type=Path, required=True, help="Folder for results.json and the figures.")
+    parser.add_argument(
+        "--clip-format",
+        choices=list(CLIP_FORMATS),
+        default=CLIP_FORMAT_V1.name,
+        help="The clips the model learnt (`CLIP_FORMATS`): their captions are prompted; v2 adds bouncing ones.",
+    )
     parser.add_argument("--seen", type=int, default=48, help="Clips of captions seen in training (new seeds).")
-    parser.add_argument("--unseen-seeds", type=int, default=4, help="Clips per held-out combination (14 of them).")
+    parser.add_argument(
+        "--unseen-seeds", type=int, default=4, help="Clips per held-out caption (14 of them; 20 in format v2)."
+    )
     # Sampling settings left out are the model's own (its folder's `default_sampling_preset`).
     parser.add_argument("--steps", type=int, help="Sampling steps.")
     parser.add_argument("--guidance-scale", type=float)
@@ -102,10 +114,24 @@ def _plot(measured: dict[str, dict[float, list[float]]], path: Path) -> None:
         figure.savefig(temporary, dpi=100)
 
 
+def _schedules(pipe) -> dict[str, object]:
+    """The single-scale and coarse-to-fine `patch_size` of the model's own settings (the shipped model's where its
+    folder has none)."""
+    own, default = pipe.config.sampling_presets, pipe.config.default_sampling_preset
+    if not own or default is None:
+        return {"single_scale": SINGLE_SCALE, "multi_scale": MULTI_SCALE}
+    return {
+        "single_scale": find_sampling_preset(default, own)["patch_size"],
+        "multi_scale": find_sampling_preset(f"{default}-MultiScale", own)["patch_size"],
+    }
+
+
 def run(args: argparse.Namespace) -> dict:
     torch.set_num_threads(args.threads)
     rng = np.random.default_rng(args.seed)
-    train_specs, held_out = split_specs()
+    clip_format = CLIP_FORMATS[args.clip_format]
+    bouncing = BOUNCING in clip_format.directions
+    train_specs, held_out = split_specs(clip_format.directions)
     seen = [train_specs[i] for i in rng.choice(len(train_specs), size=args.seen, replace=False)]
     unseen = [spec for spec in held_out for _ in range(args.unseen_seeds)]
     seeds = [args.seed + i for i in range(max(len(seen), len(unseen)))]
@@ -122,33 +148,44 @@ def run(args: argparse.Namespace) -> dict:
         args.fps = preset_fps(pipe.config.default_sampling_preset, pipe.config.sampling_presets)
     results: dict = {"settings": {k: v for k, v in vars(args).items() if k != "output"} | {"call": call}}
     results["settings"]["output"] = str(args.output)
-    results["chance"] = CHANCE
+    results["chance"] = {**CHANCE, "direction": 1 / len(clip_format.directions)}
+    schedules = _schedules(pipe)
+    single_scale = schedules["single_scale"]
+    results["settings"]["patch_size"] = schedules
+
+    def measured(pipe, specs, patch, without_speed=False) -> dict:
+        result = measure_adherence(pipe, specs, seeds[: len(specs)], without_speed, bouncing, **call, patch_size=patch)
+        return {
+            "accuracy": result.accuracy,
+            "smoothness": result.smoothness,
+            "bounce_inside": result.bounce_inside,
+            "seconds": result.seconds,
+            "transformer_seconds": result.transformer_seconds,
+        }
 
     adherence = {}
     for name, specs in (("seen", seen), ("unseen", unseen)):
-        for scale_name, patch in (("single_scale", SINGLE_SCALE), ("multi_scale", MULTI_SCALE)):
-            result = measure_adherence(pipe, specs, seeds[: len(specs)], **call, patch_size=patch)
-            adherence[f"{name}/{scale_name}"] = {"accuracy": result.accuracy, "seconds": result.seconds}
-            logger.info(f"{name} {scale_name}: {result.accuracy} in {result.seconds:.1f} s")
+        for scale_name, patch in schedules.items():
+            adherence[f"{name}/{scale_name}"] = measured(pipe, specs, patch)
+            logger.info(f"{name} {scale_name}: {adherence[f'{name}/{scale_name}']}")
     # The held-out combinations prompted as a user may type them, without the speed word.
-    result = measure_adherence(pipe, unseen, seeds[: len(unseen)], without_speed=True, **call, patch_size=SINGLE_SCALE)
-    adherence["unseen_without_speed/single_scale"] = {"accuracy": result.accuracy, "seconds": result.seconds}
+    adherence["unseen_without_speed/single_scale"] = measured(pipe, unseen, single_scale, without_speed=True)
     if args.untrained:
         baseline = _load(args.untrained, args.shift)
         for name, specs in (("seen", seen), ("unseen", unseen)):
-            result = measure_adherence(baseline, specs, seeds[: len(specs)], **call, patch_size=SINGLE_SCALE)
-            adherence[f"{name}/untrained"] = {"accuracy": result.accuracy, "seconds": result.seconds}
+            adherence[f"{name}/untrained"] = measured(baseline, specs, single_scale)
     results["adherence"] = adherence
     results["multi_scale_time_ratio"] = {
-        name: adherence[f"{name}/multi_scale"]["seconds"] / adherence[f"{name}/single_scale"]["seconds"]
+        f"{name}/{part}": adherence[f"{name}/multi_scale"][part] / adherence[f"{name}/single_scale"][part]
         for name in ("seen", "unseen")
+        for part in ("seconds", "transformer_seconds")
     }
 
     sweep_specs = [ShapeSpec(c, "square", d, "quickly") for c, d in (("red", "right"), ("blue", "down"))]
     sweep_specs = [spec for spec in sweep_specs for _ in range(2)]
     sweep_seeds = seeds[: len(sweep_specs)]
     positive = motion_sweep(
-        pipe, sweep_specs, sweep_seeds, "motion_score", args.motion_values, args.fps, **call, patch_size=SINGLE_SCALE
+        pipe, sweep_specs, sweep_seeds, "motion_score", args.motion_values, args.fps, **call, patch_size=single_scale
     )
     negative_call = {**call, "motion_score": max(args.motion_values)}
     negative = motion_sweep(
@@ -159,7 +196,7 @@ def run(args: argparse.Namespace) -> dict:
         args.negative_motion_values,
         args.fps,
         **negative_call,
-        patch_size=SINGLE_SCALE,
+        patch_size=single_scale,
     )
     results["motion"] = {
         "motion_score": {"spearman": sweep_correlation(positive), "measured": positive},
@@ -168,9 +205,12 @@ def run(args: argparse.Namespace) -> dict:
     args.output.mkdir(parents=True, exist_ok=True)
     _plot({"motion_score": positive, "negative_motion_score": negative}, args.output / "motion.png")
 
-    clips = generate_clips(pipe, STRIP_PROMPTS, [args.seed] * len(STRIP_PROMPTS), **call, patch_size=SINGLE_SCALE)
+    strip_prompts = (*STRIP_PROMPTS, BOUNCING_STRIP_PROMPT) if bouncing else STRIP_PROMPTS
+    clips = generate_clips(pipe, strip_prompts, [args.seed] * len(strip_prompts), **call, patch_size=single_scale)
     with atomic_output_file(args.output / "strip.png") as temporary:
-        frame_strip(clips, [spec.caption for spec in STRIP_PROMPTS]).save(temporary)
+        frame_strip(clips, [spec.caption for spec in strip_prompts]).save(temporary)
+    with atomic_output_file(args.output / "preview.gif") as temporary:
+        animated_preview(clips, temporary, args.fps)
     with atomic_output_file(args.output / "results.json") as temporary:
         temporary.write_text(json.dumps(results, indent=1))
     return results

@@ -32,8 +32,34 @@ class AdherenceResult:
     accuracy: dict[str, float]  # attribute -> share of clips where the attribute read back matches the prompt
     clips: int
     seconds: float  # sampling time of all clips, decoding included
+    transformer_seconds: float  # of which in the transformer's forward passes
     smoothness: float  # mean over clips of `track_smoothness` in the prompted direction
     bounce_inside: float | None  # share of bouncing clips whose read bounce lies inside the clip (None: no such clip)
+
+
+class TransformerTimer:
+    """Time spent in a module's forward passes while the context is open (forward hooks), the part of sampling that
+    coarse-to-fine patchification shortens."""
+
+    def __init__(self, module: torch.nn.Module):
+        self.module, self.seconds, self._start = module, 0.0, 0.0
+
+    def _before(self, *_) -> None:
+        self._start = time.perf_counter()
+
+    def _after(self, *_) -> None:
+        self.seconds += time.perf_counter() - self._start
+
+    def __enter__(self) -> "TransformerTimer":
+        self._handles = [
+            self.module.register_forward_pre_hook(self._before),
+            self.module.register_forward_hook(self._after),
+        ]
+        return self
+
+    def __exit__(self, *_) -> None:
+        for handle in self._handles:
+            handle.remove()
 
 
 def generate_clips(
@@ -82,7 +108,8 @@ def measure_adherence(
         raise ValueError("`bouncing` must be True when `specs` hold bouncing ones.")
     pipe.set_progress_bar_config(disable=True)
     start = time.perf_counter()
-    clips = generate_clips(pipe, specs, seeds, without_speed=without_speed, **call_kwargs)
+    with TransformerTimer(pipe.transformer) as timer:
+        clips = generate_clips(pipe, specs, seeds, without_speed=without_speed, **call_kwargs)
     seconds = time.perf_counter() - start
     hits = dict.fromkeys(ATTRIBUTES, 0)
     smoothness, inside = [], []
@@ -98,6 +125,7 @@ def measure_adherence(
         {name: hits[name] / len(specs) for name in ATTRIBUTES},
         len(specs),
         seconds,
+        timer.seconds,
         float(np.mean(smoothness)),
         float(np.mean(inside)) if inside else None,
     )
@@ -168,3 +196,15 @@ def frame_strip(clips: Sequence[np.ndarray], captions: Sequence[str], every: int
         draw.text((2, top + 1), caption, fill=(0, 0, 0))
         strip.paste(Image.fromarray(row), (0, top + label))
     return strip
+
+
+def animated_preview(clips: Sequence[np.ndarray], path, fps: float, scale: int = 2) -> None:
+    """An animated GIF of `clips` (`[T, H, W, 3]` in [0, 1], one length) side by side, each pixel `scale` x `scale`,
+    looping at `fps`: how the motion looks, which a strip of frames cannot show."""
+    from PIL import Image
+
+    if len({len(clip) for clip in clips}) != 1:
+        raise ValueError(f"`clips` must have one length, got {sorted({len(clip) for clip in clips})}.")
+    rows = np.concatenate([(np.clip(clip, 0, 1) * 255).round().astype(np.uint8) for clip in clips], axis=2)
+    frames = [Image.fromarray(frame.repeat(scale, axis=0).repeat(scale, axis=1)) for frame in rows]
+    frames[0].save(path, format="GIF", save_all=True, append_images=frames[1:], duration=round(1000 / fps), loop=0)

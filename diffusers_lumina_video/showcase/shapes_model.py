@@ -73,10 +73,11 @@ def write_untrained_pipeline(
     num_layers: int = 4,
     overwrite: bool = True,
     caption_words: Sequence[str] = CLIP_FORMAT_V1.caption_words,
+    sampling_presets: dict[str, dict] = TINY_SHAPES_PRESETS,
 ) -> Path:
     """Saves a `LuminaVideoPipeline` of `vae`, the word-level tokenizer of `caption_words`, the random text encoder
     and a random transformer (all initialised from `seed`) to `folder`, in the layout `DiffusionPipeline.from_pretrained`
-    and the trainer read."""
+    and the trainer read, with `sampling_presets` (single-scale the default) as its own settings."""
     torch.manual_seed(seed)
     tokenizer = shapes_tokenizer(caption_words)
     pipe = LuminaVideoPipeline(
@@ -85,7 +86,7 @@ def write_untrained_pipeline(
         vae=vae,
         text_encoder=shapes_text_encoder(len(tokenizer)),
         tokenizer=tokenizer,
-        sampling_presets=TINY_SHAPES_PRESETS,
+        sampling_presets=sampling_presets,
         default_sampling_preset=TINY_SHAPES_ID,
     )
     folder = Path(folder)

@@ -18,8 +18,12 @@ from tqdm.auto import tqdm
 from .synthetic_shapes import BACKGROUNDS, CLIP_FORMAT_V1, ClipFormat, ShapeSpec, render_shape_clip
 
 
-def shapes_vae(latent_channels: int = 8) -> AutoencoderKLCogVideoX:
-    """4x spatial (three blocks) and 4x temporal compression; the scaling factor is set after training."""
+def shapes_vae(latent_channels: int = 8, temporal_compression_ratio: int = 4) -> AutoencoderKLCogVideoX:
+    """4x spatial (three blocks) and 4x (or 2x) temporal compression; the scaling factor is set after training.
+
+    Its decoder upsamples time by repeating frames, and the causal padding before the first latent frame repeats it as
+    well, so the frames the first latent frame decodes into are identical: a shape stands still over the first
+    `temporal_compression_ratio` frames of every clip. 2x keeps that to one step of a clip of 16 frames."""
     return AutoencoderKLCogVideoX(
         down_block_types=("CogVideoXDownBlock3D",) * 3,
         up_block_types=("CogVideoXUpBlock3D",) * 3,
@@ -27,7 +31,7 @@ def shapes_vae(latent_channels: int = 8) -> AutoencoderKLCogVideoX:
         latent_channels=latent_channels,
         layers_per_block=1,
         norm_num_groups=4,
-        temporal_compression_ratio=4,
+        temporal_compression_ratio=temporal_compression_ratio,
         sample_height=64,
         sample_width=64,
     )
@@ -86,6 +90,7 @@ def train_shapes_vae(
     learning_rate: float = 2e-3,
     kl_weight: float = 1e-6,
     edge_weight: float = 2.0,
+    temporal_weight: float = 0.0,
     size: int = 64,
     crop: int = 32,
     num_frames: int = 9,
@@ -95,7 +100,9 @@ def train_shapes_vae(
     """Trains `vae` in place on freshly rendered clips with AdamW and a cosine schedule; returns the loss per step.
 
     The loss is L1 + MSE on frames 1.. weighted towards the shapes, L1 on their horizontal and vertical differences
-    (`edge_weight`: outlines are what tells a triangle from a circle), and a small KL term. It decodes the posterior's
+    (`edge_weight`: outlines are what tells a triangle from a circle), L1 on the differences between consecutive
+    frames weighted towards the shapes (`temporal_weight`: the shape moves every frame, not once per latent frame),
+    and a small KL term. It decodes the posterior's
     mode, the latent the training cache stores: a sample's noise (unit variance at initialisation) would hide the
     colours from the decoder for the whole run. The network is convolutional, so it trains on random `crop`-pixel
     windows of `size`-pixel clips: the same shapes at the same scale for a quarter of the compute at 32 of 64 px.
@@ -104,8 +111,13 @@ def train_shapes_vae(
         raise ValueError(f"`steps` and `batch_size` must be >= 1, got {steps} and {batch_size}.")
     if not 0 < crop <= size or crop % 16:
         raise ValueError(f"`crop` must be a multiple of 16 in (0, size={size}], got {crop}.")
-    if (num_frames - 1) % vae.config.temporal_compression_ratio or num_frames < 5:
-        raise ValueError(f"`num_frames` must be 1 + a multiple of 4 (at least 5), got {num_frames}.")
+    ratio = vae.config.temporal_compression_ratio
+    if (num_frames - 1) % (2 * ratio) or num_frames < 1:
+        # The decoder takes latent frames two at a time: an odd count decodes into fewer frames than it encodes.
+        raise ValueError(
+            f"`num_frames` must be 1 + a multiple of 2 x the VAE's temporal compression {ratio} (an even count of "
+            f"latent frames after the first), got {num_frames}."
+        )
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     optimizer = torch.optim.AdamW(vae.parameters(), lr=learning_rate, betas=(0.9, 0.99), weight_decay=0.0)
@@ -121,7 +133,13 @@ def train_shapes_vae(
         target = clips[:, :, 1:]
         error = (decoded - target).abs() + (decoded - target).pow(2)
         edges = sum((decoded.diff(dim=axis) - target.diff(dim=axis)).abs().mean() for axis in (-1, -2))
-        loss = (error * shape_weight(target)).mean() + edge_weight * edges + kl_weight * posterior.kl().mean()
+        motion = ((decoded.diff(dim=2) - target.diff(dim=2)).abs() * shape_weight(target[:, :, 1:])).mean()
+        loss = (
+            (error * shape_weight(target)).mean()
+            + edge_weight * edges
+            + temporal_weight * motion
+            + kl_weight * posterior.kl().mean()
+        )
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)

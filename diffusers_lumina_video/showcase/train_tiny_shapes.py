@@ -21,8 +21,8 @@ import numpy as np
 import torch
 
 from ..utils.atomic import atomic_output_file
-from .builtin_models import TINY_SHAPES_SHIFT
-from .synthetic_shapes import BOUNCING, CLIP_FORMAT_V1, CLIP_FORMATS
+from .builtin_models import TINY_SHAPES_MULTI_SCALE, TINY_SHAPES_SHIFT, tiny_shapes_presets
+from .synthetic_shapes import BOUNCING, CLIP_FORMAT_V1, CLIP_FORMATS, ClipFormat
 
 
 logger = logging.getLogger(__name__)
@@ -33,6 +33,9 @@ STAGES = ("data", "vae", "vae_refine", "untrained", "transformer", "export")
 SHAPES_TIMESTEP_SHIFTS = {"1x2x2": TINY_SHAPES_SHIFT, "2x2x2": 2 * TINY_SHAPES_SHIFT, "2x4x4": 4 * TINY_SHAPES_SHIFT}
 # Share of training clips captioned without their speed word ("a red circle moving left").
 SPEEDLESS_CAPTIONS = 0.25
+# The VAE of each clip format: its temporal compression and the weight of its loss on frame-to-frame differences. The
+# 4x VAE's first four decoded frames are identical (`shapes_vae`), a jump v1's 8 frames hide and v2's 16 would not.
+VAE_TEMPORAL = {"v1": {"compression": 4, "weight": 0.0}, "v2": {"compression": 2, "weight": 30.0}}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -50,6 +53,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--clips-per-spec", type=int, default=8, help="Training clips per caption (82 captions; 100 in format v2)."
+    )
+    parser.add_argument(
+        "--vae-init",
+        type=Path,
+        help="Start the VAE from this one (a VAE folder, or a pipeline folder with vae/, such as a v1 run's "
+        "work/vae_refine) instead of from scratch, at the clip format's temporal compression.",
     )
     parser.add_argument("--vae-steps", type=int, default=2500, help="Optimizer steps of the VAE.")
     parser.add_argument("--vae-batch-size", type=int, default=8)
@@ -112,6 +121,10 @@ def check_args(args: argparse.Namespace) -> None:
         )
     if args.threads not in (1, 2):
         raise ValueError(f"`--threads` must be 1 or 2 (the run is sized for two CPU cores), got {args.threads}.")
+    if args.vae_init is not None and not (args.vae_init / "config.json").is_file():
+        if not (args.vae_init / "vae" / "config.json").is_file():
+            raise ValueError(f"`--vae-init` {args.vae_init} is neither a VAE folder nor a pipeline folder with vae/.")
+        args.vae_init = args.vae_init / "vae"
     if args.output_dir.exists() and not args.output_dir.is_dir():
         raise ValueError(f"`--output-dir` {args.output_dir} is a file, not a folder.")
 
@@ -127,6 +140,7 @@ def _stage_settings(args: argparse.Namespace) -> dict[str, dict]:
     # The VAE trains on clips it renders itself, not on the written dataset.
     vae = {
         **clips,
+        **({} if clip_format.name == CLIP_FORMAT_V1.name else {"vae_init": str(args.vae_init), **_vae_temporal(args)}),
         "vae_steps": args.vae_steps,
         "vae_batch_size": args.vae_batch_size,
         "vae_crop": args.vae_crop,
@@ -150,6 +164,10 @@ def _stage_settings(args: argparse.Namespace) -> dict[str, dict]:
         "transformer": transformer,
         "export": transformer,
     }
+
+
+def _vae_temporal(args: argparse.Namespace) -> dict:
+    return VAE_TEMPORAL[args.clip_format]
 
 
 def _is_done(marker: Path, settings: dict) -> bool:
@@ -182,14 +200,23 @@ def _train_vae(folder: Path, args: argparse.Namespace, start: Path | None = None
     report on clips of held-out captions."""
     from diffusers import AutoencoderKLCogVideoX
 
-    from .shape_attributes import read_clip_attributes
+    from .shape_attributes import read_clip_attributes, read_track, track_smoothness
     from .shapes_vae import fit_scaling_factor, random_clips, reconstruct, shapes_vae, train_shapes_vae
     from .synthetic_shapes import split_specs
 
     clip_format = CLIP_FORMATS[args.clip_format]
     train_specs, held_out = split_specs(clip_format.directions)
     torch.manual_seed(args.seed)
-    vae = shapes_vae() if start is None else AutoencoderKLCogVideoX.from_pretrained(start)
+    temporal = _vae_temporal(args)
+    if start is not None:
+        vae = AutoencoderKLCogVideoX.from_pretrained(start)
+    elif args.vae_init is not None:
+        ratio = temporal["compression"]
+        vae = AutoencoderKLCogVideoX.from_pretrained(
+            args.vae_init, temporal_compression_ratio=ratio, torch_dtype=torch.float32
+        )
+    else:
+        vae = shapes_vae(temporal_compression_ratio=temporal["compression"])
     losses = train_shapes_vae(
         vae,
         train_specs,
@@ -199,6 +226,7 @@ def _train_vae(folder: Path, args: argparse.Namespace, start: Path | None = None
         size=clip_format.size,
         crop=args.vae_crop if start is None else 32,
         num_frames=clip_format.num_frames,
+        temporal_weight=temporal["weight"],
         seed=args.seed if start is None else args.seed + 1,
         clip_format=clip_format,
     )
@@ -210,16 +238,21 @@ def _train_vae(folder: Path, args: argparse.Namespace, start: Path | None = None
     mse = float((decoded - target).pow(2).mean())
     agree = dict.fromkeys(("colour", "shape", "direction"), 0)
     bouncing = BOUNCING in clip_format.directions
+    smoothness = []
     for original, result in zip(target, decoded, strict=True):
         expected = read_clip_attributes((original.permute(1, 2, 3, 0).numpy() + 1) / 2, bouncing)
-        found = read_clip_attributes((result.permute(1, 2, 3, 0).numpy() + 1) / 2, bouncing)
+        frames = (result.permute(1, 2, 3, 0).numpy() + 1) / 2
+        found = read_clip_attributes(frames, bouncing)
         for name in agree:
             agree[name] += getattr(expected, name) == getattr(found, name)
+        smoothness.append(track_smoothness(read_track(frames), expected.direction))
     vae.save_pretrained(folder)
     _write_reconstructions(folder / "reconstructions.png", target[:6], decoded[:6])
     return {
         "psnr_db": 10 * np.log10(4.0 / mse),  # frames in [-1, 1]: peak-to-peak 2
         "attributes_kept": {name: hits / len(clips) for name, hits in agree.items()},
+        # Of the reconstructions, in the direction read off the originals (`track_smoothness`).
+        "smoothness": float(np.mean(smoothness)),
         "scaling_factor": factor,
         "final_loss": float(np.mean(losses[-20:])),
     }
@@ -278,13 +311,20 @@ def _training_config(args: argparse.Namespace, work: Path):
     ).validate()
 
 
-def _export(source: Path, target: Path) -> None:
-    """The trained pipeline in half precision (safetensors), the form that ships."""
+def format_presets(clip_format: ClipFormat) -> dict[str, dict]:
+    """The named settings of a model trained on `clip_format` clips: it makes their frames after the first."""
+    return tiny_shapes_presets(clip_format.num_frames - 1, TINY_SHAPES_MULTI_SCALE[clip_format.name])
+
+
+def _export(source: Path, target: Path, clip_format: ClipFormat) -> None:
+    """The trained pipeline in half precision (safetensors), the form that ships, with the format's settings as they
+    are now (the coarse-to-fine schedule is measured after training)."""
     from diffusers import DiffusionPipeline
 
     from ..utils.atomic import build_folder_atomically
 
     pipe = DiffusionPipeline.from_pretrained(source)
+    pipe.register_to_config(sampling_presets=format_presets(clip_format))
     pipe.to(dtype=torch.float16)
     with build_folder_atomically(target, overwrite=True) as staging:
         pipe.save_pretrained(staging, safe_serialization=True)
@@ -301,7 +341,7 @@ def run(args: argparse.Namespace) -> Path:
         "vae_refine": lambda folder: _refine_vae(folder, work / "vae", args),
         "untrained": lambda folder: _write_untrained(folder, work, args),
         "transformer": lambda folder: _train_transformer(args, work),
-        "export": lambda folder: _export(work / "transformer" / "pipeline", folder),
+        "export": lambda folder: _export(work / "transformer" / "pipeline", folder, CLIP_FORMATS[args.clip_format]),
     }
     for stage in STAGES:
         folder = args.output_dir / "pipeline" if stage == "export" else work / stage
@@ -324,8 +364,16 @@ def _write_untrained(folder: Path, work: Path, args: argparse.Namespace) -> None
     from .shapes_model import write_untrained_pipeline
 
     vae = AutoencoderKLCogVideoX.from_pretrained(work / "vae_refine")
-    caption_words = CLIP_FORMATS[args.clip_format].caption_words
-    write_untrained_pipeline(folder, vae, args.seed, args.hidden_size, args.num_layers, caption_words=caption_words)
+    clip_format = CLIP_FORMATS[args.clip_format]
+    write_untrained_pipeline(
+        folder,
+        vae,
+        args.seed,
+        args.hidden_size,
+        args.num_layers,
+        caption_words=clip_format.caption_words,
+        sampling_presets=format_presets(clip_format),
+    )
 
 
 def _train_transformer(args: argparse.Namespace, work: Path) -> None:
