@@ -6,6 +6,8 @@ count its first block saw to `<output>/rank<r>.json`.
 
 import argparse
 import json
+import os
+import sys
 from pathlib import Path
 from unittest import mock
 
@@ -90,3 +92,8 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+    # The results are written and the group is gone; leave without the interpreter's teardown, where gloo's
+    # threads now and then abort a CPU rank ("terminate called without an active exception") after its work is done.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
