@@ -62,6 +62,15 @@ def released_sampling_defaults() -> dict[str, Any]:
     return {k: v for k, v in preset_call_arguments(_DEFAULTS).items() if k != "patch_size"}
 
 
+# The call arguments a model's own settings fill in when they are not given (`with_sampling_defaults`).
+SAMPLING_ARGUMENTS = (
+    "num_inference_steps",
+    "guidance_scale",
+    "guidance_renorm",
+    "motion_score",
+    "negative_motion_score",
+    "patch_size",
+)
 MODEL_DEFAULT = "model default"
 # Repairs what copying text through web pages and wrong encodings does to it (mojibake such as "cafÃ©", terminal
 # escapes, C1 controls) and leaves everything a person would type on purpose alone: curly quotes, ligatures,

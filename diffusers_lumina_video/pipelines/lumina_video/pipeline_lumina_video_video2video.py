@@ -25,7 +25,7 @@ import torch
 from diffusers.utils import replace_example_docstring
 
 from ...utils.media_io import frames_argument, read_video_argument, video_arguments
-from .pipeline_lumina_video import LuminaVideoPipeline, check_video_size
+from .pipeline_lumina_video import SAMPLING_ARGUMENTS, LuminaVideoPipeline, check_video_size
 from .pipeline_output import LuminaVideoPipelineOutput
 from .schedules import SamplingSchedule
 
@@ -223,9 +223,7 @@ class LuminaVideoVideoToVideoPipeline(LuminaVideoPipeline):
         call = inspect.signature(LuminaVideoPipeline.__call__).bind(self, prompt=prompt, **kwargs)
         call.apply_defaults()
         args = {name: value for name, value in call.arguments.items() if name != "self"}
-        sampling = ("num_inference_steps", "guidance_scale", "guidance_renorm", "motion_score")
-        sampling += ("negative_motion_score", "patch_size")
-        args.update(self.with_sampling_defaults(**{name: args[name] for name in sampling}))
+        args.update(self.with_sampling_defaults(**{name: args[name] for name in SAMPLING_ARGUMENTS}))
         if (video is None) == (args["latents"] is None):
             raise ValueError("Pass exactly one of `video` and `latents` (the starting latents at the first step).")
         steps = args["num_inference_steps"]
