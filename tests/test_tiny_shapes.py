@@ -335,3 +335,47 @@ def test_benchmark_samples_with_the_models_own_schedules():
     assert _schedules(pipe) == {"single_scale": (1, 2, 2), "multi_scale": [(0.0, (2, 4, 4))]}
     bare = SimpleNamespace(config=SimpleNamespace(sampling_presets=None, default_sampling_preset=None))
     assert _schedules(bare) == {"single_scale": SINGLE_SCALE, "multi_scale": MULTI_SCALE}
+
+
+def test_progressive_training_starts_from_a_shorter_formats_model_and_keeps_its_words(tmp_path, monkeypatch):
+    from diffusers import DiffusionPipeline
+
+    from diffusers_lumina_video.showcase import synthetic_shapes
+    from diffusers_lumina_video.showcase.train_tiny_shapes import run
+
+    split = synthetic_shapes.split_specs
+    monkeypatch.setattr(
+        synthetic_shapes, "split_specs", lambda directions: tuple(specs[:2] for specs in split(directions))
+    )
+    torch.manual_seed(0)
+    write_untrained_pipeline(tmp_path / "v1", shapes_vae(), seed=3, hidden_size=64, num_layers=1)
+    flags = ["--output-dir", str(tmp_path / "run"), "--clip-format", "v2", "--init-from", str(tmp_path / "v1")]
+    flags += ["--clips-per-spec", "1", "--vae-steps", "1", "--vae-batch-size", "1", "--vae-refine-steps", "0"]
+    run(build_parser().parse_args([*flags, "--threads", "1", "--stop-after", "initial"]))
+    start = DiffusionPipeline.from_pretrained(tmp_path / "v1")
+    initial = DiffusionPipeline.from_pretrained(tmp_path / "run" / "work" / "initial")
+    assert initial.vae.config.temporal_compression_ratio == 2  # the start's VAE, trained on at the new compression
+    start_weights, weights = start.transformer.state_dict(), initial.transformer.state_dict()
+    assert all(torch.equal(start_weights[name], weights[name]) for name in start_weights)
+    assert initial.transformer.config.hidden_size == 64  # its width, not the flag's default
+    caption = "a red circle moving left, slowly"
+    embeds = [
+        pipe.encode_prompt(caption, do_classifier_free_guidance=False, device="cpu")[0] for pipe in (start, initial)
+    ]
+    assert torch.equal(*embeds)  # a word the start knew has the features the transformer learnt it by
+    bouncing = initial.tokenizer.convert_tokens_to_ids("bouncing")
+    table = initial.text_encoder.get_input_embeddings().weight
+    assert bouncing == len(start.tokenizer) and table.shape[0] == len(initial.tokenizer)
+    assert table[bouncing].std() > 0.5 * table[:bouncing].std()  # a word of its own, not the mean of the others
+    settings = json.loads((tmp_path / "run" / "work" / "initial.done.json").read_text())["settings"]
+    assert settings["init_from"] == str(tmp_path / "v1") and settings["vae_init"] == str(tmp_path / "v1" / "vae")
+
+
+def test_progressive_training_refuses_a_start_that_is_no_pipeline_or_a_second_vae(tmp_path):
+    write_untrained_pipeline(tmp_path / "v1", shapes_vae(), hidden_size=64, num_layers=1)
+    for extra, message in [
+        (["--init-from", str(tmp_path)], "is not a pipeline folder"),
+        (["--init-from", str(tmp_path / "v1"), "--vae-init", str(tmp_path / "v1")], "not both"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            check_args(build_parser().parse_args(["--output-dir", str(tmp_path / "run"), *extra]))

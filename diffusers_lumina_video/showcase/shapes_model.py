@@ -65,6 +65,22 @@ def shapes_transformer(in_channels: int, hidden_size: int = 128, num_layers: int
     )
 
 
+def extend_vocabulary(text_encoder: Gemma2Model, vocab_size: int, seed: int) -> Gemma2Model:
+    """Gives `text_encoder` embeddings for the word ids from its vocabulary's size up to `vocab_size`, drawn as its
+    random initialisation drew the others, and keeps every other weight: the words it knew keep their features, so a
+    transformer trained on them keeps what it learnt (progressive training on a larger vocabulary)."""
+    known = text_encoder.get_input_embeddings().weight
+    known_words, width = known.shape
+    if vocab_size < known_words:
+        raise ValueError(f"`vocab_size` {vocab_size} is smaller than the text encoder's {known_words} words.")
+    generator = torch.Generator().manual_seed(seed)
+    new_rows = torch.randn(vocab_size - known_words, width, generator=generator) * known.float().std()
+    text_encoder.resize_token_embeddings(vocab_size, mean_resizing=False)
+    with torch.no_grad():
+        text_encoder.get_input_embeddings().weight[known_words:] = new_rows.to(known.dtype)
+    return text_encoder
+
+
 def write_untrained_pipeline(
     folder: str | Path,
     vae: AutoencoderKLCogVideoX,
@@ -74,17 +90,29 @@ def write_untrained_pipeline(
     overwrite: bool = True,
     caption_words: Sequence[str] = CLIP_FORMAT_V1.caption_words,
     sampling_presets: dict[str, dict] = TINY_SHAPES_PRESETS,
+    start: LuminaVideoPipeline | None = None,
 ) -> Path:
     """Saves a `LuminaVideoPipeline` of `vae`, the word-level tokenizer of `caption_words`, the random text encoder
     and a random transformer (all initialised from `seed`) to `folder`, in the layout `DiffusionPipeline.from_pretrained`
-    and the trainer read, with `sampling_presets` (single-scale the default) as its own settings."""
+    and the trainer read, with `sampling_presets` (single-scale the default) as its own settings. Given `start` (a
+    model trained on a subset of `caption_words`, in their order), its transformer and text encoder are used instead,
+    the vocabulary extended to the new words (`extend_vocabulary`)."""
     torch.manual_seed(seed)
     tokenizer = shapes_tokenizer(caption_words)
+    if start is None:
+        transformer = shapes_transformer(vae.config.latent_channels, hidden_size, num_layers)
+        text_encoder = shapes_text_encoder(len(tokenizer))
+    else:
+        known = start.tokenizer.get_vocab()
+        if any(tokenizer.convert_tokens_to_ids(word) != index for word, index in known.items()):
+            raise ValueError("The start model's words must keep their ids in the new vocabulary (a prefix of it).")
+        transformer = start.transformer.to(torch.float32)
+        text_encoder = extend_vocabulary(start.text_encoder.to(torch.float32), len(tokenizer), seed)
     pipe = LuminaVideoPipeline(
-        transformer=shapes_transformer(vae.config.latent_channels, hidden_size, num_layers),
+        transformer=transformer,
         scheduler=FlowMatchEulerDiscreteScheduler(shift=TINY_SHAPES_SHIFT),
         vae=vae,
-        text_encoder=shapes_text_encoder(len(tokenizer)),
+        text_encoder=text_encoder,
         tokenizer=tokenizer,
         sampling_presets=sampling_presets,
         default_sampling_preset=TINY_SHAPES_ID,

@@ -5,8 +5,10 @@ with the package's trainer, and writes the half-precision pipeline folder that s
 
 Stages write into `OUTPUT_DIR/work/` and are reused when run again with the same settings (a killed run continues
 where it stopped; the trainer resumes from its last checkpoint): rendered clips, the trained VAE and its
-reconstruction report, the untrained pipeline, the training run. The result is `OUTPUT_DIR/pipeline/`.
+reconstruction report, the pipeline the transformer starts from (random, or `--init-from`'s weights), the training run. The result is `OUTPUT_DIR/pipeline/`.
 `--clip-format v2` makes every stage use the next model's clips (`CLIP_FORMAT_V2`: 17 frames, bouncing as well).
+`--init-from` trains progressively, as the paper does (short clips first, then longer ones): the VAE and transformer
+start from a model trained on the shorter format, such as a v1 run's `pipeline`.
 """
 
 import argparse
@@ -27,7 +29,7 @@ from .synthetic_shapes import BOUNCING, CLIP_FORMAT_V1, CLIP_FORMATS, ClipFormat
 
 logger = logging.getLogger(__name__)
 
-STAGES = ("data", "vae", "vae_refine", "untrained", "transformer", "export")
+STAGES = ("data", "vae", "vae_refine", "initial", "transformer", "export")
 # Scale-aware time shifts for these small latents: the reference's ratios between patchifications (1 : 2 : 4) from
 # the finest one's, which is also the shift the shipped model samples with.
 SHAPES_TIMESTEP_SHIFTS = {"1x2x2": TINY_SHAPES_SHIFT, "2x2x2": 2 * TINY_SHAPES_SHIFT, "2x4x4": 4 * TINY_SHAPES_SHIFT}
@@ -59,6 +61,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         help="Start the VAE from this one (a VAE folder, or a pipeline folder with vae/, such as a v1 run's "
         "work/vae_refine) instead of from scratch, at the clip format's temporal compression.",
+    )
+    parser.add_argument(
+        "--init-from",
+        type=Path,
+        help="Progressive training: start the VAE and the transformer (its width and depth too) from this pipeline "
+        "folder, a model of the shorter clip format (a v1 run's pipeline/, the shipped tiny-shapes), instead of from "
+        "scratch; its text encoder keeps its words' features and gets new random embeddings for the new words.",
     )
     parser.add_argument("--vae-steps", type=int, default=2500, help="Optimizer steps of the VAE.")
     parser.add_argument("--vae-batch-size", type=int, default=8)
@@ -121,12 +130,25 @@ def check_args(args: argparse.Namespace) -> None:
         )
     if args.threads not in (1, 2):
         raise ValueError(f"`--threads` must be 1 or 2 (the run is sized for two CPU cores), got {args.threads}.")
+    if args.init_from is not None:
+        _take_init_from(args)
     if args.vae_init is not None and not (args.vae_init / "config.json").is_file():
         if not (args.vae_init / "vae" / "config.json").is_file():
             raise ValueError(f"`--vae-init` {args.vae_init} is neither a VAE folder nor a pipeline folder with vae/.")
         args.vae_init = args.vae_init / "vae"
     if args.output_dir.exists() and not args.output_dir.is_dir():
         raise ValueError(f"`--output-dir` {args.output_dir} is a file, not a folder.")
+
+
+def _take_init_from(args: argparse.Namespace) -> None:
+    """`--init-from` fixes where the VAE starts and the transformer's shape: those of the given pipeline."""
+    if not (args.init_from / "model_index.json").is_file() or not (args.init_from / "transformer").is_dir():
+        raise ValueError(f"`--init-from` {args.init_from} is not a pipeline folder (model_index.json, transformer/).")
+    if args.vae_init is not None:
+        raise ValueError("Give `--init-from` or `--vae-init`, not both: `--init-from` starts the VAE from its own.")
+    args.vae_init = args.init_from / "vae"
+    transformer = json.loads((args.init_from / "transformer" / "config.json").read_text())
+    args.hidden_size, args.num_layers = transformer["hidden_size"], transformer["num_layers"]
 
 
 def _stage_settings(args: argparse.Namespace) -> dict[str, dict]:
@@ -147,10 +169,12 @@ def _stage_settings(args: argparse.Namespace) -> dict[str, dict]:
         "vae_learning_rate": args.vae_learning_rate,
     }
     vae_refine = {**vae, "vae_refine_steps": args.vae_refine_steps}
-    untrained = {**vae_refine, "hidden_size": args.hidden_size, "num_layers": args.num_layers}
+    initial = {**vae_refine, "hidden_size": args.hidden_size, "num_layers": args.num_layers}
+    if args.init_from is not None:
+        initial["init_from"] = str(args.init_from)
     transformer = {
         **data,
-        **untrained,
+        **initial,
         "train_steps": args.train_steps,
         "batch_size": args.batch_size,
         "learning_rate": args.learning_rate,
@@ -160,7 +184,7 @@ def _stage_settings(args: argparse.Namespace) -> dict[str, dict]:
         "data": data,
         "vae": vae,
         "vae_refine": vae_refine,
-        "untrained": untrained,
+        "initial": initial,
         "transformer": transformer,
         "export": transformer,
     }
@@ -285,7 +309,7 @@ def _training_config(args: argparse.Namespace, work: Path):
     return TrainingConfig(
         model_family="video",
         training_mode="full",
-        pretrained_model_name_or_path=str(work / "untrained"),
+        pretrained_model_name_or_path=str(work / "initial"),
         dataset=str(work / "data" / "metadata.jsonl"),
         output_dir=str(work / "transformer"),
         resolution=clip_format.size,
@@ -339,7 +363,7 @@ def run(args: argparse.Namespace) -> Path:
         "data": lambda folder: _render_data(folder, args),
         "vae": lambda folder: _train_vae(folder, args),
         "vae_refine": lambda folder: _refine_vae(folder, work / "vae", args),
-        "untrained": lambda folder: _write_untrained(folder, work, args),
+        "initial": lambda folder: _write_initial(folder, work, args),
         "transformer": lambda folder: _train_transformer(args, work),
         "export": lambda folder: _export(work / "transformer" / "pipeline", folder, CLIP_FORMATS[args.clip_format]),
     }
@@ -358,8 +382,8 @@ def run(args: argparse.Namespace) -> Path:
     return args.output_dir / "pipeline"
 
 
-def _write_untrained(folder: Path, work: Path, args: argparse.Namespace) -> None:
-    from diffusers import AutoencoderKLCogVideoX
+def _write_initial(folder: Path, work: Path, args: argparse.Namespace) -> None:
+    from diffusers import AutoencoderKLCogVideoX, DiffusionPipeline
 
     from .shapes_model import write_untrained_pipeline
 
@@ -373,6 +397,7 @@ def _write_untrained(folder: Path, work: Path, args: argparse.Namespace) -> None
         args.num_layers,
         caption_words=clip_format.caption_words,
         sampling_presets=format_presets(clip_format),
+        start=None if args.init_from is None else DiffusionPipeline.from_pretrained(args.init_from),
     )
 
 
