@@ -69,9 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--motion-values",
         type=float,
         nargs="+",
-        default=[2.0, 5.0, 10.0, 15.0, 22.0],
-        help="The sweep of `motion_score`, across the training clips' measured range (about 4 to 24 from the 5th to "
-        "the 95th percentile).",
+        help="The sweep of `motion_score` (default: the clip format's `motion_sweep`, across its training clips' "
+        "measured range: about 4 to 24 from the 5th to the 95th percentile in v1, 3 to 15 in v2).",
     )
     parser.add_argument(
         "--negative-motion-values",
@@ -130,6 +129,7 @@ def run(args: argparse.Namespace) -> dict:
     torch.set_num_threads(args.threads)
     rng = np.random.default_rng(args.seed)
     clip_format = CLIP_FORMATS[args.clip_format]
+    args.motion_values = motion_values = args.motion_values or list(clip_format.motion_sweep)
     bouncing = BOUNCING in clip_format.directions
     train_specs, held_out = split_specs(clip_format.directions)
     seen = [train_specs[i] for i in rng.choice(len(train_specs), size=args.seen, replace=False)]
@@ -185,9 +185,9 @@ def run(args: argparse.Namespace) -> dict:
     sweep_specs = [spec for spec in sweep_specs for _ in range(2)]
     sweep_seeds = seeds[: len(sweep_specs)]
     positive = motion_sweep(
-        pipe, sweep_specs, sweep_seeds, "motion_score", args.motion_values, args.fps, **call, patch_size=single_scale
+        pipe, sweep_specs, sweep_seeds, "motion_score", motion_values, args.fps, **call, patch_size=single_scale
     )
-    negative_call = {**call, "motion_score": max(args.motion_values)}
+    negative_call = {**call, "motion_score": max(motion_values)}
     negative = motion_sweep(
         pipe,
         sweep_specs,

@@ -65,6 +65,9 @@ class ClipFormat:
     # The shape is drawn at this many times the resolution and averaged down: edges are antialiased, so a step of
     # less than a pixel still moves the shape's centroid by that step.
     supersample: int
+    # `motion_score` values across its training clips' measured scores (about their 5th to 95th percentile), where a
+    # motion sweep is read.
+    motion_sweep: tuple[float, ...]
 
     @property
     def caption_words(self) -> tuple[str, ...]:
@@ -79,10 +82,21 @@ class ClipFormat:
 
 
 # The shipped `tiny-shapes`: 9 frames at 8 fps (the first is dropped with the first latent frame), 64x64.
-CLIP_FORMAT_V1 = ClipFormat("v1", 9, 8, 64, SPEEDS, tuple(DIRECTIONS), supersample=1)
+CLIP_FORMAT_V1 = ClipFormat(
+    "v1", 9, 8, 64, SPEEDS, tuple(DIRECTIONS), supersample=1, motion_sweep=(2.0, 5.0, 10.0, 15.0, 22.0)
+)
 # The next model's: 17 frames (2 s; 4 latent frames after the first), bouncing as well, at speeds that keep every
 # path of 17 frames in view (a quick one at most 1.75 x 1.25 x 16 = 35 px of the 36.4 px its centre can travel).
-CLIP_FORMAT_V2 = ClipFormat("v2", 17, 8, 64, {"slowly": 1.0, "quickly": 1.75}, DIRECTION_CLASSES, supersample=8)
+CLIP_FORMAT_V2 = ClipFormat(
+    "v2",
+    17,
+    8,
+    64,
+    {"slowly": 1.0, "quickly": 1.75},
+    DIRECTION_CLASSES,
+    supersample=8,
+    motion_sweep=(3.0, 6.0, 9.0, 12.0, 15.0),
+)
 CLIP_FORMATS = {clip_format.name: clip_format for clip_format in (CLIP_FORMAT_V1, CLIP_FORMAT_V2)}
 
 
