@@ -7,6 +7,7 @@ default: one AudioLDM latent frame), the mean offset of the matched pairs, and t
 decodes, before any vocoder.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,14 +23,15 @@ class OnsetMatch:
 
 
 def onsets_from_envelope(
-    envelope: np.ndarray, frame_duration: float, threshold: float = 0.1, min_gap: float = 0.1
+    envelope: np.ndarray, frame_duration: float, threshold: float = 0.1, min_gap: float = 0.1, floor: float = 0.0
 ) -> list[float]:
     """Times (seconds) of the frames where a non-negative energy `envelope` rises through `threshold` x its maximum,
-    at least `min_gap` apart. The level is relative, so a quiet but clean generation counts as much as a loud one."""
+    at least `min_gap` apart. The level is relative, so a quiet but clean generation counts as much as a loud one;
+    only energy at or above `floor` counts at all, so that a clip of background noise alone has no onset."""
     envelope = np.asarray(envelope, dtype=np.float64).reshape(-1)
-    if envelope.size == 0 or envelope.max() <= 0:
+    if envelope.size == 0 or envelope.max() <= 0 or envelope.max() < floor:
         return []
-    above = envelope >= threshold * envelope.max()
+    above = envelope >= max(threshold * envelope.max(), floor)
     rising = np.flatnonzero(above[1:] & ~above[:-1]) + 1
     if above[0]:
         rising = np.concatenate([[0], rising])
@@ -42,16 +44,23 @@ def onsets_from_envelope(
 
 
 def detect_onsets(
-    waveform: np.ndarray, sample_rate: int, hop: float = 0.005, threshold: float = 0.1, min_gap: float = 0.1
+    waveform: np.ndarray,
+    sample_rate: int,
+    hop: float = 0.005,
+    threshold: float = 0.1,
+    min_gap: float = 0.1,
+    floor_db: float | None = None,
 ) -> list[float]:
-    """Onsets (seconds) of a waveform, from its short-time energy over windows of `hop` seconds."""
+    """Onsets (seconds) of a waveform, from its short-time energy over windows of `hop` seconds. With `floor_db`,
+    windows quieter than that RMS level (dB of full scale, 0 dB for samples of magnitude 1) are silence."""
     waveform = np.asarray(waveform, dtype=np.float64).reshape(-1)
     if waveform.size == 0 or not np.isfinite(waveform).all():
         raise ValueError("`waveform` must be a non-empty array of finite samples.")
     hop_samples = max(1, round(hop * sample_rate))
     frames = len(waveform) // hop_samples
     energy = np.square(waveform[: frames * hop_samples].reshape(frames, hop_samples)).mean(axis=1)
-    return onsets_from_envelope(energy, hop_samples / sample_rate, threshold, min_gap)
+    floor = 0.0 if floor_db is None else 10.0 ** (floor_db / 10.0)  # mean square of that RMS level
+    return onsets_from_envelope(energy, hop_samples / sample_rate, threshold, min_gap, floor)
 
 
 def _check_log_mel(log_mel: np.ndarray) -> np.ndarray:
@@ -87,6 +96,33 @@ def match_onsets(reference: list[float], detected: list[float], tolerance: float
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
     offset = float(np.mean([abs(d - r) for r, d in matched])) if matched else float("nan")
     return OnsetMatch(precision, recall, f1, offset, tuple(sorted(matched)))
+
+
+@dataclass(frozen=True)
+class PooledMatch:
+    """Onset matching of several clips counted together: every true and every detected onset counts once."""
+
+    precision: float
+    recall: float
+    f1: float
+    mean_absolute_offset: float  # seconds, over matched pairs (nan if none)
+    mean_signed_offset: float  # detected minus true, over matched pairs (nan if none)
+
+
+def pooled_match(
+    reference: Sequence[Sequence[float]], detected: Sequence[Sequence[float]], tolerance: float = 0.04
+) -> PooledMatch:
+    """`match_onsets` of every clip (true onsets `reference[i]`, detected `detected[i]`), counted together."""
+    matches = [match_onsets(list(r), list(d), tolerance) for r, d in zip(reference, detected, strict=True)]
+    matched = sum(len(m.matched) for m in matches)
+    num_detected, num_reference = sum(len(d) for d in detected), sum(len(r) for r in reference)
+    precision = matched / num_detected if num_detected else 0.0
+    recall = matched / num_reference if num_reference else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    offsets = [d - r for m in matches for r, d in m.matched]
+    if not offsets:
+        return PooledMatch(precision, recall, f1, float("nan"), float("nan"))
+    return PooledMatch(precision, recall, f1, float(np.mean(np.abs(offsets))), float(np.mean(offsets)))
 
 
 def dominant_frequency(waveform: np.ndarray, sample_rate: int, start: float = 0.0, end: float | None = None) -> float:

@@ -26,6 +26,7 @@ from .audio_events import (
     match_onsets,
     mel_bin_frequencies,
     nearest_colour,
+    pooled_match,
 )
 
 
@@ -72,29 +73,6 @@ def shift_frames(frames: np.ndarray, fps: float, shift: float) -> np.ndarray:
     return np.concatenate([np.repeat(frames[:1], count, axis=0), frames[:-count]])
 
 
-@dataclass(frozen=True)
-class _PooledMatch:
-    f1: float
-    mean_absolute_offset: float
-    mean_signed_offset: float  # detected minus true, over matched pairs
-
-
-def _pooled_match(
-    reference: Sequence[Sequence[float]], detected: Sequence[Sequence[float]], tolerance: float
-) -> _PooledMatch:
-    """Onset matching of every clip, counted together."""
-    matches = [match_onsets(list(r), list(d), tolerance) for r, d in zip(reference, detected, strict=True)]
-    matched = sum(len(m.matched) for m in matches)
-    num_detected, num_reference = sum(len(d) for d in detected), sum(len(r) for r in reference)
-    precision = matched / num_detected if num_detected else 0.0
-    recall = matched / num_reference if num_reference else 0.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    offsets = [d - r for m in matches for r, d in m.matched]
-    if not offsets:
-        return _PooledMatch(f1, float("nan"), float("nan"))
-    return _PooledMatch(f1, float(np.mean(np.abs(offsets))), float(np.mean(offsets)))
-
-
 def summarize(clips: Sequence[ClipSync], duration: float, tolerance: float = 0.04, edge: float = EDGE) -> SyncSummary:
     """Pooled F1 and offset against the shifted flash times, colour accuracy, and the best-aligning shift: the grid
     shift of the flash times with the highest F1, refined by the mean offset of the onsets matched there."""
@@ -107,8 +85,8 @@ def summarize(clips: Sequence[ClipSync], duration: float, tolerance: float = 0.0
         moved = [[t + (c.shift if shift is None else shift) for t in c.flash_times] for c in clips]
         return [[t for t in times if edge <= t <= duration - edge] for times in moved]
 
-    own = _pooled_match(truth(None), onsets, tolerance)
-    searched = [_pooled_match(truth(float(shift)), onsets, tolerance) for shift in SHIFT_SEARCH]
+    own = pooled_match(truth(None), onsets, tolerance)
+    searched = [pooled_match(truth(float(shift)), onsets, tolerance) for shift in SHIFT_SEARCH]
     best = int(np.argmax([match.f1 for match in searched]))
     refinement = searched[best].mean_signed_offset  # nan when no onset matches at any shift
     return SyncSummary(
@@ -116,7 +94,7 @@ def summarize(clips: Sequence[ClipSync], duration: float, tolerance: float = 0.0
         mean_absolute_offset=own.mean_absolute_offset,
         colour_accuracy=float(np.mean([c.heard_colour == c.colour for c in clips])),
         best_shift=float(SHIFT_SEARCH[best] + refinement),
-        f1_at_zero_shift=_pooled_match(truth(0.0), onsets, tolerance).f1,
+        f1_at_zero_shift=pooled_match(truth(0.0), onsets, tolerance).f1,
     )
 
 

@@ -13,6 +13,7 @@ manifest, the input V2A training and evaluation read; the manifest also keeps ea
 import csv
 import io
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -111,17 +112,40 @@ def generate_flash_clip(
         first, last = int(np.floor(onset * fps)), int(np.ceil((onset + flash_length) * fps))
         frames[first:last, top : top + side, left : left + side] = rgb
 
-    audio = np.zeros(round(duration * sample_rate), dtype=np.float32)
-    tone_length = round(flash_length * sample_rate)
-    t = np.arange(tone_length) / sample_rate
-    envelope = np.minimum(1.0, t / 0.005) * np.exp(-t / (flash_length / 3))  # 5 ms attack, then decay
-    tone = (0.5 * envelope * np.sin(2 * np.pi * frequency * t)).astype(np.float32)
-    for onset in times:
-        start = round(onset * sample_rate)
-        audio[start : start + tone_length] += tone[: len(audio) - start]
-    # A faint noise floor: real tracks are never digitally silent, and log-mel front ends need some signal.
-    audio += rng.normal(0.0, 1e-4, size=audio.shape).astype(np.float32)
+    audio = tone_track(
+        round(duration * sample_rate), times, tone(frequency, flash_length, sample_rate), sample_rate, rng
+    )
     return FlashClip(frames, audio, fps, sample_rate, tuple(times), colour)
+
+
+def tone(
+    frequency: float, length: float, sample_rate: int = SAMPLE_RATE, partials: dict[int, float] | None = None
+) -> np.ndarray:
+    """A beep of `length` seconds: 5 ms attack, then a decay with a time constant of a third of the length. A pure
+    sine at `frequency`, or the sum of `partials` (harmonic number -> amplitude relative to the fundamental's), those
+    at or above the Nyquist frequency left out so that nothing aliases onto another pitch."""
+    t = np.arange(round(length * sample_rate)) / sample_rate
+    envelope = np.minimum(1.0, t / 0.005) * np.exp(-t / (length / 3))
+    partials = {1: 1.0} if partials is None else partials
+    wave = sum(
+        amplitude * np.sin(2 * np.pi * number * frequency * t)
+        for number, amplitude in partials.items()
+        if number * frequency < sample_rate / 2
+    )
+    return (0.5 * envelope * wave).astype(np.float32)
+
+
+def tone_track(
+    num_samples: int, onsets: Sequence[float], beep: np.ndarray, sample_rate: int, rng: np.random.Generator
+) -> np.ndarray:
+    """`num_samples` of mono audio with `beep` starting at each of `onsets` (seconds; cut at the end), over a faint
+    noise floor drawn from `rng`: real tracks are never digitally silent, and log-mel front ends need some signal."""
+    audio = np.zeros(num_samples, dtype=np.float32)
+    for onset in onsets:
+        start = round(onset * sample_rate)
+        audio[start : start + len(beep)] += beep[: len(audio) - start]
+    audio += rng.normal(0.0, 1e-4, size=audio.shape).astype(np.float32)
+    return audio
 
 
 MANIFEST_NAME = "manifest.csv"
@@ -174,25 +198,36 @@ def write_flash_dataset(
         times = " ".join(f"{time:.4f}" for time in clip.flash_times)
         rows.append((clip_id, path.relative_to(output_dir).as_posix(), clip.caption, clip.colour, times, seed))
 
+    return write_csv_manifest(output_dir / MANIFEST_NAME, MANIFEST_COLUMNS, rows)
+
+
+def write_csv_manifest(manifest: Path, columns: Sequence[str], rows: Sequence[Sequence]) -> Path:
+    """Writes `rows` under a header of `columns` as the CSV `manifest` (atomically); returns its path."""
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")
-    writer.writerow(MANIFEST_COLUMNS)
+    writer.writerow(columns)
     writer.writerows(rows)
-    manifest = output_dir / MANIFEST_NAME
     with atomic_output_file(manifest) as temporary:
         temporary.write_text(text.getvalue())
     return manifest
 
 
-def read_flash_manifest(manifest: str | os.PathLike) -> list[FlashClipRecord]:
-    """The clips of a manifest written by `write_flash_dataset`, paths resolved against its folder."""
+def read_csv_manifest(manifest: str | os.PathLike, columns: Sequence[str], kind: str) -> list[dict[str, str]]:
+    """The rows of a CSV `manifest` that must hold `columns` (a manifest of a `kind` dataset), as dicts."""
     manifest = Path(manifest)
     if not manifest.is_file():
         raise FileNotFoundError(f"`manifest` {manifest} is not a file.")
     with manifest.open(newline="") as file:
         rows = list(csv.DictReader(file))
-    if not rows or set(MANIFEST_COLUMNS) - set(rows[0]):
-        raise ValueError(f"`manifest` {manifest} is not a flash dataset manifest (columns {list(MANIFEST_COLUMNS)}).")
+    if not rows or set(columns) - set(rows[0]):
+        raise ValueError(f"`manifest` {manifest} is not a {kind} dataset manifest (columns {list(columns)}).")
+    return rows
+
+
+def read_flash_manifest(manifest: str | os.PathLike) -> list[FlashClipRecord]:
+    """The clips of a manifest written by `write_flash_dataset`, paths resolved against its folder."""
+    manifest = Path(manifest)
+    rows = read_csv_manifest(manifest, MANIFEST_COLUMNS, "flash")
     return [
         FlashClipRecord(
             clip_id=row["id"],
