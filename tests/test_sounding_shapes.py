@@ -122,9 +122,9 @@ def test_held_out_combinations_stay_out_of_a_training_dataset(tmp_path):
     held_out_bouncing = {(s.colour, s.shape) for s in held_out if s.direction == BOUNCING}
     assert len(held_out_bouncing) == 3
     assert not held_out_bouncing & {(s.colour, s.shape) for s in training if s.direction == BOUNCING}
-    chosen = [s for s in training if s.direction == BOUNCING][:3] + [s for s in held_out if s.direction == BOUNCING][:1]
-    write_sounding_dataset(tmp_path / "train", chosen[:3], clips_per_spec=1)
-    write_sounding_dataset(tmp_path / "held-out", chosen[3:], clips_per_spec=1)
+    bouncing = [s for s in training if s.direction == BOUNCING][:3], [s for s in held_out if s.direction == BOUNCING]
+    write_sounding_dataset(tmp_path / "train", bouncing[0], clips_per_spec=1)
+    write_sounding_dataset(tmp_path / "held-out", bouncing[1][:1], clips_per_spec=1)
     assert not any(r.spec.is_held_out for r in read_sounding_manifest(tmp_path / "train" / "manifest.csv"))
     assert all(r.spec.is_held_out for r in read_sounding_manifest(tmp_path / "held-out" / "manifest.csv"))
 

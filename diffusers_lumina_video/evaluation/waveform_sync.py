@@ -103,8 +103,8 @@ def score_sound(
     onsets per clip of the clips without events."""
     if not len(event_times) == len(names) == len(heard) > 0:
         raise ValueError(
-            f"`event_times`, `names` and `heard` must hold one entry per clip and at least one, got {len(event_times)}, "
-            f"{len(names)} and {len(heard)}."
+            "`event_times`, `names` and `heard` must hold one entry per clip and at least one, got "
+            f"{len(event_times)}, {len(names)} and {len(heard)}."
         )
     if not tolerance > 0:
         raise ValueError(f"`tolerance` must be > 0 seconds, got {tolerance}.")

@@ -4,12 +4,18 @@ square a band-limited square wave, a triangle a triangle wave). A shape moving o
 faint noise floor every clip has, so a video-to-audio model must learn *when* from the picture, not only *what* from
 the caption.
 
-The clips are what the video model draws: `tiny-shapes` decodes clips of `num_frames` frames without their first
-frame (the first latent frame is dropped), so a sounding clip's video and sound start at the rendered clip's frame 1
-and last `(num_frames - 1) / fps` seconds (2 s for `CLIP_FORMAT_V2`). A bounce at frame `b` of the rendered clip
-(`RenderedClip.bounces`) sounds at `(b - DROPPED_FRAMES) / fps` seconds, the time at which a player shows that moment
-of the written video. `pass_through_vae` gives the frames as a video VAE reconstructs them (encode, drop the first
-latent frame, decode: `shapes_vae.reconstruct`), so that a V2A model can learn from what it will hear at use.
+The clips are what the video model draws: `tiny-shapes` learns from clips of `num_frames` frames whose first frame
+the training cache drops with the first latent frame, and generates the frames after it (its `num_frames` setting is
+one less), so its frame `j` stands for the clip's frame `j + 1`. A sounding clip's video and sound therefore start at
+the rendered clip's frame 1 and last `(num_frames - 1) / fps` seconds (2 s for `CLIP_FORMAT_V2`), and a bounce at
+frame `b` of the rendered clip (`RenderedClip.bounces`) sounds at `(b - DROPPED_FRAMES) / fps` seconds: the time at
+which a player shows that moment of the written video, and the time `read_bounce_times` reads off its frames.
+
+`pass_through_vae` gives the frames as a video VAE reconstructs them (encode, drop the first latent frame, decode:
+`shapes_vae.reconstruct`), so that a V2A model can learn from what it will hear at use. A reconstruction does not keep
+the moment of a bounce: a 2x VAE trained on `CLIP_FORMAT_V2` clips showed it about 0.1 s later than the generator
+made it (0 to 0.22 s), so a clip through a VAE beeps where its frames bounce (`SoundingClip.with_frames`), as the
+sound of a generated video is measured against the bounce read off that video's frames.
 
 `write_sounding_dataset` writes the clips as mp4 (H.264 video, AAC sound) in the VGGSound-style folder the V2A
 trainer reads (`video/<id>.mp4` and a `manifest.csv` with `path` and `caption` columns), and keeps each clip's truth in
