@@ -27,8 +27,8 @@ from .audio_events import detect_onsets, dominant_frequency, nearest_colour, poo
 
 # Largest offset (seconds) of a detected onset from its true event that still counts as a hit.
 ONSET_TOLERANCE = 0.06
-# RMS level (dB of full scale) below which the sound is silence: a beep at half scale is about -9 dB, the noise floor
-# of a written clip about -80 dB.
+# RMS level (dB of full scale) below which the sound is silence: a beep at half scale is about -9 dB, the hiss under
+# a sounding shape clip -54 dB, the noise floor of a flash clip -80 dB.
 SILENCE_DB = -40.0
 # Seconds after an onset whose spectrum names its pitch: most of a 0.1 s beep, little of what follows.
 PITCH_WINDOW = 0.08

@@ -1,7 +1,7 @@
 """Shape clips with sound: each bounce of a shape off the frame's edge makes a short beep at that moment, its pitch
 the shape's colour (the flash clips' four tones, octaves apart) and its timbre the shape (a circle sounds a sine, a
 square a band-limited square wave, a triangle a triangle wave). A shape moving one way makes no sound, only the
-faint noise floor every clip has, so a video-to-audio model must learn *when* from the picture, not only *what* from
+quiet steady hiss every clip has, so a video-to-audio model must learn *when* from the picture, not only *what* from
 the caption.
 
 The clips are what the video model draws: `tiny-shapes` learns from clips of `num_frames` frames whose first frame
@@ -66,6 +66,10 @@ from .synthetic_shapes import (
 DROPPED_FRAMES = 1
 # Seconds a bounce sounds for.
 BOUNCE_SOUND_LENGTH = 0.1
+# Standard deviation of the steady hiss under every clip (-54 dB of full scale): loud enough that V2A training does
+# not skip a clip without a bounce as silent (`training.av_prepare.SILENCE_PEAK`, a peak of 1e-3), far below a beep
+# (about -9 dB) and the silence floor of the onset detector (`evaluation.waveform_sync.SILENCE_DB`, -40 dB).
+BACKGROUND_NOISE = 2e-3
 # Each colour's tone (Hz): the flash clips' pitches, an octave apart, which a 64-bin mel spectrogram separates.
 COLOUR_TONES: dict[str, float] = {name: FLASH_COLOURS[name][1] for name in SHAPE_COLOURS}
 # Each shape's timbre: harmonic number -> amplitude relative to the fundamental. Only odd harmonics, none of which
@@ -131,10 +135,11 @@ def _seconds(frames: Sequence[float], fps: float) -> tuple[float, ...]:
 def _beeps(
     spec: ShapeSpec, times: Sequence[float], duration: float, sample_rate: int, timbre: bool, seed: int
 ) -> np.ndarray:
-    """`duration` seconds of a clip's beeps starting at `times`, over a noise floor drawn from `seed`."""
+    """`duration` seconds of a clip's beeps starting at `times`, over a steady hiss drawn from `seed`."""
     partials = SHAPE_TIMBRES[spec.shape] if timbre else None
     beep = tone(COLOUR_TONES[spec.colour], BOUNCE_SOUND_LENGTH, sample_rate, partials)
-    return tone_track(round(duration * sample_rate), times, beep, sample_rate, np.random.default_rng([seed, 2]))
+    rng = np.random.default_rng([seed, 2])
+    return tone_track(round(duration * sample_rate), times, beep, sample_rate, rng, BACKGROUND_NOISE)
 
 
 def render_sounding_clip(
@@ -147,7 +152,7 @@ def render_sounding_clip(
     sample_rate: int = SAMPLE_RATE,
 ) -> SoundingClip:
     """The clip `render_shape` draws for these arguments, less its first frame, with a beep (of the shape's timbre,
-    or a sine without `timbre`) at each of the generator's bounces, over a faint noise floor drawn from `seed`."""
+    or a sine without `timbre`) at each of the generator's bounces, over a quiet steady hiss drawn from `seed`."""
     rendered = render_shape(spec, seed, background=background, speed_jitter=speed_jitter, clip_format=clip_format)
     frames, fps = rendered.frames[DROPPED_FRAMES:], float(clip_format.fps)
     times = _seconds(rendered.bounces, fps)

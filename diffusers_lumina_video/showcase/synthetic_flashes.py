@@ -136,15 +136,21 @@ def tone(
 
 
 def tone_track(
-    num_samples: int, onsets: Sequence[float], beep: np.ndarray, sample_rate: int, rng: np.random.Generator
+    num_samples: int,
+    onsets: Sequence[float],
+    beep: np.ndarray,
+    sample_rate: int,
+    rng: np.random.Generator,
+    noise: float = 1e-4,
 ) -> np.ndarray:
-    """`num_samples` of mono audio with `beep` starting at each of `onsets` (seconds; cut at the end), over a faint
-    noise floor drawn from `rng`: real tracks are never digitally silent, and log-mel front ends need some signal."""
+    """`num_samples` of mono audio with `beep` starting at each of `onsets` (seconds; cut at the end), over white
+    noise of standard deviation `noise` drawn from `rng`: real tracks are never digitally silent, and log-mel front
+    ends need some signal."""
     audio = np.zeros(num_samples, dtype=np.float32)
     for onset in onsets:
         start = round(onset * sample_rate)
         audio[start : start + len(beep)] += beep[: len(audio) - start]
-    audio += rng.normal(0.0, 1e-4, size=audio.shape).astype(np.float32)
+    audio += rng.normal(0.0, noise, size=audio.shape).astype(np.float32)
     return audio
 
 
