@@ -205,6 +205,8 @@ def test_the_vae_pass_refuses_bad_clips(tiny_vae):
         pass_through_vae(tiny_vae, [clip[1:]])
     with pytest.raises(ValueError, match="`clips` must all be \\[T, H, W, 3\\] of one shape"):
         pass_through_vae(tiny_vae, [clip, clip[:, :32]])
+    with pytest.raises(ValueError, match="`clips` must be uint8 frames, got \\['float64'\\]"):
+        pass_through_vae(tiny_vae, [clip / 255.0])
     with pytest.raises(TypeError, match="`vae` must be an AutoencoderKLCogVideoX, got Linear"):
         pass_through_vae(torch.nn.Linear(1, 1), [clip])
 

@@ -188,6 +188,9 @@ def pass_through_vae(
     shape = next(iter(shapes))
     if len(shapes) > 1 or len(shape) != 4 or shape[-1] != 3:
         raise ValueError(f"`clips` must all be [T, H, W, 3] of one shape, got {sorted(shapes)}.")
+    dtypes = {np.asarray(clip).dtype for clip in clips}
+    if dtypes != {np.dtype(np.uint8)}:
+        raise ValueError(f"`clips` must be uint8 frames, got {sorted(str(dtype) for dtype in dtypes)}.")
     _check_vae_frames(vae, shape[0])
     parameter = next(vae.parameters())
     frames = []
