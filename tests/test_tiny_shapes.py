@@ -22,7 +22,6 @@ from diffusers_lumina_video.showcase.shapes_model import (
 from diffusers_lumina_video.showcase.shapes_vae import random_clips, random_crops, shapes_vae, train_shapes_vae
 from diffusers_lumina_video.showcase.synthetic_shapes import (
     BOUNCING,
-    CAPTION_WORDS,
     CLIP_FORMAT_V1,
     CLIP_FORMAT_V2,
     ShapeSpec,
@@ -116,17 +115,17 @@ def test_random_crops_keep_frames_aligned():
 
 def test_the_shipped_models_clip_format_and_tokenizer_are_unchanged():
     # the training script's clips: what the model makes, and the first frame the training cache drops
-    assert CLIP_FORMAT_V1.num_frames == TINY_SHAPES_DEFAULTS["num_frames"] + 1
-    assert CLIP_FORMAT_V1.size == TINY_SHAPES_DEFAULTS["height"] and CLIP_FORMAT_V1.fps == TINY_SHAPES_FPS
+    assert CLIP_FORMAT_V2.num_frames == TINY_SHAPES_DEFAULTS["num_frames"] + 1
+    assert CLIP_FORMAT_V2.size == TINY_SHAPES_DEFAULTS["height"] and CLIP_FORMAT_V2.fps == TINY_SHAPES_FPS
     shipped = PreTrainedTokenizerFast.from_pretrained(tiny_shapes_path() / "tokenizer")
     assert shapes_tokenizer().get_vocab() == shipped.get_vocab()  # the default rebuilds the shipped model's
-    # the next model's vocabulary adds the bouncing words after every word the shipped one knows, ids kept
-    extended = shapes_tokenizer(CAPTION_WORDS).get_vocab()
-    assert {word: extended[word] for word in shipped.get_vocab()} == shipped.get_vocab()
-    assert set(extended) - set(shipped.get_vocab()) == {"bouncing", "and"}
+    # the first stage's vocabulary (v1 clips) is the shipped one without the bouncing words, ids kept
+    first_stage = shapes_tokenizer(CLIP_FORMAT_V1.caption_words).get_vocab()
+    assert {word: shipped.get_vocab()[word] for word in first_stage} == first_stage
+    assert set(shipped.get_vocab()) - set(first_stage) == {"bouncing", "and"}
     caption = ShapeSpec("red", "circle", BOUNCING, "slowly").caption
-    assert "<unk>" not in shapes_tokenizer(CAPTION_WORDS).tokenize(caption)
-    assert "<unk>" in shipped.tokenize(caption)
+    assert "<unk>" not in shipped.tokenize(caption)
+    assert "<unk>" in shapes_tokenizer(CLIP_FORMAT_V1.caption_words).tokenize(caption)
 
 
 def test_untrained_pipeline_loads_and_tells_captions_apart(tmp_path):
@@ -348,7 +347,9 @@ def test_progressive_training_starts_from_a_shorter_formats_model_and_keeps_its_
         synthetic_shapes, "split_specs", lambda directions: tuple(specs[:2] for specs in split(directions))
     )
     torch.manual_seed(0)
-    write_untrained_pipeline(tmp_path / "v1", shapes_vae(), seed=3, hidden_size=64, num_layers=1)
+    write_untrained_pipeline(
+        tmp_path / "v1", shapes_vae(), seed=3, hidden_size=64, num_layers=1, caption_words=CLIP_FORMAT_V1.caption_words
+    )
     flags = ["--output-dir", str(tmp_path / "run"), "--clip-format", "v2", "--init-from", str(tmp_path / "v1")]
     flags += ["--clips-per-spec", "1", "--vae-steps", "1", "--vae-batch-size", "1", "--vae-refine-steps", "0"]
     run(build_parser().parse_args([*flags, "--threads", "1", "--stop-after", "initial"]))
@@ -379,3 +380,25 @@ def test_progressive_training_refuses_a_start_that_is_no_pipeline_or_a_second_va
     ]:
         with pytest.raises(ValueError, match=message):
             check_args(build_parser().parse_args(["--output-dir", str(tmp_path / "run"), *extra]))
+
+
+def test_no_vae_steps_keep_the_start_models_vae_as_it_is(tmp_path, monkeypatch):
+    from diffusers import AutoencoderKLCogVideoX
+
+    from diffusers_lumina_video.showcase import synthetic_shapes
+    from diffusers_lumina_video.showcase.train_tiny_shapes import run
+
+    split = synthetic_shapes.split_specs
+    monkeypatch.setattr(synthetic_shapes, "split_specs", lambda directions: tuple(s[:2] for s in split(directions)))
+    start = shapes_vae(temporal_compression_ratio=2)
+    start.register_to_config(scaling_factor=0.7)
+    write_untrained_pipeline(tmp_path / "v2", start, hidden_size=64, num_layers=1)
+    flags = ["--output-dir", str(tmp_path / "run"), "--clip-format", "v2", "--init-from", str(tmp_path / "v2")]
+    flags += ["--clips-per-spec", "1", "--vae-steps", "0", "--vae-refine-steps", "0", "--threads", "1"]
+    run(build_parser().parse_args([*flags, "--stop-after", "vae_refine"]))
+    kept = AutoencoderKLCogVideoX.from_pretrained(tmp_path / "run" / "work" / "vae_refine")
+    assert kept.config.scaling_factor == 0.7
+    start_weights = start.state_dict()
+    assert all(torch.equal(start_weights[name], weight) for name, weight in kept.state_dict().items())
+    with pytest.raises(ValueError, match=r"`--vae-steps 0` keeps a given VAE as it is: give `--vae-init` or"):
+        check_args(build_parser().parse_args(["--output-dir", str(tmp_path / "other"), "--vae-steps", "0"]))

@@ -32,14 +32,14 @@ TINY_SHAPES_ID = "tiny-shapes"
 BUILTIN_MODEL_IDS = (TINY_SHAPES_ID, TINY_RANDOM_ID)
 # Small enough for the tiny random model to write a video in seconds on a CPU.
 TINY_RANDOM_DEFAULTS = {"height": 64, "width": 64, "num_frames": 9, "num_inference_steps": 4}
-# What `tiny-shapes` was trained on (64 px, 8 frames at 8 fps) and samples well with; see docs/showcase.md. The
-# training script (`showcase/train_tiny_shapes.py`) reads its finest-scale time shift from here; its clips
-# (`CLIP_FORMAT_V1` in `showcase/synthetic_shapes.py`) are these frames and the one before them that the training
-# cache drops.
+# What `tiny-shapes` was trained on (64 px, 16 frames at 8 fps: two seconds) and samples well with; see
+# docs/showcase.md. The training script (`showcase/train_tiny_shapes.py`) reads its finest-scale time shift from here;
+# its clips (`CLIP_FORMAT_V2` in `showcase/synthetic_shapes.py`) are these frames and the one before them that the
+# training cache drops.
 TINY_SHAPES_DEFAULTS = {
     "height": 64,
     "width": 64,
-    "num_frames": 8,
+    "num_frames": 16,
     "num_inference_steps": 20,
     "guidance_scale": 4.0,
     "guidance_renorm": None,
@@ -68,8 +68,8 @@ def tiny_shapes_presets(num_frames: int, multi_scale: list) -> dict[str, dict]:
     }
 
 
-# The shipped model's.
-TINY_SHAPES_PRESETS = tiny_shapes_presets(TINY_SHAPES_DEFAULTS["num_frames"], TINY_SHAPES_MULTI_SCALE["v1"])
+# The shipped model's (trained on `CLIP_FORMAT_V2` clips).
+TINY_SHAPES_PRESETS = tiny_shapes_presets(TINY_SHAPES_DEFAULTS["num_frames"], TINY_SHAPES_MULTI_SCALE["v2"])
 SPECIAL_TOKENS = ["<pad>", "<eos>", "<bos>", "<unk>"]
 TINY_TEXT_DIM = 32
 TINY_LATENT_CHANNELS = 4

@@ -19,14 +19,14 @@ from ..models import LuminaVideoTransformer3DModel
 from ..pipelines.lumina_video import SYSTEM_PROMPT, LuminaVideoPipeline
 from ..utils.atomic import build_folder_atomically
 from .builtin_models import TINY_SHAPES_ID, TINY_SHAPES_PRESETS, TINY_SHAPES_SHIFT, word_level_tokenizer
-from .synthetic_shapes import CLIP_FORMAT_V1
+from .synthetic_shapes import CLIP_FORMAT_V2
 
 
 SHAPES_TEXT_DIM = 32
 SHAPES_PATCH_SIZES = ((1, 2, 2), (2, 2, 2), (2, 4, 4))
 
 
-def shapes_tokenizer(caption_words: Sequence[str] = CLIP_FORMAT_V1.caption_words) -> PreTrainedTokenizerFast:
+def shapes_tokenizer(caption_words: Sequence[str] = CLIP_FORMAT_V2.caption_words) -> PreTrainedTokenizerFast:
     """One token per word of the system prompt and of the shape captions (a clip format's `caption_words`; the
     default is the shipped model's vocabulary, whose size fixes its text encoder's random initialisation)."""
     system_words = [word for word, _ in pre_tokenizers.Whitespace().pre_tokenize_str(SYSTEM_PROMPT.lower())]
@@ -88,7 +88,7 @@ def write_untrained_pipeline(
     hidden_size: int = 128,
     num_layers: int = 4,
     overwrite: bool = True,
-    caption_words: Sequence[str] = CLIP_FORMAT_V1.caption_words,
+    caption_words: Sequence[str] = CLIP_FORMAT_V2.caption_words,
     sampling_presets: dict[str, dict] = TINY_SHAPES_PRESETS,
     start: LuminaVideoPipeline | None = None,
 ) -> Path:

@@ -69,7 +69,12 @@ def build_parser() -> argparse.ArgumentParser:
         "folder, a model of the shorter clip format (a v1 run's pipeline/, the shipped tiny-shapes), instead of from "
         "scratch; its text encoder keeps its words' features and gets new random embeddings for the new words.",
     )
-    parser.add_argument("--vae-steps", type=int, default=2500, help="Optimizer steps of the VAE.")
+    parser.add_argument(
+        "--vae-steps",
+        type=int,
+        default=2500,
+        help="Optimizer steps of the VAE (0: keep the `--vae-init` or `--init-from` VAE as it is).",
+    )
     parser.add_argument("--vae-batch-size", type=int, default=8)
     parser.add_argument("--vae-crop", type=int, default=16, help="Side of the random windows the VAE trains on.")
     parser.add_argument("--vae-learning-rate", type=float, default=3e-3)
@@ -93,8 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--multi-scale",
         action="store_true",
         help="Train all three patchifications (the multi-scale recipe: one micro-batch of each per step, scale-aware "
-        "shifts) instead of only the finest (1x2x2), for comparison: a multi-scale step sees 208 tokens per clip "
-        "(128 + 64 + 16), a single-scale one 128, so equal compute is the steps / 1.625 (8000 for 13000).",
+        "shifts) instead of only the finest (1x2x2), for comparison: a multi-scale step sees 1.625 times the tokens "
+        "of a single-scale one (v1: 128 + 64 + 16 per clip against 128; v2: 512 + 256 + 64 against 512), so equal "
+        "compute is the single-scale steps / 1.625.",
     )
     parser.add_argument("--threads", type=int, default=2, help="CPU threads torch uses (1 or 2).")
     parser.add_argument("--stop-after", choices=STAGES, default="export", help="Stop after this stage.")
@@ -105,9 +111,11 @@ def check_args(args: argparse.Namespace) -> None:
     """Every setting checked before any work starts."""
     if args.vae_refine_steps < 0:
         raise ValueError(f"`--vae-refine-steps` must be >= 0 (0: no refinement), got {args.vae_refine_steps}.")
+    if args.vae_steps == 0 and args.vae_init is None and args.init_from is None:
+        raise ValueError("`--vae-steps 0` keeps a given VAE as it is: give `--vae-init` or `--init-from` with it.")
     positive = (
         "clips_per_spec",
-        "vae_steps",
+        *(("vae_steps",) if args.vae_steps != 0 else ()),
         "vae_batch_size",
         "train_steps",
         "batch_size",
@@ -241,21 +249,28 @@ def _train_vae(folder: Path, args: argparse.Namespace, start: Path | None = None
         )
     else:
         vae = shapes_vae(temporal_compression_ratio=temporal["compression"])
-    losses = train_shapes_vae(
-        vae,
-        train_specs,
-        args.vae_steps if start is None else args.vae_refine_steps,
-        args.vae_batch_size,
-        args.vae_learning_rate if start is None else args.vae_learning_rate / 3,
-        size=clip_format.size,
-        crop=args.vae_crop if start is None else 32,
-        num_frames=clip_format.num_frames,
-        temporal_weight=temporal["weight"],
-        seed=args.seed if start is None else args.seed + 1,
-        clip_format=clip_format,
+    steps = args.vae_steps if start is None else args.vae_refine_steps
+    # No steps: the given VAE as it is (its scaling factor too), for a model that goes on with the same latents.
+    losses = (
+        []
+        if steps == 0
+        else train_shapes_vae(
+            vae,
+            train_specs,
+            steps,
+            args.vae_batch_size,
+            args.vae_learning_rate if start is None else args.vae_learning_rate / 3,
+            size=clip_format.size,
+            crop=args.vae_crop if start is None else 32,
+            num_frames=clip_format.num_frames,
+            temporal_weight=temporal["weight"],
+            seed=args.seed if start is None else args.seed + 1,
+            clip_format=clip_format,
+        )
     )
     rng = np.random.default_rng(args.seed + 1)
-    factor = fit_scaling_factor(vae, random_clips(train_specs, 32, rng, clip_format=clip_format))
+    fitting_clips = random_clips(train_specs, 32, rng, clip_format=clip_format)
+    factor = vae.config.scaling_factor if steps == 0 else fit_scaling_factor(vae, fitting_clips)
     clips = random_clips(held_out, 32, rng, clip_format=clip_format)
     decoded = reconstruct(vae, clips)
     target = clips[:, :, 1:]
@@ -278,7 +293,7 @@ def _train_vae(folder: Path, args: argparse.Namespace, start: Path | None = None
         # Of the reconstructions, in the direction read off the originals (`track_smoothness`).
         "smoothness": float(np.mean(smoothness)),
         "scaling_factor": factor,
-        "final_loss": float(np.mean(losses[-20:])),
+        "final_loss": float(np.mean(losses[-20:])) if losses else None,
     }
 
 
