@@ -79,6 +79,11 @@ def test_adherence_reads_bouncing_and_smoothness_of_v2_clips():
     still = {caption: clip[[0] * len(clip)] for caption, clip in clips.items()}  # a model that draws no motion
     result = measure_adherence(_PromptRecorder(still), specs, [0, 1, 2], bouncing=True)
     assert result.smoothness == 0.0 and result.bounce_inside == 0.0 and result.accuracy["direction"] == 0.0
+    # a model that moves shapes one way but never bounces them: the two kinds of motion reported apart
+    one_way = {caption: still[caption] if BOUNCING in caption else clip for caption, clip in clips.items()}
+    result = measure_adherence(_PromptRecorder(one_way), specs, [0, 1, 2], bouncing=True)
+    assert result.by_motion["straight"] == {"colour": 1.0, "shape": 1.0, "direction": 1.0, "smoothness": 1.0}
+    assert result.by_motion["bouncing"]["direction"] == 0.0 and result.accuracy["direction"] == pytest.approx(1 / 3)
     with pytest.raises(ValueError, match="`bouncing` must be True when `specs` hold bouncing ones"):
         measure_adherence(_PromptRecorder(clips), specs, [0, 1, 2])
 

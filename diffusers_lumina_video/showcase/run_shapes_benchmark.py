@@ -159,6 +159,7 @@ def run(args: argparse.Namespace) -> dict:
             "accuracy": result.accuracy,
             "smoothness": result.smoothness,
             "bounce_inside": result.bounce_inside,
+            "by_motion": result.by_motion,
             "seconds": result.seconds,
             "transformer_seconds": result.transformer_seconds,
         }

@@ -35,6 +35,8 @@ class AdherenceResult:
     transformer_seconds: float  # of which in the transformer's forward passes
     smoothness: float  # mean over clips of `track_smoothness` in the prompted direction
     bounce_inside: float | None  # share of bouncing clips whose read bounce lies inside the clip (None: no such clip)
+    # "straight" (one way) and "bouncing" clips apart, when both are measured: attribute -> share, and "smoothness"
+    by_motion: dict[str, dict[str, float]] | None = None
 
 
 class TransformerTimer:
@@ -111,24 +113,30 @@ def measure_adherence(
     with TransformerTimer(pipe.transformer) as timer:
         clips = generate_clips(pipe, specs, seeds, without_speed=without_speed, **call_kwargs)
     seconds = time.perf_counter() - start
-    hits = dict.fromkeys(ATTRIBUTES, 0)
-    smoothness, inside = [], []
+    scores, inside = [], []  # per clip: each attribute read right (0 or 1), and smoothness
     for spec, clip in zip(specs, clips, strict=True):
         found = read_clip_attributes(clip, bouncing=bouncing)
-        for name in ATTRIBUTES:
-            hits[name] += getattr(found, name) == getattr(spec, name)
         track = read_track(clip)
-        smoothness.append(track_smoothness(track, spec.direction))
+        scores.append({name: float(getattr(found, name) == getattr(spec, name)) for name in ATTRIBUTES})
+        scores[-1]["smoothness"] = track_smoothness(track, spec.direction)
         if spec.direction == BOUNCING:
             inside.append(bounce_inside(track))
+    overall = _means(scores)
+    motions = {"straight": [s for s, spec in zip(scores, specs, strict=True) if spec.direction != BOUNCING]}
+    motions["bouncing"] = [s for s, spec in zip(scores, specs, strict=True) if spec.direction == BOUNCING]
     return AdherenceResult(
-        {name: hits[name] / len(specs) for name in ATTRIBUTES},
+        {name: overall[name] for name in ATTRIBUTES},
         len(specs),
         seconds,
         timer.seconds,
-        float(np.mean(smoothness)),
+        overall["smoothness"],
         float(np.mean(inside)) if inside else None,
+        {motion: _means(part) for motion, part in motions.items()} if all(motions.values()) else None,
     )
+
+
+def _means(scores: list[dict[str, float]]) -> dict[str, float]:
+    return {name: float(np.mean([score[name] for score in scores])) for name in scores[0]}
 
 
 def clip_motion(clip: np.ndarray, fps: float) -> float:
