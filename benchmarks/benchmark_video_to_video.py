@@ -44,6 +44,7 @@ from diffusers_lumina_video.showcase.synthetic_shapes import (
     SHAPE_COLOURS,
     SHAPES,
     SPEEDS,
+    TINY_SHAPES_CLIP_FORMAT,
     ShapeSpec,
     render_shape_clip,
 )
@@ -82,7 +83,11 @@ def shape_specs(count: int) -> list[tuple[ShapeSpec, str]]:
 def generator_clips(count: int) -> list[tuple[np.ndarray, ShapeSpec, str]]:
     size, frames = TINY_SHAPES_DEFAULTS["height"], TINY_SHAPES_DEFAULTS["num_frames"]
     return [
-        (render_shape_clip(spec, seed=index, size=size, num_frames=frames), spec, new_colour)
+        (
+            render_shape_clip(spec, seed=index, size=size, num_frames=frames, clip_format=TINY_SHAPES_CLIP_FORMAT),
+            spec,
+            new_colour,
+        )
         for index, (spec, new_colour) in enumerate(shape_specs(count))
     ]
 

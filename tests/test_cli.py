@@ -215,5 +215,5 @@ def test_generate_with_the_built_in_model_uses_its_folders_settings(tmp_path, ca
     output = tmp_path / "circle.mp4"
     args = ["generate", "--prompt", "a red circle moving left", "--output", str(output)]  # tiny-shapes by default
     assert main(args + (["--preset", preset] if preset else [])) == 0
-    assert iio.imread(output).shape == (8, 64, 64, 3)
+    assert iio.imread(output).shape == (16, 64, 64, 3)
     assert iio.immeta(output)["fps"] == 8

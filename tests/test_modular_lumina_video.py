@@ -103,7 +103,7 @@ def test_tiny_shapes_modular_equals_classic():
     prompt = "a red circle moving right"
     expected = classic(prompt, generator=_seeded(), **guidance, **settings).frames
     videos = pipe(prompt=prompt, generator=_seeded(), output="videos", **settings)
-    assert videos.shape == expected.shape == (1, 8, 64, 64, 3)
+    assert videos.shape == expected.shape == (1, 16, 64, 64, 3)
     np.testing.assert_allclose(videos, expected, atol=1e-5, rtol=0)
 
 

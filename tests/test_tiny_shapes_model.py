@@ -1,4 +1,5 @@
-"""The shipped `tiny-shapes` model draws what the prompt asks for (colour and direction read off its frames)."""
+"""The shipped `tiny-shapes` model draws what the prompt asks for (colour and direction read off its frames), moving
+the shape every frame for two seconds."""
 
 import json
 
@@ -10,7 +11,7 @@ from diffusers import DiffusionPipeline
 from diffusers_lumina_video.commands.generate import sampling_kwargs, video_fps
 from diffusers_lumina_video.pipelines.lumina_video.presets import preset_call_arguments
 from diffusers_lumina_video.showcase.builtin_models import TINY_SHAPES_ID, TINY_SHAPES_PRESETS, tiny_shapes_path
-from diffusers_lumina_video.showcase.shape_attributes import read_clip_attributes
+from diffusers_lumina_video.showcase.shape_attributes import read_clip_attributes, read_track, track_smoothness
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +26,7 @@ def test_a_prompt_alone_makes_the_models_own_video_with_the_settings_the_cli_and
     shipped = json.loads((tiny_shapes_path() / "model_index.json").read_text())
     assert shipped["default_sampling_preset"] == TINY_SHAPES_ID
     assert shipped["sampling_presets"][TINY_SHAPES_ID] == {
-        "height": 64, "width": 64, "num_frames": 8, "num_inference_steps": 20, "guidance_scale": 4.0,
+        "height": 64, "width": 64, "num_frames": 16, "num_inference_steps": 20, "guidance_scale": 4.0,
         "guidance_renorm": None, "motion_score": -1.0, "negative_motion_score": -1.0, "patch_size": [1, 2, 2],
         "shift": 1.0, "fps": 8,
     }  # fmt: skip
@@ -37,9 +38,9 @@ def test_a_prompt_alone_makes_the_models_own_video_with_the_settings_the_cli_and
     assert video_fps(TINY_SHAPES_ID, None) == video_fps(TINY_SHAPES_ID, "tiny-shapes-MultiScale") == 8
     steps = []
     video = pipe("a red circle moving left", callback_on_step_end=lambda p, i, t, k: steps.append(i) or {}).frames[0]
-    assert video.shape == (8, 64, 64, 3) and len(steps) == 20 and pipe.scheduler.config.shift == 1.0
+    assert video.shape == (16, 64, 64, 3) and len(steps) == 20 and pipe.scheduler.config.shift == 1.0
     multi_scale = pipe.use_sampling_preset("tiny-shapes-MultiScale")
-    assert multi_scale["patch_size"] == [(0.0, (2, 4, 4)), (0.1, (2, 2, 2)), (0.3, (1, 2, 2))]
+    assert multi_scale["patch_size"] == [(0.0, (2, 4, 4)), (0.4, (2, 2, 2)), (0.7, (1, 2, 2))]
     assert pipe.scheduler.config.shift == 1.0
 
 
@@ -54,7 +55,7 @@ def test_shipped_folder_is_half_precision_safetensors():
         "transformer/diffusion_pytorch_model.safetensors",
         "vae/diffusion_pytorch_model.safetensors",
     ]
-    assert sum(p.stat().st_size for p in tiny_shapes_path().rglob("*")) < 8 * 2**20
+    assert sum(p.stat().st_size for p in tiny_shapes_path().rglob("*")) < 10 * 2**20
 
 
 @pytest.mark.parametrize(
@@ -64,7 +65,11 @@ def test_shipped_folder_is_half_precision_safetensors():
         ("a red circle moving down, quickly", 1, "red", "down"),
     ],
 )
-def test_generated_clip_has_the_prompts_colour_and_direction(pipe, prompt, seed, colour, direction):
+def test_generated_clip_has_the_prompts_colour_and_direction_and_moves_every_frame(
+    pipe, prompt, seed, colour, direction
+):
     frames = pipe(prompt, generator=torch.Generator().manual_seed(seed)).frames[0]  # the model's own settings
-    found = read_clip_attributes(frames)
+    found = read_clip_attributes(frames, bouncing=True)
     assert (found.colour, found.direction) == (colour, direction), found
+    # most of the 15 frame-to-frame steps go the prompted way (the first latent frame's two frames are one picture)
+    assert track_smoothness(read_track(frames), direction) >= 0.8

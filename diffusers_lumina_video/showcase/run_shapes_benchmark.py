@@ -31,7 +31,7 @@ from .shapes_benchmark import (
     motion_sweep,
     sweep_correlation,
 )
-from .synthetic_shapes import BOUNCING, CLIP_FORMAT_V1, CLIP_FORMATS, ShapeSpec, split_specs
+from .synthetic_shapes import BOUNCING, CLIP_FORMATS, TINY_SHAPES_CLIP_FORMAT, ShapeSpec, split_specs
 
 
 logger = logging.getLogger(__name__)
@@ -53,8 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--clip-format",
         choices=list(CLIP_FORMATS),
-        default=CLIP_FORMAT_V1.name,
-        help="The clips the model learnt (`CLIP_FORMATS`): their captions are prompted; v2 adds bouncing ones.",
+        default=TINY_SHAPES_CLIP_FORMAT.name,
+        help="The clips the model learnt (`CLIP_FORMATS`; default: the shipped model's): their captions are "
+        "prompted; v2 adds bouncing ones.",
     )
     parser.add_argument("--seen", type=int, default=48, help="Clips of captions seen in training (new seeds).")
     parser.add_argument(

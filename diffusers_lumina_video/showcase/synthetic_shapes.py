@@ -4,8 +4,9 @@ which way and how fast ("a red circle moving left, slowly", "a red circle bounci
 Small enough to train a text-to-video model on a CPU, and checkable: colour, shape and direction of a generated clip
 can be read back from its frames (`showcase/shape_attributes.py`), so prompt following is a number. Some colour x
 shape x direction combinations are held out of training (`is_held_out`) to measure whether a model composes words it
-has only seen apart. A `ClipFormat` names the clips of one built-in model: the shipped `tiny-shapes` learnt from
-`CLIP_FORMAT_V1`, the next one is to learn from `CLIP_FORMAT_V2` (two seconds, bouncing as well).
+has only seen apart. A `ClipFormat` names the clips a built-in model learns from: the first `tiny-shapes` learnt from
+`CLIP_FORMAT_V1` (one second), the shipped one from those and then from `CLIP_FORMAT_V2` (two seconds, bouncing as
+well).
 """
 
 import itertools
@@ -98,6 +99,8 @@ CLIP_FORMAT_V2 = ClipFormat(
     motion_sweep=(3.0, 6.0, 9.0, 12.0, 15.0),
 )
 CLIP_FORMATS = {clip_format.name: clip_format for clip_format in (CLIP_FORMAT_V1, CLIP_FORMAT_V2)}
+# The shipped `tiny-shapes`' clips (trained on v1 clips first, then on these).
+TINY_SHAPES_CLIP_FORMAT = CLIP_FORMAT_V2
 
 
 @dataclass(frozen=True)
