@@ -379,7 +379,7 @@ def build_demo(
                     num_frames = gr.Slider(
                         *FRAMES_RANGE,
                         value=_in_range(settings["num_frames"], FRAMES_RANGE),
-                        step=1,  # any count: tiny-shapes makes 8 frames, the released models 96
+                        step=1,  # any count: tiny-shapes makes 16 frames, the released models 96
                         label="Frames",
                         elem_id="frames",
                     )
