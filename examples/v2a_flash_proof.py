@@ -26,12 +26,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from diffusers import AutoencoderKL, DiffusionPipeline
+from diffusers import DiffusionPipeline
 
 from diffusers_lumina_video.evaluation.v2a_sync import evaluate_flash_sync, plot_flash_onsets, summarize
 from diffusers_lumina_video.pipelines.lumina_v2a.assembly import assemble_v2a_pipeline
 from diffusers_lumina_video.processors import AudioLDMMelFeatureExtractor
-from diffusers_lumina_video.showcase.audio_vae import train_audio_vae, waveforms_to_mels
+from diffusers_lumina_video.showcase.audio_vae import build_audio_vae, train_audio_vae, waveforms_to_mels
 from diffusers_lumina_video.showcase.synthetic_flashes import FLASH_COLOURS, read_flash_manifest, write_flash_dataset
 from diffusers_lumina_video.showcase.tiny_v2a_sources import write_tiny_v2a_sources
 from diffusers_lumina_video.training import TrainingConfig, prepare_data, train
@@ -83,22 +83,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if 16 % args.frequency_patch:
         parser.error(f"--frequency_patch must divide the 16 latent bins, got {args.frequency_patch}.")
     return args
-
-
-def build_audio_vae(channels: list[int], seed: int) -> AutoencoderKL:
-    """AudioLDM's VAE layout (1-channel mel image, 8 latent channels, 4x down-sampling) at a small width."""
-    torch.manual_seed(seed)
-    return AutoencoderKL(
-        in_channels=1,
-        out_channels=1,
-        down_block_types=("DownEncoderBlock2D",) * 3,
-        up_block_types=("UpDecoderBlock2D",) * 3,
-        block_out_channels=tuple(channels),
-        layers_per_block=1,
-        latent_channels=8,
-        norm_num_groups=4,
-        sample_size=64,
-    )
 
 
 def train_transformer(

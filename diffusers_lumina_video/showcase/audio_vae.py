@@ -5,6 +5,7 @@ released AudioLDM VAE is at hand (offline tests, small experiments), a small one
 sounds of the data is enough for the decoded mel spectrogram to show where and at which pitch a sound is.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,6 +22,22 @@ class AudioVAETraining:
 
     losses: list[float]
     scaling_factor: float
+
+
+def build_audio_vae(channels: Sequence[int], seed: int) -> AutoencoderKL:
+    """AudioLDM's VAE layout (1-channel mel image, 8 latent channels, 4x down-sampling) at a small width."""
+    torch.manual_seed(seed)
+    return AutoencoderKL(
+        in_channels=1,
+        out_channels=1,
+        down_block_types=("DownEncoderBlock2D",) * 3,
+        up_block_types=("UpDecoderBlock2D",) * 3,
+        block_out_channels=tuple(channels),
+        layers_per_block=1,
+        latent_channels=8,
+        norm_num_groups=4,
+        sample_size=64,
+    )
 
 
 def waveforms_to_mels(

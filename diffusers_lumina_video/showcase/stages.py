@@ -1,0 +1,77 @@
+"""Stages of a long showcase run, each reused when the run is started again with the settings it was made with.
+
+A stage writes its result into its folder and, once finished, a marker `<name>.done.json` holding the settings its
+result depends on (its own and those of the stages before it), the seconds it took and a small report. A rerun skips
+the stages whose marker holds the same settings, so a killed run continues where it stopped and a changed setting
+redoes only the stages it touches.
+"""
+
+import json
+import logging
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..utils.atomic import atomic_output_file
+
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One stage: `run(folder)` writes its result into `folder` and returns a report (or None)."""
+
+    name: str
+    folder: Path
+    settings: dict
+    run: Callable[[Path], dict | None]
+
+
+def is_done(marker: Path, settings: dict) -> bool:
+    """Whether the stage of `marker` finished with these `settings`."""
+    return marker.is_file() and json.loads(marker.read_text())["settings"] == settings
+
+
+def mark_done(marker: Path, settings: dict, seconds: float, report: dict) -> None:
+    """Records, atomically, that the stage of `marker` finished with these `settings`."""
+    with atomic_output_file(marker) as temporary:
+        temporary.write_text(json.dumps({"settings": settings, "seconds": seconds, **report}, indent=1))
+
+
+def can_resume(folder: Path, settings: dict) -> bool:
+    """Whether `folder` holds the unfinished work of a stage started with these `settings` (a trainer's checkpoints,
+    say). If it holds work started with other settings, it is emptied, so that the stage starts afresh; either way
+    the settings are recorded in `folder/started.json` for the next try."""
+    started = folder / "started.json"
+    resume = started.is_file() and json.loads(started.read_text()) == settings
+    if not resume and folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    with atomic_output_file(started) as temporary:
+        temporary.write_text(json.dumps(settings, indent=1))
+    return resume
+
+
+def run_stages(stages: Sequence[Stage], markers: Path, stop_after: str | None = None) -> dict[str, dict]:
+    """Runs `stages` in order (markers in the folder `markers`), up to and including `stop_after`, reusing those done
+    with the same settings; returns each stage's marker contents (its settings, seconds and report)."""
+    names = [stage.name for stage in stages]
+    if stop_after is not None and stop_after not in names:
+        raise ValueError(f"`stop_after` must be one of {names}, got {stop_after!r}.")
+    done = {}
+    for stage in stages:
+        marker = markers / f"{stage.name}.done.json"
+        if is_done(marker, stage.settings):
+            logger.info(f"Stage {stage.name!r} is done with these settings; reusing {stage.folder}.")
+        else:
+            start = time.perf_counter()
+            report = stage.run(stage.folder) or {}
+            mark_done(marker, stage.settings, time.perf_counter() - start, report)
+            logger.info(f"Stage {stage.name!r} took {time.perf_counter() - start:.0f} s.")
+        done[stage.name] = json.loads(marker.read_text())
+        if stage.name == stop_after:
+            break
+    return done
