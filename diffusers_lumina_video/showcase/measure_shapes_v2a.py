@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..evaluation.v2a_sync import shift_frames
+from ..evaluation.v2a_sync import generate_sound, shift_frames
 from ..evaluation.waveform_sync import HeardSound, hear_video, onsets_moved_by, score_sound
 from ..utils.atomic import atomic_output_file
 from ..utils.media_io import export_to_video_with_audio, read_video
@@ -60,14 +60,9 @@ def sound_clips(
         fps = videos[0].fps
         frames = [shift_frames(video.frames, fps, delay) for video in videos]
         began = time.perf_counter()
-        audios = pipeline(
-            video=frames,
-            fps=fps,
-            prompt=[record.caption for record in batch],
-            num_inference_steps=num_inference_steps,
-            guidance_scale=guidance_scale,
-            generator=[torch.Generator().manual_seed(seed + start + i) for i in range(len(batch))],
-        ).audios
+        captions = [record.caption for record in batch]
+        generation = {"num_inference_steps": num_inference_steps, "guidance_scale": guidance_scale}
+        audios = generate_sound(pipeline, frames, fps, captions, seed + start, **generation)
         seconds += time.perf_counter() - began
         for record, clip_frames, audio in zip(batch, frames, audios, strict=True):
             path = output_dir / f"{record.clip_id}.mp4"

@@ -6,6 +6,7 @@ the stages whose marker holds the same settings, so a killed run continues where
 redoes only the stages it touches.
 """
 
+import argparse
 import json
 import logging
 import shutil
@@ -14,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..utils.atomic import atomic_output_file
+from ..utils.atomic import atomic_output_file, build_folder_atomically
 
 
 logger = logging.getLogger(__name__)
@@ -28,6 +29,23 @@ class Stage:
     folder: Path
     settings: dict
     run: Callable[[Path], dict | None]
+
+
+def check_run_flags(args: argparse.Namespace, positive: Sequence[str], rates: Sequence[str]) -> None:
+    """The flags every staged run has, checked before any work: the ints named `positive` (attribute names) >= 1,
+    the learning rates named `rates` > 0, `--seed`, `--threads` (1 or 2) and `--output-dir` (not a file)."""
+    for name in positive:
+        if getattr(args, name) < 1:
+            raise ValueError(f"`--{name.replace('_', '-')}` must be >= 1, got {getattr(args, name)}.")
+    for name in rates:
+        if not getattr(args, name) > 0:
+            raise ValueError(f"`--{name.replace('_', '-')}` must be > 0, got {getattr(args, name)}.")
+    if not 0 <= args.seed < 2**31:
+        raise ValueError(f"`--seed` must be in [0, 2**31), got {args.seed}.")
+    if args.threads not in (1, 2):
+        raise ValueError(f"`--threads` must be 1 or 2 (the run is sized for two CPU cores), got {args.threads}.")
+    if args.output_dir.exists() and not args.output_dir.is_dir():
+        raise ValueError(f"`--output-dir` {args.output_dir} is a file, not a folder.")
 
 
 def is_done(marker: Path, settings: dict) -> bool:
@@ -53,6 +71,20 @@ def can_resume(folder: Path, settings: dict) -> bool:
     with atomic_output_file(started) as temporary:
         temporary.write_text(json.dumps(settings, indent=1))
     return resume
+
+
+def export_half_precision(source: Path, target: Path, **config) -> None:
+    """The pipeline folder `source` in half precision (safetensors) in `target`, the form a showcase model ships in,
+    with `config` registered in its pipeline config first."""
+    import torch
+    from diffusers import DiffusionPipeline
+
+    pipe = DiffusionPipeline.from_pretrained(source)
+    if config:
+        pipe.register_to_config(**config)
+    pipe.to(dtype=torch.float16)
+    with build_folder_atomically(target, overwrite=True) as staging:
+        pipe.save_pretrained(staging, safe_serialization=True)
 
 
 def run_stages(stages: Sequence[Stage], markers: Path, stop_after: str | None = None) -> dict[str, dict]:

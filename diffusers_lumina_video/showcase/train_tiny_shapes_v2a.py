@@ -31,9 +31,9 @@ import numpy as np
 import torch
 
 from ..pipelines.lumina_v2a.audio_codec import HOP_LENGTH, SAMPLE_RATE
-from ..utils.atomic import atomic_output_file, build_folder_atomically
+from ..utils.atomic import atomic_output_file
 from .sounding_shapes import COLOUR_TONES, read_sounding_manifest
-from .stages import Stage, can_resume, run_stages
+from .stages import Stage, can_resume, check_run_flags, export_half_precision, run_stages
 from .synthetic_shapes import BOUNCING, CLIP_FORMAT_V2
 
 
@@ -82,22 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def check_args(args: argparse.Namespace) -> None:
     """Every setting checked before any work starts."""
-    positive = (
-        "clips_per_spec",
-        "eval_clips_per_spec",
-        "audio_vae_steps",
-        "num_layers",
-        "train_steps",
-        "batch_size",
-        "num_inference_steps",
-    )
-    for name in positive:
-        if getattr(args, name) < 1:
-            raise ValueError(f"`--{name.replace('_', '-')}` must be >= 1, got {getattr(args, name)}.")
-    if not 0 <= args.seed < 2**31:
-        raise ValueError(f"`--seed` must be in [0, 2**31), got {args.seed}.")
-    if not args.learning_rate > 0:
-        raise ValueError(f"`--learning-rate` must be > 0, got {args.learning_rate}.")
+    positive = ("clips_per_spec", "eval_clips_per_spec", "audio_vae_steps", "num_layers", "train_steps", "batch_size")
+    check_run_flags(args, (*positive, "num_inference_steps"), rates=("learning_rate",))
     if not args.guidance_scale >= 1:
         raise ValueError(f"`--guidance-scale` must be >= 1 (1: no guidance), got {args.guidance_scale}.")
     if args.hidden_size < 16 or args.hidden_size % 16:
@@ -110,11 +96,7 @@ def check_args(args: argparse.Namespace) -> None:
         raise ValueError(
             f"`--audio-vae-channels` must be multiples of 4 (its 4 norm groups), got {args.audio_vae_channels}."
         )
-    if args.threads not in (1, 2):
-        raise ValueError(f"`--threads` must be 1 or 2 (the run is sized for two CPU cores), got {args.threads}.")
     args.video_vae = _video_vae_folder(args.video_vae)
-    if args.output_dir.exists() and not args.output_dir.is_dir():
-        raise ValueError(f"`--output-dir` {args.output_dir} is a file, not a folder.")
 
 
 def _video_vae_folder(path: Path) -> Path:
@@ -245,9 +227,8 @@ def _write_untrained(folder: Path, work: Path, args: argparse.Namespace) -> None
     from diffusers import AutoencoderKL
     from transformers import SpeechT5HifiGan
 
-    from ..pipelines.lumina_v2a.assembly import assemble_v2a_pipeline
     from ..utils.media_io import read_video
-    from .tiny_v2a_sources import write_tiny_v2a_sources
+    from .tiny_v2a_sources import assemble_tiny_v2a_pipeline, write_tiny_v2a_sources
 
     records = read_sounding_manifest(work / "data" / "train" / "manifest.csv")
     sources = write_tiny_v2a_sources(
@@ -258,24 +239,8 @@ def _write_untrained(folder: Path, work: Path, args: argparse.Namespace) -> None
         calibration_captions=[record.caption for record in records],
         calibration_videos=[read_video(record.path) for record in records],
     )
-    assemble_v2a_pipeline(
-        folder,
-        sources.synchformer_checkpoint,
-        clip_model=str(sources.clip_model),
-        audioldm_model=str(sources.audioldm_model),
-        transformer_settings={
-            "patch_size": (1, args.frequency_patch),
-            "hidden_size": args.hidden_size,
-            "num_layers": args.num_layers,
-            "num_attention_heads": 4,
-            "num_kv_heads": 4,
-            "multiple_of": 16,
-            "context_dim": 64,
-            "max_latent_frames": 8 * round(CLIP_DURATION * 25 / 8 + 1),
-        },
-        synchformer_num_attention_heads=sources.synchformer_num_attention_heads,
-        seed=args.seed,
-        overwrite=True,
+    assemble_tiny_v2a_pipeline(
+        folder, sources, CLIP_DURATION, args.hidden_size, args.num_layers, args.frequency_patch, seed=args.seed
     )
 
 
@@ -321,16 +286,6 @@ def _train_transformer(args: argparse.Namespace, work: Path, settings: dict) -> 
     prepare_data(config)
     config.resume_from_checkpoint = "latest" if resume and (work / "transformer" / "checkpoints").is_dir() else None
     train(config)
-
-
-def _export(source: Path, target: Path) -> None:
-    """The trained pipeline in half precision (safetensors), the form that ships."""
-    from diffusers import DiffusionPipeline
-
-    pipe = DiffusionPipeline.from_pretrained(source)
-    pipe.to(dtype=torch.float16)
-    with build_folder_atomically(target, overwrite=True) as staging:
-        pipe.save_pretrained(staging, safe_serialization=True)
 
 
 def _measure(folder: Path, work: Path, args: argparse.Namespace) -> dict:
@@ -390,7 +345,7 @@ def run(args: argparse.Namespace) -> Path:
         "vocoder": lambda folder: _fit_vocoder(folder, work),
         "untrained": lambda folder: _write_untrained(folder, work, args),
         "transformer": lambda folder: _train_transformer(args, work, settings["transformer"]),
-        "export": lambda folder: _export(work / "transformer" / "pipeline", folder),
+        "export": lambda folder: export_half_precision(work / "transformer" / "pipeline", folder),
         "measure": lambda folder: _measure(folder, work, args),
     }
     folders = {"export": args.output_dir / "pipeline", "measure": args.output_dir / "measure"}
