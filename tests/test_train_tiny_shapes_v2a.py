@@ -128,6 +128,7 @@ def test_the_run_reports_the_vocoder_and_the_trained_and_untrained_sound(run):
     output_dir, _ = run
     results = json.loads((output_dir / "results.json").read_text())
     assert list(results) == list(train_tiny_shapes_v2a.STAGES)
+    assert results["vocoder"]["fitted_on"] in results["vocoder"]["train_choice"]
     vocoder = results["vocoder"]["held_out"]
     assert list(vocoder) == ["original sound", "vocoder (true mel)", "audio VAE + vocoder"]
     # The fitted vocoder plays the held-out bounce from its true mel spectrogram, at its colour's pitch.
