@@ -136,9 +136,14 @@ def test_the_run_reports_the_vocoder_and_the_trained_and_untrained_sound(run):
     assert vocoder["vocoder (true mel)"]["onsets_per_silent_clip"] == 0.0
     measured = results["measure"]["held_out"]
     assert list(measured) == ["untrained", "trained"]
-    assert {"onset_f1", "pitch_accuracy", "onsets_per_silent_clip", "onsets_moved_by", "seconds_per_clip"} <= set(
-        measured["trained"]
-    )
+    assert {
+        "onset_f1",
+        "pitch_accuracy",
+        "onsets_per_silent_clip",
+        "onsets_moved_by",
+        "delayed_onset_f1",
+        "seconds_per_clip",
+    } <= set(measured["trained"])
     assert len(list((output_dir / "measure" / "trained-delayed").glob("*.mp4"))) == len(HELD_OUT_SPECS)
     table = (output_dir / "results.md").read_text()
     assert "| vocoder (true mel) | 1.00 |" in table and "| trained |" in table and "onsets moved by" in table
