@@ -63,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--eval-clips-per-spec", type=int, default=2, help="Held-out clips per held-out caption (20 captions)."
     )
-    parser.add_argument("--audio-vae-steps", type=int, default=150, help="Optimizer steps of the audio VAE.")
+    parser.add_argument("--audio-vae-steps", type=int, default=300, help="Optimizer steps of the audio VAE.")
     parser.add_argument("--audio-vae-channels", type=int, nargs=3, default=[16, 32, 32], help="Its block widths.")
     parser.add_argument("--hidden-size", type=int, default=64, help="V2A transformer width (a multiple of 16).")
     parser.add_argument("--num-layers", type=int, default=2, help="V2A transformer blocks.")
