@@ -42,6 +42,12 @@ logger = logging.getLogger(__name__)
 STAGES = ("data", "audio_vae", "vocoder", "untrained", "transformer", "export", "measure")
 # Seconds of every clip: the frames the video model draws (16 at 8 fps).
 CLIP_DURATION = (CLIP_FORMAT_V2.num_frames - 1) / CLIP_FORMAT_V2.fps
+# The audio VAE's learning rate, and the extra weight of loud mel bins in its loss (`train_audio_vae`).
+AUDIO_VAE_LEARNING_RATE = 2e-3
+AUDIO_VAE_LOUD_WEIGHT = 10.0
+# Mel frames (10 ms each) of the windows the audio VAE trains on, and the windows around each bounce.
+AUDIO_VAE_WINDOW = 48
+WINDOWS_PER_BOUNCE = 4
 # The held-out clips are drawn from another seed than the training ones.
 HELD_OUT_SEED_OFFSET = 1
 
@@ -63,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--eval-clips-per-spec", type=int, default=2, help="Held-out clips per held-out caption (20 captions)."
     )
-    parser.add_argument("--audio-vae-steps", type=int, default=300, help="Optimizer steps of the audio VAE.")
+    parser.add_argument("--audio-vae-steps", type=int, default=600, help="Optimizer steps of the audio VAE.")
     parser.add_argument("--audio-vae-channels", type=int, nargs=3, default=[16, 32, 32], help="Its block widths.")
     parser.add_argument("--hidden-size", type=int, default=64, help="V2A transformer width (a multiple of 16).")
     parser.add_argument("--num-layers", type=int, default=2, help="V2A transformer blocks.")
@@ -118,7 +124,14 @@ def _stage_settings(args: argparse.Namespace) -> dict[str, dict]:
         "clips_per_spec": args.clips_per_spec,
         "eval_clips_per_spec": args.eval_clips_per_spec,
     }
-    audio_vae = {**data, "audio_vae_steps": args.audio_vae_steps, "audio_vae_channels": list(args.audio_vae_channels)}
+    audio_vae = {
+        **data,
+        "audio_vae_steps": args.audio_vae_steps,
+        "audio_vae_channels": list(args.audio_vae_channels),
+        "audio_vae_learning_rate": AUDIO_VAE_LEARNING_RATE,
+        "audio_vae_loud_weight": AUDIO_VAE_LOUD_WEIGHT,
+        "audio_vae_windows": [AUDIO_VAE_WINDOW, WINDOWS_PER_BOUNCE],
+    }
     vocoder = {**audio_vae, "vocoder": "tones, fitted on true or true and audio VAE mels"}
     untrained = {
         **vocoder,
@@ -180,12 +193,44 @@ def _sounds(manifest: Path) -> tuple[np.ndarray, torch.Tensor]:
     return waveforms, waveforms_to_mels(list(waveforms), extractor, SAMPLE_RATE)[:, 0]
 
 
+def _audio_vae_windows(mels: torch.Tensor, records, seed: int) -> torch.Tensor:
+    """Windows of `AUDIO_VAE_WINDOW` mel frames `[M, 1, W, 64]` the audio VAE trains on: one at random from every
+    clip, and `WINDOWS_PER_BOUNCE` more around each bounce, the beep at a random place inside (a beep is a tenth of
+    a second in a clip of hiss, which a VAE trained on whole clips learns to average away)."""
+    generator = torch.Generator().manual_seed(seed)
+    frames = mels.shape[1]
+    windows = []
+    for mel, record in zip(mels, records, strict=True):
+        starts = [int(torch.randint(frames - AUDIO_VAE_WINDOW + 1, (1,), generator=generator))]
+        for moment in record.bounce_times:
+            for _ in range(WINDOWS_PER_BOUNCE):
+                before = int(torch.randint(4, AUDIO_VAE_WINDOW - 20, (1,), generator=generator))
+                starts.append(
+                    min(max(round(moment * SAMPLE_RATE / HOP_LENGTH) - before, 0), frames - AUDIO_VAE_WINDOW)
+                )
+        windows += [mel[start : start + AUDIO_VAE_WINDOW] for start in starts]
+    return torch.stack(windows)[:, None]
+
+
 def _train_audio_vae(folder: Path, work: Path, args: argparse.Namespace) -> dict:
+    """Trains and saves the audio VAE on windows of the training clips' mel spectrograms (`_audio_vae_windows`),
+    loud bins weighted (`AUDIO_VAE_LOUD_WEIGHT`), the posterior mode decoded."""
     from .audio_vae import build_audio_vae, train_audio_vae
 
-    _, mels = _sounds(work / "data" / "train" / "manifest.csv")
+    manifest = work / "data" / "train" / "manifest.csv"
+    _, mels = _sounds(manifest)
+    windows = _audio_vae_windows(mels, read_sounding_manifest(manifest), args.seed)
     vae = build_audio_vae(args.audio_vae_channels, args.seed)
-    training = train_audio_vae(vae, mels[:, None], args.audio_vae_steps, seed=args.seed)
+    training = train_audio_vae(
+        vae,
+        windows,
+        args.audio_vae_steps,
+        batch_size=16,
+        learning_rate=AUDIO_VAE_LEARNING_RATE,
+        seed=args.seed,
+        loud_weight=AUDIO_VAE_LOUD_WEIGHT,
+        sample_posterior=False,
+    )
     vae.save_pretrained(folder)
     return {"l1_first": training.losses[0], "l1_last": training.losses[-1], "scaling_factor": training.scaling_factor}
 
