@@ -132,7 +132,7 @@ def _stage_settings(args: argparse.Namespace) -> dict[str, dict]:
         "audio_vae_loud_weight": AUDIO_VAE_LOUD_WEIGHT,
         "audio_vae_windows": [AUDIO_VAE_WINDOW, WINDOWS_PER_BOUNCE],
     }
-    vocoder = {**audio_vae, "vocoder": "tones, fitted on true or true and audio VAE mels"}
+    vocoder = {**audio_vae, "vocoder": "tones, fitted on true, audio VAE or both mels"}
     untrained = {
         **vocoder,
         "hidden_size": args.hidden_size,
@@ -258,9 +258,9 @@ def _heard_scores(records, sounds: dict[str, np.ndarray], samples: int) -> dict[
 
 
 def _fit_vocoder(folder: Path, work: Path) -> dict:
-    """Fits the vocoder on the training clips' true mel spectrograms, and on those together with their audio VAE
-    reconstructions (what it hears at use), keeps the one whose sound of the reconstructions has the higher onset F1
-    on the training clips, and saves it; reports how the held-out clips sound from their true mel spectrograms
+    """Fits the vocoder on the training clips' true mel spectrograms, on their audio VAE reconstructions (what it
+    hears at use), and on both, keeps the one whose sound of the reconstructions has the highest onset F1 on the
+    training clips, and saves it; reports how the held-out clips sound from their true mel spectrograms
     through it, alone and through the audio VAE first, against their original sound."""
     from diffusers import AutoencoderKL
 
@@ -277,6 +277,7 @@ def _fit_vocoder(folder: Path, work: Path) -> dict:
         "true and audio VAE mels": fit_tone_vocoder(
             torch.cat([mels, reconstructed]), np.concatenate([padded, padded]), tones
         ),
+        "audio VAE mels": fit_tone_vocoder(reconstructed, padded, tones),
     }
     with torch.no_grad():
         sounds = {name: vocoder(reconstructed).numpy() for name, vocoder in candidates.items()}
