@@ -239,3 +239,14 @@ def test_the_measurement_script_refuses_a_pipeline_that_is_not_a_folder(tmp_path
     with pytest.raises(SystemExit):
         measure_main(["--manifest", str(tmp_path / "manifest.csv"), "--pipeline", "trained", "--output-dir", "out"])
     assert "--pipeline must be NAME=FOLDER of a pipeline folder" in capsys.readouterr().err
+
+
+def test_the_audio_vae_trains_on_windows_around_each_bounce_and_one_from_every_clip():
+    clips = [render_sounding_clip(spec, seed) for seed, spec in enumerate((TRAIN_SPECS[0], TRAIN_SPECS[4]))]
+    mels = waveforms_to_mels([clip.audio for clip in clips], AudioLDMMelFeatureExtractor(), 16000)[:, 0]
+    windows = train_tiny_shapes_v2a._audio_vae_windows(mels, clips, seed=0)
+    per_bounce = train_tiny_shapes_v2a.WINDOWS_PER_BOUNCE
+    assert windows.shape == (2 + per_bounce, 1, train_tiny_shapes_v2a.AUDIO_VAE_WINDOW, 64)
+    # Every window around the bounce holds the beep: the loudest moment of the clip.
+    loudest = mels[0].max()
+    assert all(window.max() == loudest for window in windows[1 : 1 + per_bounce])
