@@ -6,7 +6,6 @@ the stages whose marker holds the same settings, so a killed run continues where
 redoes only the stages it touches.
 """
 
-import argparse
 import json
 import logging
 import shutil
@@ -14,6 +13,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..utils.atomic import atomic_output_file, build_folder_atomically
 
@@ -31,9 +31,10 @@ class Stage:
     run: Callable[[Path], dict | None]
 
 
-def check_run_flags(args: argparse.Namespace, positive: Sequence[str], rates: Sequence[str]) -> None:
-    """The flags every staged run has, checked before any work: the ints named `positive` (attribute names) >= 1,
-    the learning rates named `rates` > 0, `--seed`, `--threads` (1 or 2) and `--output-dir` (not a file)."""
+def check_run_flags(args: Any, positive: Sequence[str], rates: Sequence[str]) -> None:
+    """The flags every staged run has (`args`, a script's parsed flags), checked before any work: the ints named
+    `positive` (attribute names) >= 1, the learning rates named `rates` > 0, `--seed`, `--threads` (1 or 2) and
+    `--output-dir` (not a file)."""
     for name in positive:
         if getattr(args, name) < 1:
             raise ValueError(f"`--{name.replace('_', '-')}` must be >= 1, got {getattr(args, name)}.")
