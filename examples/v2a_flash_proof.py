@@ -8,7 +8,7 @@
    latents decode to a spectrogram that means something.
 3. Writes tiny random CLIP and Synchformer models (their output layers calibrated on the training clips, so that
    their features vary at unit scale), and assembles an untrained Lumina-V2A pipeline from them and the VAE with
-   `assemble_v2a_pipeline`, as from the released models.
+   `assemble_v2a_pipeline` (`assemble_tiny_v2a_pipeline`), as from the released models.
 4. Trains the V2A transformer with the package's trainer (full training, EMA).
 5. Measures, on the held-out clips, the onsets and pitch of the generated (decoded mel) sound for the untrained model,
    the trained model, and the trained model given each video delayed by 0.48 and 0.52 s (0.5 s falls between two
@@ -26,14 +26,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from diffusers import AutoencoderKL, DiffusionPipeline
+from diffusers import DiffusionPipeline
 
 from diffusers_lumina_video.evaluation.v2a_sync import evaluate_flash_sync, plot_flash_onsets, summarize
-from diffusers_lumina_video.pipelines.lumina_v2a.assembly import assemble_v2a_pipeline
 from diffusers_lumina_video.processors import AudioLDMMelFeatureExtractor
-from diffusers_lumina_video.showcase.audio_vae import train_audio_vae, waveforms_to_mels
+from diffusers_lumina_video.showcase.audio_vae import build_audio_vae, train_audio_vae, waveforms_to_mels
 from diffusers_lumina_video.showcase.synthetic_flashes import FLASH_COLOURS, read_flash_manifest, write_flash_dataset
-from diffusers_lumina_video.showcase.tiny_v2a_sources import write_tiny_v2a_sources
+from diffusers_lumina_video.showcase.tiny_v2a_sources import assemble_tiny_v2a_pipeline, write_tiny_v2a_sources
 from diffusers_lumina_video.training import TrainingConfig, prepare_data, train
 from diffusers_lumina_video.utils.media_io import read_audio, read_video
 
@@ -83,22 +82,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if 16 % args.frequency_patch:
         parser.error(f"--frequency_patch must divide the 16 latent bins, got {args.frequency_patch}.")
     return args
-
-
-def build_audio_vae(channels: list[int], seed: int) -> AutoencoderKL:
-    """AudioLDM's VAE layout (1-channel mel image, 8 latent channels, 4x down-sampling) at a small width."""
-    torch.manual_seed(seed)
-    return AutoencoderKL(
-        in_channels=1,
-        out_channels=1,
-        down_block_types=("DownEncoderBlock2D",) * 3,
-        up_block_types=("UpDecoderBlock2D",) * 3,
-        block_out_channels=tuple(channels),
-        layers_per_block=1,
-        latent_channels=8,
-        norm_num_groups=4,
-        sample_size=64,
-    )
 
 
 def train_transformer(
@@ -208,24 +191,14 @@ def main(argv: list[str] | None = None) -> int:
         calibration_captions=[record.caption for record in train_records],
         calibration_videos=[read_video(record.path) for record in train_records],
     )
-    untrained_path = assemble_v2a_pipeline(
+    untrained_path = assemble_tiny_v2a_pipeline(
         output_dir / "untrained",
-        sources.synchformer_checkpoint,
-        clip_model=str(sources.clip_model),
-        audioldm_model=str(sources.audioldm_model),
-        transformer_settings={
-            "patch_size": (1, args.frequency_patch),
-            "hidden_size": args.hidden_size,
-            "num_layers": args.num_layers,
-            "num_attention_heads": 4,
-            "num_kv_heads": 4,
-            "multiple_of": 16,
-            "context_dim": 64,
-            "max_latent_frames": 8 * round(args.clip_duration * 25 / 8 + 1),
-        },
-        synchformer_num_attention_heads=sources.synchformer_num_attention_heads,
+        sources,
+        args.clip_duration,
+        args.hidden_size,
+        args.num_layers,
+        args.frequency_patch,
         seed=args.seed,
-        overwrite=True,
     )
     lap("assembly")
 

@@ -34,6 +34,25 @@ def test_audio_vae_training_is_reproducible(flash_mels):
     assert runs[0] == runs[1]
 
 
+def test_loud_bins_can_weigh_more_and_the_posterior_mode_can_be_decoded(flash_mels):
+    def first_loss(**kwargs) -> float:
+        torch.manual_seed(0)
+        return train_audio_vae(tiny_audio_vae(), flash_mels, 1, batch_size=2, seed=3, **kwargs).losses[0]
+
+    torch.manual_seed(0)
+    vae = tiny_audio_vae()
+    batch = flash_mels[torch.randint(2, (2,), generator=torch.Generator().manual_seed(3))]
+    with torch.no_grad():
+        posterior = vae.encode(batch).latent_dist
+        error = (vae.decode(posterior.mode()).sample - batch).abs()
+        kl = 1e-6 * posterior.kl().mean()
+    plain = (error.mean() + kl).item()
+    assert first_loss(sample_posterior=False) == pytest.approx(plain, rel=1e-5)
+    loud = ((error * (1 + 10 * batch.exp())).mean() + kl).item()
+    assert first_loss(sample_posterior=False, loud_weight=10.0) == pytest.approx(loud, rel=1e-5)
+    assert first_loss() != pytest.approx(plain, rel=1e-5)  # a posterior sample by default
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
@@ -41,6 +60,7 @@ def test_audio_vae_training_is_reproducible(flash_mels):
         ({"num_steps": 0}, "`num_steps` must be a positive int"),
         ({"batch_size": 1.5}, "`batch_size` must be a positive int"),
         ({"learning_rate": -1.0}, "`learning_rate` must be a number >= 0"),
+        ({"loud_weight": -1.0}, "`loud_weight` must be a number >= 0"),
         ({"vae": torch.nn.Linear(1, 1)}, "`vae` must be a diffusers `AutoencoderKL`"),
     ],
 )

@@ -99,6 +99,31 @@ def summarize(clips: Sequence[ClipSync], duration: float, tolerance: float = 0.0
 
 
 @torch.no_grad()
+def generate_sound(
+    pipeline,
+    frames: Sequence[np.ndarray],
+    fps: float,
+    captions: Sequence[str],
+    first_seed: int,
+    num_inference_steps: int = 25,
+    guidance_scale: float = 3.0,
+    output_type: str = "np",
+):
+    """`pipeline`'s sound (`output_type` as the pipeline takes it) for a batch of videos `frames` (each `[T, H, W, 3]`
+    at `fps`) and their `captions`, video `i` from noise seed `first_seed + i`, so that a clip's sound does not depend
+    on the batch it is in."""
+    return pipeline(
+        video=list(frames),
+        fps=fps,
+        prompt=list(captions),
+        num_inference_steps=num_inference_steps,
+        guidance_scale=guidance_scale,
+        generator=[torch.Generator().manual_seed(first_seed + i) for i in range(len(frames))],
+        output_type=output_type,
+    ).audios
+
+
+@torch.no_grad()
 def evaluate_flash_sync(
     pipeline,
     records: Sequence,
@@ -154,15 +179,9 @@ def evaluate_flash_sync(
         frames = [shift_frames(video.frames, fps, shift) for video in videos]
         applied = round(shift * fps) / fps
         duration = min(len(f) for f in frames) / fps
-        latents = pipeline(
-            video=frames,
-            fps=fps,
-            prompt=[record.caption for record in batch],
-            num_inference_steps=num_inference_steps,
-            guidance_scale=guidance_scale,
-            generator=[torch.Generator().manual_seed(seed + start + i) for i in range(len(batch))],
-            output_type="latent",
-        ).audios
+        captions = [record.caption for record in batch]
+        generation = {"num_inference_steps": num_inference_steps, "guidance_scale": guidance_scale}
+        latents = generate_sound(pipeline, frames, fps, captions, seed + start, output_type="latent", **generation)
         mels = vae.decode(latents.to(vae.dtype) / vae.config.scaling_factor).sample[:, 0].float().cpu().numpy()
         mels = mels[:, : round(duration * MEL_FRAME_RATE)]
         for record, log_mel in zip(batch, mels, strict=True):

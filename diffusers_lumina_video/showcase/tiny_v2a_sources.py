@@ -195,3 +195,39 @@ def write_tiny_v2a_sources(
     with atomic_output_file(checkpoint) as temporary:
         torch.save(synchformer_to_original_state_dict(sync_encoder), temporary)
     return TinyV2ASources(clip_dir, audioldm_dir, checkpoint, TINY_SYNCHFORMER_SETTINGS["num_attention_heads"])
+
+
+def assemble_tiny_v2a_pipeline(
+    output_path: str | os.PathLike,
+    sources: TinyV2ASources,
+    clip_duration: float,
+    hidden_size: int = 64,
+    num_layers: int = 2,
+    frequency_patch: int = 16,
+    seed: int = 0,
+) -> Path:
+    """An untrained Lumina-V2A pipeline assembled from `sources` by `assemble_v2a_pipeline`, as from the released
+    models, with a small transformer (4 heads, `frequency_patch` latent mel bins per token) whose position table
+    covers clips of `clip_duration` seconds."""
+    from ..pipelines.lumina_v2a.assembly import assemble_v2a_pipeline
+    from ..pipelines.lumina_v2a.audio_codec import LATENT_FRAMES_PER_SECOND
+
+    return assemble_v2a_pipeline(
+        output_path,
+        sources.synchformer_checkpoint,
+        clip_model=str(sources.clip_model),
+        audioldm_model=str(sources.audioldm_model),
+        transformer_settings={
+            "patch_size": (1, frequency_patch),
+            "hidden_size": hidden_size,
+            "num_layers": num_layers,
+            "num_attention_heads": 4,
+            "num_kv_heads": 4,
+            "multiple_of": 16,
+            "context_dim": 64,
+            "max_latent_frames": 8 * round(clip_duration * LATENT_FRAMES_PER_SECOND / 8 + 1),
+        },
+        synchformer_num_attention_heads=sources.synchformer_num_attention_heads,
+        seed=seed,
+        overwrite=True,
+    )
