@@ -15,7 +15,6 @@ import argparse
 import json
 import logging
 import shutil
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -24,6 +23,7 @@ import torch
 
 from ..utils.atomic import atomic_output_file
 from .builtin_models import TINY_SHAPES_MULTI_SCALE, TINY_SHAPES_SHIFT, tiny_shapes_presets
+from .stages import Stage, can_resume, check_run_flags, export_half_precision, run_stages
 from .synthetic_shapes import BOUNCING, CLIP_FORMAT_V1, CLIP_FORMATS, ClipFormat
 
 
@@ -113,22 +113,10 @@ def check_args(args: argparse.Namespace) -> None:
         raise ValueError(f"`--vae-refine-steps` must be >= 0 (0: no refinement), got {args.vae_refine_steps}.")
     if args.vae_steps == 0 and args.vae_init is None and args.init_from is None:
         raise ValueError("`--vae-steps 0` keeps a given VAE as it is: give `--vae-init` or `--init-from` with it.")
-    positive = (
-        "clips_per_spec",
-        *(("vae_steps",) if args.vae_steps != 0 else ()),
-        "vae_batch_size",
-        "train_steps",
-        "batch_size",
-        "num_layers",
+    positive = ("clips_per_spec", *(("vae_steps",) if args.vae_steps != 0 else ()), "vae_batch_size")
+    check_run_flags(
+        args, (*positive, "train_steps", "batch_size", "num_layers"), ("learning_rate", "vae_learning_rate")
     )
-    for name in positive:
-        if getattr(args, name) < 1:
-            raise ValueError(f"`--{name.replace('_', '-')}` must be >= 1, got {getattr(args, name)}.")
-    if not 0 <= args.seed < 2**31:
-        raise ValueError(f"`--seed` must be in [0, 2**31), got {args.seed}.")
-    for name in ("learning_rate", "vae_learning_rate"):
-        if not getattr(args, name) > 0:
-            raise ValueError(f"`--{name.replace('_', '-')}` must be > 0, got {getattr(args, name)}.")
     size = CLIP_FORMATS[args.clip_format].size
     if args.vae_crop < 16 or args.vae_crop > size or args.vae_crop % 16:
         raise ValueError(f"`--vae-crop` must be a multiple of 16 from 16 to {size}, got {args.vae_crop}.")
@@ -136,16 +124,12 @@ def check_args(args: argparse.Namespace) -> None:
         raise ValueError(
             f"`--hidden-size` must be a positive multiple of 64 (4 heads of 16k), got {args.hidden_size}."
         )
-    if args.threads not in (1, 2):
-        raise ValueError(f"`--threads` must be 1 or 2 (the run is sized for two CPU cores), got {args.threads}.")
     if args.init_from is not None:
         _take_init_from(args)
     if args.vae_init is not None and not (args.vae_init / "config.json").is_file():
         if not (args.vae_init / "vae" / "config.json").is_file():
             raise ValueError(f"`--vae-init` {args.vae_init} is neither a VAE folder nor a pipeline folder with vae/.")
         args.vae_init = args.vae_init / "vae"
-    if args.output_dir.exists() and not args.output_dir.is_dir():
-        raise ValueError(f"`--output-dir` {args.output_dir} is a file, not a folder.")
 
 
 def _take_init_from(args: argparse.Namespace) -> None:
@@ -200,15 +184,6 @@ def _stage_settings(args: argparse.Namespace) -> dict[str, dict]:
 
 def _vae_temporal(args: argparse.Namespace) -> dict:
     return VAE_TEMPORAL[args.clip_format]
-
-
-def _is_done(marker: Path, settings: dict) -> bool:
-    return marker.is_file() and json.loads(marker.read_text())["settings"] == settings
-
-
-def _mark_done(marker: Path, settings: dict, seconds: float, report: dict) -> None:
-    with atomic_output_file(marker) as temporary:
-        temporary.write_text(json.dumps({"settings": settings, "seconds": seconds, **report}, indent=1))
 
 
 def _render_data(folder: Path, args: argparse.Namespace) -> None:
@@ -355,45 +330,28 @@ def format_presets(clip_format: ClipFormat) -> dict[str, dict]:
     return tiny_shapes_presets(clip_format.num_frames - 1, TINY_SHAPES_MULTI_SCALE[clip_format.name])
 
 
-def _export(source: Path, target: Path, clip_format: ClipFormat) -> None:
-    """The trained pipeline in half precision (safetensors), the form that ships, with the format's settings as they
-    are now (the coarse-to-fine schedule is measured after training)."""
-    from diffusers import DiffusionPipeline
-
-    from ..utils.atomic import build_folder_atomically
-
-    pipe = DiffusionPipeline.from_pretrained(source)
-    pipe.register_to_config(sampling_presets=format_presets(clip_format))
-    pipe.to(dtype=torch.float16)
-    with build_folder_atomically(target, overwrite=True) as staging:
-        pipe.save_pretrained(staging, safe_serialization=True)
-
-
 def run(args: argparse.Namespace) -> Path:
     check_args(args)
     torch.set_num_threads(args.threads)
     work = args.output_dir / "work"
     settings = _stage_settings(args)
+    clip_format = CLIP_FORMATS[args.clip_format]
     steps = {
         "data": lambda folder: _render_data(folder, args),
         "vae": lambda folder: _train_vae(folder, args),
         "vae_refine": lambda folder: _refine_vae(folder, work / "vae", args),
         "initial": lambda folder: _write_initial(folder, work, args),
-        "transformer": lambda folder: _train_transformer(args, work),
-        "export": lambda folder: _export(work / "transformer" / "pipeline", folder, CLIP_FORMATS[args.clip_format]),
+        "transformer": lambda folder: _train_transformer(args, work, settings["transformer"]),
+        # the coarse-to-fine schedule is measured after training: the format's settings as they are now
+        "export": lambda folder: export_half_precision(
+            work / "transformer" / "pipeline", folder, sampling_presets=format_presets(clip_format)
+        ),
     }
-    for stage in STAGES:
-        folder = args.output_dir / "pipeline" if stage == "export" else work / stage
-        marker = work / f"{stage}.done.json"
-        if _is_done(marker, settings[stage]):
-            logger.info(f"Stage {stage!r} is done with these settings; reusing {folder}.")
-        else:
-            start = time.perf_counter()
-            report = steps[stage](folder) or {}
-            _mark_done(marker, settings[stage], time.perf_counter() - start, report)
-            logger.info(f"Stage {stage!r} took {time.perf_counter() - start:.0f} s.")
-        if stage == args.stop_after:
-            break
+    stages = [
+        Stage(name, args.output_dir / "pipeline" if name == "export" else work / name, settings[name], steps[name])
+        for name in STAGES
+    ]
+    run_stages(stages, work, args.stop_after)
     return args.output_dir / "pipeline"
 
 
@@ -416,11 +374,12 @@ def _write_initial(folder: Path, work: Path, args: argparse.Namespace) -> None:
     )
 
 
-def _train_transformer(args: argparse.Namespace, work: Path) -> None:
+def _train_transformer(args: argparse.Namespace, work: Path, settings: dict) -> None:
+    """Trains with the package's trainer, resuming its last checkpoint only if it was started with these settings."""
     from ..training import train
 
     config = _training_config(args, work)
-    config.resume_from_checkpoint = "latest" if (work / "transformer" / "checkpoints").is_dir() else None
+    config.resume_from_checkpoint = "latest" if can_resume(work / "transformer", settings) else None
     train(config)
 
 
