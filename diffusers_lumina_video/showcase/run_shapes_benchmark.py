@@ -31,6 +31,7 @@ from .shapes_benchmark import (
     motion_sweep,
     sweep_correlation,
 )
+from .stages import run_script
 from .synthetic_shapes import BOUNCING, CLIP_FORMATS, TINY_SHAPES_CLIP_FORMAT, ShapeSpec, split_specs
 
 
@@ -219,9 +220,7 @@ def run(args: argparse.Namespace) -> dict:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
-    run(build_parser().parse_args(argv))
-    return 0
+    return run_script(build_parser, run, argv)
 
 
 if __name__ == "__main__":

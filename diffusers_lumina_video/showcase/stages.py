@@ -49,6 +49,13 @@ def check_run_flags(args: Any, positive: Sequence[str], rates: Sequence[str]) ->
         raise ValueError(f"`--output-dir` {args.output_dir} is a file, not a folder.")
 
 
+def run_script(build_parser: Callable[[], Any], run: Callable[[Any], Any], argv: Sequence[str] | None) -> int:
+    """The `main` of a showcase script: log at INFO, parse `argv` with the script's parser, run, exit status 0."""
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    run(build_parser().parse_args(argv))
+    return 0
+
+
 def is_done(marker: Path, settings: dict) -> bool:
     """Whether the stage of `marker` finished with these `settings`."""
     return marker.is_file() and json.loads(marker.read_text())["settings"] == settings

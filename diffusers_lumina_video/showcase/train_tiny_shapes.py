@@ -23,7 +23,7 @@ import torch
 
 from ..utils.atomic import atomic_output_file
 from .builtin_models import TINY_SHAPES_MULTI_SCALE, TINY_SHAPES_SHIFT, tiny_shapes_presets
-from .stages import Stage, can_resume, check_run_flags, export_half_precision, run_stages
+from .stages import Stage, can_resume, check_run_flags, export_half_precision, run_script, run_stages
 from .synthetic_shapes import BOUNCING, CLIP_FORMAT_V1, CLIP_FORMATS, ClipFormat
 
 
@@ -384,9 +384,7 @@ def _train_transformer(args: argparse.Namespace, work: Path, settings: dict) -> 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
-    run(build_parser().parse_args(argv))
-    return 0
+    return run_script(build_parser, run, argv)
 
 
 if __name__ == "__main__":

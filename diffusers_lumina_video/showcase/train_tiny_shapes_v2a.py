@@ -33,7 +33,7 @@ import torch
 from ..pipelines.lumina_v2a.audio_codec import HOP_LENGTH, SAMPLE_RATE
 from ..utils.atomic import atomic_output_file
 from .sounding_shapes import COLOUR_TONES, read_sounding_manifest
-from .stages import Stage, can_resume, check_run_flags, export_half_precision, run_stages
+from .stages import Stage, can_resume, check_run_flags, export_half_precision, run_script, run_stages
 from .synthetic_shapes import BOUNCING, CLIP_FORMAT_V2
 
 
@@ -433,9 +433,7 @@ def run(args: argparse.Namespace) -> Path:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
-    run(build_parser().parse_args(argv))
-    return 0
+    return run_script(build_parser, run, argv)
 
 
 if __name__ == "__main__":
