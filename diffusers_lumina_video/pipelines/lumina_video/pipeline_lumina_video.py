@@ -37,6 +37,7 @@ from ..sampling import LuminaSamplingMixin, check_output_type
 from .denoising import LuminaGuidance, call_kind, check_guidance_renorm, decode_video, denoise_video_step, lumina_time
 from .pipeline_output import LuminaVideoPipelineOutput
 from .presets import (
+    PRESET_CALL_ARGUMENTS,
     SAMPLING_PRESETS,
     check_model_presets,
     find_sampling_preset,
@@ -62,15 +63,9 @@ def released_sampling_defaults() -> dict[str, Any]:
     return {k: v for k, v in preset_call_arguments(_DEFAULTS).items() if k != "patch_size"}
 
 
-# The call arguments a model's own settings fill in when they are not given (`with_sampling_defaults`).
-SAMPLING_ARGUMENTS = (
-    "num_inference_steps",
-    "guidance_scale",
-    "guidance_renorm",
-    "motion_score",
-    "negative_motion_score",
-    "patch_size",
-)
+# The call arguments a model's own settings fill in when they are not given (`with_sampling_defaults`): a preset's,
+# less the video's size, which the model's size rules settle.
+SAMPLING_ARGUMENTS = tuple(name for name in PRESET_CALL_ARGUMENTS if name not in ("height", "width", "num_frames"))
 MODEL_DEFAULT = "model default"
 # Repairs what copying text through web pages and wrong encodings does to it (mojibake such as "cafÃ©", terminal
 # escapes, C1 controls) and leaves everything a person would type on purpose alone: curly quotes, ligatures,
