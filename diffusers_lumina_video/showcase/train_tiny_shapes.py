@@ -4,8 +4,9 @@ with the package's trainer, and writes the half-precision pipeline folder that s
     python -m diffusers_lumina_video.showcase.train_tiny_shapes --output-dir tiny-shapes-run
 
 Stages write into `OUTPUT_DIR/work/` and are reused when run again with the same settings (a killed run continues
-where it stopped; the trainer resumes from its last checkpoint): rendered clips, the trained VAE and its
-reconstruction report, the pipeline the transformer starts from (random, or `--init-from`'s weights), the training run. The result is `OUTPUT_DIR/pipeline/`.
+where it stopped; the trainer resumes the last checkpoint of a run started with the same settings): rendered clips,
+the trained VAE and its reconstruction report, the pipeline the transformer starts from (random, or `--init-from`'s
+weights), the training run. The result is `OUTPUT_DIR/pipeline/`.
 `--clip-format v2` makes every stage use the next model's clips (`CLIP_FORMAT_V2`: 17 frames, bouncing as well).
 `--init-from` trains progressively, as the paper does (short clips first, then longer ones): the VAE and transformer
 start from a model trained on the shorter format, such as a v1 run's `pipeline`.
