@@ -2,7 +2,11 @@ import pytest
 import torch
 
 from diffusers_lumina_video.processors import AudioLDMMelFeatureExtractor
-from diffusers_lumina_video.showcase.audio_vae import train_audio_vae, waveforms_to_mels
+from diffusers_lumina_video.showcase.audio_vae import (
+    standardise_latent_channels,
+    train_audio_vae,
+    waveforms_to_mels,
+)
 from diffusers_lumina_video.showcase.builtin_models import tiny_audio_vae
 from diffusers_lumina_video.showcase.synthetic_flashes import generate_flash_clip
 
@@ -13,17 +17,37 @@ def flash_mels() -> torch.Tensor:
     return waveforms_to_mels([clip.audio for clip in clips], AudioLDMMelFeatureExtractor(), 16000)
 
 
-def test_audio_vae_learns_the_mels_and_gets_a_unit_variance_scaling(flash_mels):
+def test_audio_vae_learns_the_mels_and_gets_standardised_latent_channels(flash_mels):
     assert flash_mels.shape == (2, 1, 100, 64)
     torch.manual_seed(0)
     vae = tiny_audio_vae()
     training = train_audio_vae(vae, flash_mels, num_steps=8, batch_size=2, learning_rate=1e-2)
     assert len(training.losses) == 8
     assert training.losses[-1] < 0.9 * training.losses[0]
-    assert vae.config.scaling_factor == training.scaling_factor and not vae.training
+    assert vae.config.scaling_factor == 1.0 and not vae.training
+    assert len(training.latent_mean) == len(training.latent_std) == vae.config.latent_channels
     with torch.no_grad():
-        latents = vae.encode(flash_mels).latent_dist.mode() * vae.config.scaling_factor
-    assert latents.std().item() == pytest.approx(1.0, rel=1e-4)
+        latents = vae.encode(flash_mels).latent_dist.mode()
+    torch.testing.assert_close(latents.mean(dim=(0, 2, 3)), torch.zeros(8), atol=1e-4, rtol=0)
+    torch.testing.assert_close(latents.std(dim=(0, 2, 3)), torch.ones(8), atol=1e-4, rtol=0)
+
+
+def test_standardising_the_latent_channels_leaves_every_decoded_sound_and_posterior_as_it_was(flash_mels):
+    torch.manual_seed(0)
+    vae = tiny_audio_vae()
+    with torch.no_grad():
+        before = vae.encode(flash_mels).latent_dist
+        decoded_before = vae.decode(before.mode()).sample
+        noise = torch.randn_like(before.mean)
+        sample_before = vae.decode(before.mean + before.std * noise).sample
+    mean, std = standardise_latent_channels(vae, flash_mels)
+    with torch.no_grad():
+        after = vae.encode(flash_mels).latent_dist
+        torch.testing.assert_close(after.mode(), (before.mode() * 0.5 - mean[:, None, None]) / std[:, None, None])
+        torch.testing.assert_close(vae.decode(after.mode()).sample, decoded_before, atol=1e-5, rtol=1e-4)
+        sample_after = vae.decode(after.mean + after.std * noise).sample
+    torch.testing.assert_close(sample_after, sample_before, atol=1e-5, rtol=1e-4)
+    assert vae.config.scaling_factor == 1.0
 
 
 def test_audio_vae_training_is_reproducible(flash_mels):

@@ -26,8 +26,9 @@ from diffusers_lumina_video.showcase.synthetic_shapes import (
     CLIP_FORMAT_V2,
     ShapeSpec,
     render_shape_clip,
+    split_specs,
 )
-from diffusers_lumina_video.showcase.train_tiny_shapes import build_parser, check_args
+from diffusers_lumina_video.showcase.train_tiny_shapes import _render_data, _stage_settings, build_parser, check_args
 
 
 def test_spearman_matches_hand_computed_ranks():
@@ -164,6 +165,7 @@ def test_frame_strip_has_one_row_per_clip():
     ("flags", "message"),
     [
         (["--train-steps", "0"], "`--train-steps` must be >= 1"),
+        (["--bouncing-repeats", "0"], "`--bouncing-repeats` must be >= 1"),
         (["--hidden-size", "96"], "`--hidden-size` must be a positive multiple of 64"),
         (["--threads", "4"], "`--threads` must be 1 or 2"),
         (["--learning-rate", "0"], "`--learning-rate` must be > 0"),
@@ -177,6 +179,25 @@ def test_training_script_refuses_bad_settings(tmp_path, flags, message):
     args = build_parser().parse_args(["--output-dir", str(tmp_path / "run"), *flags])
     with pytest.raises(ValueError, match=message):
         check_args(args)
+
+
+def test_bouncing_captions_can_get_more_clips_and_only_then_does_the_data_stage_change(tmp_path):
+    def data_stage(*flags):
+        args = build_parser().parse_args(["--output-dir", str(tmp_path), "--clip-format", "v2", *flags])
+        return args, _stage_settings(args)["data"]
+
+    plain_args, plain = data_stage()
+    assert "bouncing_repeats" not in plain  # runs from before the flag keep their finished stages
+    args, repeated = data_stage("--bouncing-repeats", "3", "--clips-per-spec", "1")
+    assert repeated["bouncing_repeats"] == 3
+    _render_data(tmp_path / "data", args)
+    captions = [
+        json.loads(line)["caption"] for line in (tmp_path / "data" / "metadata.jsonl").read_text().splitlines()
+    ]
+    bouncing = sum(BOUNCING in caption for caption in captions)
+    train_specs, _ = split_specs(CLIP_FORMAT_V2.directions)
+    expected = sum(spec.direction == BOUNCING for spec in train_specs)
+    assert bouncing == 3 * expected and len(captions) == len(train_specs) + 2 * expected
 
 
 def test_training_script_refuses_a_file_as_output(tmp_path):

@@ -61,6 +61,26 @@ def test_tiny_sources_assemble_into_a_working_pipeline(tmp_path):
     ).read_bytes()
 
 
+def test_a_given_synchformer_is_written_in_place_of_a_random_one_and_the_rest_stays_the_same(tmp_path):
+    vae = tiny_audio_vae()
+    torch.manual_seed(5)
+    trained = SynchformerEncoder(**{**TINY_SYNCHFORMER_SETTINGS, "num_attention_heads": 4})
+    given = write_tiny_v2a_sources(tmp_path / "given", vae, seed=1, sync_encoder=trained)
+    default = write_tiny_v2a_sources(tmp_path / "default", vae, seed=1)
+    assert given.synchformer_num_attention_heads == 4
+    written = torch.load(given.synchformer_checkpoint, weights_only=True)
+    expected = synchformer_to_original_state_dict(trained)
+    assert written.keys() == expected.keys() and all(torch.equal(written[k], expected[k]) for k in written)
+    random_one = torch.load(default.synchformer_checkpoint, weights_only=True)
+    assert not torch.equal(
+        written["vfeat_extractor.patch_embed_3d.proj.weight"], random_one["vfeat_extractor.patch_embed_3d.proj.weight"]
+    )
+    # the CLIP towers are drawn from the same seed either way
+    assert (given.clip_model / "model.safetensors").read_bytes() == (
+        default.clip_model / "model.safetensors"
+    ).read_bytes()
+
+
 def test_calibrated_encoders_give_centred_features_of_unit_spread(tmp_path):
     clips = [generate_flash_clip(seed, duration=1.0, num_flashes=1, size=32) for seed in range(4)]
     videos = [VideoFrames(c.frames, np.arange(len(c.frames)) / c.fps, c.fps) for c in clips]

@@ -1,5 +1,6 @@
 import json
 import logging
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -16,10 +17,17 @@ from diffusers_lumina_video.showcase import synthetic_shapes, train_tiny_shapes_
 from diffusers_lumina_video.showcase.audio_vae import build_audio_vae, waveforms_to_mels
 from diffusers_lumina_video.showcase.audio_vocoder import fit_tone_vocoder, played_frequency, tone_amplitudes
 from diffusers_lumina_video.showcase.measure_shapes_v2a import main as measure_main
+from diffusers_lumina_video.showcase.measure_shapes_v2a import write_generated_clips
 from diffusers_lumina_video.showcase.shapes_vae import shapes_vae
-from diffusers_lumina_video.showcase.sounding_shapes import COLOUR_TONES, render_sounding_clip
+from diffusers_lumina_video.showcase.sounding_shapes import COLOUR_TONES, read_sounding_manifest, render_sounding_clip
 from diffusers_lumina_video.showcase.stages import Stage, can_resume, run_stages
-from diffusers_lumina_video.showcase.synthetic_shapes import BOUNCING, SHAPE_COLOURS, ShapeSpec
+from diffusers_lumina_video.showcase.synthetic_shapes import (
+    BOUNCING,
+    CLIP_FORMAT_V2,
+    SHAPE_COLOURS,
+    ShapeSpec,
+    render_shape,
+)
 from diffusers_lumina_video.utils.media_io import read_video
 
 
@@ -33,11 +41,13 @@ TINY = [
     "--clips-per-spec=1",
     "--eval-clips-per-spec=1",
     "--audio-vae-steps=2",
+    "--sync-encoder-steps=2",
     "--audio-vae-channels",
     "8",
     "8",
     "8",
     "--hidden-size=16",
+    "--frequency-patch=2",
     "--num-layers=1",
     "--train-steps=2",
     "--batch-size=2",
@@ -81,11 +91,14 @@ def run(tmp_path_factory, video_vae, few_specs):
     [
         ("--clips-per-spec", "0", "`--clips-per-spec` must be >= 1, got 0."),
         ("--train-steps", "0", "`--train-steps` must be >= 1"),
+        ("--bouncing-repeats", "0", "`--bouncing-repeats` must be >= 1"),
+        ("--sync-encoder-steps", "0", "`--sync-encoder-steps` must be >= 1"),
         ("--seed", "-1", "`--seed` must be in [0, 2**31)"),
         ("--learning-rate", "0", "`--learning-rate` must be > 0"),
         ("--guidance-scale", "0.5", "`--guidance-scale` must be >= 1"),
         ("--hidden-size", "24", "`--hidden-size` must be a positive multiple of 16"),
         ("--frequency-patch", "3", "`--frequency-patch` must divide the 16 latent mel bins"),
+        ("--frequency-patch", "4", "`--hidden-size` must be at least the 32 values a token carries"),
         ("--threads", "3", "`--threads` must be 1 or 2"),
     ],
 )
@@ -250,3 +263,46 @@ def test_the_audio_vae_trains_on_windows_around_each_bounce_and_one_from_every_c
     # Every window around the bounce holds the beep: the loudest moment of the clip.
     loudest = mels[0].max()
     assert all(window.max() == loudest for window in windows[1 : 1 + per_bounce])
+
+
+class RenderingVideoModel:
+    """Stands in for a video pipeline: "draws" a caption's clip with the shape generator (seeded by the generator),
+    at 8 fps as `tiny-shapes`' settings say."""
+
+    config = SimpleNamespace(default_sampling_preset="own", sampling_presets={"own": {"fps": 8}})
+
+    def __init__(self):
+        self.clips = []
+
+    def __call__(self, prompt, generator, output_type):
+        spec = next(spec for spec in TRAIN_SPECS + HELD_OUT_SPECS if spec.caption == prompt)
+        clip = render_shape(spec, int(generator.initial_seed()), clip_format=CLIP_FORMAT_V2)
+        self.clips.append(clip)
+        return SimpleNamespace(frames=[clip.frames.astype(np.float32) / 255])
+
+
+def test_generated_clips_are_written_with_the_bounces_read_off_their_frames(tmp_path):
+    model = RenderingVideoModel()
+    manifest = write_generated_clips(model, HELD_OUT_SPECS, clips_per_spec=2, folder=tmp_path, seed=5)
+    records = read_sounding_manifest(manifest)
+    assert [record.spec for record in records] == [HELD_OUT_SPECS[0]] * 2 + [HELD_OUT_SPECS[1]] * 2
+    assert [record.seed for record in records] == [5, 6, 7, 8]
+    assert all(record.caption == record.spec.caption and record.path.is_file() for record in records)
+    for record, clip in zip(records, model.clips, strict=True):
+        if record.spec.direction == BOUNCING:
+            # the generator's bounce, in seconds of the written video (8 fps)
+            assert record.bounce_times == pytest.approx([clip.bounces[0] / 8], abs=0.05)
+        else:
+            assert record.bounce_times == ()
+        assert len(read_video(record.path).frames) == len(clip.frames)
+
+
+def test_the_measurement_script_takes_a_manifest_or_a_video_model_and_refuses_a_model_that_is_not_one(
+    tmp_path, capsys
+):
+    with pytest.raises(SystemExit):
+        measure_main(["--pipeline", "trained=x", "--output-dir", "out"])
+    assert "one of the arguments --manifest --video-model is required" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        measure_main(["--video-model", str(tmp_path), "--pipeline", "trained=x", "--output-dir", "out"])
+    assert "--video-model must be `tiny-shapes` or a pipeline folder" in capsys.readouterr().err

@@ -18,10 +18,12 @@ from ..processors import AudioLDMMelFeatureExtractor
 
 @dataclass(frozen=True)
 class AudioVAETraining:
-    """What `train_audio_vae` did: the loss of every step, and the scaling factor it set."""
+    """What `train_audio_vae` did: the loss of every step, and the per-channel mean and standard deviation of the
+    latents it folded into the VAE (`standardise_latent_channels`)."""
 
     losses: list[float]
-    scaling_factor: float
+    latent_mean: list[float]
+    latent_std: list[float]
 
 
 def build_audio_vae(channels: Sequence[int], seed: int) -> AutoencoderKL:
@@ -60,8 +62,8 @@ def train_audio_vae(
 ) -> AudioVAETraining:
     r"""
     Trains `vae` in place to reconstruct `mels` (AdamW, L1 reconstruction of a posterior sample plus `kl_weight` x
-    KL, as AudioLDM's VAE), then sets its `scaling_factor` to one over the standard deviation of the latents of
-    `mels`, so that scaled latents have unit variance as the flow-matching noise does.
+    KL, as AudioLDM's VAE), then standardises its latent channels on `mels` (`standardise_latent_channels`), so that
+    the latents have zero mean and unit variance per channel, as the flow-matching noise does.
 
     Args:
         vae: The VAE to train, in AudioLDM's layout (1-channel mel image).
@@ -112,8 +114,38 @@ def train_audio_vae(
         losses.append(loss.item())
     vae.eval()
 
-    with torch.no_grad():
-        latents = torch.cat([vae.encode(chunk).latent_dist.mode() for chunk in mels.split(batch_size)])
-    scaling_factor = float(1.0 / latents.std())
-    vae.register_to_config(scaling_factor=scaling_factor)
-    return AudioVAETraining(losses=losses, scaling_factor=scaling_factor)
+    mean, std = standardise_latent_channels(vae, mels, batch_size)
+    return AudioVAETraining(losses=losses, latent_mean=mean.tolist(), latent_std=std.tolist())
+
+
+@torch.no_grad()
+def standardise_latent_channels(
+    vae: AutoencoderKL, mels: torch.Tensor, batch_size: int = 8
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Folds the per-channel mean and standard deviation of the posterior modes of `mels` into `vae`'s 1x1
+    `quant_conv` (which then gives standardised latents) and `post_quant_conv` (which undoes it before the decoder),
+    and sets `scaling_factor` to 1; returns the folded mean and standard deviation `[C]`.
+
+    A small mel VAE's latents are mostly a constant offset per channel, and what tells a beep from silence is a
+    deviation of a tenth of that: one overall scale would leave it buried under unit noise, which a small V2A model
+    then cannot denoise precisely enough to be heard. The decoded sound of every latent is unchanged, and the folder
+    keeps AudioLDM's layout (a scaling factor, no extra statistics)."""
+    if not vae.config.use_quant_conv or not vae.config.use_post_quant_conv:
+        raise ValueError("`vae` must have its `quant_conv` and `post_quant_conv` to fold the statistics into.")
+    latents = torch.cat([vae.encode(chunk).latent_dist.mode() for chunk in mels.split(batch_size)])
+    latents = latents * vae.config.scaling_factor
+    mean = latents.mean(dim=(0, 2, 3)).double()
+    std = latents.std(dim=(0, 2, 3)).double().clamp_min(1e-6)
+    channels = len(mean)
+    # Stored latents were `scaling_factor` x the posterior mode: the new mode is (that - mean) / std.
+    scale = vae.config.scaling_factor / std
+    quant, post_quant = vae.quant_conv, vae.post_quant_conv
+    quant.weight[:channels] *= scale.to(quant.weight.dtype)[:, None, None, None]
+    quant.bias[:channels] = ((quant.bias[:channels].double() * vae.config.scaling_factor - mean) / std).to(quant.bias)
+    quant.bias[channels:] += (2 * scale.log()).to(quant.bias.dtype)  # log-variance: the spread scales with the mode
+    # The decoder's input was mode = (std x new + mean) / scaling_factor.
+    weight = post_quant.weight.double()
+    post_quant.bias += (weight[:, :, 0, 0] @ (mean / vae.config.scaling_factor)).to(post_quant.bias.dtype)
+    post_quant.weight.copy_((weight * (std / vae.config.scaling_factor)[None, :, None, None]).to(post_quant.weight))
+    vae.register_to_config(scaling_factor=1.0)
+    return mean.float(), std.float()

@@ -9,6 +9,10 @@ picture: their onsets should move by 0.5 s (`onsets_moved_by`).
 
     python -m diffusers_lumina_video.showcase.measure_shapes_v2a --manifest RUN/work/data/held_out/manifest.csv \
         --pipeline trained=RUN/pipeline --pipeline untrained=RUN/work/untrained --output-dir RUN/measure
+
+With `--video-model` instead of `--manifest`, the clips are generated: the held-out captions (colour x shape x motion
+combinations no model trained on) go through that video model (`tiny-shapes`, say) with new seeds, and the bounce
+moments are read off the generated frames (`write_generated_clips`), which is what a user of both models hears.
 """
 
 import argparse
@@ -28,7 +32,16 @@ from ..evaluation.v2a_sync import generate_sound, shift_frames
 from ..evaluation.waveform_sync import HeardSound, hear_video, onsets_moved_by, score_sound
 from ..utils.atomic import atomic_output_file
 from ..utils.media_io import export_to_video_with_audio, read_video
-from .sounding_shapes import COLOUR_TONES, SoundingClipRecord, read_bounce_times, read_sounding_manifest
+from .sounding_shapes import (
+    COLOUR_TONES,
+    MANIFEST_COLUMNS,
+    MANIFEST_NAME,
+    SoundingClipRecord,
+    read_bounce_times,
+    read_sounding_manifest,
+)
+from .synthetic_flashes import write_csv_manifest
+from .synthetic_shapes import ShapeSpec
 
 
 logger = logging.getLogger(__name__)
@@ -71,6 +84,36 @@ def sound_clips(
         progress.update(len(batch))
     progress.close()
     return heard, seconds / len(records)
+
+
+@torch.no_grad()
+def write_generated_clips(
+    video_pipeline, specs: Sequence[ShapeSpec], clips_per_spec: int, folder: Path, seed: int = 0
+) -> Path:
+    """Generates `clips_per_spec` videos of each spec's caption with `video_pipeline` (its own settings; clip `i`
+    with seed `seed + i`), writes them as `video/<id>.mp4` under `folder` with a sounding-dataset manifest whose
+    bounce moments are read off the generated frames (`read_bounce_times`); returns the manifest."""
+    from diffusers.utils import export_to_video
+
+    from ..pipelines.lumina_video.presets import preset_fps
+
+    config = video_pipeline.config
+    default = config.default_sampling_preset
+    fps = float(preset_fps(default, config.sampling_presets, default))
+    (folder / "video").mkdir(parents=True, exist_ok=True)
+    jobs = [(spec, seed + index) for index, spec in enumerate(s for s in specs for _ in range(clips_per_spec))]
+    rows = []
+    for index, (spec, clip_seed) in enumerate(tqdm(jobs, desc="Generating videos", unit="clip")):
+        generator = torch.Generator().manual_seed(clip_seed)
+        frames = video_pipeline(spec.caption, generator=generator, output_type="np").frames[0]
+        frames = (np.asarray(frames) * 255).round().astype(np.uint8)
+        path = folder / "video" / f"generated_{index:05d}.mp4"
+        with atomic_output_file(path) as temporary:
+            export_to_video(list(frames), str(temporary), fps=fps)
+        times = " ".join(f"{time:.4f}" for time in read_bounce_times(frames, fps))
+        truth = (spec.colour, spec.shape, spec.direction, spec.speed, "generated")
+        rows.append((path.stem, path.relative_to(folder).as_posix(), spec.caption, *truth, times, "", clip_seed))
+    return write_csv_manifest(folder / MANIFEST_NAME, MANIFEST_COLUMNS, rows)
 
 
 def bounce_truth(records: Sequence[SoundingClipRecord]) -> tuple[list[tuple[float, ...]], list[str | None]]:
@@ -151,17 +194,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m diffusers_lumina_video.showcase.measure_shapes_v2a", description=__doc__.split("\n\n")[0]
     )
-    parser.add_argument("--manifest", type=Path, required=True, help="A held-out sounding dataset's manifest.csv.")
+    clips = parser.add_mutually_exclusive_group(required=True)
+    clips.add_argument("--manifest", type=Path, help="A held-out sounding dataset's manifest.csv.")
+    clips.add_argument(
+        "--video-model",
+        help="Generate the clips instead: the held-out captions through this video model (`tiny-shapes` or a "
+        "pipeline folder).",
+    )
+    parser.add_argument(
+        "--clips-per-spec", type=int, default=2, help="With --video-model: videos per held-out caption (20 captions)."
+    )
     parser.add_argument(
         "--pipeline", action="append", required=True, help="NAME=FOLDER of a V2A pipeline (repeat for several)."
     )
     parser.add_argument("--output-dir", type=Path, required=True, help="Where the mp4 files and results go.")
     parser.add_argument("--num-inference-steps", type=int, default=25)
     parser.add_argument("--guidance-scale", type=float, default=3.0)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="The V2A noise seed, and the first video's seed.")
     args = parser.parse_args(argv)
-    if not args.manifest.is_file():
+    if args.manifest is not None and not args.manifest.is_file():
         parser.error(f"--manifest {args.manifest} does not exist.")
+    video_model = None if args.video_model is None else _video_model_folder(parser, args.video_model)
+    if args.clips_per_spec < 1:
+        parser.error(f"--clips-per-spec must be >= 1, got {args.clips_per_spec}.")
     pipelines = {}
     for value in args.pipeline:
         name, _, folder = value.partition("=")
@@ -173,12 +228,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.num_inference_steps < 1:
         parser.error(f"--num-inference-steps must be >= 1, got {args.num_inference_steps}.")
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    manifest = args.manifest
+    if video_model is not None:
+        from diffusers import DiffusionPipeline
+
+        from .synthetic_shapes import TINY_SHAPES_CLIP_FORMAT, split_specs
+
+        _, held_out = split_specs(TINY_SHAPES_CLIP_FORMAT.directions)
+        video_pipeline = DiffusionPipeline.from_pretrained(video_model, torch_dtype=torch.float32)
+        video_pipeline.set_progress_bar_config(disable=True)
+        manifest = write_generated_clips(
+            video_pipeline, held_out, args.clips_per_spec, args.output_dir / "generated", seed=args.seed
+        )
+        del video_pipeline
     generation = {"num_inference_steps": args.num_inference_steps, "guidance_scale": args.guidance_scale}
-    results = measure_pipelines(pipelines, args.manifest, args.output_dir, seed=args.seed, **generation)
+    results = measure_pipelines(pipelines, manifest, args.output_dir, seed=args.seed, **generation)
     table = sound_table(results)
     write_results(results, table, args.output_dir)
     print(table)
     return 0
+
+
+def _video_model_folder(parser: argparse.ArgumentParser, model: str) -> Path:
+    """`tiny-shapes`' folder, or the pipeline folder given."""
+    from .builtin_models import TINY_SHAPES_ID, tiny_shapes_path
+
+    folder = tiny_shapes_path() if model == TINY_SHAPES_ID else Path(model)
+    if not (folder / "model_index.json").is_file():
+        parser.error(f"--video-model must be `{TINY_SHAPES_ID}` or a pipeline folder, got {model!r}.")
+    return folder
 
 
 if __name__ == "__main__":

@@ -140,10 +140,12 @@ def write_tiny_v2a_sources(
     seed: int = 0,
     calibration_captions: Sequence[str] | None = None,
     calibration_videos: Sequence[VideoFrames] | None = None,
+    sync_encoder: SynchformerEncoder | None = None,
 ) -> TinyV2ASources:
-    """Writes tiny random CLIP (`clip/`), Synchformer (`synchformer_state_dict.pth`) and, with `vae` and `vocoder`
-    (tiny random by default), AudioLDM (`audioldm/`) under `output_dir`; weights drawn from `seed`, and the encoders
-    calibrated on the captions and videos given (`calibrate_encoders`)."""
+    """Writes tiny random CLIP (`clip/`), Synchformer (`synchformer_state_dict.pth`; `sync_encoder`, such as one
+    `showcase.sync_pretraining` trained, instead of a random one) and, with `vae` and `vocoder` (tiny random by
+    default), AudioLDM (`audioldm/`) under `output_dir`; weights drawn from `seed`, and the encoders calibrated on the
+    captions and videos given (`calibrate_encoders`)."""
     if not isinstance(vae, AutoencoderKL):
         raise TypeError(f"`vae` must be a diffusers `AutoencoderKL` (AudioLDM's mel VAE layout), got {type(vae)}.")
     if (calibration_captions is None) != (calibration_videos is None):
@@ -159,11 +161,12 @@ def write_tiny_v2a_sources(
             projection_dim=vision_config.projection_dim,
         )
         clip = CLIPModel(clip_config).eval()
-        sync_encoder = SynchformerEncoder(**TINY_SYNCHFORMER_SETTINGS).eval()
+        random_sync_encoder = SynchformerEncoder(**TINY_SYNCHFORMER_SETTINGS).eval()
         vocoder = vocoder or tiny_vocoder()
         transformer = tiny_v2a_transformer()
     finally:
         torch.random.set_rng_state(generator_state)
+    sync_encoder = random_sync_encoder if sync_encoder is None else sync_encoder
     tokenizer = tiny_tokenizer(model_max_length=clip_config.text_config.max_position_embeddings)
     image_processor = tiny_clip_image_processor()
 
@@ -194,7 +197,7 @@ def write_tiny_v2a_sources(
     checkpoint = output_dir / "synchformer_state_dict.pth"
     with atomic_output_file(checkpoint) as temporary:
         torch.save(synchformer_to_original_state_dict(sync_encoder), temporary)
-    return TinyV2ASources(clip_dir, audioldm_dir, checkpoint, TINY_SYNCHFORMER_SETTINGS["num_attention_heads"])
+    return TinyV2ASources(clip_dir, audioldm_dir, checkpoint, sync_encoder.config.num_attention_heads)
 
 
 def assemble_tiny_v2a_pipeline(

@@ -58,6 +58,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--clips-per-spec", type=int, default=8, help="Training clips per caption (82 captions; 100 in format v2)."
     )
     parser.add_argument(
+        "--bouncing-repeats",
+        type=int,
+        default=1,
+        help="Clips of each bouncing caption, in multiples of `--clips-per-spec` (bouncing is the hardest motion to "
+        "learn: a later stage can show it more often).",
+    )
+    parser.add_argument(
         "--vae-init",
         type=Path,
         help="Start the VAE from this one (a VAE folder, or a pipeline folder with vae/, such as a v1 run's "
@@ -114,7 +121,12 @@ def check_args(args: argparse.Namespace) -> None:
         raise ValueError(f"`--vae-refine-steps` must be >= 0 (0: no refinement), got {args.vae_refine_steps}.")
     if args.vae_steps == 0 and args.vae_init is None and args.init_from is None:
         raise ValueError("`--vae-steps 0` keeps a given VAE as it is: give `--vae-init` or `--init-from` with it.")
-    positive = ("clips_per_spec", *(("vae_steps",) if args.vae_steps != 0 else ()), "vae_batch_size")
+    positive = (
+        "clips_per_spec",
+        "bouncing_repeats",
+        *(("vae_steps",) if args.vae_steps != 0 else ()),
+        "vae_batch_size",
+    )
     check_run_flags(
         args, (*positive, "train_steps", "batch_size", "num_layers"), ("learning_rate", "vae_learning_rate")
     )
@@ -152,6 +164,8 @@ def _stage_settings(args: argparse.Namespace) -> dict[str, dict]:
     if clip_format.name != CLIP_FORMAT_V1.name:
         clips["clip_format"] = clip_format.name
     data = {**clips, "clips_per_spec": args.clips_per_spec, "speedless_captions": SPEEDLESS_CAPTIONS}
+    if args.bouncing_repeats != 1:
+        data["bouncing_repeats"] = args.bouncing_repeats
     # The VAE trains on clips it renders itself, not on the written dataset.
     vae = {
         **clips,
@@ -192,9 +206,10 @@ def _render_data(folder: Path, args: argparse.Namespace) -> None:
 
     clip_format = CLIP_FORMATS[args.clip_format]
     train_specs, _ = split_specs(clip_format.directions)
+    bouncing = [spec for spec in train_specs if spec.direction == BOUNCING]
     write_shape_dataset(
         folder,
-        train_specs,
+        train_specs + bouncing * (args.bouncing_repeats - 1),
         args.clips_per_spec,
         args.seed,
         speedless_captions=SPEEDLESS_CAPTIONS,

@@ -12,11 +12,13 @@ trainer resumes from its last checkpoint):
 2. `audio_vae`: an AudioLDM-layout mel VAE trained on the training clips' sound;
 3. `vocoder`: a `SpeechT5HifiGan` fitted to the four tones (`showcase.audio_vocoder`), so that the written mp4 carries
    the beeps, measured on the held-out clips' true mel spectrograms (alone and through the audio VAE);
-4. `untrained`: tiny CLIP and Synchformer sources calibrated on the training clips, assembled with the audio VAE and
-   the vocoder by `assemble_v2a_pipeline`, as a full-size model is;
-5. `transformer`: full training of the V2A transformer with the package's trainer;
-6. `export`: the trained pipeline in half precision (safetensors) in `OUTPUT_DIR/pipeline`;
-7. `measure`: the untrained and the trained pipeline on the held-out clips, heard in the mp4 files they make
+4. `sync_encoder`: the Synchformer stand-in pre-trained on the training clips to tell when their beeps start
+   (`showcase.sync_pretraining`: a random one barely sees a small shape's bounce), measured on the held-out clips;
+5. `untrained`: tiny CLIP sources and that Synchformer, calibrated on the training clips, assembled with the audio VAE
+   and the vocoder by `assemble_v2a_pipeline`, as a full-size model is;
+6. `transformer`: full training of the V2A transformer with the package's trainer;
+7. `export`: the trained pipeline in half precision (safetensors) in `OUTPUT_DIR/pipeline`;
+8. `measure`: the untrained and the trained pipeline on the held-out clips, heard in the mp4 files they make
    (`showcase.measure_shapes_v2a`); the tables go to `OUTPUT_DIR/results.json` and `results.md`.
 """
 
@@ -39,7 +41,7 @@ from .synthetic_shapes import BOUNCING, CLIP_FORMAT_V2
 
 logger = logging.getLogger(__name__)
 
-STAGES = ("data", "audio_vae", "vocoder", "untrained", "transformer", "export", "measure")
+STAGES = ("data", "audio_vae", "vocoder", "sync_encoder", "untrained", "transformer", "export", "measure")
 # Seconds of every clip: the frames the video model draws (16 at 8 fps).
 CLIP_DURATION = (CLIP_FORMAT_V2.num_frames - 1) / CLIP_FORMAT_V2.fps
 # The audio VAE's learning rate, and the extra weight of loud mel bins in its loss (`train_audio_vae`).
@@ -48,6 +50,8 @@ AUDIO_VAE_LOUD_WEIGHT = 10.0
 # Mel frames (10 ms each) of the windows the audio VAE trains on, and the windows around each bounce.
 AUDIO_VAE_WINDOW = 48
 WINDOWS_PER_BOUNCE = 4
+# Clips per step of the Synchformer stand-in's pre-training.
+SYNC_BATCH_SIZE = 16
 # The held-out clips are drawn from another seed than the training ones.
 HELD_OUT_SEED_OFFSET = 1
 
@@ -67,15 +71,22 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0, help="Seed of the clips, every initialisation and the noise.")
     parser.add_argument("--clips-per-spec", type=int, default=4, help="Training clips per caption (100 captions).")
     parser.add_argument(
+        "--bouncing-repeats",
+        type=int,
+        default=1,
+        help="Training clips of each bouncing caption, in multiples of `--clips-per-spec` (the only clips that sound).",
+    )
+    parser.add_argument(
         "--eval-clips-per-spec", type=int, default=2, help="Held-out clips per held-out caption (20 captions)."
     )
     parser.add_argument("--audio-vae-steps", type=int, default=600, help="Optimizer steps of the audio VAE.")
     parser.add_argument("--audio-vae-channels", type=int, nargs=3, default=[16, 32, 32], help="Its block widths.")
+    parser.add_argument(
+        "--sync-encoder-steps", type=int, default=2000, help="Optimizer steps of the Synchformer stand-in."
+    )
     parser.add_argument("--hidden-size", type=int, default=64, help="V2A transformer width (a multiple of 16).")
     parser.add_argument("--num-layers", type=int, default=2, help="V2A transformer blocks.")
-    parser.add_argument(
-        "--frequency-patch", type=int, default=16, help="Latent mel bins per token (1, 2, 4, 8 or 16)."
-    )
+    parser.add_argument("--frequency-patch", type=int, default=4, help="Latent mel bins per token (1, 2, 4, 8 or 16).")
     parser.add_argument("--train-steps", type=int, default=6000, help="Optimizer steps of the V2A transformer.")
     parser.add_argument("--batch-size", type=int, default=16, help="Clips per step of the V2A transformer.")
     parser.add_argument("--learning-rate", type=float, default=1e-3, help="Peak learning rate of the transformer.")
@@ -88,7 +99,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def check_args(args: argparse.Namespace) -> None:
     """Every setting checked before any work starts."""
-    positive = ("clips_per_spec", "eval_clips_per_spec", "audio_vae_steps", "num_layers", "train_steps", "batch_size")
+    positive = (
+        "clips_per_spec",
+        "bouncing_repeats",
+        "eval_clips_per_spec",
+        "audio_vae_steps",
+        "sync_encoder_steps",
+        "num_layers",
+        "train_steps",
+        "batch_size",
+    )
     check_run_flags(args, (*positive, "num_inference_steps"), rates=("learning_rate",))
     if not args.guidance_scale >= 1:
         raise ValueError(f"`--guidance-scale` must be >= 1 (1: no guidance), got {args.guidance_scale}.")
@@ -97,6 +117,13 @@ def check_args(args: argparse.Namespace) -> None:
     if args.frequency_patch not in (1, 2, 4, 8, 16):
         raise ValueError(
             f"`--frequency-patch` must divide the 16 latent mel bins (1, 2, 4, 8 or 16), got {args.frequency_patch}."
+        )
+    token_values = 8 * args.frequency_patch  # 8 latent channels x the bins of a token
+    if args.hidden_size < token_values:
+        raise ValueError(
+            f"`--hidden-size` must be at least the {token_values} values a token carries (8 latent channels x "
+            f"`--frequency-patch` {args.frequency_patch}), got {args.hidden_size}: a narrower transformer cannot "
+            "carry its input's noise through to the velocity it predicts, and its sound stays buried in noise."
         )
     if any(width < 4 or width % 4 for width in args.audio_vae_channels):
         raise ValueError(
@@ -124,6 +151,8 @@ def _stage_settings(args: argparse.Namespace) -> dict[str, dict]:
         "clips_per_spec": args.clips_per_spec,
         "eval_clips_per_spec": args.eval_clips_per_spec,
     }
+    if args.bouncing_repeats != 1:
+        data["bouncing_repeats"] = args.bouncing_repeats
     audio_vae = {
         **data,
         "audio_vae_steps": args.audio_vae_steps,
@@ -131,10 +160,13 @@ def _stage_settings(args: argparse.Namespace) -> dict[str, dict]:
         "audio_vae_learning_rate": AUDIO_VAE_LEARNING_RATE,
         "audio_vae_loud_weight": AUDIO_VAE_LOUD_WEIGHT,
         "audio_vae_windows": [AUDIO_VAE_WINDOW, WINDOWS_PER_BOUNCE],
+        "audio_vae_latents": "standardised per channel",
     }
     vocoder = {**audio_vae, "vocoder": "tones, fitted on true, audio VAE or both mels"}
+    sync_encoder = {**data, "sync_encoder_steps": args.sync_encoder_steps, "sync_encoder_batch_size": SYNC_BATCH_SIZE}
     untrained = {
         **vocoder,
+        **sync_encoder,
         "hidden_size": args.hidden_size,
         "num_layers": args.num_layers,
         "frequency_patch": args.frequency_patch,
@@ -154,6 +186,7 @@ def _stage_settings(args: argparse.Namespace) -> dict[str, dict]:
         "data": data,
         "audio_vae": audio_vae,
         "vocoder": vocoder,
+        "sync_encoder": sync_encoder,
         "untrained": untrained,
         "transformer": transformer,
         "export": transformer,
@@ -169,6 +202,7 @@ def _write_data(folder: Path, args: argparse.Namespace) -> dict:
 
     vae = AutoencoderKLCogVideoX.from_pretrained(args.video_vae, torch_dtype=torch.float32).eval()
     training, held_out = split_specs(CLIP_FORMAT_V2.directions)
+    training += [spec for spec in training if spec.direction == BOUNCING] * (args.bouncing_repeats - 1)
     write_sounding_dataset(folder / "train", training, args.clips_per_spec, args.seed, vae=vae)
     write_sounding_dataset(
         folder / "held_out", held_out, args.eval_clips_per_spec, args.seed + HELD_OUT_SEED_OFFSET, vae=vae
@@ -232,7 +266,12 @@ def _train_audio_vae(folder: Path, work: Path, args: argparse.Namespace) -> dict
         sample_posterior=False,
     )
     vae.save_pretrained(folder)
-    return {"l1_first": training.losses[0], "l1_last": training.losses[-1], "scaling_factor": training.scaling_factor}
+    return {
+        "l1_first": training.losses[0],
+        "l1_last": training.losses[-1],
+        "latent_mean": training.latent_mean,
+        "latent_std": training.latent_std,
+    }
 
 
 @torch.no_grad()
@@ -298,10 +337,37 @@ def _fit_vocoder(folder: Path, work: Path) -> dict:
     return {"fitted_on": fitted_on, "train_choice": choice, "held_out": report}
 
 
+def _pretrain_sync_encoder(folder: Path, work: Path, args: argparse.Namespace) -> dict:
+    """Trains the Synchformer stand-in on the training clips' frames and beep onsets, saves it, and reports how often
+    its features find the beep of a held-out clip."""
+    from ..models import SynchformerEncoder
+    from ..utils.media_io import read_video
+    from .sync_pretraining import onset_hit_rate, pretrain_sync_encoder, sync_pixel_values
+    from .tiny_v2a_sources import TINY_SYNCHFORMER_SETTINGS
+
+    torch.manual_seed(args.seed)
+    encoder = SynchformerEncoder(**TINY_SYNCHFORMER_SETTINGS)
+    clips = {}
+    for split in ("train", "held_out"):
+        records = read_sounding_manifest(work / "data" / split / "manifest.csv")
+        videos = [read_video(record.path) for record in records]
+        clips[split] = (sync_pixel_values(encoder, videos, CLIP_DURATION), [r.bounce_times for r in records])
+    training = pretrain_sync_encoder(
+        encoder, *clips["train"], args.sync_encoder_steps, SYNC_BATCH_SIZE, seed=args.seed
+    )
+    encoder.save_pretrained(folder)
+    return {
+        "loss_first": training.losses[0],
+        "loss_last": float(np.mean(training.losses[-50:])),
+        "held_out_onset_hit_rate": onset_hit_rate(encoder, training.head, *clips["held_out"]),
+    }
+
+
 def _write_untrained(folder: Path, work: Path, args: argparse.Namespace) -> None:
     from diffusers import AutoencoderKL
     from transformers import SpeechT5HifiGan
 
+    from ..models import SynchformerEncoder
     from ..utils.media_io import read_video
     from .tiny_v2a_sources import assemble_tiny_v2a_pipeline, write_tiny_v2a_sources
 
@@ -313,6 +379,7 @@ def _write_untrained(folder: Path, work: Path, args: argparse.Namespace) -> None
         seed=args.seed,
         calibration_captions=[record.caption for record in records],
         calibration_videos=[read_video(record.path) for record in records],
+        sync_encoder=SynchformerEncoder.from_pretrained(work / "sync_encoder").eval(),
     )
     assemble_tiny_v2a_pipeline(
         folder, sources, CLIP_DURATION, args.hidden_size, args.num_layers, args.frequency_patch, seed=args.seed
@@ -420,6 +487,7 @@ def run(args: argparse.Namespace) -> Path:
         "data": lambda folder: _write_data(folder, args),
         "audio_vae": lambda folder: _train_audio_vae(folder, work, args),
         "vocoder": lambda folder: _fit_vocoder(folder, work),
+        "sync_encoder": lambda folder: _pretrain_sync_encoder(folder, work, args),
         "untrained": lambda folder: _write_untrained(folder, work, args),
         "transformer": lambda folder: _train_transformer(args, work, settings["transformer"]),
         "export": lambda folder: export_half_precision(work / "transformer" / "pipeline", folder),
