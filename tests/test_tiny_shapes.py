@@ -166,6 +166,7 @@ def test_frame_strip_has_one_row_per_clip():
     [
         (["--train-steps", "0"], "`--train-steps` must be >= 1"),
         (["--bouncing-repeats", "0"], "`--bouncing-repeats` must be >= 1"),
+        (["--coarse-scales-only"], "`--coarse-scales-only` trains the coarse patchifications of a trained model"),
         (["--hidden-size", "96"], "`--hidden-size` must be a positive multiple of 64"),
         (["--threads", "4"], "`--threads` must be 1 or 2"),
         (["--learning-rate", "0"], "`--learning-rate` must be > 0"),

@@ -239,3 +239,49 @@ def test_checkpoints_of_another_mode_are_refused(tmp_path, tiny_pipeline_dir, mo
     )
     with pytest.raises(ValueError, match=message):
         train(config)
+
+
+def test_freezing_the_shared_blocks_trains_only_the_listed_patchifications_own_modules(runs, tmp_path):
+    """`freeze_shared_blocks`: a model trained at one scale learns another without any weight it shares changing,
+    so what its other patchifications generate stays exactly as it was."""
+    config = TrainingConfig(
+        model_family="video",
+        training_mode="full",
+        pretrained_model_name_or_path=str(runs["model"]),
+        dataset=str(runs["dataset"]),
+        cache_dir=str(runs["cache"]),
+        output_dir=str(tmp_path / "coarse"),
+        resolution=64,
+        num_frames=9,
+        patch_sizes=["1x2x2", "2x4x4"],  # the dataset's images train with the first
+        freeze_shared_blocks=True,
+        ema_decay=0.0,
+        learning_rate=2e-3,
+        max_train_steps=3,
+        checkpointing_steps=3,
+        validation_steps=0,
+        report_to="none",
+    ).validate()
+    train(config)
+    base = dict(LuminaVideoTransformer3DModel.from_pretrained(runs["model"], subfolder="transformer").state_dict())
+    trained = LuminaVideoTransformer3DModel.from_pretrained(tmp_path / "coarse" / "pipeline", subfolder="transformer")
+    changed = {name for name, value in trained.state_dict().items() if not torch.equal(value, base[name])}
+    own = {name for name in base if ".1x2x2." in f".{name}." or ".2x4x4." in f".{name}."}
+    assert changed <= own, changed - own  # no shared block moved, nor the third patchification
+    assert any(".1x2x2." in f".{n}." for n in changed) and any(".2x4x4." in f".{n}." for n in changed), changed
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"training_mode": "lora"}, "`freeze_shared_blocks` only applies to `training_mode` 'full'"),
+        ({"model_family": "v2a"}, "`freeze_shared_blocks` only applies to `model_family` 'video'"),
+    ],
+)
+def test_freezing_the_shared_blocks_is_refused_where_it_means_nothing(settings, message):
+    config = TrainingConfig(
+        **{"training_mode": "full", "pretrained_model_name_or_path": "x", "dataset": "d", **settings},
+        freeze_shared_blocks=True,
+    )
+    with pytest.raises(ValueError, match=message):
+        config.validate()

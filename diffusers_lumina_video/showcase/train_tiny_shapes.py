@@ -110,6 +110,13 @@ def build_parser() -> argparse.ArgumentParser:
         "of a single-scale one (v1: 128 + 64 + 16 per clip against 128; v2: 512 + 256 + 64 against 512), so equal "
         "compute is the single-scale steps / 1.625.",
     )
+    parser.add_argument(
+        "--coarse-scales-only",
+        action="store_true",
+        help="Train only the two coarse patchifications' embedders and output heads, the finest one and every "
+        "shared block frozen (`freeze_shared_blocks`): gives a model trained at the finest scale (an `--init-from` "
+        "pipeline) coarse-to-fine sampling without changing a single-scale video it makes.",
+    )
     parser.add_argument("--threads", type=int, default=2, help="CPU threads torch uses (1 or 2).")
     parser.add_argument("--stop-after", choices=STAGES, default="export", help="Stop after this stage.")
     return parser
@@ -119,6 +126,11 @@ def check_args(args: argparse.Namespace) -> None:
     """Every setting checked before any work starts."""
     if args.vae_refine_steps < 0:
         raise ValueError(f"`--vae-refine-steps` must be >= 0 (0: no refinement), got {args.vae_refine_steps}.")
+    if args.coarse_scales_only and (args.multi_scale or args.init_from is None):
+        raise ValueError(
+            "`--coarse-scales-only` trains the coarse patchifications of a trained model: give `--init-from`, and "
+            "not `--multi-scale`."
+        )
     if args.vae_steps == 0 and args.vae_init is None and args.init_from is None:
         raise ValueError("`--vae-steps 0` keeps a given VAE as it is: give `--vae-init` or `--init-from` with it.")
     positive = (
@@ -187,6 +199,8 @@ def _stage_settings(args: argparse.Namespace) -> dict[str, dict]:
         "learning_rate": args.learning_rate,
         "multi_scale": args.multi_scale,
     }
+    if args.coarse_scales_only:
+        transformer["coarse_scales_only"] = True
     return {
         "data": data,
         "vae": vae,
@@ -312,6 +326,8 @@ def _training_config(args: argparse.Namespace, work: Path):
 
     clip_format = CLIP_FORMATS[args.clip_format]
     patch_sizes = list(SHAPES_TIMESTEP_SHIFTS) if args.multi_scale else ["1x2x2"]
+    if args.coarse_scales_only:
+        patch_sizes = list(SHAPES_TIMESTEP_SHIFTS)[1:]
     return TrainingConfig(
         model_family="video",
         training_mode="full",
@@ -323,6 +339,7 @@ def _training_config(args: argparse.Namespace, work: Path):
         fps=clip_format.fps,
         max_sequence_length=64,
         patch_sizes=patch_sizes,
+        freeze_shared_blocks=args.coarse_scales_only,
         timestep_shifts={key: SHAPES_TIMESTEP_SHIFTS[key] for key in patch_sizes},
         ema_decay=0.99,
         caption_dropout=0.1,

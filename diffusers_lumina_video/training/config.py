@@ -29,7 +29,7 @@ MODEL_FAMILIES = ("video", "v2a")
 TRAINING_MODES = ("lora", "full")
 # Settings that only one mode uses; setting one in the other mode is refused rather than silently ignored.
 LORA_ONLY_SETTINGS = ("rank", "lora_alpha", "lora_dropout", "target_modules", "trigger_word")
-FULL_ONLY_SETTINGS = ("ema_decay",)
+FULL_ONLY_SETTINGS = ("ema_decay", "freeze_shared_blocks")
 # Settings of one model family's data and validation; the other family refuses them.
 VIDEO_ONLY_SETTINGS = (
     "motion_column",
@@ -40,6 +40,7 @@ VIDEO_ONLY_SETTINGS = (
     "max_sequence_length",
     "system_prompt",
     "patch_sizes",
+    "freeze_shared_blocks",
     "timestep_shifts",
     "image_timestep_shift",
     "caption_dropout",
@@ -137,6 +138,12 @@ class TrainingConfig:
     # Recipe
     patch_sizes: list[str] | None = _option(
         None, "Patchifications trained each step, as 'pFxpHxpW' (default: all of the transformer's)."
+    )
+    freeze_shared_blocks: bool = _option(
+        False,
+        "Full training of the patchifications' own embedders and output heads only, every weight they share "
+        "frozen: teaches patchifications a model was not trained on (list them in `patch_sizes`) without changing "
+        "what the others generate.",
     )
     timestep_shifts: dict[str, float] | None = _option(
         None,

@@ -70,6 +70,7 @@ CARD_SETTINGS = (
     "model_family",
     "training_mode",
     "ema_decay",
+    "freeze_shared_blocks",
     "rank",
     "lora_alpha",
     "target_modules",
@@ -244,9 +245,11 @@ class Trainer:
         """The embedder and head of a patchification no micro-batch runs (or their LoRA) never get a gradient; they
         are frozen so that the optimizer and the moving average hold exactly the weights the run updates. FSDP's
         sharded optimizer checkpoint could not be resumed otherwise: its loader expects a state for every weight
-        the optimizer was given."""
+        the optimizer was given. With `freeze_shared_blocks`, so is every weight the patchifications share."""
+        shared_frozen = self.config.freeze_shared_blocks
+        markers = list(self.family.patch_markers.values()) if shared_frozen else []
         for name, parameter in transformer.named_parameters():
-            if has_marker(name, self.family.untrained_markers):
+            if has_marker(name, self.family.untrained_markers) or (shared_frozen and not has_marker(name, markers)):
                 parameter.requires_grad_(False)
 
     def lora_layers(self) -> dict[str, torch.Tensor] | None:
