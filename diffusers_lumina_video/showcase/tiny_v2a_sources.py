@@ -4,7 +4,8 @@
 `vocoder/`) and MMAudio's `synchformer_state_dict.pth`. Writing tiny versions of those lets a V2A model be assembled
 and trained end to end offline and in minutes on a CPU, through exactly the code a full-size model goes through.
 Randomly initialised encoders still tell frames apart (a flash changes their features), so they carry timing and
-colour; the audio VAE is the caller's, since a random one would make decoded sound meaningless.
+colour (not a small shape's bounce: `showcase.sync_pretraining` trains a Synchformer stand-in for that); the audio
+VAE is the caller's, since a random one would make decoded sound meaningless.
 
 A random encoder's features share a large constant part, and what tells two clips or two moments apart is a small
 deviation from it; a trained encoder's features vary at their own scale. Given calibration clips, the encoders'
@@ -161,6 +162,7 @@ def write_tiny_v2a_sources(
             projection_dim=vision_config.projection_dim,
         )
         clip = CLIPModel(clip_config).eval()
+        # Drawn even when one is given, so that the other components' weights are the same either way.
         random_sync_encoder = SynchformerEncoder(**TINY_SYNCHFORMER_SETTINGS).eval()
         vocoder = vocoder or tiny_vocoder()
         transformer = tiny_v2a_transformer()
