@@ -73,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--bouncing-repeats",
         type=int,
-        default=1,
+        default=4,
         help="Training clips of each bouncing caption, in multiples of `--clips-per-spec` (the only clips that sound).",
     )
     parser.add_argument(
@@ -84,10 +84,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--sync-encoder-steps", type=int, default=2000, help="Optimizer steps of the Synchformer stand-in."
     )
-    parser.add_argument("--hidden-size", type=int, default=64, help="V2A transformer width (a multiple of 16).")
+    parser.add_argument("--hidden-size", type=int, default=128, help="V2A transformer width (a multiple of 16).")
     parser.add_argument("--num-layers", type=int, default=2, help="V2A transformer blocks.")
-    parser.add_argument("--frequency-patch", type=int, default=4, help="Latent mel bins per token (1, 2, 4, 8 or 16).")
-    parser.add_argument("--train-steps", type=int, default=6000, help="Optimizer steps of the V2A transformer.")
+    parser.add_argument("--frequency-patch", type=int, default=8, help="Latent mel bins per token (1, 2, 4, 8 or 16).")
+    parser.add_argument("--train-steps", type=int, default=10000, help="Optimizer steps of the V2A transformer.")
     parser.add_argument("--batch-size", type=int, default=16, help="Clips per step of the V2A transformer.")
     parser.add_argument("--learning-rate", type=float, default=1e-3, help="Peak learning rate of the transformer.")
     parser.add_argument("--num-inference-steps", type=int, default=25, help="Sampling steps when measuring.")
