@@ -22,7 +22,7 @@ from ..showcase.builtin_models import (
     TINY_RANDOM_DEFAULTS,
     TINY_RANDOM_ID,
     TINY_SHAPES_ID,
-    tiny_shapes_path,
+    model_location,
 )
 from ..utils.atomic import atomic_output_file, restore_folder
 from ..utils.component_paths import is_hub_repo_id
@@ -89,7 +89,7 @@ def model_presets(model: str) -> tuple[dict[str, dict], str | None]:
     `model_index.json` before anything loads; none for `tiny-random` or a Hub id. Shared with the demo."""
     if model not in BUILTIN_MODEL_IDS:
         restore_folder(model)
-    index = (tiny_shapes_path() if model == TINY_SHAPES_ID else Path(model).expanduser()) / "model_index.json"
+    index = Path(model_location(model)).expanduser() / "model_index.json"
     if model == TINY_RANDOM_ID or not index.is_file():
         return {}, None
     try:
@@ -205,9 +205,7 @@ def load_pipeline(model: str, dtype: torch.dtype, pipeline_class: type | None = 
         return pipe if dtype == torch.float32 else pipe.to(dtype=dtype)
     from diffusers import DiffusionPipeline
 
-    pipe = DiffusionPipeline.from_pretrained(
-        tiny_shapes_path() if model == TINY_SHAPES_ID else model, torch_dtype=dtype
-    )
+    pipe = DiffusionPipeline.from_pretrained(model_location(model), torch_dtype=dtype)
     if not isinstance(pipe, pipeline_class):
         raise ValueError(f"{model} holds a {type(pipe).__name__}, not a {pipeline_class.__name__}.")
     return pipe

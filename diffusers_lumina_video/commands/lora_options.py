@@ -28,8 +28,7 @@ from ..loaders.single_file_utils import is_hub_repo_id
 from ..models import LuminaV2ATransformerModel, LuminaVideoTransformer3DModel
 from ..showcase.builtin_models import (
     TINY_RANDOM_ID,
-    TINY_SHAPES_ID,
-    tiny_shapes_path,
+    model_location,
     tiny_transformer,
     tiny_v2a_transformer,
 )
@@ -136,9 +135,7 @@ def weightless_transformer(model: str, pipeline_class: type) -> nn.Module:
     with init_empty_weights():
         if model == TINY_RANDOM_ID:
             return tiny()
-        config = transformer_class.load_config(
-            tiny_shapes_path() if model == TINY_SHAPES_ID else model, subfolder="transformer"
-        )
+        config = transformer_class.load_config(model_location(model), subfolder="transformer")
         if config.get("_class_name") != transformer_class.__name__:
             raise ValueError(
                 f"{model} holds a {config.get('_class_name')} transformer, not the {transformer_class.__name__} of a "

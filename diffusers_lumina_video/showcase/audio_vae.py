@@ -27,19 +27,12 @@ class AudioVAETraining:
 
 
 def build_audio_vae(channels: Sequence[int], seed: int) -> AutoencoderKL:
-    """AudioLDM's VAE layout (1-channel mel image, 8 latent channels, 4x down-sampling) at a small width."""
+    """A VAE to train: `tiny_audio_vae`'s layout at the block widths `channels`, its weights drawn from `seed` (its
+    scaling factor is replaced by `train_audio_vae`)."""
+    from .builtin_models import tiny_audio_vae
+
     torch.manual_seed(seed)
-    return AutoencoderKL(
-        in_channels=1,
-        out_channels=1,
-        down_block_types=("DownEncoderBlock2D",) * 3,
-        up_block_types=("UpDecoderBlock2D",) * 3,
-        block_out_channels=tuple(channels),
-        layers_per_block=1,
-        latent_channels=8,
-        norm_num_groups=4,
-        sample_size=64,
-    )
+    return tiny_audio_vae(channels).train()
 
 
 def waveforms_to_mels(

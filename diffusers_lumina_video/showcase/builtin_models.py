@@ -7,6 +7,7 @@ path can run in seconds on a CPU; their videos and sounds are noise. `tiny-shape
 square moving right" asks for (see `docs/showcase.md` and `showcase/train_tiny_shapes.py`).
 """
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from diffusers import AutoencoderKL, AutoencoderKLCogVideoX, FlowMatchEulerDiscreteScheduler
@@ -168,20 +169,20 @@ def tiny_v2a_transformer() -> LuminaV2ATransformerModel:
     ).eval()
 
 
-def tiny_audio_vae() -> AutoencoderKL:
-    """AudioLDM's mel VAE layout (1-channel mel image, 8 latent channels, 4x down-sampling of time and mel) with few
-    channels; the scaling factor is not 1 so that forgetting it shows."""
+def tiny_audio_vae(channels: Sequence[int] = (8, 16, 16), scaling_factor: float = 0.5) -> AutoencoderKL:
+    """AudioLDM's mel VAE layout (1-channel mel image, 8 latent channels, 4x down-sampling of time and mel) with the
+    block widths `channels`; the default scaling factor is not 1 so that forgetting it shows."""
     return AutoencoderKL(
         in_channels=1,
         out_channels=1,
         down_block_types=("DownEncoderBlock2D",) * 3,
         up_block_types=("UpDecoderBlock2D",) * 3,
-        block_out_channels=(8, 16, 16),
+        block_out_channels=tuple(channels),
         layers_per_block=1,
         latent_channels=8,
         norm_num_groups=4,
         sample_size=64,
-        scaling_factor=0.5,
+        scaling_factor=scaling_factor,
     ).eval()
 
 
@@ -293,6 +294,11 @@ def tiny_random_v2a_pipeline(seed: int = 0):
     from ..pipelines import LuminaV2APipeline
 
     return LuminaV2APipeline(**tiny_v2a_components(seed))
+
+
+def model_location(model: str) -> str | Path:
+    """Where `model` loads from: the package's folder for `tiny-shapes`, else `model` itself (a folder or a Hub id)."""
+    return tiny_shapes_path() if model == TINY_SHAPES_ID else model
 
 
 def tiny_shapes_path() -> Path:

@@ -39,6 +39,7 @@ from .sounding_shapes import (
     SoundingClipRecord,
     read_bounce_times,
     read_sounding_manifest,
+    times_text,
 )
 from .synthetic_flashes import write_csv_manifest
 from .synthetic_shapes import ShapeSpec
@@ -110,7 +111,7 @@ def write_generated_clips(
         path = folder / "video" / f"generated_{index:05d}.mp4"
         with atomic_output_file(path) as temporary:
             export_to_video(list(frames), str(temporary), fps=fps)
-        times = " ".join(f"{time:.4f}" for time in read_bounce_times(frames, fps))
+        times = times_text(read_bounce_times(frames, fps))
         truth = (spec.colour, spec.shape, spec.direction, spec.speed, "generated")
         rows.append((path.stem, path.relative_to(folder).as_posix(), spec.caption, *truth, times, "", clip_seed))
     return write_csv_manifest(folder / MANIFEST_NAME, MANIFEST_COLUMNS, rows)
@@ -251,9 +252,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _video_model_folder(parser: argparse.ArgumentParser, model: str) -> Path:
     """`tiny-shapes`' folder, or the pipeline folder given."""
-    from .builtin_models import TINY_SHAPES_ID, tiny_shapes_path
+    from .builtin_models import TINY_SHAPES_ID, model_location
 
-    folder = tiny_shapes_path() if model == TINY_SHAPES_ID else Path(model)
+    folder = Path(model_location(model))
     if not (folder / "model_index.json").is_file():
         parser.error(f"--video-model must be `{TINY_SHAPES_ID}` or a pipeline folder, got {model!r}.")
     return folder

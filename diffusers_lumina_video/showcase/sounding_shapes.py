@@ -279,14 +279,15 @@ def write_sounding_dataset(
             speedless = np.random.default_rng([clip_seed, 1]).random() < speedless_captions
             caption = spec.caption_without_speed if speedless else spec.caption
             truth = (spec.colour, spec.shape, spec.direction, spec.speed, BACKGROUNDS[copy % 2])
-            times = (_text(clip.bounce_times), _text(clip.true_bounce_times), clip_seed)
+            times = (times_text(clip.bounce_times), times_text(clip.true_bounce_times), clip_seed)
             rows.append((path.stem, path.relative_to(folder).as_posix(), caption, *truth, *times))
         progress.update(len(batch))
     progress.close()
     return write_csv_manifest(folder / MANIFEST_NAME, MANIFEST_COLUMNS, rows)
 
 
-def _text(times: Sequence[float]) -> str:
+def times_text(times: Sequence[float]) -> str:
+    """Moments in seconds as a manifest cell holds them (`read_sounding_manifest` reads them back)."""
     return " ".join(f"{time:.4f}" for time in times)
 
 

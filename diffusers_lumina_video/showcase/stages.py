@@ -109,8 +109,9 @@ def run_stages(stages: Sequence[Stage], markers: Path, stop_after: str | None = 
         else:
             start = time.perf_counter()
             report = stage.run(stage.folder) or {}
-            mark_done(marker, stage.settings, time.perf_counter() - start, report)
-            logger.info(f"Stage {stage.name!r} took {time.perf_counter() - start:.0f} s.")
+            seconds = time.perf_counter() - start
+            mark_done(marker, stage.settings, seconds, report)
+            logger.info(f"Stage {stage.name!r} took {seconds:.0f} s.")
         done[stage.name] = json.loads(marker.read_text())
         if stage.name == stop_after:
             break

@@ -11,7 +11,6 @@ clip's sound onsets falls inside it; the head is thrown away, the encoder kept.
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -124,13 +123,9 @@ def onset_hit_rate(
 ) -> float:
     """Of the clips with one onset, the share whose highest-scoring tubelet (`tubelet_logits`) holds it or touches the
     one that does: how well the features tell when, measured on clips the encoder did not train on."""
-    seconds = tubelet_seconds(encoder)
-    hits = []
-    for values, times in zip(pixel_values, onsets, strict=True):
-        if len(times) != 1:
-            continue
-        best = int(tubelet_logits(encoder, head, values[None])[0].argmax())
-        hits.append(abs(best - int(times[0] // seconds)) <= 1)
-    if not hits:
+    single = [index for index, times in enumerate(onsets) if len(times) == 1]
+    if not single:
         raise ValueError("`onsets` holds no clip with exactly one onset to measure on.")
-    return float(np.mean(hits))
+    best = tubelet_logits(encoder, head, pixel_values[single]).argmax(dim=1)
+    truth = torch.tensor([int(onsets[index][0] // tubelet_seconds(encoder)) for index in single])
+    return float(((best - truth).abs() <= 1).float().mean())

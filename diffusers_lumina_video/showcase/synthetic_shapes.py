@@ -141,6 +141,12 @@ class ShapeSpec:
         return sum(indices) % 6 == 0
 
 
+def repeat_bouncing(specs: Sequence[ShapeSpec], repeats: int) -> list[ShapeSpec]:
+    """`specs` with each bouncing spec `repeats` times in all (the extra ones after them): more clips of the motion
+    that is hardest to learn."""
+    return [*specs, *[spec for spec in specs if spec.direction == BOUNCING] * (repeats - 1)]
+
+
 def split_specs(directions: Sequence[str] = tuple(DIRECTIONS)) -> tuple[list[ShapeSpec], list[ShapeSpec]]:
     """(training specs, held-out specs), each in `ShapeSpec.all(directions)` order."""
     specs = ShapeSpec.all(directions)

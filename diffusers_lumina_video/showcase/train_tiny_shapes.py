@@ -216,14 +216,13 @@ def _vae_temporal(args: argparse.Namespace) -> dict:
 
 
 def _render_data(folder: Path, args: argparse.Namespace) -> None:
-    from .synthetic_shapes import split_specs, write_shape_dataset
+    from .synthetic_shapes import repeat_bouncing, split_specs, write_shape_dataset
 
     clip_format = CLIP_FORMATS[args.clip_format]
     train_specs, _ = split_specs(clip_format.directions)
-    bouncing = [spec for spec in train_specs if spec.direction == BOUNCING]
     write_shape_dataset(
         folder,
-        train_specs + bouncing * (args.bouncing_repeats - 1),
+        repeat_bouncing(train_specs, args.bouncing_repeats),
         args.clips_per_spec,
         args.seed,
         speedless_captions=SPEEDLESS_CAPTIONS,

@@ -198,11 +198,11 @@ def _write_data(folder: Path, args: argparse.Namespace) -> dict:
     from diffusers import AutoencoderKLCogVideoX
 
     from .sounding_shapes import write_sounding_dataset
-    from .synthetic_shapes import split_specs
+    from .synthetic_shapes import repeat_bouncing, split_specs
 
     vae = AutoencoderKLCogVideoX.from_pretrained(args.video_vae, torch_dtype=torch.float32).eval()
     training, held_out = split_specs(CLIP_FORMAT_V2.directions)
-    training += [spec for spec in training if spec.direction == BOUNCING] * (args.bouncing_repeats - 1)
+    training = repeat_bouncing(training, args.bouncing_repeats)
     write_sounding_dataset(folder / "train", training, args.clips_per_spec, args.seed, vae=vae)
     write_sounding_dataset(
         folder / "held_out", held_out, args.eval_clips_per_spec, args.seed + HELD_OUT_SEED_OFFSET, vae=vae
