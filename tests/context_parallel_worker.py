@@ -6,14 +6,13 @@ count its first block saw to `<output>/rank<r>.json`.
 
 import argparse
 import json
-import os
-import sys
 from pathlib import Path
 from unittest import mock
 
 import torch
 import torch.distributed as dist
 from diffusers import ContextParallelConfig
+from distributed_exit import exit_without_teardown
 
 from diffusers_lumina_video.showcase.builtin_models import (
     TINY_CLIP_DIM,
@@ -92,8 +91,4 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
-    # The results are written and the group is gone; leave without the interpreter's teardown, where gloo's
-    # threads now and then abort a CPU rank ("terminate called without an active exception") after its work is done.
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)
+    exit_without_teardown()

@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 
 import torch
+from distributed_exit import exit_without_teardown
 
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -106,3 +107,4 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+    exit_without_teardown()

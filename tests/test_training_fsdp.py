@@ -20,6 +20,7 @@ import imageio.v2 as imageio
 import numpy as np
 import pytest
 import torch
+from distributed_exit import exit_without_teardown
 from safetensors.torch import load_file
 from synthetic_media import save_tiny_pipeline, write_dataset
 
@@ -177,7 +178,7 @@ def main() -> None:
             self.fsdp_plugin = fsdp_plugin
 
     AcceleratorState.__init__ = init_with_fsdp_on_cpu
-    sys.exit(train_video(sys.argv[1:]))
+    exit_without_teardown(train_video(sys.argv[1:]))
 
 
 if __name__ == "__main__":
