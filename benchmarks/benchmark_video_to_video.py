@@ -3,13 +3,11 @@ colour) and how much it follows a prompt that changes the colour; what a strengt
 text-to-video; and what a strength means on the released presets' schedules (where guidance and patchification are
 read on the same time axis).
 
-Two kinds of input clip, one shape moving one way at 64 px, 8 frames:
+Two kinds of input clip, one shape moving one way, at the model's size and frame count (`TINY_SHAPES_DEFAULTS`):
 - clips `tiny-shapes` generated from shape captions, kept where the colour, shape and direction read back match the
-  caption (`--clips` of them). They are already the VAE's output, so its round trip moves them less than the
-  generator's clips.
-- the shape generator's clips (`showcase/synthetic_shapes.py`, plain background). The tiny VAE does not keep a
-  shape's motion inside each group of four frames that one latent frame stands for, so its round trip alone moves a
-  quick shape's centroid by up to about 6 px: only the VAE's round trip and the two target strengths are run on them.
+  caption (`--clips` of them): what the VAE's decoder makes.
+- the shape generator's clips (`showcase/synthetic_shapes.py`, plain background), never through the VAE: only the
+  VAE's round trip and the two target strengths are run on them.
 
 Each clip is prompted with the caption of the same shape, direction and speed in another colour. Everything is read
 back from the frames (`showcase/shape_attributes.py`): the colour, and the shape's centroid in each frame; the track
@@ -327,7 +325,11 @@ def main() -> None:
             print(_row(kind, str(strength), share))
     for strength, share in unguided.items():
         print(_row("generated, guidance off", str(strength), share))
-    print("\n| call (64x64, 8 frames, 20-step grid, guidance 4) | fastest (s) | median (s) |\n|---|---|---|")
+    size = TINY_SHAPES_DEFAULTS
+    print(
+        f"\n| call ({size['height']}x{size['width']}, {size['num_frames']} frames, {size['num_inference_steps']}-step "
+        f"grid, guidance {size['guidance_scale']:g}) | fastest (s) | median (s) |\n|---|---|---|"
+    )
     for name, value in seconds.items():
         print(f"| {name} | {value['fastest']:.2f} | {value['median']:.2f} |")
     print("\n| preset | strength | starts at t | steps | guided steps | patchifications |\n|---|---|---|---|---|---|")

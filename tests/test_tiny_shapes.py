@@ -1,13 +1,21 @@
+import copy
 import json
 import time
 
 import numpy as np
 import pytest
 import torch
+from diffusers import DiffusionPipeline
 from PIL import Image
+from synthetic_media import save_tiny_pipeline
 from transformers import PreTrainedTokenizerFast
 
-from diffusers_lumina_video.showcase.builtin_models import TINY_SHAPES_DEFAULTS, TINY_SHAPES_FPS, tiny_shapes_path
+from diffusers_lumina_video.showcase.builtin_models import (
+    TINY_SHAPES_DEFAULTS,
+    TINY_SHAPES_FPS,
+    tiny_random_pipeline,
+    tiny_shapes_path,
+)
 from diffusers_lumina_video.showcase.shapes_benchmark import (
     frame_strip,
     measure_adherence,
@@ -19,7 +27,14 @@ from diffusers_lumina_video.showcase.shapes_model import (
     shapes_tokenizer,
     write_untrained_pipeline,
 )
-from diffusers_lumina_video.showcase.shapes_vae import random_clips, random_crops, shapes_vae, train_shapes_vae
+from diffusers_lumina_video.showcase.shapes_vae import (
+    fit_encoder_to_decoder,
+    random_clips,
+    random_crops,
+    shapes_vae,
+    train_shapes_vae,
+)
+from diffusers_lumina_video.showcase.stages import export_half_precision
 from diffusers_lumina_video.showcase.synthetic_shapes import (
     BOUNCING,
     CLIP_FORMAT_V1,
@@ -102,6 +117,43 @@ def test_vae_training_is_seeded_and_lowers_the_loss():
     assert runs[0][-1] < runs[0][0]
 
 
+def test_fitting_the_encoder_leaves_the_decoder_and_brings_its_videos_round_trip_closer():
+    specs = [ShapeSpec("red", "square", "right", "slowly")]
+    torch.manual_seed(0)
+    vae = shapes_vae(latent_channels=4, temporal_compression_ratio=2)
+    train_shapes_vae(vae, specs, steps=2, batch_size=1, crop=16, size=32, num_frames=9, learning_rate=5e-3)
+    latents = torch.randn(2, 4, 4, 8, 8, generator=torch.Generator().manual_seed(0))
+    decoder = {name: value.clone() for name, value in vae.decoder.state_dict().items()}
+
+    def round_trip_error() -> float:
+        with torch.no_grad():
+            videos = vae.decode(latents).sample.clamp(-1, 1)
+            return float((vae.decode(vae.encode(videos).latent_dist.mode()).sample - videos).abs().mean())
+
+    before = round_trip_error()
+    runs = []
+    for _ in range(2):
+        fitted = copy.deepcopy(vae)
+        runs.append(fit_encoder_to_decoder(fitted, latents, specs, steps=4, batch_size=1, crop=16, learning_rate=5e-3))
+    assert runs[0] == runs[1]
+    vae = fitted
+    assert all(torch.equal(value, decoder[name]) for name, value in vae.decoder.state_dict().items())
+    assert all(param.requires_grad for param in vae.parameters()) and not vae.training
+    assert round_trip_error() < before
+    with pytest.raises(ValueError, match="`crop` must be a multiple of 4 in \\(0, 32\\]"):
+        fit_encoder_to_decoder(vae, latents, specs, steps=1, crop=10)
+
+
+def test_export_ships_the_given_vae_in_half_precision(tmp_path):
+    source = save_tiny_pipeline(tmp_path / "trained")
+    other = tiny_random_pipeline(seed=1).vae
+    other.save_pretrained(tmp_path / "fitted_vae")
+    export_half_precision(source, tmp_path / "shipped", vae=tmp_path / "fitted_vae")
+    shipped = DiffusionPipeline.from_pretrained(tmp_path / "shipped")
+    for name, value in shipped.vae.state_dict().items():  # saved in half precision, loaded back in full
+        assert torch.equal(value, other.state_dict()[name].half().float()), name
+
+
 def test_vae_refuses_bad_settings():
     with pytest.raises(ValueError, match="`crop` must be a multiple of 16"):
         train_shapes_vae(shapes_vae(), [ShapeSpec("red", "square", "right", "quickly")], steps=1, crop=24)
@@ -135,8 +187,6 @@ def test_the_shipped_models_clip_format_and_tokenizer_are_unchanged():
 
 
 def test_untrained_pipeline_loads_and_tells_captions_apart(tmp_path):
-    from diffusers import DiffusionPipeline
-
     write_untrained_pipeline(tmp_path / "pipe", shapes_vae(), hidden_size=64, num_layers=1)
     pipe = DiffusionPipeline.from_pretrained(tmp_path / "pipe")
     assert type(pipe).__name__ == "LuminaVideoPipeline"
@@ -172,6 +222,7 @@ def test_frame_strip_has_one_row_per_clip():
         (["--learning-rate", "0"], "`--learning-rate` must be > 0"),
         (["--seed", "-1"], r"`--seed` must be in \[0, 2\*\*31\)"),
         (["--vae-refine-steps", "-1"], r"`--vae-refine-steps` must be >= 0 \(0: no refinement\)"),
+        (["--encoder-steps", "-1"], r"`--encoder-steps` must be >= 0 \(0: no fitting\)"),
         (["--vae-crop", "24"], "`--vae-crop` must be a multiple of 16 from 16 to 64"),
         (["--vae-learning-rate", "-1"], "`--vae-learning-rate` must be > 0"),
     ],
@@ -364,8 +415,6 @@ def test_benchmark_samples_with_the_models_own_schedules():
 
 
 def test_progressive_training_starts_from_a_shorter_formats_model_and_keeps_its_words(tmp_path, monkeypatch):
-    from diffusers import DiffusionPipeline
-
     from diffusers_lumina_video.showcase import synthetic_shapes
     from diffusers_lumina_video.showcase.train_tiny_shapes import run
 

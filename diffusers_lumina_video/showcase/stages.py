@@ -81,13 +81,16 @@ def can_resume(folder: Path, settings: dict) -> bool:
     return resume
 
 
-def export_half_precision(source: Path, target: Path, **config) -> None:
+def export_half_precision(source: Path, target: Path, vae: Path | None = None, **config) -> None:
     """The pipeline folder `source` in half precision (safetensors) in `target`, the form a showcase model ships in,
-    with `config` registered in its pipeline config first."""
+    with `config` registered in its pipeline config first and, if given, the VAE saved in the folder `vae` instead of
+    its own."""
     import torch
-    from diffusers import DiffusionPipeline
+    from diffusers import AutoencoderKLCogVideoX, DiffusionPipeline
 
     pipe = DiffusionPipeline.from_pretrained(source)
+    if vae is not None:
+        pipe.vae = AutoencoderKLCogVideoX.from_pretrained(vae)
     if config:
         pipe.register_to_config(**config)
     pipe.to(dtype=torch.float16)

@@ -6,7 +6,8 @@ with the package's trainer, and writes the half-precision pipeline folder that s
 Stages write into `OUTPUT_DIR/work/` and are reused when run again with the same settings (a killed run continues
 where it stopped; the trainer resumes the last checkpoint of a run started with the same settings): rendered clips,
 the trained VAE and its reconstruction report, the pipeline the transformer starts from (random, or `--init-from`'s
-weights), the training run. The result is `OUTPUT_DIR/pipeline/`.
+weights), the training run, and the VAE with its encoder fitted to the decoder on the videos the trained model makes
+(what video-to-video encodes). The result is `OUTPUT_DIR/pipeline/`.
 `--clip-format v2` makes every stage use the next model's clips (`CLIP_FORMAT_V2`: 17 frames, bouncing as well).
 `--init-from` trains progressively, as the paper does (short clips first, then longer ones): the VAE and transformer
 start from a model trained on the shorter format, such as a v1 run's `pipeline`.
@@ -21,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from ..utils.atomic import atomic_output_file
 from .builtin_models import TINY_SHAPES_MULTI_SCALE, TINY_SHAPES_SHIFT, tiny_shapes_presets
@@ -30,7 +32,11 @@ from .synthetic_shapes import BOUNCING, CLIP_FORMAT_V1, CLIP_FORMATS, ClipFormat
 
 logger = logging.getLogger(__name__)
 
-STAGES = ("data", "vae", "vae_refine", "initial", "transformer", "export")
+STAGES = ("data", "vae", "vae_refine", "initial", "transformer", "encoder", "export")
+# Videos the trained model generates for the encoder to invert its decoder on, and pixels a round trip may move a
+# shape by and still count as keeping its track (the video-to-video measure in docs/video_to_video.md).
+ENCODER_FIT_VIDEOS = 96
+ROUND_TRIP_PX = 3.0
 # Scale-aware time shifts for these small latents: the reference's ratios between patchifications (1 : 2 : 4) from
 # the finest one's, which is also the shift the shipped model samples with.
 SHAPES_TIMESTEP_SHIFTS = {"1x2x2": TINY_SHAPES_SHIFT, "2x2x2": 2 * TINY_SHAPES_SHIFT, "2x4x4": 4 * TINY_SHAPES_SHIFT}
@@ -117,6 +123,14 @@ def build_parser() -> argparse.ArgumentParser:
         "shared block frozen (`freeze_shared_blocks`): gives a model trained at the finest scale (an `--init-from` "
         "pipeline) coarse-to-fine sampling without changing a single-scale video it makes.",
     )
+    parser.add_argument(
+        "--encoder-steps",
+        type=int,
+        default=300,
+        help="Steps fitting the VAE's encoder to its frozen decoder on the videos the trained model makes, so that "
+        "video-to-video keeps its input's motion (0: the encoder as trained with the decoder). Generated videos do "
+        "not change.",
+    )
     parser.add_argument("--threads", type=int, default=2, help="CPU threads torch uses (1 or 2).")
     parser.add_argument("--stop-after", choices=STAGES, default="export", help="Stop after this stage.")
     return parser
@@ -126,6 +140,8 @@ def check_args(args: argparse.Namespace) -> None:
     """Every setting checked before any work starts."""
     if args.vae_refine_steps < 0:
         raise ValueError(f"`--vae-refine-steps` must be >= 0 (0: no refinement), got {args.vae_refine_steps}.")
+    if args.encoder_steps < 0:
+        raise ValueError(f"`--encoder-steps` must be >= 0 (0: no fitting), got {args.encoder_steps}.")
     if args.coarse_scales_only and (args.multi_scale or args.init_from is None):
         raise ValueError(
             "`--coarse-scales-only` trains the coarse patchifications of a trained model: give `--init-from`, and "
@@ -201,13 +217,15 @@ def _stage_settings(args: argparse.Namespace) -> dict[str, dict]:
     }
     if args.coarse_scales_only:
         transformer["coarse_scales_only"] = True
+    encoder = {**transformer, "encoder_steps": args.encoder_steps}
     return {
         "data": data,
         "vae": vae,
         "vae_refine": vae_refine,
         "initial": initial,
         "transformer": transformer,
-        "export": transformer,
+        "encoder": encoder,
+        "export": encoder,
     }
 
 
@@ -320,6 +338,68 @@ def _refine_vae(folder: Path, start: Path, args: argparse.Namespace) -> dict:
     return _train_vae(folder, args, start)
 
 
+def _fit_encoder(folder: Path, model: Path, args: argparse.Namespace) -> dict:
+    """The trained pipeline's VAE with its encoder fitted to its decoder (`fit_encoder_to_decoder`) on videos the
+    pipeline generates from training captions; reports how far a round trip moves the shape in held-out generated
+    videos and clips, before and after."""
+    from diffusers import DiffusionPipeline
+
+    from .shapes_vae import fit_encoder_to_decoder, random_clips
+    from .synthetic_shapes import split_specs
+
+    pipe = DiffusionPipeline.from_pretrained(model)
+    if args.encoder_steps == 0:
+        pipe.vae.save_pretrained(folder)
+        return {}
+    clip_format = CLIP_FORMATS[args.clip_format]
+    train_specs, held_out = split_specs(clip_format.directions)
+    rng = np.random.default_rng(args.seed + 2)
+    fitting = _generated_latents(
+        pipe, [train_specs[i] for i in rng.integers(len(train_specs), size=ENCODER_FIT_VIDEOS)]
+    )
+    with torch.no_grad():
+        held_out_latents = _generated_latents(pipe, (held_out * 2)[:32], first_seed=len(fitting))
+        generated = pipe.vae.decode(held_out_latents).sample.clamp(-1, 1)
+    measured = {
+        "generated": generated,
+        "clips": random_clips(held_out, 32, rng, clip_format=clip_format)[:, :, 1:],
+    }
+    before = {kind: _round_trip_drift(pipe.vae, videos) for kind, videos in measured.items()}
+    losses = fit_encoder_to_decoder(
+        pipe.vae, fitting, train_specs, args.encoder_steps, seed=args.seed, clip_format=clip_format
+    )
+    pipe.vae.save_pretrained(folder)
+    after = {kind: _round_trip_drift(pipe.vae, videos) for kind, videos in measured.items()}
+    return {"before": before, "after": after, "final_loss": float(np.mean(losses[-20:]))}
+
+
+@torch.no_grad()
+def _generated_latents(pipe, specs: Sequence, first_seed: int = 0) -> torch.Tensor:
+    """Unscaled latents `[N, C, F, h, w]` of the videos `pipe` makes for the captions of `specs`, one seed each from
+    `first_seed` on."""
+    pipe.set_progress_bar_config(disable=True)
+    latents = [
+        pipe(spec.caption, generator=torch.Generator().manual_seed(seed), output_type="latent").frames
+        for seed, spec in enumerate(tqdm(specs, desc="Generating videos", unit="video"), start=first_seed)
+    ]
+    return torch.cat(latents) / pipe.vae.config.scaling_factor
+
+
+@torch.no_grad()
+def _round_trip_drift(vae, videos: torch.Tensor) -> dict:
+    """How far encoding and decoding `videos` (`[N, 3, F, H, W]` in [-1, 1]) moves their shapes: the median of each
+    video's largest centroid distance, and the share of videos kept within `ROUND_TRIP_PX` in every frame."""
+    from .shape_attributes import read_track
+
+    largest = []
+    for video in videos:
+        decoded = vae.decode(vae.encode(video[None]).latent_dist.mode()).sample.clamp(-1, 1)[0]
+        tracks = [read_track((frames.permute(1, 2, 3, 0).numpy() + 1) / 2) for frames in (video, decoded)]
+        distance = np.linalg.norm(tracks[0] - tracks[1], axis=1)
+        largest.append(float(np.max(distance)) if np.isfinite(distance).all() else float("inf"))
+    return {"median_largest_px": float(np.median(largest)), "kept": float(np.mean(np.array(largest) <= ROUND_TRIP_PX))}
+
+
 def _training_config(args: argparse.Namespace, work: Path):
     from ..training import TrainingConfig
 
@@ -374,9 +454,13 @@ def run(args: argparse.Namespace) -> Path:
         "vae_refine": lambda folder: _refine_vae(folder, work / "vae", args),
         "initial": lambda folder: _write_initial(folder, work, args),
         "transformer": lambda folder: _train_transformer(args, work, settings["transformer"]),
+        "encoder": lambda folder: _fit_encoder(folder, work / "transformer" / "pipeline", args),
         # the coarse-to-fine schedule is measured after training: the format's settings as they are now
         "export": lambda folder: export_half_precision(
-            work / "transformer" / "pipeline", folder, sampling_presets=format_presets(clip_format)
+            work / "transformer" / "pipeline",
+            folder,
+            vae=work / "encoder",
+            sampling_presets=format_presets(clip_format),
         ),
     }
     stages = [
