@@ -28,13 +28,20 @@ from .commands.generate import (
     video_fps,
 )
 from .commands.lora_options import check_lora_file, find_lora_file
+from .commands.soundtrack import sound_guidance_scale
 from .commands.start_video import read_start_video, video_to_video
 from .pipelines import LuminaV2APipeline, LuminaVideoPipeline
 from .pipelines.lumina_video.pipeline_lumina_video_video2video import DEFAULT_STRENGTH, first_step
 from .pipelines.lumina_video.presets import SAMPLING_PRESETS, find_sampling_preset
+from .showcase.builtin_models import (
+    BUILTIN_MODEL_IDS,
+    SOUND_MODEL_OF,
+    TINY_SHAPES_ID,
+    builtin_models_of,
+    check_builtin_family,
+)
 from .utils.atomic import atomic_output_file, restore_folder
 from .utils.media_io import export_to_video_with_audio, read_video
-from .utils.tiny_random import BUILTIN_MODEL_IDS, TINY_SHAPES_ID
 
 
 # The model the page opens with.
@@ -49,24 +56,29 @@ MOTION_SCORE_RANGE = (-1.0, 20.0)  # negative: no motion condition
 LORA_WEIGHT_RANGE = (-2.0, 2.0)
 
 
-def check_model(model: str) -> str:
-    """A built-in model, a Diffusers pipeline folder or a Hub id; anything else is refused before loading."""
+def check_model(model: str, family: str = "video", name: str = "model") -> str:
+    """A built-in model of `family` (`video` or `v2a`), a Diffusers pipeline folder or a Hub id; anything else is
+    refused before loading. `name` is the box's, for the messages."""
     model = (model or "").strip()
+    builtins = list(builtin_models_of(family))
     if not model:
-        raise ValueError(f"`model` is empty: give one of {list(BUILTIN_MODEL_IDS)}, a pipeline folder or a Hub id.")
+        raise ValueError(f"`{name}` is empty: give one of {builtins}, a pipeline folder or a Hub id.")
+    check_builtin_family(model, family, name)
     if model in BUILTIN_MODEL_IDS:
         return model
     folder = Path(model).expanduser()
     restore_folder(folder)
     if folder.is_dir():
         if not (folder / "model_index.json").is_file():
-            raise ValueError(f"`model` folder {model} has no model_index.json: it is not a Diffusers pipeline folder.")
+            raise ValueError(
+                f"`{name}` folder {model} has no model_index.json: it is not a Diffusers pipeline folder."
+            )
         return str(folder)
     try:
         validate_repo_id(model)
     except HFValidationError:
         raise ValueError(
-            f"`model` {model!r} is neither a built-in model {list(BUILTIN_MODEL_IDS)}, an existing pipeline "
+            f"`{name}` {model!r} is neither a built-in model {builtins}, an existing pipeline "
             "folder nor a Hub id (owner/name)."
         ) from None
     return model
@@ -284,7 +296,7 @@ class DemoApp:
             if steps < 1:
                 raise ValueError(f"`audio steps` must be >= 1, got {steps}.")
             _check_seed(seed)
-            audio_model = check_model(audio_model)
+            audio_model = check_model(audio_model, family="v2a", name="audio model")
         except ValueError as error:
             raise gr.Error(str(error)) from None
 
@@ -299,6 +311,7 @@ class DemoApp:
                 prompt=prompt or None,
                 negative_prompt=negative_prompt or None,
                 num_inference_steps=steps,
+                guidance_scale=sound_guidance_scale(audio_model),
                 generator=torch.Generator(device="cpu").manual_seed(int(seed)),
                 callback_on_step_end=_step_reporter(progress, steps, "Sampling the sound"),
             )
@@ -327,7 +340,9 @@ class DemoApp:
 def build_demo(
     model: str = DEFAULT_MODEL, audio_model: str | None = None, output_dir: str | Path | None = None
 ) -> gr.Blocks:
-    """The page; `model` and `audio_model` are the initial values of the model boxes."""
+    """The page; `model` and `audio_model` are the initial values of the model boxes (`audio_model` by default the
+    built-in video model's own sound model, such as `tiny-shapes-v2a` for `tiny-shapes`)."""
+    audio_model = audio_model or SOUND_MODEL_OF.get(model)
     app = DemoApp(output_dir)
     # The page starts from the model's own settings (its folder's default preset), and shows them.
     own, _ = model_presets(model)
@@ -342,7 +357,7 @@ def build_demo(
                 model_box = gr.Textbox(
                     value=model,
                     label="Model",
-                    info=f"Built in: {', '.join(f'`{m}`' for m in BUILTIN_MODEL_IDS)}; or a pipeline folder or a "
+                    info=f"Built in: {', '.join(f'`{m}`' for m in builtin_models_of('video'))}; or a pipeline folder or a "
                     "Hub id.",
                     elem_id="model",
                 )
@@ -417,7 +432,8 @@ def build_demo(
                     audio_model_box = gr.Textbox(
                         value=audio_model or "",
                         label="Audio model",
-                        info="A Lumina-V2A pipeline folder or Hub id.",
+                        info=f"Built in: {', '.join(f'`{m}`' for m in builtin_models_of('v2a'))}; or a Lumina-V2A "
+                        "pipeline folder or Hub id.",
                         elem_id="audio-model",
                     )
                     audio_prompt = gr.Textbox(label="Sound prompt", elem_id="audio-prompt")

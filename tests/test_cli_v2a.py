@@ -189,3 +189,68 @@ def test_assemble_v2a_refuses_bad_arguments_before_loading(released_components, 
     assert main(args) == ERROR_EXIT_CODE
     assert_one_line_error(capsys, "assemble-v2a", "is not empty; pass `overwrite=True`")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+@pytest.fixture
+def loaded_models(monkeypatch) -> list[str]:
+    """The models the commands load, in order (the real loading still runs)."""
+    from diffusers_lumina_video.commands import add_audio, generate
+
+    names, load = [], generate.load_pipeline
+
+    def recording_load(model, *args, **kwargs):
+        names.append(model)
+        return load(model, *args, **kwargs)
+
+    monkeypatch.setattr(generate, "load_pipeline", recording_load)
+    monkeypatch.setattr(add_audio, "load_pipeline", recording_load)
+    return names
+
+
+def test_generate_with_audio_without_a_value_sounds_the_built_in_model_with_its_own(tmp_path, loaded_models):
+    output = tmp_path / "ball.mp4"  # README's second command
+    args = ["generate", "--prompt", "a red circle bouncing left and right", "--with-audio", "--output", str(output)]
+    assert main(args) == 0
+    assert loaded_models == ["tiny-shapes", "tiny-shapes-v2a"]
+    assert read_video(output).frames.shape == (16, 64, 64, 3)
+    assert abs(len(read_audio(output)) - 2.0 * 16000) <= 1024
+    random = tmp_path / "random.mp4"
+    args = ["generate", "--model", "tiny-random", "--prompt", "x", "--num-frames", "17", "--fps", "24"]
+    assert main([*args, "--with-audio", "--audio-steps", "1", "--output", str(random)]) == 0
+    assert loaded_models[2:] == ["tiny-random", "tiny-random"]
+
+
+def test_add_audio_uses_the_built_in_sound_model_by_default(silent_video, tmp_path, loaded_models):
+    output = tmp_path / "sounded.mp4"
+    assert main(["add-audio", str(silent_video), "--output", str(output), "--steps", "2"]) == 0
+    assert loaded_models == ["tiny-shapes-v2a"]
+    assert abs(len(read_audio(output)) - 16000) <= 1024
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["generate", "--model", "tiny-shapes-v2a"],
+            "`--model` tiny-shapes-v2a is a built-in sound model, not a video",
+        ),
+        (
+            ["generate", "--with-audio", "tiny-shapes"],
+            "`--with-audio` tiny-shapes is a built-in video model, not a sound",
+        ),
+        (
+            ["generate", "--model", "{tmp}", "--with-audio"],
+            "`--with-audio` without a value picks the sound model of a",
+        ),
+        (["add-audio", "{video}", "--model", "tiny-shapes"], "`--model` tiny-shapes is a built-in video model"),
+    ],
+)
+def test_a_model_of_the_other_family_is_refused_before_loading(
+    silent_video, tmp_path, capsys, loaded_models, args, message
+):
+    args = [arg.replace("{tmp}", str(tmp_path)).replace("{video}", str(silent_video)) for arg in args]
+    if args[0] == "generate":
+        args += ["--prompt", "x"]
+    assert main([*args, "--output", str(tmp_path / "out.mp4")]) == ERROR_EXIT_CODE
+    assert_one_line_error(capsys, args[0], message)
+    assert loaded_models == [] and not (tmp_path / "out.mp4").exists()

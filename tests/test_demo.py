@@ -274,7 +274,8 @@ def test_add_sound_muxes_a_soundtrack_as_long_as_the_video(app_with_v2a, tiny_v2
         ({"video": None}, "There is no video to add sound to: generate one first."),
         ({"steps": 0}, "`audio steps` must be >= 1, got 0"),
         ({"seed": -2}, "`seed` must be >= 0, got -2"),
-        ({"audio_model": ""}, "`model` is empty"),
+        ({"audio_model": ""}, "`audio model` is empty"),
+        ({"audio_model": "tiny-shapes"}, "`audio model` tiny-shapes is a built-in video model, not a sound one"),
         ({}, r"The video lasts 0.375 s; Synchformer needs at least 0.64 s"),
     ],
 )
@@ -448,9 +449,24 @@ def test_demo_command_launches_the_page_locally(demo, monkeypatch):
 def test_demo_command_refuses_an_unknown_model_before_starting(demo, monkeypatch, capsys):
     monkeypatch.setattr(demo, "launch", lambda *args, **kwargs: pytest.fail("the page must not start"))
     assert main(["demo", "--model", "/does/not/exist"]) == ERROR_EXIT_CODE
-    assert "error: `model` '/does/not/exist' is neither" in capsys.readouterr().err
+    assert "error: `--model` '/does/not/exist' is neither" in capsys.readouterr().err
     assert main(["demo", "--audio-model", "/no/v2a"]) == ERROR_EXIT_CODE
-    assert "error: `model` '/no/v2a' is neither" in capsys.readouterr().err
+    assert "error: `--audio-model` '/no/v2a' is neither" in capsys.readouterr().err
+    assert main(["demo", "--model", "tiny-shapes-v2a"]) == ERROR_EXIT_CODE
+    assert "error: `--model` tiny-shapes-v2a is a built-in sound model, not a video one" in capsys.readouterr().err
+
+
+def test_demo_offers_the_built_in_video_models_own_sound_model(demo, monkeypatch):
+    launched = {}
+    monkeypatch.setattr(demo, "launch", lambda page, host, port: launched.update(page=page))
+    for args, expected in (
+        ([], ("tiny-shapes", "tiny-shapes-v2a")),
+        (["--model", "tiny-random"], ("tiny-random",) * 2),
+    ):
+        assert main(["demo", *args]) == 0
+        blocks = launched["page"].blocks.values()
+        boxes = {getattr(block, "elem_id", None): getattr(block, "value", None) for block in blocks}
+        assert (boxes["model"], boxes["audio-model"]) == expected
 
 
 @pytest.fixture

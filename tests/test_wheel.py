@@ -1,4 +1,5 @@
-"""The built wheel, not the working tree, carries the built-in `tiny-shapes` model: the package data cannot be missed."""
+"""The built wheel, not the working tree, carries the built-in `tiny-shapes` and `tiny-shapes-v2a` models: the
+package data cannot be missed."""
 
 import json
 import shutil
@@ -13,10 +14,13 @@ REPO = Path(__file__).resolve().parents[1]
 LOAD = """
 import json, torch
 from diffusers import DiffusionPipeline
-from diffusers_lumina_video.showcase.builtin_models import tiny_shapes_path
+from diffusers_lumina_video.showcase.builtin_models import tiny_shapes_path, tiny_shapes_v2a_path
 pipe = DiffusionPipeline.from_pretrained(tiny_shapes_path(), torch_dtype=torch.float32)
 video = pipe("a red circle moving left", num_inference_steps=2).frames[0]
-print(json.dumps({"path": str(tiny_shapes_path()), "shape": list(video.shape)}))
+v2a = DiffusionPipeline.from_pretrained(tiny_shapes_v2a_path(), torch_dtype=torch.float32)
+sound = v2a(video=video, fps=8, prompt="a red circle moving left", num_inference_steps=2)
+seconds = len(sound.audios[0]) / sound.sample_rate
+print(json.dumps({"paths": [str(tiny_shapes_path()), str(tiny_shapes_v2a_path())], "shape": list(video.shape), "seconds": seconds}))
 """
 
 
@@ -48,10 +52,12 @@ def test_wheel_holds_every_file_of_the_shipped_model(installed):
     }
     pretrained = installed / "diffusers_lumina_video/showcase/pretrained"
     packaged = {p.relative_to(installed).as_posix() for p in pretrained.rglob("*")}
-    assert packaged == shipped and "diffusers_lumina_video/showcase/pretrained/tiny-shapes/README.md" in packaged
+    assert packaged == shipped
+    for model in ("tiny-shapes", "tiny-shapes-v2a"):
+        assert f"diffusers_lumina_video/showcase/pretrained/{model}/README.md" in packaged
 
 
-def test_the_installed_wheel_loads_tiny_shapes_from_outside_the_tree(installed, tmp_path):
+def test_the_installed_wheel_loads_both_built_in_models_from_outside_the_tree(installed, tmp_path):
     result = subprocess.run(
         [sys.executable, "-c", LOAD],
         cwd=tmp_path,  # not the repository: its package cannot be imported by accident
@@ -61,7 +67,13 @@ def test_the_installed_wheel_loads_tiny_shapes_from_outside_the_tree(installed, 
         check=True,
     )
     loaded = json.loads(result.stdout.strip().splitlines()[-1])
-    assert Path(loaded["path"]).is_relative_to(installed)
-    shipped = json.loads((Path(loaded["path"]) / "model_index.json").read_text())
-    frames = shipped["sampling_presets"][shipped["default_sampling_preset"]]["num_frames"]
-    assert loaded["shape"] == [frames, 64, 64, 3]  # the model's own settings, read from the installed folder
+    assert all(Path(path).is_relative_to(installed) for path in loaded["paths"])
+    shipped = json.loads((Path(loaded["paths"][0]) / "model_index.json").read_text())
+    preset = shipped["sampling_presets"][shipped["default_sampling_preset"]]
+    assert loaded["shape"] == [
+        preset["num_frames"],
+        64,
+        64,
+        3,
+    ]  # the model's own settings, read from the installed folder
+    assert abs(loaded["seconds"] - preset["num_frames"] / preset["fps"]) < 0.1  # the sound of the whole video

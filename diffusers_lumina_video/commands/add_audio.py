@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from ..showcase.builtin_models import TINY_RANDOM_ID
+from ..showcase.builtin_models import TINY_RANDOM_ID, TINY_SHAPES_V2A_ID
 from ..utils.media_io import read_video
 from ..utils.output_paths import check_output_file
 from .generate import DTYPES, check_model_id, default_dtype, load_pipeline
@@ -21,8 +21,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("video", type=Path, help="The video file (a sound track it has is replaced).")
     parser.add_argument(
         "--model",
-        required=True,
-        help=f"A Lumina-V2A pipeline folder or Hub id, or `{TINY_RANDOM_ID}` for a tiny random-weight one.",
+        default=TINY_SHAPES_V2A_ID,
+        help=f"A Lumina-V2A pipeline folder or Hub id, `{TINY_SHAPES_V2A_ID}` (the default: the built-in model that "
+        f"sounds `tiny-shapes`' bouncing shapes) or `{TINY_RANDOM_ID}` (a tiny random-weight one).",
     )
     parser.add_argument("--output", required=True, type=Path, help="The .mp4 file to write.")
     parser.add_argument("--prompt", default="", help="What the sound should be (optional).")
@@ -45,8 +46,8 @@ def _check_args(args: argparse.Namespace) -> None:
         )
     if not 0 <= args.seed < 2**63:
         raise ValueError(f"`--seed` must be an integer in [0, 2**63), got {args.seed}.")
-    check_sound_arguments(args, prefix="")
-    check_model_id(args.model, "--model")
+    check_sound_arguments(args, prefix="", model=args.model)
+    check_model_id(args.model, "--model", family="v2a")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -16,7 +16,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help=f"The model the page starts with: a pipeline folder or Hub id (default: `{TINY_SHAPES_ID}`, the built-in "
         "model trained on moving shapes).",
     )
-    parser.add_argument("--audio-model", help="A Lumina-V2A pipeline folder or Hub id, to add sound to the videos.")
+    parser.add_argument(
+        "--audio-model",
+        help="A Lumina-V2A pipeline folder or Hub id, to add sound to the videos (default: the built-in video "
+        "model's own sound model, `tiny-shapes-v2a` for `tiny-shapes`).",
+    )
     parser.add_argument("--host", default="127.0.0.1", help="Address to listen on (default: this machine only).")
     parser.add_argument("--port", type=int, help="Port to listen on (default: the first free one from 7860).")
     parser.set_defaults(run=run)
@@ -32,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
             raise
         print(INSTALL_HINT)
         return 1
-    model = demo.check_model(args.model)
-    audio_model = None if args.audio_model is None else demo.check_model(args.audio_model)
+    model = demo.check_model(args.model, "video", "--model")
+    audio_model = None if args.audio_model is None else demo.check_model(args.audio_model, "v2a", "--audio-model")
     demo.launch(demo.build_demo(model, audio_model), host=args.host, port=args.port)
     return 0

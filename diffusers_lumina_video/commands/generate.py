@@ -19,9 +19,12 @@ from ..pipelines.lumina_video.presets import (
 )
 from ..showcase.builtin_models import (
     BUILTIN_MODEL_IDS,
+    SOUND_MODEL_OF,
     TINY_RANDOM_DEFAULTS,
     TINY_RANDOM_ID,
     TINY_SHAPES_ID,
+    builtin_models_of,
+    check_builtin_family,
     model_location,
 )
 from ..utils.atomic import atomic_output_file, restore_folder
@@ -75,7 +78,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--with-audio",
         metavar="V2A_MODEL",
-        help=f"Also generate its soundtrack with this Lumina-V2A pipeline (folder, Hub id or `{TINY_RANDOM_ID}`).",
+        nargs="?",
+        const=True,
+        help="Also generate its soundtrack with this Lumina-V2A pipeline (folder, Hub id, or a built-in one "
+        f"{list(builtin_models_of('v2a'))}); without a value, the built-in video model's own sound model "
+        f"({', '.join(f'{video} -> {sound}' for video, sound in SOUND_MODEL_OF.items())}).",
     )
     parser.add_argument("--audio-prompt", help="What the sound should be (default: the video's prompt).")
     add_sound_arguments(parser, prefix="audio-")
@@ -150,8 +157,8 @@ def _check_args(args: argparse.Namespace, kwargs: dict) -> None:
         raise ValueError("`--offload` moves models between CPU and an accelerator, and no CUDA device is available.")
     check_model_id(args.model, "--model")
     if args.with_audio is not None:
-        check_model_id(args.with_audio, "--with-audio")
-        check_sound_arguments(args, prefix="audio-")
+        check_model_id(args.with_audio, "--with-audio", family="v2a")
+        check_sound_arguments(args, prefix="audio-", model=args.with_audio)
         fps = args.fps or video_fps(args.model, args.preset)
         seconds = kwargs["num_frames"] / fps
         if seconds < MIN_DURATION:
@@ -162,14 +169,29 @@ def _check_args(args: argparse.Namespace, kwargs: dict) -> None:
             )
 
 
-def check_model_id(model: str, flag: str) -> None:
-    """A built-in model, a local folder or a Hub id; checked before anything loads."""
+def sound_model(video_model: str, with_audio: str | bool | None) -> str | None:
+    """The V2A model `--with-audio` names; given without a value, the sound model of the built-in `video_model`."""
+    if with_audio is not True:
+        return with_audio
+    if video_model not in SOUND_MODEL_OF:
+        pairs = ", ".join(f"{video} -> {sound}" for video, sound in SOUND_MODEL_OF.items())
+        raise ValueError(
+            f"`--with-audio` without a value picks the sound model of a built-in video model ({pairs}); with "
+            f"`--model {video_model}` name one: `--with-audio V2A_MODEL` (a Lumina-V2A pipeline folder or Hub id)."
+        )
+    return SOUND_MODEL_OF[video_model]
+
+
+def check_model_id(model: str, flag: str, family: str = "video") -> None:
+    """A built-in model of `family` (`video` or `v2a`), a local folder or a Hub id; checked before anything
+    loads."""
+    check_builtin_family(model, family, flag)
     if model not in BUILTIN_MODEL_IDS:
         restore_folder(model)
     if model not in BUILTIN_MODEL_IDS and not Path(model).is_dir() and not is_hub_repo_id(model):
         raise FileNotFoundError(
             f"`{flag}` {model} is neither a pipeline folder nor a Hub id ('owner/name'), nor one of the built-in "
-            f"models {list(BUILTIN_MODEL_IDS)}."
+            f"models {list(builtin_models_of(family))}."
         )
 
 
@@ -190,8 +212,8 @@ def default_dtype(device: str) -> torch.dtype:
 
 
 def load_pipeline(model: str, dtype: torch.dtype, pipeline_class: type | None = None):
-    """`tiny-random` built locally (the tiny pipeline of `pipeline_class`, video by default), `tiny-shapes` from the
-    package, anything else through `DiffusionPipeline.from_pretrained`; a pipeline that is not a `pipeline_class` is
+    """`tiny-random` built locally (the tiny pipeline of `pipeline_class`, video by default), `tiny-shapes` and
+    `tiny-shapes-v2a` from the package, anything else through `DiffusionPipeline.from_pretrained`; a pipeline that is not a `pipeline_class` is
     refused."""
     from ..pipelines import LuminaV2APipeline, LuminaVideoPipeline
 
@@ -214,6 +236,7 @@ def load_pipeline(model: str, dtype: torch.dtype, pipeline_class: type | None = 
 def run(args: argparse.Namespace) -> int:
     from ..pipelines import LuminaV2APipeline, LuminaVideoPipeline
 
+    args.with_audio = sound_model(args.model, args.with_audio)
     overrides = {
         "height": args.height,
         "width": args.width,

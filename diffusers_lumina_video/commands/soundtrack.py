@@ -9,12 +9,13 @@ import numpy as np
 import torch
 
 from ..processors import SynchformerVideoProcessor
+from ..showcase.builtin_models import SOUND_GUIDANCE_SCALES
 from ..utils.media_io import export_to_video_with_audio, replace_audio_of_video, write_wav
 from ..utils.output_paths import check_output_file
 
 
 DEFAULT_STEPS = 25
-DEFAULT_GUIDANCE_SCALE = 4.5
+DEFAULT_GUIDANCE_SCALE = 4.5  # the pipeline's; a built-in model has its own (`SOUND_GUIDANCE_SCALES`)
 # The shortest video a soundtrack can be made for: one Synchformer segment.
 MIN_DURATION = SynchformerVideoProcessor().min_duration
 
@@ -28,8 +29,8 @@ def add_sound_arguments(parser: argparse.ArgumentParser, prefix: str) -> None:
         f"--{prefix}guidance-scale",
         dest="sound_guidance_scale",
         type=float,
-        default=DEFAULT_GUIDANCE_SCALE,
-        help="Guidance scale of the sound (<= 1 turns guidance off).",
+        help=f"Guidance scale of the sound (<= 1 turns guidance off; default {DEFAULT_GUIDANCE_SCALE}, or the one a "
+        f"built-in sound model was measured at: {SOUND_GUIDANCE_SCALES}).",
     )
     parser.add_argument(
         f"--{prefix}negative-prompt", dest="sound_negative_prompt", help="What the sound should not be."
@@ -37,7 +38,15 @@ def add_sound_arguments(parser: argparse.ArgumentParser, prefix: str) -> None:
     parser.add_argument("--wav", type=Path, help="Also write the sound alone to this .wav file.")
 
 
-def check_sound_arguments(args: argparse.Namespace, prefix: str) -> None:
+def sound_guidance_scale(model: str) -> float:
+    """The default guidance scale of the sound model `model`: a built-in model's own, else the pipeline's."""
+    return SOUND_GUIDANCE_SCALES.get(model, DEFAULT_GUIDANCE_SCALE)
+
+
+def check_sound_arguments(args: argparse.Namespace, prefix: str, model: str) -> None:
+    """Checks the sound options, and fills in the guidance scale of the sound model `model` if none was given."""
+    if args.sound_guidance_scale is None:
+        args.sound_guidance_scale = sound_guidance_scale(model)
     if args.sound_steps < 1:
         raise ValueError(f"`--{prefix}steps` must be >= 1, got {args.sound_steps}.")
     if not math.isfinite(args.sound_guidance_scale) or args.sound_guidance_scale < 0:

@@ -1,5 +1,6 @@
 """The built-in models: `tiny-random`, tiny Lumina-Video and Lumina-V2A pipelines with random weights built locally
-(no download), and `tiny-shapes`, a tiny Lumina-Video trained on shape clips that ships inside the package.
+(no download); `tiny-shapes`, a tiny Lumina-Video trained on shape clips, and `tiny-shapes-v2a`, the tiny Lumina-V2A
+that sounds its bounces, both shipped inside the package.
 
 The random ones have the real component classes (Gemma2 / CLIP encoders, CogVideoX / AudioLDM VAEs, HiFi-GAN,
 Synchformer, the Next-DiT transformers, flow-matching scheduler) at toy sizes, so every loading, saving and sampling
@@ -30,7 +31,15 @@ from ..models import LuminaV2ATransformerModel, LuminaVideoTransformer3DModel, S
 
 TINY_RANDOM_ID = "tiny-random"
 TINY_SHAPES_ID = "tiny-shapes"
-BUILTIN_MODEL_IDS = (TINY_SHAPES_ID, TINY_RANDOM_ID)
+TINY_SHAPES_V2A_ID = "tiny-shapes-v2a"
+BUILTIN_MODEL_IDS = (TINY_SHAPES_ID, TINY_SHAPES_V2A_ID, TINY_RANDOM_ID)
+# `tiny-random` names both a video and a sound model; the others are one or the other.
+BUILTIN_VIDEO_MODEL_IDS = (TINY_SHAPES_ID, TINY_RANDOM_ID)
+BUILTIN_SOUND_MODEL_IDS = (TINY_SHAPES_V2A_ID, TINY_RANDOM_ID)
+# The sound model that goes with each built-in video model (what `generate --with-audio` without a value uses).
+SOUND_MODEL_OF = {TINY_SHAPES_ID: TINY_SHAPES_V2A_ID, TINY_RANDOM_ID: TINY_RANDOM_ID}
+# The guidance scale a built-in sound model was measured at (docs/showcase.md, "Sound"): its default.
+SOUND_GUIDANCE_SCALES = {TINY_SHAPES_V2A_ID: 3.0}
 # Small enough for the tiny random model to write a video in seconds on a CPU.
 TINY_RANDOM_DEFAULTS = {"height": 64, "width": 64, "num_frames": 9, "num_inference_steps": 4}
 # What `tiny-shapes` was trained on (64 px, 16 frames at 8 fps: two seconds) and samples well with; see
@@ -296,11 +305,38 @@ def tiny_random_v2a_pipeline(seed: int = 0):
     return LuminaV2APipeline(**tiny_v2a_components(seed))
 
 
+def builtin_models_of(family: str) -> tuple[str, ...]:
+    """The built-in models of a family: `video` (Lumina-Video) or `v2a` (Lumina-V2A, the sound models)."""
+    return BUILTIN_SOUND_MODEL_IDS if family == "v2a" else BUILTIN_VIDEO_MODEL_IDS
+
+
+def check_builtin_family(model: str, family: str, name: str) -> None:
+    """Refuses a built-in model of the other family by its name (a sound model given as the video model, or the
+    reverse), before anything loads; other models are not looked at."""
+    if model in BUILTIN_MODEL_IDS and model not in builtin_models_of(family):
+        kind, other = ("sound", "video") if family == "v2a" else ("video", "sound")
+        raise ValueError(
+            f"`{name}` {model} is a built-in {other} model, not a {kind} one; the built-in {kind} models are "
+            f"{list(builtin_models_of(family))}."
+        )
+
+
 def model_location(model: str) -> str | Path:
-    """Where `model` loads from: the package's folder for `tiny-shapes`, else `model` itself (a folder or a Hub id)."""
-    return tiny_shapes_path() if model == TINY_SHAPES_ID else model
+    """Where `model` loads from: the package's folder for a shipped model (`tiny-shapes`, `tiny-shapes-v2a`), else
+    `model` itself (a folder or a Hub id)."""
+    return shipped_model_path(model) if model in (TINY_SHAPES_ID, TINY_SHAPES_V2A_ID) else model
+
+
+def shipped_model_path(model: str) -> Path:
+    """The pipeline folder of a model installed with the package."""
+    return Path(__file__).resolve().parent / "pretrained" / model
 
 
 def tiny_shapes_path() -> Path:
     """The pipeline folder of `tiny-shapes`, installed with the package."""
-    return Path(__file__).resolve().parent / "pretrained" / TINY_SHAPES_ID
+    return shipped_model_path(TINY_SHAPES_ID)
+
+
+def tiny_shapes_v2a_path() -> Path:
+    """The pipeline folder of `tiny-shapes-v2a`, installed with the package."""
+    return shipped_model_path(TINY_SHAPES_V2A_ID)

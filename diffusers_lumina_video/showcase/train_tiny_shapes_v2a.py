@@ -1,7 +1,8 @@
 """Trains a tiny Lumina-V2A for the sounding shape clips on a CPU: the sound model of the built-in video model.
 
-    python -m diffusers_lumina_video.showcase.train_tiny_shapes_v2a --output-dir tiny-shapes-v2a-run \
-        --video-vae path/to/tiny-shapes/vae
+    python -m diffusers_lumina_video.showcase.train_tiny_shapes_v2a --output-dir tiny-shapes-v2a-run
+
+makes the shipped `tiny-shapes-v2a` (its defaults are that model's settings).
 
 Stages write into `OUTPUT_DIR/work/` and are reused when run again with the same settings (`showcase.stages`; the
 trainer resumes from its last checkpoint):
@@ -34,6 +35,7 @@ import torch
 
 from ..pipelines.lumina_v2a.audio_codec import HOP_LENGTH, SAMPLE_RATE
 from ..utils.atomic import atomic_output_file
+from .builtin_models import tiny_shapes_path
 from .sounding_shapes import COLOUR_TONES, read_sounding_manifest
 from .stages import Stage, can_resume, check_run_flags, export_half_precision, run_script, run_stages
 from .synthetic_shapes import BOUNCING, CLIP_FORMAT_V2
@@ -64,9 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--video-vae",
         type=Path,
-        required=True,
+        default=tiny_shapes_path(),
         help="The video model's VAE (an AutoencoderKLCogVideoX folder, or a pipeline folder with vae/) that the "
-        "clips' frames pass through.",
+        "clips' frames pass through (default: the shipped `tiny-shapes`' own, whose videos the model sounds).",
     )
     parser.add_argument("--seed", type=int, default=0, help="Seed of the clips, every initialisation and the noise.")
     parser.add_argument("--clips-per-spec", type=int, default=4, help="Training clips per caption (100 captions).")
@@ -82,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--audio-vae-steps", type=int, default=600, help="Optimizer steps of the audio VAE.")
     parser.add_argument("--audio-vae-channels", type=int, nargs=3, default=[16, 32, 32], help="Its block widths.")
     parser.add_argument(
-        "--sync-encoder-steps", type=int, default=2000, help="Optimizer steps of the Synchformer stand-in."
+        "--sync-encoder-steps", type=int, default=8000, help="Optimizer steps of the Synchformer stand-in."
     )
     parser.add_argument("--hidden-size", type=int, default=128, help="V2A transformer width (a multiple of 16).")
     parser.add_argument("--num-layers", type=int, default=2, help="V2A transformer blocks.")
