@@ -357,8 +357,8 @@ def build_demo(
                 model_box = gr.Textbox(
                     value=model,
                     label="Model",
-                    info=f"Built in: {', '.join(f'`{m}`' for m in builtin_models_of('video'))}; or a pipeline folder or a "
-                    "Hub id.",
+                    info=f"Built in: {', '.join(f'`{m}`' for m in builtin_models_of('video'))}; or a pipeline "
+                    "folder or a Hub id.",
                     elem_id="model",
                 )
                 preset_box = gr.Dropdown(

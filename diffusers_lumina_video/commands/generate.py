@@ -213,8 +213,8 @@ def default_dtype(device: str) -> torch.dtype:
 
 def load_pipeline(model: str, dtype: torch.dtype, pipeline_class: type | None = None):
     """`tiny-random` built locally (the tiny pipeline of `pipeline_class`, video by default), `tiny-shapes` and
-    `tiny-shapes-v2a` from the package, anything else through `DiffusionPipeline.from_pretrained`; a pipeline that is not a `pipeline_class` is
-    refused."""
+    `tiny-shapes-v2a` from the package, anything else through `DiffusionPipeline.from_pretrained`; a pipeline that
+    is not a `pipeline_class` is refused."""
     from ..pipelines import LuminaV2APipeline, LuminaVideoPipeline
 
     pipeline_class = pipeline_class or LuminaVideoPipeline
