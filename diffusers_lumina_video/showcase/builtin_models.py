@@ -33,6 +33,8 @@ TINY_RANDOM_ID = "tiny-random"
 TINY_SHAPES_ID = "tiny-shapes"
 TINY_SHAPES_V2A_ID = "tiny-shapes-v2a"
 BUILTIN_MODEL_IDS = (TINY_SHAPES_ID, TINY_SHAPES_V2A_ID, TINY_RANDOM_ID)
+# Those whose trained weights ship in the package (`pretrained/<id>/`); `tiny-random` is built in code.
+SHIPPED_MODEL_IDS = (TINY_SHAPES_ID, TINY_SHAPES_V2A_ID)
 # `tiny-random` names both a video and a sound model; the others are one or the other.
 BUILTIN_VIDEO_MODEL_IDS = (TINY_SHAPES_ID, TINY_RANDOM_ID)
 BUILTIN_SOUND_MODEL_IDS = (TINY_SHAPES_V2A_ID, TINY_RANDOM_ID)
@@ -324,7 +326,7 @@ def check_builtin_family(model: str, family: str, name: str) -> None:
 def model_location(model: str) -> str | Path:
     """Where `model` loads from: the package's folder for a shipped model (`tiny-shapes`, `tiny-shapes-v2a`), else
     `model` itself (a folder or a Hub id)."""
-    return shipped_model_path(model) if model in (TINY_SHAPES_ID, TINY_SHAPES_V2A_ID) else model
+    return shipped_model_path(model) if model in SHIPPED_MODEL_IDS else model
 
 
 def shipped_model_path(model: str) -> Path:
