@@ -252,8 +252,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _video_model_folder(parser: argparse.ArgumentParser, model: str) -> Path:
     """`tiny-shapes`' folder, or the pipeline folder given."""
-    from .builtin_models import TINY_SHAPES_ID, model_location
+    from .builtin_models import TINY_SHAPES_ID, check_builtin_family, model_location
 
+    try:
+        check_builtin_family(model, "video", "--video-model")
+    except ValueError as error:
+        parser.error(str(error))
     folder = Path(model_location(model))
     if not (folder / "model_index.json").is_file():
         parser.error(f"--video-model must be `{TINY_SHAPES_ID}` or a pipeline folder, got {model!r}.")

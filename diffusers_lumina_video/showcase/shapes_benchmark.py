@@ -70,10 +70,12 @@ def generate_clips(
     seeds: Sequence[int],
     batch_size: int = 8,
     without_speed: bool = False,
+    output_type: str = "np",
     **call_kwargs,
-) -> list[np.ndarray]:
-    """One clip `[T, H, W, 3]` in [0, 1] per (spec, seed) pair, generated in batches; the seed makes the noise.
-    `without_speed` prompts with the captions a user who leaves the speed out types ("a red circle moving left")."""
+) -> list:
+    """One clip per (spec, seed) pair, generated in batches; the seed makes the noise. A clip is `[T, H, W, 3]` in
+    [0, 1], or its latents `[C, F, h, w]` with `output_type="latent"`. `without_speed` prompts with the captions a
+    user who leaves the speed out types ("a red circle moving left")."""
     if len(specs) != len(seeds):
         raise ValueError(f"`specs` and `seeds` must have the same length, got {len(specs)} and {len(seeds)}.")
     clips = []
@@ -82,7 +84,7 @@ def generate_clips(
         output = pipe(
             [specs[i].caption_without_speed if without_speed else specs[i].caption for i in chunk],
             generator=[torch.Generator().manual_seed(int(seeds[i])) for i in chunk],
-            output_type="np",
+            output_type=output_type,
             **call_kwargs,
         )
         clips += list(output.frames)

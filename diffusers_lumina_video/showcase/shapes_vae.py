@@ -77,6 +77,14 @@ def shape_weight(frames: torch.Tensor, weight: float = 10.0) -> torch.Tensor:
     return 1.0 + (weight - 1.0) * (saturation > 0.8).float()
 
 
+def frame_and_motion_losses(decoded: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """L1 + MSE on frames `[B, 3, T, H, W]`, and L1 on their frame-to-frame differences, both weighted towards the
+    shapes (`shape_weight`): what a reconstruction of the shape clips must get right, colours and motion."""
+    error = (decoded - target).abs() + (decoded - target).pow(2)
+    motion = ((decoded.diff(dim=2) - target.diff(dim=2)).abs() * shape_weight(target[:, :, 1:])).mean()
+    return (error * shape_weight(target)).mean(), motion
+
+
 def decode_without_first(vae: AutoencoderKLCogVideoX, latents: torch.Tensor) -> torch.Tensor:
     """Frames 1.. of a clip from its latents with the first latent frame dropped, as the pipeline decodes them."""
     return vae.decode(latents[:, :, 1:]).sample
@@ -131,15 +139,9 @@ def train_shapes_vae(
         posterior = vae.encode(clips).latent_dist
         decoded = decode_without_first(vae, posterior.mode())
         target = clips[:, :, 1:]
-        error = (decoded - target).abs() + (decoded - target).pow(2)
+        frames, motion = frame_and_motion_losses(decoded, target)
         edges = sum((decoded.diff(dim=axis) - target.diff(dim=axis)).abs().mean() for axis in (-1, -2))
-        motion = ((decoded.diff(dim=2) - target.diff(dim=2)).abs() * shape_weight(target[:, :, 1:])).mean()
-        loss = (
-            (error * shape_weight(target)).mean()
-            + edge_weight * edges
-            + temporal_weight * motion
-            + kl_weight * posterior.kl().mean()
-        )
+        loss = frames + edge_weight * edges + temporal_weight * motion + kl_weight * posterior.kl().mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
@@ -216,10 +218,9 @@ def fit_encoder_to_decoder(
         frames = torch.stack(windows)
         latents = vae.encode(frames).latent_dist.mode()
         decoded = vae.decode(latents).sample
-        error = (decoded - frames).abs() + (decoded - frames).pow(2)
-        motion = ((decoded.diff(dim=2) - frames.diff(dim=2)).abs() * shape_weight(frames[:, :, 1:])).mean()
+        frame_loss, motion = frame_and_motion_losses(decoded, frames)
         inversion = (latents[:batch_size] - torch.stack(targets)).pow(2).mean()
-        loss = (error * shape_weight(frames)).mean() + motion + inversion
+        loss = frame_loss + motion + inversion
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(parameters, 1.0)

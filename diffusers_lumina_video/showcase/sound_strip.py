@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from ..evaluation.waveform_sync import hear_waveform
 from ..utils.atomic import atomic_output_file
@@ -24,14 +25,19 @@ MAX_FREQUENCY = 4000.0  # the four tones lie below it
 
 
 def spectrogram(audio: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Log power `[bins, frames]` (dB) of a Hann-windowed STFT of `audio`, with each frame's centre (seconds) and each
-    bin's frequency (Hz)."""
+    """Log power `[bins, frames]` (dB) of a centred, Hann-windowed STFT of `audio`, with each frame's centre (seconds)
+    and each bin's frequency (Hz)."""
     if len(audio) < WINDOW:
         raise ValueError(f"`audio` must hold at least {WINDOW} samples, got {len(audio)}.")
-    starts = np.arange(0, len(audio) - WINDOW + 1, HOP)
-    frames = np.stack([audio[start : start + WINDOW] for start in starts]) * np.hanning(WINDOW)
-    power = np.abs(np.fft.rfft(frames, axis=1)).T ** 2
-    times = (starts + WINDOW / 2) / sample_rate
+    spectrum = torch.stft(
+        torch.as_tensor(audio, dtype=torch.float32),
+        n_fft=WINDOW,
+        hop_length=HOP,
+        window=torch.hann_window(WINDOW),
+        return_complex=True,
+    )
+    power = spectrum.abs().square().numpy()
+    times = np.arange(power.shape[1]) * HOP / sample_rate
     return 10 * np.log10(power + 1e-10), times, np.fft.rfftfreq(WINDOW, 1 / sample_rate)
 
 

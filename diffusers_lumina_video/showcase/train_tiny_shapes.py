@@ -22,7 +22,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from ..utils.atomic import atomic_output_file
 from .builtin_models import TINY_SHAPES_MULTI_SCALE, TINY_SHAPES_SHIFT, tiny_shapes_presets
@@ -347,10 +346,10 @@ def _fit_encoder(folder: Path, model: Path, args: argparse.Namespace) -> dict:
     from .shapes_vae import fit_encoder_to_decoder, random_clips
     from .synthetic_shapes import split_specs
 
-    pipe = DiffusionPipeline.from_pretrained(model)
     if args.encoder_steps == 0:
-        pipe.vae.save_pretrained(folder)
+        shutil.copytree(model / "vae", folder, dirs_exist_ok=True)
         return {}
+    pipe = DiffusionPipeline.from_pretrained(model)
     clip_format = CLIP_FORMATS[args.clip_format]
     train_specs, held_out = split_specs(clip_format.directions)
     rng = np.random.default_rng(args.seed + 2)
@@ -377,12 +376,11 @@ def _fit_encoder(folder: Path, model: Path, args: argparse.Namespace) -> dict:
 def _generated_latents(pipe, specs: Sequence, first_seed: int = 0) -> torch.Tensor:
     """Unscaled latents `[N, C, F, h, w]` of the videos `pipe` makes for the captions of `specs`, one seed each from
     `first_seed` on."""
-    pipe.set_progress_bar_config(disable=True)
-    latents = [
-        pipe(spec.caption, generator=torch.Generator().manual_seed(seed), output_type="latent").frames
-        for seed, spec in enumerate(tqdm(specs, desc="Generating videos", unit="video"), start=first_seed)
-    ]
-    return torch.cat(latents) / pipe.vae.config.scaling_factor
+    from .shapes_benchmark import generate_clips
+
+    pipe.set_progress_bar_config(desc="Generating videos")
+    seeds = range(first_seed, first_seed + len(specs))
+    return torch.stack(generate_clips(pipe, specs, seeds, output_type="latent")) / pipe.vae.config.scaling_factor
 
 
 @torch.no_grad()
