@@ -9,7 +9,7 @@ from diffusers import DiffusionPipeline
 from safetensors.torch import load_file
 from transformers import SpeechT5HifiGan
 
-from diffusers_lumina_video.evaluation.waveform_sync import hear_waveform
+from diffusers_lumina_video.evaluation.waveform_sync import hear_video, hear_waveform
 from diffusers_lumina_video.pipelines import LuminaV2APipeline
 from diffusers_lumina_video.pipelines.lumina_v2a.audio_codec import check_audio_components, load_audio_components
 from diffusers_lumina_video.processors import AudioLDMMelFeatureExtractor
@@ -17,9 +17,13 @@ from diffusers_lumina_video.showcase import synthetic_shapes, train_tiny_shapes_
 from diffusers_lumina_video.showcase.audio_vae import build_audio_vae, waveforms_to_mels
 from diffusers_lumina_video.showcase.audio_vocoder import fit_tone_vocoder, played_frequency, tone_amplitudes
 from diffusers_lumina_video.showcase.measure_shapes_v2a import main as measure_main
-from diffusers_lumina_video.showcase.measure_shapes_v2a import write_generated_clips
 from diffusers_lumina_video.showcase.shapes_vae import shapes_vae
-from diffusers_lumina_video.showcase.sounding_shapes import COLOUR_TONES, read_sounding_manifest, render_sounding_clip
+from diffusers_lumina_video.showcase.sounding_shapes import (
+    COLOUR_TONES,
+    read_sounding_manifest,
+    render_sounding_clip,
+    write_generated_clips,
+)
 from diffusers_lumina_video.showcase.stages import Stage, can_resume, run_stages
 from diffusers_lumina_video.showcase.synthetic_shapes import (
     BOUNCING,
@@ -297,6 +301,42 @@ def test_generated_clips_are_written_with_the_bounces_read_off_their_frames(tmp_
         assert len(read_video(record.path).frames) == len(clip.frames)
 
 
+def test_sounded_generated_clips_beep_where_their_frames_bounce_at_the_colour_pitch(tmp_path):
+    model = RenderingVideoModel()
+    manifest = write_generated_clips(
+        model, HELD_OUT_SPECS, clips_per_spec=1, folder=tmp_path, seed=5, sound=True, manifest_name="generated.csv"
+    )
+    assert manifest == tmp_path / "generated.csv"
+    bouncing, one_way = read_sounding_manifest(manifest)
+    heard = hear_video(bouncing.path, COLOUR_TONES)
+    assert len(heard.onsets) == 1 and heard.onsets[0] == pytest.approx(bouncing.bounce_times[0], abs=0.03)
+    assert heard.names == (bouncing.spec.colour,)
+    assert hear_video(one_way.path, COLOUR_TONES).onsets == ()
+
+
+def test_the_script_adds_sounded_generated_videos_to_the_training_clips(tmp_path, video_vae, few_specs, monkeypatch):
+    model = RenderingVideoModel()
+    monkeypatch.setattr(DiffusionPipeline, "from_pretrained", lambda *args, **kwargs: model)
+    model.set_progress_bar_config = lambda **kwargs: None
+    output_dir = tmp_path / "out"
+    flags = ("--generated-clips-per-spec=1", "--bouncing-repeats=2", "--stop-after=data")
+    train_tiny_shapes_v2a.run(arguments(output_dir, video_vae, *flags))
+    records = read_sounding_manifest(output_dir / "work" / "data" / "train" / "manifest.csv")
+    generator, generated = records[: len(records) // 2], records[len(records) // 2 :]
+    assert [record.background for record in generated] == ["generated"] * len(generated)
+    assert [record.spec for record in generated] == [record.spec for record in generator]
+    assert len(generated) == len(TRAIN_SPECS) + 4  # the 4 bouncing captions twice
+    for record, clip in zip(generated, model.clips, strict=True):
+        assert record.path.is_file() and len(record.bounce_times) == len(clip.bounces)
+    report = json.loads((output_dir / "work" / "data.done.json").read_text())
+    assert report["generated_clips"] == len(generated) and report["generated_clips_that_bounce"] == 8
+    with pytest.raises(ValueError, match=r"`--generated-clips-per-spec` must be >= 0, got -1"):
+        train_tiny_shapes_v2a.run(arguments(tmp_path / "other", video_vae, "--generated-clips-per-spec=-1"))
+    with pytest.raises(ValueError, match=r"`--video-model` tiny-shapes-v2a is a built-in sound model"):
+        train_tiny_shapes_v2a.run(arguments(tmp_path / "other", video_vae, "--video-model=tiny-shapes-v2a"))
+    assert not (tmp_path / "other").exists()
+
+
 def test_the_measurement_script_takes_a_manifest_or_a_video_model_and_refuses_a_model_that_is_not_one(
     tmp_path, capsys
 ):
@@ -305,4 +345,4 @@ def test_the_measurement_script_takes_a_manifest_or_a_video_model_and_refuses_a_
     assert "one of the arguments --manifest --video-model is required" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         measure_main(["--video-model", str(tmp_path), "--pipeline", "trained=x", "--output-dir", "out"])
-    assert "--video-model must be `tiny-shapes` or a pipeline folder" in capsys.readouterr().err
+    assert "`--video-model` must be `tiny-shapes` or a pipeline folder" in capsys.readouterr().err

@@ -329,6 +329,16 @@ def model_location(model: str) -> str | Path:
     return shipped_model_path(model) if model in SHIPPED_MODEL_IDS else model
 
 
+def video_pipeline_folder(model: str, name: str) -> Path:
+    """The pipeline folder of the video model `model` (`tiny-shapes` or a folder) given as `name`, refused before
+    anything loads if it is a built-in sound model or not a pipeline folder."""
+    check_builtin_family(model, "video", name)
+    folder = Path(model_location(model))
+    if not (folder / "model_index.json").is_file():
+        raise ValueError(f"`{name}` must be `{TINY_SHAPES_ID}` or a pipeline folder, got {model!r}.")
+    return folder
+
+
 def shipped_model_path(model: str) -> Path:
     """The pipeline folder of a model installed with the package."""
     return Path(__file__).resolve().parent / "pretrained" / model

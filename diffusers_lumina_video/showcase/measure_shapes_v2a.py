@@ -12,7 +12,7 @@ picture: their onsets should move by 0.5 s (`onsets_moved_by`).
 
 With `--video-model` instead of `--manifest`, the clips are generated: the held-out captions (colour x shape x motion
 combinations no model trained on) go through that video model (`tiny-shapes`, say) with new seeds, and the bounce
-moments are read off the generated frames (`write_generated_clips`), which is what a user of both models hears.
+moments are read off the generated frames (`sounding_shapes.write_generated_clips`), which is what a user of both models hears.
 """
 
 import argparse
@@ -34,15 +34,11 @@ from ..utils.atomic import atomic_output_file
 from ..utils.media_io import export_to_video_with_audio, read_video
 from .sounding_shapes import (
     COLOUR_TONES,
-    MANIFEST_COLUMNS,
-    MANIFEST_NAME,
     SoundingClipRecord,
     read_bounce_times,
     read_sounding_manifest,
-    times_text,
+    write_generated_clips,
 )
-from .synthetic_flashes import write_csv_manifest
-from .synthetic_shapes import ShapeSpec
 
 
 logger = logging.getLogger(__name__)
@@ -85,36 +81,6 @@ def sound_clips(
         progress.update(len(batch))
     progress.close()
     return heard, seconds / len(records)
-
-
-@torch.no_grad()
-def write_generated_clips(
-    video_pipeline, specs: Sequence[ShapeSpec], clips_per_spec: int, folder: Path, seed: int = 0
-) -> Path:
-    """Generates `clips_per_spec` videos of each spec's caption with `video_pipeline` (its own settings; clip `i`
-    with seed `seed + i`), writes them as `video/<id>.mp4` under `folder` with a sounding-dataset manifest whose
-    bounce moments are read off the generated frames (`read_bounce_times`); returns the manifest."""
-    from diffusers.utils import export_to_video
-
-    from ..pipelines.lumina_video.presets import preset_fps
-
-    config = video_pipeline.config
-    default = config.default_sampling_preset
-    fps = float(preset_fps(default, config.sampling_presets, default))
-    (folder / "video").mkdir(parents=True, exist_ok=True)
-    jobs = [(spec, seed + index) for index, spec in enumerate(s for s in specs for _ in range(clips_per_spec))]
-    rows = []
-    for index, (spec, clip_seed) in enumerate(tqdm(jobs, desc="Generating videos", unit="clip")):
-        generator = torch.Generator().manual_seed(clip_seed)
-        frames = video_pipeline(spec.caption, generator=generator, output_type="np").frames[0]
-        frames = (np.asarray(frames) * 255).round().astype(np.uint8)
-        path = folder / "video" / f"generated_{index:05d}.mp4"
-        with atomic_output_file(path) as temporary:
-            export_to_video(list(frames), str(temporary), fps=fps)
-        times = times_text(read_bounce_times(frames, fps))
-        truth = (spec.colour, spec.shape, spec.direction, spec.speed, "generated")
-        rows.append((path.stem, path.relative_to(folder).as_posix(), spec.caption, *truth, times, "", clip_seed))
-    return write_csv_manifest(folder / MANIFEST_NAME, MANIFEST_COLUMNS, rows)
 
 
 def bounce_truth(records: Sequence[SoundingClipRecord]) -> tuple[list[tuple[float, ...]], list[str | None]]:
@@ -215,7 +181,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.manifest is not None and not args.manifest.is_file():
         parser.error(f"--manifest {args.manifest} does not exist.")
-    video_model = None if args.video_model is None else _video_model_folder(parser, args.video_model)
+    video_model = None
+    if args.video_model is not None:
+        from .builtin_models import video_pipeline_folder
+
+        try:
+            video_model = video_pipeline_folder(args.video_model, "--video-model")
+        except ValueError as error:
+            parser.error(str(error))
     if args.clips_per_spec < 1:
         parser.error(f"--clips-per-spec must be >= 1, got {args.clips_per_spec}.")
     pipelines = {}
@@ -248,20 +221,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     write_results(results, table, args.output_dir)
     print(table)
     return 0
-
-
-def _video_model_folder(parser: argparse.ArgumentParser, model: str) -> Path:
-    """`tiny-shapes`' folder, or the pipeline folder given."""
-    from .builtin_models import TINY_SHAPES_ID, check_builtin_family, model_location
-
-    try:
-        check_builtin_family(model, "video", "--video-model")
-    except ValueError as error:
-        parser.error(str(error))
-    folder = Path(model_location(model))
-    if not (folder / "model_index.json").is_file():
-        parser.error(f"--video-model must be `{TINY_SHAPES_ID}` or a pipeline folder, got {model!r}.")
-    return folder
 
 
 if __name__ == "__main__":

@@ -46,6 +46,7 @@ import torch
 from diffusers import AutoencoderKLCogVideoX
 from tqdm.auto import tqdm
 
+from ..utils.atomic import atomic_output_file
 from ..utils.media_io import export_to_video_with_audio
 from .shape_attributes import read_bounce, read_track
 from .shapes_vae import reconstruct
@@ -123,7 +124,7 @@ class SoundingClip:
             raise ValueError(f"`frames` must have the clip's shape {self.frames.shape}, got {np.shape(frames)}.")
         seen = read_bounce_times(frames, self.fps) if self.rendered.bounces else ()
         times = seen or self.true_bounce_times
-        audio = _beeps(self.spec, times, len(frames) / self.fps, self.sample_rate, self.timbre, self.seed)
+        audio = beep_track(self.spec, times, len(frames) / self.fps, self.sample_rate, self.timbre, self.seed)
         return replace(self, frames=np.asarray(frames), audio=audio, bounce_times=times)
 
 
@@ -132,10 +133,11 @@ def _seconds(frames: Sequence[float], fps: float) -> tuple[float, ...]:
     return tuple((frame - DROPPED_FRAMES) / fps for frame in frames)
 
 
-def _beeps(
+def beep_track(
     spec: ShapeSpec, times: Sequence[float], duration: float, sample_rate: int, timbre: bool, seed: int
 ) -> np.ndarray:
-    """`duration` seconds of a clip's beeps starting at `times`, over a steady hiss drawn from `seed`."""
+    """`duration` seconds of the sound of `spec`'s shape bouncing at `times` (a beep of its colour's pitch and its
+    shape's timbre, or a sine without `timbre`, at each), over a steady hiss drawn from `seed`."""
     partials = SHAPE_TIMBRES[spec.shape] if timbre else None
     beep = tone(COLOUR_TONES[spec.colour], BOUNCE_SOUND_LENGTH, sample_rate, partials)
     rng = np.random.default_rng([seed, 2])
@@ -156,7 +158,7 @@ def render_sounding_clip(
     rendered = render_shape(spec, seed, background=background, speed_jitter=speed_jitter, clip_format=clip_format)
     frames, fps = rendered.frames[DROPPED_FRAMES:], float(clip_format.fps)
     times = _seconds(rendered.bounces, fps)
-    audio = _beeps(spec, times, len(frames) / fps, sample_rate, timbre, seed)
+    audio = beep_track(spec, times, len(frames) / fps, sample_rate, timbre, seed)
     return SoundingClip(spec, seed, rendered, frames, audio, fps, sample_rate, timbre, times)
 
 
@@ -286,9 +288,60 @@ def write_sounding_dataset(
     return write_csv_manifest(folder / MANIFEST_NAME, MANIFEST_COLUMNS, rows)
 
 
+@torch.no_grad()
+def write_generated_clips(
+    video_pipeline,
+    specs: Sequence[ShapeSpec],
+    clips_per_spec: int,
+    folder: str | os.PathLike,
+    seed: int = 0,
+    sound: bool = False,
+    manifest_name: str = MANIFEST_NAME,
+) -> Path:
+    """Generates `clips_per_spec` videos of each spec's caption with `video_pipeline` (its own settings; clip `i`
+    with seed `seed + i`), writes them as `video/<id>.mp4` under `folder` with a sounding-dataset manifest whose
+    bounce moments are read off the generated frames (`read_bounce_times`); returns the manifest. With `sound`, each
+    mp4 carries the sound of those bounces (`beep_track`), so that a V2A model can learn from videos as the video
+    model draws them; without, the videos are silent, to be sounded by the model measured. The manifest is
+    `folder/manifest_name`."""
+    from diffusers.utils import export_to_video
+
+    from ..pipelines.lumina_video.presets import preset_fps
+
+    config = video_pipeline.config
+    default = config.default_sampling_preset
+    fps = float(preset_fps(default, config.sampling_presets, default))
+    folder = Path(folder)
+    (folder / "video").mkdir(parents=True, exist_ok=True)
+    jobs = [(spec, seed + index) for index, spec in enumerate(s for s in specs for _ in range(clips_per_spec))]
+    rows = []
+    for index, (spec, clip_seed) in enumerate(tqdm(jobs, desc="Generating videos", unit="clip")):
+        generator = torch.Generator().manual_seed(clip_seed)
+        frames = video_pipeline(spec.caption, generator=generator, output_type="np").frames[0]
+        frames = (np.asarray(frames) * 255).round().astype(np.uint8)
+        times = read_bounce_times(frames, fps)
+        path = folder / "video" / f"generated_{index:05d}.mp4"
+        if sound:
+            audio = beep_track(spec, times, len(frames) / fps, SAMPLE_RATE, True, clip_seed)
+            export_to_video_with_audio(frames, audio, SAMPLE_RATE, path, fps=fps)
+        else:
+            with atomic_output_file(path) as temporary:
+                export_to_video(list(frames), str(temporary), fps=fps)
+        truth = (spec.colour, spec.shape, spec.direction, spec.speed, "generated")
+        rows.append(
+            (path.stem, path.relative_to(folder).as_posix(), spec.caption, *truth, times_text(times), "", clip_seed)
+        )
+    return write_csv_manifest(folder / manifest_name, MANIFEST_COLUMNS, rows)
+
+
 def times_text(times: Sequence[float]) -> str:
     """Moments in seconds as a manifest cell holds them (`read_sounding_manifest` reads them back)."""
     return " ".join(f"{time:.4f}" for time in times)
+
+
+def read_sounding_rows(manifest: str | os.PathLike) -> list[dict[str, str]]:
+    """The rows of a sounding dataset's manifest as written (`MANIFEST_COLUMNS`), paths relative to its folder."""
+    return read_csv_manifest(manifest, MANIFEST_COLUMNS, "sounding shapes")
 
 
 def read_sounding_manifest(manifest: str | os.PathLike) -> list[SoundingClipRecord]:
@@ -305,5 +358,5 @@ def read_sounding_manifest(manifest: str | os.PathLike) -> list[SoundingClipReco
             true_bounce_times=tuple(float(time) for time in row["true_bounce_times"].split()),
             seed=int(row["seed"]),
         )
-        for row in read_csv_manifest(manifest, MANIFEST_COLUMNS, "sounding shapes")
+        for row in read_sounding_rows(manifest)
     ]

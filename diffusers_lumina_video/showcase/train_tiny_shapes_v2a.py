@@ -9,7 +9,9 @@ trainer resumes from its last checkpoint):
 
 1. `data`: sounding shape clips (`showcase.sounding_shapes`) of the training captions and, for measuring, of the
    held-out ones, their frames passed through the video model's VAE (`--video-vae`) so that the model learns from
-   what it will hear at use, each beep where the frames it goes with bounce;
+   what it will hear at use, each beep where the frames it goes with bounce; with `--generated-clips-per-spec`, also
+   videos the video model (`--video-model`) generates from the training captions, sounded where their frames bounce
+   (a generated bounce looks unlike the generator's: a slower turn, often away from the wall);
 2. `audio_vae`: an AudioLDM-layout mel VAE trained on the training clips' sound;
 3. `vocoder`: a `SpeechT5HifiGan` fitted to the four tones (`showcase.audio_vocoder`), so that the written mp4 carries
    the beeps, measured on the held-out clips' true mel spectrograms (alone and through the audio VAE);
@@ -35,8 +37,8 @@ import torch
 
 from ..pipelines.lumina_v2a.audio_codec import HOP_LENGTH, SAMPLE_RATE
 from ..utils.atomic import atomic_output_file
-from .builtin_models import tiny_shapes_path
-from .sounding_shapes import COLOUR_TONES, read_sounding_manifest
+from .builtin_models import TINY_SHAPES_ID, tiny_shapes_path, video_pipeline_folder
+from .sounding_shapes import COLOUR_TONES, MANIFEST_COLUMNS, read_sounding_manifest
 from .stages import Stage, can_resume, check_run_flags, export_half_precision, run_script, run_stages
 from .synthetic_shapes import BOUNCING, CLIP_FORMAT_V2
 
@@ -56,6 +58,11 @@ WINDOWS_PER_BOUNCE = 4
 SYNC_BATCH_SIZE = 16
 # The held-out clips are drawn from another seed than the training ones.
 HELD_OUT_SEED_OFFSET = 1
+# Where the seeds of the generated training videos start (after `--seed`'s offset), away from the few seeds a
+# measurement on generated videos starts at.
+GENERATED_SEEDS = 100_000
+# The manifest of the generated training videos alone (the training manifest lists them after the generator's clips).
+GENERATED_MANIFEST = "generated.csv"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -69,6 +76,19 @@ def build_parser() -> argparse.ArgumentParser:
         default=tiny_shapes_path(),
         help="The video model's VAE (an AutoencoderKLCogVideoX folder, or a pipeline folder with vae/) that the "
         "clips' frames pass through (default: the shipped `tiny-shapes`' own, whose videos the model sounds).",
+    )
+    parser.add_argument(
+        "--video-model",
+        default=TINY_SHAPES_ID,
+        help="The video model whose generated videos join the training clips (`tiny-shapes` or a pipeline folder; "
+        "with `--generated-clips-per-spec`).",
+    )
+    parser.add_argument(
+        "--generated-clips-per-spec",
+        type=int,
+        default=0,
+        help="Videos `--video-model` generates of each training caption (bouncing ones `--bouncing-repeats` times as "
+        "often), sounded where their frames bounce, beside the generator's clips (0: none).",
     )
     parser.add_argument("--seed", type=int, default=0, help="Seed of the clips, every initialisation and the noise.")
     parser.add_argument("--clips-per-spec", type=int, default=4, help="Training clips per caption (100 captions).")
@@ -131,7 +151,10 @@ def check_args(args: argparse.Namespace) -> None:
         raise ValueError(
             f"`--audio-vae-channels` must be multiples of 4 (its 4 norm groups), got {args.audio_vae_channels}."
         )
+    if args.generated_clips_per_spec < 0:
+        raise ValueError(f"`--generated-clips-per-spec` must be >= 0, got {args.generated_clips_per_spec}.")
     args.video_vae = _video_vae_folder(args.video_vae)
+    args.video_model = video_pipeline_folder(str(args.video_model), "--video-model").resolve()
 
 
 def _video_vae_folder(path: Path) -> Path:
@@ -155,6 +178,9 @@ def _stage_settings(args: argparse.Namespace) -> dict[str, dict]:
     }
     if args.bouncing_repeats != 1:
         data["bouncing_repeats"] = args.bouncing_repeats
+    if args.generated_clips_per_spec:
+        data["generated_clips_per_spec"] = args.generated_clips_per_spec
+        data["video_model"] = str(args.video_model)
     audio_vae = {
         **data,
         "audio_vae_steps": args.audio_vae_steps,
@@ -199,20 +225,49 @@ def _stage_settings(args: argparse.Namespace) -> dict[str, dict]:
 def _write_data(folder: Path, args: argparse.Namespace) -> dict:
     from diffusers import AutoencoderKLCogVideoX
 
-    from .sounding_shapes import write_sounding_dataset
+    from .sounding_shapes import read_sounding_rows, write_sounding_dataset
+    from .synthetic_flashes import write_csv_manifest
     from .synthetic_shapes import repeat_bouncing, split_specs
 
     vae = AutoencoderKLCogVideoX.from_pretrained(args.video_vae, torch_dtype=torch.float32).eval()
     training, held_out = split_specs(CLIP_FORMAT_V2.directions)
     training = repeat_bouncing(training, args.bouncing_repeats)
-    write_sounding_dataset(folder / "train", training, args.clips_per_spec, args.seed, vae=vae)
+    manifest = write_sounding_dataset(folder / "train", training, args.clips_per_spec, args.seed, vae=vae)
     write_sounding_dataset(
         folder / "held_out", held_out, args.eval_clips_per_spec, args.seed + HELD_OUT_SEED_OFFSET, vae=vae
     )
-    return {
-        "train_clips": len(training) * args.clips_per_spec,
-        "held_out_clips": len(held_out) * args.eval_clips_per_spec,
-    }
+    report = {"train_clips": len(training) * args.clips_per_spec}
+    if args.generated_clips_per_spec:
+        generated = _write_generated(folder / "train", training, args)
+        rows = [*read_sounding_rows(manifest), *read_sounding_rows(generated)]
+        write_csv_manifest(manifest, MANIFEST_COLUMNS, [[row[column] for column in MANIFEST_COLUMNS] for row in rows])
+        records = read_sounding_manifest(generated)
+        report["generated_clips"] = len(records)
+        report["generated_bouncing_clips_that_bounce"] = sum(
+            bool(record.bounce_times) for record in records if record.spec.direction == BOUNCING
+        )
+        report["generated_clips_that_bounce"] = sum(bool(record.bounce_times) for record in records)
+    return {**report, "held_out_clips": len(held_out) * args.eval_clips_per_spec}
+
+
+def _write_generated(folder: Path, specs, args: argparse.Namespace) -> Path:
+    """Videos `--video-model` generates of `specs`' captions, sounded where they bounce, in `folder/video/` with
+    their own manifest (`GENERATED_MANIFEST`) beside the generator clips' one."""
+    from diffusers import DiffusionPipeline
+
+    from .sounding_shapes import write_generated_clips
+
+    video_pipeline = DiffusionPipeline.from_pretrained(args.video_model, torch_dtype=torch.float32)
+    video_pipeline.set_progress_bar_config(disable=True)
+    return write_generated_clips(
+        video_pipeline,
+        specs,
+        args.generated_clips_per_spec,
+        folder,
+        seed=args.seed * 1_000_003 + GENERATED_SEEDS,
+        sound=True,
+        manifest_name=GENERATED_MANIFEST,
+    )
 
 
 def _sounds(manifest: Path) -> tuple[np.ndarray, torch.Tensor]:
