@@ -8,6 +8,7 @@ from diffusers_lumina_video.showcase.shape_attributes import (
     read_clip_attributes,
     read_track,
     track_smoothness,
+    wall_width,
 )
 from diffusers_lumina_video.showcase.synthetic_shapes import (
     BACKGROUNDS,
@@ -16,11 +17,13 @@ from diffusers_lumina_video.showcase.synthetic_shapes import (
     CAPTION_WORDS,
     CLIP_FORMAT_V1,
     CLIP_FORMAT_V2,
+    CLIP_FORMAT_V3,
     DIRECTION_CLASSES,
     DIRECTIONS,
     SHAPE_COLOURS,
     SHAPE_RADIUS,
     SPEEDS,
+    WALL_COLOUR,
     ShapeSpec,
     render_shape,
     render_shape_clip,
@@ -339,3 +342,54 @@ def test_v2_dataset_records_its_bounces(tmp_path):
         assert row.get("bounce_frames") == (list(clip.bounces) or None)
         video = read_video_clip(item.path, 17, None)
         assert video.source_fps == 8 and np.array_equal(np.stack(video.frames), clip.frames)
+
+
+def test_v3_clips_are_v2_clips_inside_a_wall_the_shape_bounces_off_and_never_touches():
+    wall, size = CLIP_FORMAT_V3.wall, CLIP_FORMAT_V3.size
+    radius = size * SHAPE_RADIUS
+    low, high = radius + wall + 2, size - radius - wall - 2  # a gap of 2 px between the shape and the wall
+    for index, spec in enumerate(ShapeSpec.all(CLIP_FORMAT_V3.directions)[::3]):
+        clip = render_shape(
+            spec, index, background=BACKGROUNDS[index % 2], speed_jitter=0.25, clip_format=CLIP_FORMAT_V3
+        )
+        for ring in (
+            clip.frames[:, :wall],
+            clip.frames[:, -wall:],
+            clip.frames[:, :, :wall],
+            clip.frames[:, :, -wall:],
+        ):
+            assert (ring == WALL_COLOUR).all(), spec
+        assert (clip.centres >= low - 1e-9).all() and (clip.centres <= high + 1e-9).all(), spec
+        if spec.direction == BOUNCING:  # it turns where it comes nearest the wall
+            turn = int(clip.bounces[0])
+            x = clip.centres[:, 0]
+            assert min(abs(x[turn : turn + 2] - low).min(), abs(x[turn : turn + 2] - high).min()) <= 1.5 * 1.25
+    with pytest.raises(ValueError, match=r"`num_frames` must be at most 17 for a shape moving quickly in 64 px"):
+        render_shape(
+            ShapeSpec("red", "circle", "left", "quickly"),
+            0,
+            num_frames=18,
+            speed_jitter=0.25,
+            clip_format=CLIP_FORMAT_V3,
+        )
+
+
+@pytest.mark.parametrize("sigma", [0.0, 1.0])
+def test_walled_clips_read_back_as_their_specs_the_track_in_whole_frame_pixels(sigma):
+    wrong, offsets = [], []
+    for index, spec in enumerate(ShapeSpec.all(CLIP_FORMAT_V3.directions)[::2]):
+        clip = render_shape(
+            spec, index, background=BACKGROUNDS[index % 2], speed_jitter=0.25, clip_format=CLIP_FORMAT_V3
+        )
+        frames = _gaussian_blur(clip.frames / 255.0, sigma) if sigma else clip.frames
+        assert wall_width(np.asarray(clip.frames, dtype=np.float32)) == CLIP_FORMAT_V3.wall
+        found = read_clip_attributes(frames, bouncing=True)
+        if (found.colour, found.direction) != (spec.colour, spec.direction) or (
+            not sigma and found.shape != spec.shape
+        ):
+            wrong.append((spec.caption, found))
+        offsets.append(np.ptp(read_track(frames) - clip.centres, axis=0).max())
+    assert not wrong, wrong[:5]
+    assert max(offsets) < 0.25, max(offsets)  # the same offset every frame: whole-frame coordinates
+    v2 = render_shape(ShapeSpec("red", "circle", "left", "slowly"), 0, clip_format=CLIP_FORMAT_V2)
+    assert wall_width(v2.frames.astype(np.float32)) == 0

@@ -1,6 +1,7 @@
 """Reading a shape clip's colour, shape and motion back from its frames, with image statistics only.
 
-The foreground is what differs from the background fitted to the frame's border; its mean colour names the colour,
+The foreground is what differs from the background fitted to the frame's border (inside the wall, for clips that
+have one: `wall_width`); its mean colour names the colour,
 and the path of its centroid names the direction. The shape is named from moments of the shape's coverage (how much
 of each pixel the named colour covers over the background), which survive the blur of a VAE or a generator: a blur
 adds to the second cumulants of the coverage but leaves its third and fourth ones unchanged. Triangles (apex up) are
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .synthetic_shapes import BOUNCING, DIRECTION_CLASSES, DIRECTIONS, SHAPE_COLOURS
+from .synthetic_shapes import BOUNCING, DIRECTION_CLASSES, DIRECTIONS, SHAPE_COLOURS, WALL_COLOUR, WALL_WIDTH
 
 
 # Vertical skewness of the coverage below which a shape is a triangle: a quarter of an ideal triangle's (-0.59);
@@ -32,6 +33,9 @@ _MIN_TRAVEL = 1.0
 _MIN_SEGMENT = 3
 # Mean step (pixels per frame) below which a clip has no motion to be smooth.
 _MIN_MEAN_STEP = 0.1
+# How far (per channel, mean over the frame's outermost ring) its colour may be from `WALL_COLOUR` for the clip to
+# have a wall: a generated or reconstructed wall is not exact, and no background comes near.
+_WALL_TOLERANCE = 40.0
 # Share of the clip's mean step that a step must make in the prompted direction to count as smooth.
 SMOOTH_STEP_SHARE = 0.25
 
@@ -104,17 +108,30 @@ def _shape_of(coverage: np.ndarray) -> str | None:
     return "square" if diagonal / axial < _SQUARE_RATIO_BELOW else "circle"
 
 
-def _layers(frames: np.ndarray) -> tuple[np.ndarray, list[np.ndarray], list[np.ndarray]]:
-    """`frames` as float pixel values, with each frame's fitted background and foreground mask."""
+def wall_width(frames: np.ndarray) -> int:
+    """`WALL_WIDTH` if `frames [T, H, W, 3]` (float pixel values) have a wall along their edge (their outermost ring's
+    mean colour over the clip is within `_WALL_TOLERANCE` of `WALL_COLOUR`), else 0. Only the outermost ring is looked
+    at: blur (a VAE's, a generator's) spreads the wall inwards, so its width cannot be read off the frames."""
+    ring = np.concatenate([frames[:, 0], frames[:, -1], frames[:, :, 0], frames[:, :, -1]], axis=1)
+    return WALL_WIDTH if np.abs(ring.reshape(-1, 3).mean(axis=0) - WALL_COLOUR).max() <= _WALL_TOLERANCE else 0
+
+
+def _layers(frames: np.ndarray) -> tuple[np.ndarray, list[np.ndarray], list[np.ndarray], int]:
+    """`frames` as float pixel values inside their wall (if they have one), with each frame's fitted background and
+    foreground mask, and the pixels cut from each side (the readers' coordinates are the whole frame's)."""
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.shape[0] < 2:
         raise ValueError(f"`frames` must be [T >= 2, H, W, 3], got {frames.shape}.")
     if frames.dtype != np.uint8:
         frames = (np.clip(frames, 0, 1) * 255).round().astype(np.uint8)
     frames = frames.astype(np.float32)
+    wall = wall_width(frames)
+    if wall:
+        wall += 1  # and the ring next to it, which a blurred wall may tint
+        frames = frames[:, wall:-wall, wall:-wall]
     backgrounds = [_background(frame) for frame in frames]
     masks = [_foreground(frame, background) for frame, background in zip(frames, backgrounds, strict=True)]
-    return frames, backgrounds, masks
+    return frames, backgrounds, masks, wall
 
 
 def _colour(frames: np.ndarray, masks: list[np.ndarray]) -> str:
@@ -142,10 +159,10 @@ def _track(frames: np.ndarray, backgrounds: list[np.ndarray], masks: list[np.nda
 def read_track(frames: np.ndarray) -> np.ndarray:
     """`[T, 2]` centroid (x, y, pixels) of the moving shape in each of `frames [T, H, W, 3]` (uint8, or float in
     [0, 1]), weighted by how much of each pixel the shape covers; NaN rows where a frame shows no shape."""
-    frames, backgrounds, masks = _layers(frames)
+    frames, backgrounds, masks, wall = _layers(frames)
     if not any(mask.any() for mask in masks):
         return np.full((len(frames), 2), np.nan)
-    return _track(frames, backgrounds, masks, _colour(frames, masks))
+    return _track(frames, backgrounds, masks, _colour(frames, masks)) + wall
 
 
 def _line(times: np.ndarray, values: np.ndarray) -> tuple[float, float, float]:
@@ -228,7 +245,7 @@ def read_clip_attributes(frames: np.ndarray, bouncing: bool = False) -> ClipAttr
     """Colour, shape and direction of the moving shape in `frames [T, H, W, 3]` (uint8, or float in [0, 1]). The
     direction is the one of `DIRECTIONS` nearest to the first-to-last motion, or, with `bouncing`, `BOUNCING` when the
     track reverses along x (`read_bounce`)."""
-    frames, backgrounds, masks = _layers(frames)
+    frames, backgrounds, masks, _ = _layers(frames)
     if not any(mask.any() for mask in masks):
         return ClipAttributes(None, None, None, (0.0, 0.0))
 

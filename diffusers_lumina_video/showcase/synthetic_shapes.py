@@ -12,7 +12,7 @@ well).
 import itertools
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import imageio.v2 as imageio
@@ -47,6 +47,10 @@ CAPTION_WORDS = (*_MOVING_WORDS, BOUNCING, "and")
 MANIFEST_NAME = "metadata.jsonl"
 # A shape's radius as a share of the frame's side: 26 px across at 64 px, large enough for corners to survive the VAE.
 SHAPE_RADIUS = 0.2
+# The wall some clip formats draw along the frame's edge (`ClipFormat.wall`): light grey, far from every shape colour.
+WALL_COLOUR = (200, 200, 200)
+# Its width in pixels, in every format that draws it.
+WALL_WIDTH = 2
 # Frames a bounce keeps from either end of its clip, so that a line can be fitted to the track on each side of it.
 BOUNCE_MARGIN = 3
 
@@ -69,6 +73,16 @@ class ClipFormat:
     # `motion_score` values across its training clips' measured scores (about their 5th to 95th percentile), where a
     # motion sweep is read.
     motion_sweep: tuple[float, ...]
+    # Pixels of wall (`WALL_COLOUR`) drawn along the frame's edge, which the shape stays inside and bounces off. A
+    # transformer with rotary positions alone sees where things are relative to one another, never where the frame
+    # ends, so an edge it cannot see is one it cannot bounce off; a drawn wall is something to see. 0: no wall.
+    wall: int = 0
+
+    @property
+    def margin(self) -> int:
+        """Pixels between the frame's edge and the nearest the shape comes: 1, or the wall and a gap of 2 (which a
+        reader of blurred frames keeps as background)."""
+        return self.wall + 2 if self.wall else 1
 
     @property
     def caption_words(self) -> tuple[str, ...]:
@@ -98,7 +112,10 @@ CLIP_FORMAT_V2 = ClipFormat(
     supersample=8,
     motion_sweep=(3.0, 6.0, 9.0, 12.0, 15.0),
 )
-CLIP_FORMATS = {clip_format.name: clip_format for clip_format in (CLIP_FORMAT_V1, CLIP_FORMAT_V2)}
+# v2 inside a wall at the frame's edge, at speeds that keep every 17-frame path inside it (a quick one at most
+# 1.5 x 1.25 x 16 = 30 px of the 30.4 px its centre can travel).
+CLIP_FORMAT_V3 = replace(CLIP_FORMAT_V2, name="v3", speeds={"slowly": 0.85, "quickly": 1.5}, wall=WALL_WIDTH)
+CLIP_FORMATS = {clip_format.name: clip_format for clip_format in (CLIP_FORMAT_V1, CLIP_FORMAT_V2, CLIP_FORMAT_V3)}
 # The shipped `tiny-shapes`' clips (trained on v1 clips first, then on these).
 TINY_SHAPES_CLIP_FORMAT = CLIP_FORMAT_V2
 
@@ -182,7 +199,7 @@ def _check(
             f"meet), got {speed_jitter}."
         )
     step = clip_format.speeds[spec.speed] * size / 64 * (1.0 + speed_jitter)  # the largest the jitter allows
-    room = size - 2 * (size * SHAPE_RADIUS + 1)  # the span the shape's centre can cross
+    room = size - 2 * (size * SHAPE_RADIUS + clip_format.margin)  # the span the shape's centre can cross
     if step * (num_frames - 1) > room:
         raise ValueError(
             f"`num_frames` must be at most {int(room / step) + 1} for a shape moving {spec.speed} in "
@@ -232,7 +249,7 @@ def _path(
     """The shape's centre per frame `[num_frames, 2]` (x, y) and the moments it bounces (frames, sub-frame)."""
     radius = size * SHAPE_RADIUS
     step = clip_format.speeds[spec.speed] * size / 64 * (1.0 + speed_jitter * (2.0 * rng.random() - 1.0))
-    low, high = radius + 1, size - radius - 1
+    low, high = radius + clip_format.margin, size - radius - clip_format.margin
     if spec.direction == BOUNCING:
         bounce = rng.uniform(BOUNCE_MARGIN, num_frames - 1 - BOUNCE_MARGIN)
         from_wall = step * np.abs(np.arange(num_frames) - bounce)
@@ -275,6 +292,11 @@ def render_shape(
     rng = np.random.default_rng(seed)
     centres, bounces = _path(spec, rng, size, num_frames, speed_jitter, clip_format)
     base = _background(size, background, rng).astype(np.float32)
+    if clip_format.wall:
+        inside = slice(clip_format.wall, size - clip_format.wall)
+        walled = np.broadcast_to(np.asarray(WALL_COLOUR, dtype=np.float32), base.shape).copy()
+        walled[inside, inside] = base[inside, inside]
+        base = walled
     rgb = np.asarray(SHAPE_COLOURS[spec.colour], dtype=np.float32)
     frames = []
     for centre in centres:

@@ -43,7 +43,11 @@ SHAPES_TIMESTEP_SHIFTS = {"1x2x2": TINY_SHAPES_SHIFT, "2x2x2": 2 * TINY_SHAPES_S
 SPEEDLESS_CAPTIONS = 0.25
 # The VAE of each clip format: its temporal compression and the weight of its loss on frame-to-frame differences. The
 # 4x VAE's first four decoded frames are identical (`shapes_vae`), a jump v1's 8 frames hide and v2's 16 would not.
-VAE_TEMPORAL = {"v1": {"compression": 4, "weight": 0.0}, "v2": {"compression": 2, "weight": 30.0}}
+VAE_TEMPORAL = {
+    "v1": {"compression": 4, "weight": 0.0},
+    "v2": {"compression": 2, "weight": 30.0},
+    "v3": {"compression": 2, "weight": 30.0},
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
