@@ -18,6 +18,7 @@ from diffusers_lumina_video.showcase.builtin_models import (
 )
 from diffusers_lumina_video.showcase.shapes_benchmark import (
     frame_strip,
+    heads_for_nearer_edge,
     measure_adherence,
     spearman,
     sweep_correlation,
@@ -79,7 +80,7 @@ def test_adherence_prompts_with_or_without_the_speed_word(without_speed):
     result = measure_adherence(pipe, specs, [0, 1], without_speed=without_speed)
     assert pipe.prompts == prompts
     assert result.accuracy == {"colour": 1.0, "shape": 1.0, "direction": 1.0} and result.clips == 2
-    assert result.smoothness == 1.0 and result.bounce_inside is None
+    assert result.smoothness == 1.0 and result.bounce_inside is None and result.toward_nearer_edge is None
 
 
 def test_adherence_reads_bouncing_and_smoothness_of_v2_clips():
@@ -91,7 +92,7 @@ def test_adherence_reads_bouncing_and_smoothness_of_v2_clips():
     clips = {s.caption: render_shape_clip(s, seed=5, clip_format=CLIP_FORMAT_V2)[1:] / 255.0 for s in specs}
     result = measure_adherence(_PromptRecorder(clips), specs, [0, 1, 2], bouncing=True)
     assert result.accuracy == {"colour": 1.0, "shape": 1.0, "direction": 1.0}
-    assert result.smoothness == 1.0 and result.bounce_inside == 1.0
+    assert result.smoothness == 1.0 and result.bounce_inside == 1.0 and result.toward_nearer_edge == 1.0
     still = {caption: clip[[0] * len(clip)] for caption, clip in clips.items()}  # a model that draws no motion
     result = measure_adherence(_PromptRecorder(still), specs, [0, 1, 2], bouncing=True)
     assert result.smoothness == 0.0 and result.bounce_inside == 0.0 and result.accuracy["direction"] == 0.0
@@ -102,6 +103,15 @@ def test_adherence_reads_bouncing_and_smoothness_of_v2_clips():
     assert result.by_motion["bouncing"]["direction"] == 0.0 and result.accuracy["direction"] == pytest.approx(1 / 3)
     with pytest.raises(ValueError, match="`bouncing` must be True when `specs` hold bouncing ones"):
         measure_adherence(_PromptRecorder(clips), specs, [0, 1, 2])
+
+
+def test_a_bounce_heads_for_the_nearer_edge_when_its_first_steps_go_towards_it():
+    def track(start, step):
+        return np.stack([start + step * np.arange(17), np.full(17, 30.0)], axis=1)
+
+    assert heads_for_nearer_edge(track(20.0, -1.0), width=64)  # left of the middle, going left
+    assert not heads_for_nearer_edge(track(20.0, 1.0), width=64)
+    assert heads_for_nearer_edge(track(45.0, 1.5), width=64) and not heads_for_nearer_edge(track(45.0, -1.5), 64)
 
 
 def test_vae_training_is_seeded_and_lowers_the_loss():

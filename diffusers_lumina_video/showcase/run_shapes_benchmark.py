@@ -161,6 +161,7 @@ def run(args: argparse.Namespace) -> dict:
             "accuracy": result.accuracy,
             "smoothness": result.smoothness,
             "bounce_inside": result.bounce_inside,
+            "toward_nearer_edge": result.toward_nearer_edge,
             "by_motion": result.by_motion,
             "seconds": result.seconds,
             "transformer_seconds": result.transformer_seconds,

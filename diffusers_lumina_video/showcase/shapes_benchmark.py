@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 from ..training.motion import flow_motion_score
 from .builtin_models import TINY_SHAPES_ID, TINY_SHAPES_PRESETS
 from .shape_attributes import read_bounce, read_clip_attributes, read_track, track_smoothness
-from .synthetic_shapes import BOUNCING, DIRECTIONS, SHAPE_COLOURS, SHAPES, ShapeSpec
+from .synthetic_shapes import BOUNCE_MARGIN, BOUNCING, DIRECTIONS, SHAPE_COLOURS, SHAPES, ShapeSpec
 
 
 ATTRIBUTES = ("colour", "shape", "direction")
@@ -35,6 +35,8 @@ class AdherenceResult:
     transformer_seconds: float  # of which in the transformer's forward passes
     smoothness: float  # mean over clips of `track_smoothness` in the prompted direction
     bounce_inside: float | None  # share of bouncing clips whose read bounce lies inside the clip (None: no such clip)
+    # share of bouncing clips whose shape first heads for the nearer edge (`heads_for_nearer_edge`; None: no such clip)
+    toward_nearer_edge: float | None
     # "straight" (one way) and "bouncing" clips apart, when both are measured: attribute -> share, and "smoothness"
     by_motion: dict[str, dict[str, float]] | None = None
 
@@ -97,6 +99,14 @@ def bounce_inside(track: np.ndarray) -> bool:
     return moment is not None and 0.0 <= moment <= len(track) - 1
 
 
+def heads_for_nearer_edge(track: np.ndarray, width: int, frames: int = BOUNCE_MARGIN) -> bool:
+    """Whether the shape's first `frames` steps (along x) go towards the nearer of the frame's left and right edges,
+    as a bounce that turns inside the clip must (the data's do, but for the few that start mid-frame): a model that
+    sees where the shape is relative to the frame's edges starts a bounce that way, one that does not at chance."""
+    start, later = track[0, 0], track[frames, 0]
+    return bool(np.sign(later - start) == np.sign(start - (width - 1) / 2))
+
+
 def measure_adherence(
     pipe,
     specs: Sequence[ShapeSpec],
@@ -115,7 +125,7 @@ def measure_adherence(
     with TransformerTimer(pipe.transformer) as timer:
         clips = generate_clips(pipe, specs, seeds, without_speed=without_speed, **call_kwargs)
     seconds = time.perf_counter() - start
-    scores, inside = [], []  # per clip: each attribute read right (0 or 1), and smoothness
+    scores, inside, toward = [], [], []  # per clip: each attribute read right (0 or 1), and smoothness
     for spec, clip in zip(specs, clips, strict=True):
         found = read_clip_attributes(clip, bouncing=bouncing)
         track = read_track(clip)
@@ -123,6 +133,7 @@ def measure_adherence(
         scores[-1]["smoothness"] = track_smoothness(track, spec.direction)
         if spec.direction == BOUNCING:
             inside.append(bounce_inside(track))
+            toward.append(heads_for_nearer_edge(track, clip.shape[2]))
     overall = _means(scores)
     motions = {"straight": [s for s, spec in zip(scores, specs, strict=True) if spec.direction != BOUNCING]}
     motions["bouncing"] = [s for s, spec in zip(scores, specs, strict=True) if spec.direction == BOUNCING]
@@ -133,6 +144,7 @@ def measure_adherence(
         timer.seconds,
         overall["smoothness"],
         float(np.mean(inside)) if inside else None,
+        float(np.mean(toward)) if toward else None,
         {motion: _means(part) for motion, part in motions.items()} if all(motions.values()) else None,
     )
 

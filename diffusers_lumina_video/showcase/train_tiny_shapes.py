@@ -60,8 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--clip-format",
         choices=list(CLIP_FORMATS),
         default=CLIP_FORMAT_V1.name,
-        help="The clips of every stage: v1, the shipped model's (9 frames); v2, the next model's (17 frames at 8 fps, "
-        "shapes bouncing left and right as well; see docs/showcase.md).",
+        help="The clips of every stage: v1, the first model's (9 frames); v2, the shipped model's (17 frames at 8 fps, "
+        "shapes bouncing left and right as well; see docs/showcase.md); v3, v2's inside a wall drawn along the "
+        "frame's edge, for the shape to bounce off.",
     )
     parser.add_argument(
         "--clips-per-spec", type=int, default=8, help="Training clips per caption (82 captions; 100 in format v2)."
