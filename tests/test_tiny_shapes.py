@@ -1,5 +1,6 @@
 import copy
 import json
+import re
 import time
 
 import numpy as np
@@ -422,6 +423,26 @@ def test_benchmark_samples_with_the_models_own_schedules():
     assert _schedules(pipe) == {"single_scale": (1, 2, 2), "multi_scale": [(0.0, (2, 4, 4))]}
     bare = SimpleNamespace(config=SimpleNamespace(sampling_presets=None, default_sampling_preset=None))
     assert _schedules(bare) == {"single_scale": SINGLE_SCALE, "multi_scale": MULTI_SCALE}
+
+
+def test_benchmark_takes_the_built_in_name_and_refuses_what_is_not_a_video_model_before_loading(tmp_path):
+    from diffusers_lumina_video.showcase import run_shapes_benchmark
+
+    loaded = []
+    parse = run_shapes_benchmark.build_parser().parse_args
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(run_shapes_benchmark, "_load", lambda path, shift: loaded.append(path) or 1 / 0)
+        with pytest.raises(ZeroDivisionError):
+            run_shapes_benchmark.run(parse(["--model", "tiny-shapes", "--output", str(tmp_path / "out")]))
+    assert loaded == [str(tiny_shapes_path())]
+    for flags, message in [
+        (["--model", "tiny-shapes-v2a"], "`--model` tiny-shapes-v2a is a built-in sound model, not a video one"),
+        (["--model", str(tmp_path)], f"`--model` must be `tiny-shapes` or a pipeline folder, got '{tmp_path}'"),
+        (["--model", "tiny-shapes", "--untrained", "nowhere"], "`--untrained` must be `tiny-shapes` or a pipeline"),
+    ]:
+        with pytest.raises(ValueError, match=re.escape(message)):
+            run_shapes_benchmark.run(parse([*flags, "--output", str(tmp_path / "out")]))
+    assert not (tmp_path / "out").exists()
 
 
 def test_progressive_training_starts_from_a_shorter_formats_model_and_keeps_its_words(tmp_path, monkeypatch):

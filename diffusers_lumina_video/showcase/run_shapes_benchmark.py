@@ -20,6 +20,7 @@ import torch
 
 from ..pipelines.lumina_video.presets import find_sampling_preset, preset_fps
 from ..utils.atomic import atomic_output_file
+from .builtin_models import video_pipeline_folder
 from .shapes_benchmark import (
     CHANCE,
     MULTI_SCALE,
@@ -48,8 +49,8 @@ BOUNCING_STRIP_PROMPT = ShapeSpec("red", "square", BOUNCING, "slowly")
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m diffusers_lumina_video.showcase.run_shapes_benchmark")
-    parser.add_argument("--model", required=True, help="The trained pipeline folder.")
-    parser.add_argument("--untrained", help="The same pipeline before training, as a baseline.")
+    parser.add_argument("--model", required=True, help="The trained pipeline folder, or `tiny-shapes`.")
+    parser.add_argument("--untrained", help="The same pipeline before training (a folder), as a baseline.")
     parser.add_argument("--output", type=Path, required=True, help="Folder for results.json and the figures.")
     parser.add_argument(
         "--clip-format",
@@ -128,6 +129,9 @@ def _schedules(pipe) -> dict[str, object]:
 
 
 def run(args: argparse.Namespace) -> dict:
+    args.model = str(video_pipeline_folder(args.model, "--model"))
+    if args.untrained:
+        args.untrained = str(video_pipeline_folder(args.untrained, "--untrained"))
     torch.set_num_threads(args.threads)
     rng = np.random.default_rng(args.seed)
     clip_format = CLIP_FORMATS[args.clip_format]
