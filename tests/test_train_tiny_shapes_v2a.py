@@ -16,6 +16,7 @@ from diffusers_lumina_video.processors import AudioLDMMelFeatureExtractor
 from diffusers_lumina_video.showcase import synthetic_shapes, train_tiny_shapes_v2a
 from diffusers_lumina_video.showcase.audio_vae import build_audio_vae, waveforms_to_mels
 from diffusers_lumina_video.showcase.audio_vocoder import fit_tone_vocoder, played_frequency, tone_amplitudes
+from diffusers_lumina_video.showcase.builtin_models import tiny_shapes_v2a_path
 from diffusers_lumina_video.showcase.measure_shapes_v2a import main as measure_main
 from diffusers_lumina_video.showcase.shapes_vae import shapes_vae
 from diffusers_lumina_video.showcase.sounding_shapes import (
@@ -256,6 +257,24 @@ def test_the_measurement_script_refuses_a_pipeline_that_is_not_a_folder(tmp_path
     with pytest.raises(SystemExit):
         measure_main(["--manifest", str(tmp_path / "manifest.csv"), "--pipeline", "trained", "--output-dir", "out"])
     assert "--pipeline must be NAME=FOLDER of a pipeline folder" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        measure_main(
+            ["--manifest", str(tmp_path / "manifest.csv"), "--pipeline", "a=tiny-shapes", "--output-dir", "x"]
+        )
+    assert "`--pipeline` tiny-shapes is a built-in video model, not a sound one" in capsys.readouterr().err
+
+
+def test_the_measurement_script_takes_the_built_in_sound_model_by_name(tmp_path, monkeypatch):
+    from diffusers_lumina_video.showcase import measure_shapes_v2a
+
+    measured = {}
+    monkeypatch.setattr(measure_shapes_v2a, "measure_pipelines", lambda pipelines, *a, **k: measured.update(pipelines))
+    monkeypatch.setattr(measure_shapes_v2a, "sound_table", lambda results: "")
+    monkeypatch.setattr(measure_shapes_v2a, "write_results", lambda *args: None)
+    (tmp_path / "manifest.csv").write_text("")
+    flags = ["--manifest", str(tmp_path / "manifest.csv"), "--pipeline", "shipped=tiny-shapes-v2a"]
+    assert measure_main([*flags, "--output-dir", str(tmp_path / "out")]) == 0
+    assert measured == {"shipped": tiny_shapes_v2a_path()}
 
 
 def test_the_audio_vae_trains_on_windows_around_each_bounce_and_one_from_every_clip():

@@ -32,6 +32,7 @@ from ..evaluation.v2a_sync import generate_sound, shift_frames
 from ..evaluation.waveform_sync import HeardSound, hear_video, onsets_moved_by, score_sound
 from ..utils.atomic import atomic_output_file
 from ..utils.media_io import export_to_video_with_audio, read_video
+from .builtin_models import TINY_SHAPES_V2A_ID, check_builtin_family, model_location
 from .sounding_shapes import (
     COLOUR_TONES,
     SoundingClipRecord,
@@ -172,7 +173,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--clips-per-spec", type=int, default=2, help="With --video-model: videos per held-out caption (20 captions)."
     )
     parser.add_argument(
-        "--pipeline", action="append", required=True, help="NAME=FOLDER of a V2A pipeline (repeat for several)."
+        "--pipeline",
+        action="append",
+        required=True,
+        help="NAME=FOLDER of a V2A pipeline, or NAME=tiny-shapes-v2a (repeat for several).",
     )
     parser.add_argument("--output-dir", type=Path, required=True, help="Where the mp4 files and results go.")
     parser.add_argument("--num-inference-steps", type=int, default=25)
@@ -193,10 +197,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"--clips-per-spec must be >= 1, got {args.clips_per_spec}.")
     pipelines = {}
     for value in args.pipeline:
-        name, _, folder = value.partition("=")
+        name, _, model = value.partition("=")
+        try:
+            check_builtin_family(model, "v2a", "--pipeline")
+        except ValueError as error:
+            parser.error(str(error))
+        folder = model_location(model)
         if not name or not (Path(folder) / "model_index.json").is_file():
             parser.error(
-                f"--pipeline must be NAME=FOLDER of a pipeline folder (with model_index.json), got {value!r}."
+                f"--pipeline must be NAME=FOLDER of a pipeline folder (with model_index.json) or "
+                f"NAME={TINY_SHAPES_V2A_ID}, got {value!r}."
             )
         pipelines[name] = folder
     if args.num_inference_steps < 1:
