@@ -21,6 +21,7 @@ from diffusers_lumina_video.showcase.shapes_benchmark import (
     frame_strip,
     heads_for_nearer_edge,
     measure_adherence,
+    score_clips,
     spearman,
     sweep_correlation,
 )
@@ -41,6 +42,7 @@ from diffusers_lumina_video.showcase.synthetic_shapes import (
     BOUNCING,
     CLIP_FORMAT_V1,
     CLIP_FORMAT_V2,
+    CLIP_FORMAT_V3,
     ShapeSpec,
     render_shape_clip,
     split_specs,
@@ -104,6 +106,15 @@ def test_adherence_reads_bouncing_and_smoothness_of_v2_clips():
     assert result.by_motion["bouncing"]["direction"] == 0.0 and result.accuracy["direction"] == pytest.approx(1 / 3)
     with pytest.raises(ValueError, match="`bouncing` must be True when `specs` hold bouncing ones"):
         measure_adherence(_PromptRecorder(clips), specs, [0, 1, 2])
+
+
+def test_the_generators_own_clips_score_as_a_perfect_model_walled_or_not():
+    for clip_format in (CLIP_FORMAT_V2, CLIP_FORMAT_V3):
+        specs = ShapeSpec.all(clip_format.directions)[::7]  # every motion among them
+        clips = [render_shape_clip(s, i, clip_format=clip_format)[1:] / 255.0 for i, s in enumerate(specs)]
+        result = score_clips(specs, clips, bouncing=True)
+        assert result.accuracy == {"colour": 1.0, "shape": 1.0, "direction": 1.0} and result.smoothness == 1.0
+        assert result.bounce_inside == 1.0 and result.seconds == 0.0
 
 
 def test_a_bounce_heads_for_the_nearer_edge_when_its_first_steps_go_towards_it():

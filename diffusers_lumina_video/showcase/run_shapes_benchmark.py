@@ -30,10 +30,19 @@ from .shapes_benchmark import (
     generate_clips,
     measure_adherence,
     motion_sweep,
+    score_clips,
     sweep_correlation,
 )
 from .stages import run_script
-from .synthetic_shapes import BOUNCING, CLIP_FORMATS, TINY_SHAPES_CLIP_FORMAT, ShapeSpec, split_specs
+from .synthetic_shapes import (
+    BACKGROUNDS,
+    BOUNCING,
+    CLIP_FORMATS,
+    TINY_SHAPES_CLIP_FORMAT,
+    ShapeSpec,
+    render_shape,
+    split_specs,
+)
 
 
 logger = logging.getLogger(__name__)
@@ -183,6 +192,18 @@ def run(args: argparse.Namespace) -> dict:
         for name, specs in (("seen", seen), ("unseen", unseen)):
             adherence[f"{name}/untrained"] = measured(baseline, specs, single_scale)
     results["adherence"] = adherence
+    # The generator's own clips of the seen captions and seeds (the frames a model draws): what a perfect model scores.
+    rendered = [
+        render_shape(spec, seed, background=BACKGROUNDS[index % 2], speed_jitter=0.25, clip_format=clip_format)
+        for index, (spec, seed) in enumerate(zip(seen, seeds, strict=False))
+    ]
+    reference = score_clips(seen, [clip.frames[1:] / 255.0 for clip in rendered], bouncing)
+    results["generator"] = {
+        "accuracy": reference.accuracy,
+        "smoothness": reference.smoothness,
+        "bounce_inside": reference.bounce_inside,
+        "toward_nearer_edge": reference.toward_nearer_edge,
+    }
     results["multi_scale_time_ratio"] = {
         f"{name}/{part}": adherence[f"{name}/multi_scale"][part] / adherence[f"{name}/single_scale"][part]
         for name in ("seen", "unseen")

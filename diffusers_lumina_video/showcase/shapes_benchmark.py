@@ -124,7 +124,18 @@ def measure_adherence(
     start = time.perf_counter()
     with TransformerTimer(pipe.transformer) as timer:
         clips = generate_clips(pipe, specs, seeds, without_speed=without_speed, **call_kwargs)
-    seconds = time.perf_counter() - start
+    return score_clips(specs, clips, bouncing, time.perf_counter() - start, timer.seconds)
+
+
+def score_clips(
+    specs: Sequence[ShapeSpec],
+    clips: Sequence[np.ndarray],
+    bouncing: bool = False,
+    seconds: float = 0.0,
+    transformer_seconds: float = 0.0,
+) -> AdherenceResult:
+    """`measure_adherence`'s scores of clips `[T, H, W, 3]` in [0, 1] made for `specs` (by a model, or by the shape
+    generator as the reference a model is measured against), with the seconds they took."""
     scores, inside, toward = [], [], []  # per clip: each attribute read right (0 or 1), and smoothness
     for spec, clip in zip(specs, clips, strict=True):
         found = read_clip_attributes(clip, bouncing=bouncing)
@@ -141,7 +152,7 @@ def measure_adherence(
         {name: overall[name] for name in ATTRIBUTES},
         len(specs),
         seconds,
-        timer.seconds,
+        transformer_seconds,
         overall["smoothness"],
         float(np.mean(inside)) if inside else None,
         float(np.mean(toward)) if toward else None,
