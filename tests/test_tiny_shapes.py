@@ -114,7 +114,7 @@ def test_the_generators_own_clips_score_as_a_perfect_model_walled_or_not():
         clips = [render_shape_clip(s, i, clip_format=clip_format)[1:] / 255.0 for i, s in enumerate(specs)]
         result = score_clips(specs, clips, bouncing=True)
         assert result.accuracy == {"colour": 1.0, "shape": 1.0, "direction": 1.0} and result.smoothness == 1.0
-        assert result.bounce_inside == 1.0 and result.seconds == 0.0
+        assert result.bounce_inside == 1.0 and result.one_way_toward_farther_edge == 1.0 and result.seconds == 0.0
 
 
 def test_a_bounce_heads_for_the_nearer_edge_when_its_first_steps_go_towards_it():

@@ -175,6 +175,7 @@ def run(args: argparse.Namespace) -> dict:
             "smoothness": result.smoothness,
             "bounce_inside": result.bounce_inside,
             "toward_nearer_edge": result.toward_nearer_edge,
+            "one_way_toward_farther_edge": result.one_way_toward_farther_edge,
             "by_motion": result.by_motion,
             "seconds": result.seconds,
             "transformer_seconds": result.transformer_seconds,
@@ -203,6 +204,7 @@ def run(args: argparse.Namespace) -> dict:
         "smoothness": reference.smoothness,
         "bounce_inside": reference.bounce_inside,
         "toward_nearer_edge": reference.toward_nearer_edge,
+        "one_way_toward_farther_edge": reference.one_way_toward_farther_edge,
     }
     results["multi_scale_time_ratio"] = {
         f"{name}/{part}": adherence[f"{name}/multi_scale"][part] / adherence[f"{name}/single_scale"][part]

@@ -37,6 +37,9 @@ class AdherenceResult:
     bounce_inside: float | None  # share of bouncing clips whose read bounce lies inside the clip (None: no such clip)
     # share of bouncing clips whose shape first heads for the nearer edge (`heads_for_nearer_edge`; None: no such clip)
     toward_nearer_edge: float | None
+    # share of clips moving left or right whose shape heads for the farther edge, as a whole path in view must
+    # (None: no such clip): a model that places a path by where it is in the frame does so
+    one_way_toward_farther_edge: float | None
     # "straight" (one way) and "bouncing" clips apart, when both are measured: attribute -> share, and "smoothness"
     by_motion: dict[str, dict[str, float]] | None = None
 
@@ -136,7 +139,7 @@ def score_clips(
 ) -> AdherenceResult:
     """`measure_adherence`'s scores of clips `[T, H, W, 3]` in [0, 1] made for `specs` (by a model, or by the shape
     generator as the reference a model is measured against), with the seconds they took."""
-    scores, inside, toward = [], [], []  # per clip: each attribute read right (0 or 1), and smoothness
+    scores, inside, toward, farther = [], [], [], []  # per clip: each attribute read right (0 or 1), smoothness
     for spec, clip in zip(specs, clips, strict=True):
         found = read_clip_attributes(clip, bouncing=bouncing)
         track = read_track(clip)
@@ -145,6 +148,8 @@ def score_clips(
         if spec.direction == BOUNCING:
             inside.append(bounce_inside(track))
             toward.append(heads_for_nearer_edge(track, clip.shape[2]))
+        elif spec.direction in ("left", "right"):
+            farther.append(not heads_for_nearer_edge(track, clip.shape[2]))
     overall = _means(scores)
     motions = {"straight": [s for s, spec in zip(scores, specs, strict=True) if spec.direction != BOUNCING]}
     motions["bouncing"] = [s for s, spec in zip(scores, specs, strict=True) if spec.direction == BOUNCING]
@@ -156,6 +161,7 @@ def score_clips(
         overall["smoothness"],
         float(np.mean(inside)) if inside else None,
         float(np.mean(toward)) if toward else None,
+        float(np.mean(farther)) if farther else None,
         {motion: _means(part) for motion, part in motions.items()} if all(motions.values()) else None,
     )
 
