@@ -33,7 +33,9 @@ start and the generator's own):
 
     lumina-video train-v2a --dataset sounding/train/manifest.csv --clip_duration 2 ...  # the other settings as usual
 
-`read_bounce_times` reads the bounce moments back off frames (a generated video's, say) in the same time.
+`read_bounce_times` reads the bounce moments back off frames (a generated video's, say) in the same time;
+`write_generated_clips` writes a video model's videos of given captions in the same layout, their bounces read off
+their frames, silent (to be sounded by a V2A model measured on them) or with those bounces' beeps (to train on).
 """
 
 import os

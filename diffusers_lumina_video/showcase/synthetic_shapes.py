@@ -6,7 +6,7 @@ can be read back from its frames (`showcase/shape_attributes.py`), so prompt fol
 shape x direction combinations are held out of training (`is_held_out`) to measure whether a model composes words it
 has only seen apart. A `ClipFormat` names the clips a built-in model learns from: the first `tiny-shapes` learnt from
 `CLIP_FORMAT_V1` (one second), the shipped one from those and then from `CLIP_FORMAT_V2` (two seconds, bouncing as
-well).
+well); `CLIP_FORMAT_V3` draws v2's clips inside a wall along the frame's edge.
 """
 
 import itertools
@@ -73,9 +73,9 @@ class ClipFormat:
     # `motion_score` values across its training clips' measured scores (about their 5th to 95th percentile), where a
     # motion sweep is read.
     motion_sweep: tuple[float, ...]
-    # Pixels of wall (`WALL_COLOUR`) drawn along the frame's edge, which the shape stays inside and bounces off. A
-    # transformer with rotary positions alone sees where things are relative to one another, never where the frame
-    # ends, so an edge it cannot see is one it cannot bounce off; a drawn wall is something to see. 0: no wall.
+    # Pixels of wall (`WALL_COLOUR`) drawn along the frame's edge, which the shape stays inside and bounces off: an
+    # edge a transformer with rotary positions alone (which sees offsets between tokens, not where they are) can see,
+    # to tell whether not seeing it is why a model does not bounce (docs/showcase.md: it is not). 0: no wall.
     wall: int = 0
 
     @property
