@@ -13,6 +13,7 @@ import argparse
 import json
 import logging
 from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,7 @@ from .shapes_benchmark import (
     CHANCE,
     MULTI_SCALE,
     SINGLE_SCALE,
+    AdherenceResult,
     animated_preview,
     frame_strip,
     generate_clips,
@@ -137,6 +139,12 @@ def _schedules(pipe) -> dict[str, object]:
     }
 
 
+def _reported(result: AdherenceResult, timed: bool = True) -> dict:
+    """What `results.json` keeps of an adherence result (its scores, and its times if `timed`)."""
+    kept = {name: value for name, value in asdict(result).items() if name != "clips"}
+    return kept if timed else {k: v for k, v in kept.items() if k not in ("seconds", "transformer_seconds")}
+
+
 def run(args: argparse.Namespace) -> dict:
     args.model = str(video_pipeline_folder(args.model, "--model"))
     if args.untrained:
@@ -170,16 +178,7 @@ def run(args: argparse.Namespace) -> dict:
 
     def measured(pipe, specs, patch, without_speed=False) -> dict:
         result = measure_adherence(pipe, specs, seeds[: len(specs)], without_speed, bouncing, **call, patch_size=patch)
-        return {
-            "accuracy": result.accuracy,
-            "smoothness": result.smoothness,
-            "bounce_inside": result.bounce_inside,
-            "toward_nearer_edge": result.toward_nearer_edge,
-            "one_way_toward_farther_edge": result.one_way_toward_farther_edge,
-            "by_motion": result.by_motion,
-            "seconds": result.seconds,
-            "transformer_seconds": result.transformer_seconds,
-        }
+        return _reported(result)
 
     adherence = {}
     for name, specs in (("seen", seen), ("unseen", unseen)):
@@ -199,13 +198,7 @@ def run(args: argparse.Namespace) -> dict:
         for index, (spec, seed) in enumerate(zip(seen, seeds, strict=False))
     ]
     reference = score_clips(seen, [clip.frames[1:] / 255.0 for clip in rendered], bouncing)
-    results["generator"] = {
-        "accuracy": reference.accuracy,
-        "smoothness": reference.smoothness,
-        "bounce_inside": reference.bounce_inside,
-        "toward_nearer_edge": reference.toward_nearer_edge,
-        "one_way_toward_farther_edge": reference.one_way_toward_farther_edge,
-    }
+    results["generator"] = _reported(reference, timed=False)
     results["multi_scale_time_ratio"] = {
         f"{name}/{part}": adherence[f"{name}/multi_scale"][part] / adherence[f"{name}/single_scale"][part]
         for name in ("seen", "unseen")
