@@ -18,6 +18,7 @@ from diffusers_lumina_video.showcase.synthetic_shapes import (
     CLIP_FORMAT_V1,
     CLIP_FORMAT_V2,
     CLIP_FORMAT_V3,
+    CLIP_FORMAT_V4,
     DIRECTION_CLASSES,
     DIRECTIONS,
     SHAPE_COLOURS,
@@ -244,6 +245,23 @@ def test_bounces_happen_once_at_the_edge_at_a_moment_that_varies():
         moments.append(moment)
         first_ways.add(bool(x[1] > x[0]))
     assert np.std(moments) > 2 and first_ways == {True, False}
+
+
+def test_v4_bounces_head_left_first_and_are_v2_bounces_otherwise():
+    low = CLIP_FORMAT_V4.size * SHAPE_RADIUS + CLIP_FORMAT_V4.margin
+    moments = []
+    for index, spec in enumerate(ShapeSpec.all(CLIP_FORMAT_V4.directions)):
+        clip = render_shape(spec, index, speed_jitter=0.25, clip_format=CLIP_FORMAT_V4)
+        v2 = render_shape(spec, index, speed_jitter=0.25, clip_format=CLIP_FORMAT_V2)
+        if spec.direction != BOUNCING:
+            np.testing.assert_array_equal(clip.frames, v2.frames)  # one-way clips are v2's, seed for seed
+            continue
+        (moment,) = clip.bounces
+        x = clip.centres[:, 0]
+        assert x[1] < x[0] and x[-1] > x[-2]  # left first, then right
+        assert x.min() == pytest.approx(low, abs=2.5)  # turning at the left edge
+        moments.append(moment)
+    assert np.std(moments) > 2
 
 
 def test_bouncing_captions_and_vocabulary():

@@ -43,6 +43,7 @@ from diffusers_lumina_video.showcase.synthetic_shapes import (
     CLIP_FORMAT_V1,
     CLIP_FORMAT_V2,
     CLIP_FORMAT_V3,
+    CLIP_FORMAT_V4,
     ShapeSpec,
     render_shape_clip,
     split_specs,
@@ -109,7 +110,7 @@ def test_adherence_reads_bouncing_and_smoothness_of_v2_clips():
 
 
 def test_the_generators_own_clips_score_as_a_perfect_model_walled_or_not():
-    for clip_format in (CLIP_FORMAT_V2, CLIP_FORMAT_V3):
+    for clip_format in (CLIP_FORMAT_V2, CLIP_FORMAT_V3, CLIP_FORMAT_V4):
         specs = ShapeSpec.all(clip_format.directions)[::7]  # every motion among them
         clips = [render_shape_clip(s, i, clip_format=clip_format)[1:] / 255.0 for i, s in enumerate(specs)]
         result = score_clips(specs, clips, bouncing=True)

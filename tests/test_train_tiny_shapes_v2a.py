@@ -289,25 +289,29 @@ def test_the_audio_vae_trains_on_windows_around_each_bounce_and_one_from_every_c
 
 
 class RenderingVideoModel:
-    """Stands in for a video pipeline: "draws" a caption's clip with the shape generator (seeded by the generator),
-    at 8 fps as `tiny-shapes`' settings say."""
+    """Stands in for a video pipeline: "draws" each caption's clip of a batch with the shape generator (seeded by its
+    generator), at 8 fps as `tiny-shapes`' settings say."""
 
     config = SimpleNamespace(default_sampling_preset="own", sampling_presets={"own": {"fps": 8}})
 
     def __init__(self):
-        self.clips = []
+        self.clips, self.batch_sizes = [], []
 
     def __call__(self, prompt, generator, output_type):
-        spec = next(spec for spec in TRAIN_SPECS + HELD_OUT_SPECS if spec.caption == prompt)
-        clip = render_shape(spec, int(generator.initial_seed()), clip_format=CLIP_FORMAT_V2)
-        self.clips.append(clip)
-        return SimpleNamespace(frames=[clip.frames.astype(np.float32) / 255])
+        self.batch_sizes.append(len(prompt))
+        frames = []
+        for caption, seeded in zip(prompt, generator, strict=True):
+            spec = next(spec for spec in TRAIN_SPECS + HELD_OUT_SPECS if spec.caption == caption)
+            self.clips.append(render_shape(spec, int(seeded.initial_seed()), clip_format=CLIP_FORMAT_V2))
+            frames.append(self.clips[-1].frames.astype(np.float32) / 255)
+        return SimpleNamespace(frames=frames)
 
 
 def test_generated_clips_are_written_with_the_bounces_read_off_their_frames(tmp_path):
     model = RenderingVideoModel()
-    manifest = write_generated_clips(model, HELD_OUT_SPECS, clips_per_spec=2, folder=tmp_path, seed=5)
+    manifest = write_generated_clips(model, HELD_OUT_SPECS, clips_per_spec=2, folder=tmp_path, seed=5, batch_size=3)
     records = read_sounding_manifest(manifest)
+    assert model.batch_sizes == [3, 1]
     assert [record.spec for record in records] == [HELD_OUT_SPECS[0]] * 2 + [HELD_OUT_SPECS[1]] * 2
     assert [record.seed for record in records] == [5, 6, 7, 8]
     assert all(record.caption == record.spec.caption and record.path.is_file() for record in records)

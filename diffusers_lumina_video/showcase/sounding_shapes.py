@@ -299,16 +299,18 @@ def write_generated_clips(
     seed: int = 0,
     sound: bool = False,
     manifest_name: str = MANIFEST_NAME,
+    batch_size: int = 8,
 ) -> Path:
     """Generates `clips_per_spec` videos of each spec's caption with `video_pipeline` (its own settings; clip `i`
-    with seed `seed + i`), writes them as `video/<id>.mp4` under `folder` with a sounding-dataset manifest whose
-    bounce moments are read off the generated frames (`read_bounce_times`); returns the manifest. With `sound`, each
-    mp4 carries the sound of those bounces (`beep_track`), so that a V2A model can learn from videos as the video
-    model draws them; without, the videos are silent, to be sounded by the model measured. The manifest is
-    `folder/manifest_name`."""
+    with seed `seed + i`; `batch_size` at a time), writes them as `video/<id>.mp4` under `folder` with a
+    sounding-dataset manifest whose bounce moments are read off the generated frames (`read_bounce_times`); returns
+    the manifest. With `sound`, each mp4 carries the sound of those bounces (`beep_track`), so that a V2A model can
+    learn from videos as the video model draws them; without, the videos are silent, to be sounded by the model
+    measured. The manifest is `folder/manifest_name`."""
     from diffusers.utils import export_to_video
 
     from ..pipelines.lumina_video.presets import preset_fps
+    from .shapes_benchmark import generate_clips
 
     config = video_pipeline.config
     default = config.default_sampling_preset
@@ -317,22 +319,31 @@ def write_generated_clips(
     (folder / "video").mkdir(parents=True, exist_ok=True)
     jobs = [(spec, seed + index) for index, spec in enumerate(s for s in specs for _ in range(clips_per_spec))]
     rows = []
-    for index, (spec, clip_seed) in enumerate(tqdm(jobs, desc="Generating videos", unit="clip")):
-        generator = torch.Generator().manual_seed(clip_seed)
-        frames = video_pipeline(spec.caption, generator=generator, output_type="np").frames[0]
-        frames = (np.asarray(frames) * 255).round().astype(np.uint8)
-        times = read_bounce_times(frames, fps)
-        path = folder / "video" / f"generated_{index:05d}.mp4"
-        if sound:
-            audio = beep_track(spec, times, len(frames) / fps, SAMPLE_RATE, True, clip_seed)
-            export_to_video_with_audio(frames, audio, SAMPLE_RATE, path, fps=fps)
-        else:
-            with atomic_output_file(path) as temporary:
-                export_to_video(list(frames), str(temporary), fps=fps)
-        truth = (spec.colour, spec.shape, spec.direction, spec.speed, "generated")
-        rows.append(
-            (path.stem, path.relative_to(folder).as_posix(), spec.caption, *truth, times_text(times), "", clip_seed)
-        )
+    for start in tqdm(range(0, len(jobs), batch_size), desc="Generating videos", unit="batch"):
+        chunk = jobs[start : start + batch_size]
+        clips = generate_clips(video_pipeline, [spec for spec, _ in chunk], [s for _, s in chunk], batch_size)
+        for index, ((spec, clip_seed), frames) in enumerate(zip(chunk, clips, strict=True), start):
+            frames = (np.asarray(frames) * 255).round().astype(np.uint8)
+            times = read_bounce_times(frames, fps)
+            path = folder / "video" / f"generated_{index:05d}.mp4"
+            if sound:
+                audio = beep_track(spec, times, len(frames) / fps, SAMPLE_RATE, True, clip_seed)
+                export_to_video_with_audio(frames, audio, SAMPLE_RATE, path, fps=fps)
+            else:
+                with atomic_output_file(path) as temporary:
+                    export_to_video(list(frames), str(temporary), fps=fps)
+            truth = (spec.colour, spec.shape, spec.direction, spec.speed, "generated")
+            rows.append(
+                (
+                    path.stem,
+                    path.relative_to(folder).as_posix(),
+                    spec.caption,
+                    *truth,
+                    times_text(times),
+                    "",
+                    clip_seed,
+                )
+            )
     return write_csv_manifest(folder / manifest_name, MANIFEST_COLUMNS, rows)
 
 

@@ -6,7 +6,8 @@ can be read back from its frames (`showcase/shape_attributes.py`), so prompt fol
 shape x direction combinations are held out of training (`is_held_out`) to measure whether a model composes words it
 has only seen apart. A `ClipFormat` names the clips a built-in model learns from: the first `tiny-shapes` learnt from
 `CLIP_FORMAT_V1` (one second), the shipped one from those and then from `CLIP_FORMAT_V2` (two seconds, bouncing as
-well); `CLIP_FORMAT_V3` draws v2's clips inside a wall along the frame's edge.
+well); `CLIP_FORMAT_V3` draws v2's clips inside a wall along the frame's edge; `CLIP_FORMAT_V4` is v2 with every
+bounce heading left first.
 """
 
 import itertools
@@ -77,6 +78,11 @@ class ClipFormat:
     # edge a transformer with rotary positions alone (which sees offsets between tokens, not where they are) can see,
     # to tell whether not seeing it is why a model does not bounce (docs/showcase.md: it is not). 0: no wall.
     wall: int = 0
+    # The way every bouncing shape first heads ("left": towards the left edge, turning there, as "bouncing left and
+    # right" reads), so that where a bounce starts follows from its caption as a one-way path's does; None: either
+    # way, towards the edge it turns at. docs/showcase.md: a model places a path by its caption, but does not choose
+    # a bounce's first direction by where the shape is.
+    bounce_heading: str | None = None
 
     @property
     def margin(self) -> int:
@@ -115,7 +121,11 @@ CLIP_FORMAT_V2 = ClipFormat(
 # v2 inside a wall at the frame's edge, at speeds that keep every 17-frame path inside it (a quick one at most
 # 1.5 x 1.25 x 16 = 30 px of the 30.4 px its centre can travel).
 CLIP_FORMAT_V3 = replace(CLIP_FORMAT_V2, name="v3", speeds={"slowly": 0.85, "quickly": 1.5}, wall=WALL_WIDTH)
-CLIP_FORMATS = {clip_format.name: clip_format for clip_format in (CLIP_FORMAT_V1, CLIP_FORMAT_V2, CLIP_FORMAT_V3)}
+# v2 with every bouncing shape heading left first.
+CLIP_FORMAT_V4 = replace(CLIP_FORMAT_V2, name="v4", bounce_heading="left")
+CLIP_FORMATS = {
+    clip_format.name: clip_format for clip_format in (CLIP_FORMAT_V1, CLIP_FORMAT_V2, CLIP_FORMAT_V3, CLIP_FORMAT_V4)
+}
 # The shipped `tiny-shapes`' clips (trained on v1 clips first, then on these).
 TINY_SHAPES_CLIP_FORMAT = CLIP_FORMAT_V2
 
@@ -253,7 +263,8 @@ def _path(
     if spec.direction == BOUNCING:
         bounce = rng.uniform(BOUNCE_MARGIN, num_frames - 1 - BOUNCE_MARGIN)
         from_wall = step * np.abs(np.arange(num_frames) - bounce)
-        along = high - from_wall if rng.random() < 0.5 else low + from_wall
+        heading = clip_format.bounce_heading or ("right" if rng.random() < 0.5 else "left")
+        along = high - from_wall if heading == "right" else low + from_wall
         return np.stack([along, np.full(num_frames, rng.uniform(low, high))], axis=1), (float(bounce),)
     dx, dy = DIRECTIONS[spec.direction]
     # Along the motion axis start far enough back that the whole path is visible; across it, anywhere.

@@ -47,6 +47,7 @@ VAE_TEMPORAL = {
     "v1": {"compression": 4, "weight": 0.0},
     "v2": {"compression": 2, "weight": 30.0},
     "v3": {"compression": 2, "weight": 30.0},
+    "v4": {"compression": 2, "weight": 30.0},
 }
 
 
@@ -62,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=CLIP_FORMAT_V1.name,
         help="The clips of every stage: v1, the first model's (9 frames); v2, the shipped model's (17 frames at 8 fps, "
         "shapes bouncing left and right as well; see docs/showcase.md); v3, v2's inside a wall drawn along the "
-        "frame's edge, for the shape to bounce off.",
+        "frame's edge, for the shape to bounce off; v4, v2's with every bouncing shape heading left first.",
     )
     parser.add_argument(
         "--clips-per-spec", type=int, default=8, help="Training clips per caption (82 captions; 100 in format v2)."
