@@ -126,8 +126,8 @@ CLIP_FORMAT_V4 = replace(CLIP_FORMAT_V2, name="v4", bounce_heading="left")
 CLIP_FORMATS = {
     clip_format.name: clip_format for clip_format in (CLIP_FORMAT_V1, CLIP_FORMAT_V2, CLIP_FORMAT_V3, CLIP_FORMAT_V4)
 }
-# The shipped `tiny-shapes`' clips (trained on v1 clips first, then on these).
-TINY_SHAPES_CLIP_FORMAT = CLIP_FORMAT_V2
+# The shipped `tiny-shapes`' clips (trained on v1 clips first, then on v2's, then on these).
+TINY_SHAPES_CLIP_FORMAT = CLIP_FORMAT_V4
 
 
 @dataclass(frozen=True)
