@@ -5,9 +5,9 @@ Small enough to train a text-to-video model on a CPU, and checkable: colour, sha
 can be read back from its frames (`showcase/shape_attributes.py`), so prompt following is a number. Some colour x
 shape x direction combinations are held out of training (`is_held_out`) to measure whether a model composes words it
 has only seen apart. A `ClipFormat` names the clips a built-in model learns from: the first `tiny-shapes` learnt from
-`CLIP_FORMAT_V1` (one second), the shipped one from those and then from `CLIP_FORMAT_V2` (two seconds, bouncing as
-well); `CLIP_FORMAT_V3` draws v2's clips inside a wall along the frame's edge; `CLIP_FORMAT_V4` is v2 with every
-bounce heading left first.
+`CLIP_FORMAT_V1` (one second), the shipped one from those, then from `CLIP_FORMAT_V2` (two seconds, bouncing as
+well) and last from `CLIP_FORMAT_V4` (v2 with every bounce heading left first); `CLIP_FORMAT_V3` draws v2's clips
+inside a wall along the frame's edge.
 """
 
 import itertools
