@@ -322,16 +322,16 @@ def write_generated_clips(
     for start in tqdm(range(0, len(jobs), batch_size), desc="Generating videos", unit="batch"):
         chunk = jobs[start : start + batch_size]
         clips = generate_clips(video_pipeline, [spec for spec, _ in chunk], [s for _, s in chunk], batch_size)
-        for index, ((spec, clip_seed), frames) in enumerate(zip(chunk, clips, strict=True), start):
-            frames = (np.asarray(frames) * 255).round().astype(np.uint8)
+        for index, ((spec, clip_seed), video) in enumerate(zip(chunk, clips, strict=True), start):
+            frames = (np.asarray(video) * 255).round().astype(np.uint8)
             times = read_bounce_times(frames, fps)
             path = folder / "video" / f"generated_{index:05d}.mp4"
             if sound:
                 audio = beep_track(spec, times, len(frames) / fps, SAMPLE_RATE, True, clip_seed)
                 export_to_video_with_audio(frames, audio, SAMPLE_RATE, path, fps=fps)
             else:
-                with atomic_output_file(path) as temporary:
-                    export_to_video(list(frames), str(temporary), fps=fps)
+                with atomic_output_file(path) as temporary:  # Diffusers' writer takes frames in [0, 1]
+                    export_to_video(list(video), str(temporary), fps=fps)
             truth = (spec.colour, spec.shape, spec.direction, spec.speed, "generated")
             rows.append(
                 (
