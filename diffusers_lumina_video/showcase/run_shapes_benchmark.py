@@ -141,8 +141,8 @@ def _schedules(pipe) -> dict[str, object]:
 
 def _reported(result: AdherenceResult, timed: bool = True) -> dict:
     """What `results.json` keeps of an adherence result (its scores, and its times if `timed`)."""
-    kept = {name: value for name, value in asdict(result).items() if name != "clips"}
-    return kept if timed else {k: v for k, v in kept.items() if k not in ("seconds", "transformer_seconds")}
+    dropped = {"clips"} if timed else {"clips", "seconds", "transformer_seconds"}
+    return {name: value for name, value in asdict(result).items() if name not in dropped}
 
 
 def run(args: argparse.Namespace) -> dict:

@@ -46,9 +46,7 @@ SPEEDLESS_CAPTIONS = 0.25
 # 4x VAE's first four decoded frames are identical (`shapes_vae`), a jump v1's 8 frames hide and v2's 16 would not.
 VAE_TEMPORAL = {
     "v1": {"compression": 4, "weight": 0.0},
-    "v2": {"compression": 2, "weight": 30.0},
-    "v3": {"compression": 2, "weight": 30.0},
-    "v4": {"compression": 2, "weight": 30.0},
+    **dict.fromkeys(("v2", "v3", "v4"), {"compression": 2, "weight": 30.0}),
 }
 
 
