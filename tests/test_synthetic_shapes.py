@@ -19,6 +19,7 @@ from diffusers_lumina_video.showcase.synthetic_shapes import (
     CLIP_FORMAT_V2,
     CLIP_FORMAT_V3,
     CLIP_FORMAT_V4,
+    CLIP_FORMAT_V5,
     DIRECTION_CLASSES,
     DIRECTIONS,
     SHAPE_COLOURS,
@@ -262,6 +263,24 @@ def test_v4_bounces_head_left_first_and_are_v2_bounces_otherwise():
         assert x.min() == pytest.approx(low, abs=2.5)  # turning at the left edge
         moments.append(moment)
     assert np.std(moments) > 2
+
+
+def test_v5_bounces_nearer_the_middle_and_are_v4_clips_otherwise():
+    last = CLIP_FORMAT_V5.num_frames - 1
+    moments = []
+    for index, spec in enumerate(ShapeSpec.all(CLIP_FORMAT_V5.directions)):
+        clip = render_shape(spec, index, speed_jitter=0.25, clip_format=CLIP_FORMAT_V5)
+        v4 = render_shape(spec, index, speed_jitter=0.25, clip_format=CLIP_FORMAT_V4)
+        if spec.direction != BOUNCING:
+            np.testing.assert_array_equal(clip.frames, v4.frames)
+            continue
+        (moment,) = clip.bounces
+        assert CLIP_FORMAT_V5.bounce_margin <= moment <= last - CLIP_FORMAT_V5.bounce_margin
+        x = clip.centres[:, 0]
+        assert x[1] < x[0] and x[-1] > x[-2]  # still left first, then right
+        moments.append(moment)
+    assert CLIP_FORMAT_V5.bounce_margin > BOUNCE_MARGIN and np.std(moments) > 1  # nearer the middle, still varying
+    assert np.ptp(moments) > 4
 
 
 def test_bouncing_captions_and_vocabulary():

@@ -65,7 +65,7 @@ TINY_SHAPES_FPS = 8
 # at 1x2x2: switching later keeps the transformer's time under half of single-scale sampling's.
 TINY_SHAPES_MULTI_SCALE = {
     "v1": [(0.0, (2, 4, 4)), (0.1, (2, 2, 2)), (0.3, (1, 2, 2))],
-    **dict.fromkeys(("v2", "v3", "v4"), [(0.0, (2, 4, 4)), (0.4, (2, 2, 2)), (0.7, (1, 2, 2))]),
+    **dict.fromkeys(("v2", "v3", "v4", "v5"), [(0.0, (2, 4, 4)), (0.4, (2, 2, 2)), (0.7, (1, 2, 2))]),
 }
 
 

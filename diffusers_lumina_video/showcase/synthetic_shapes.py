@@ -83,6 +83,9 @@ class ClipFormat:
     # way, towards the edge it turns at. docs/showcase.md: a model places a path by its caption, but does not choose
     # a bounce's first direction by where the shape is.
     bounce_heading: str | None = None
+    # Frames from either end of the clip between which a bounce's moment is drawn: a wider margin keeps every bounce
+    # nearer the middle, so that where it starts and when it turns vary less (docs/showcase.md, v5).
+    bounce_margin: int = BOUNCE_MARGIN
 
     @property
     def margin(self) -> int:
@@ -123,8 +126,11 @@ CLIP_FORMAT_V2 = ClipFormat(
 CLIP_FORMAT_V3 = replace(CLIP_FORMAT_V2, name="v3", speeds={"slowly": 0.85, "quickly": 1.5}, wall=WALL_WIDTH)
 # v2 with every bouncing shape heading left first.
 CLIP_FORMAT_V4 = replace(CLIP_FORMAT_V2, name="v4", bounce_heading="left")
+# v4 with every bounce between 5 frames from either end (0.6 to 1.4 s) instead of 3.
+CLIP_FORMAT_V5 = replace(CLIP_FORMAT_V4, name="v5", bounce_margin=5)
 CLIP_FORMATS = {
-    clip_format.name: clip_format for clip_format in (CLIP_FORMAT_V1, CLIP_FORMAT_V2, CLIP_FORMAT_V3, CLIP_FORMAT_V4)
+    clip_format.name: clip_format
+    for clip_format in (CLIP_FORMAT_V1, CLIP_FORMAT_V2, CLIP_FORMAT_V3, CLIP_FORMAT_V4, CLIP_FORMAT_V5)
 }
 # The shipped `tiny-shapes`' clips (trained on v1 clips first, then on v2's, then on these).
 TINY_SHAPES_CLIP_FORMAT = CLIP_FORMAT_V4
@@ -198,9 +204,10 @@ def _check(
         raise ValueError(f"`size` must be a multiple of 16 and at least 32, got {size}.")
     if num_frames < 2:
         raise ValueError(f"`num_frames` must be >= 2 (motion needs two frames), got {num_frames}.")
-    if spec.direction == BOUNCING and num_frames < 2 * BOUNCE_MARGIN + 2:
+    bounce_margin = clip_format.bounce_margin
+    if spec.direction == BOUNCING and num_frames < 2 * bounce_margin + 2:
         raise ValueError(
-            f"`num_frames` must be >= {2 * BOUNCE_MARGIN + 2} for a bouncing shape ({BOUNCE_MARGIN} frames on "
+            f"`num_frames` must be >= {2 * bounce_margin + 2} for a bouncing shape ({bounce_margin} frames on "
             f"either side of its bounce), got {num_frames}."
         )
     if not 0.0 <= speed_jitter < clip_format.max_speed_jitter:
@@ -261,7 +268,7 @@ def _path(
     step = clip_format.speeds[spec.speed] * size / 64 * (1.0 + speed_jitter * (2.0 * rng.random() - 1.0))
     low, high = radius + clip_format.margin, size - radius - clip_format.margin
     if spec.direction == BOUNCING:
-        bounce = rng.uniform(BOUNCE_MARGIN, num_frames - 1 - BOUNCE_MARGIN)
+        bounce = rng.uniform(clip_format.bounce_margin, num_frames - 1 - clip_format.bounce_margin)
         from_wall = step * np.abs(np.arange(num_frames) - bounce)
         heading = clip_format.bounce_heading or ("right" if rng.random() < 0.5 else "left")
         along = high - from_wall if heading == "right" else low + from_wall
@@ -293,8 +300,8 @@ def render_shape(
     clip_format: ClipFormat = CLIP_FORMAT_V1,
 ) -> RenderedClip:
     """A clip and the path that made it: the shape moves the same step every frame along `spec.direction`, or
-    bounces off the frame's left or right edge once (at a moment drawn between `BOUNCE_MARGIN` frames from either
-    end), always whole in view: a clip whose path could leave the frame is refused. `size` and `num_frames` default
+    bounces off the frame's left or right edge once (at a moment drawn between the format's `bounce_margin` frames
+    from either end), always whole in view: a clip whose path could leave the frame is refused. `size` and `num_frames` default
     to the format's. `speed_jitter` scales the speed by a random factor in `1 +- jitter`, so that motion is a
     continuum a motion score can describe, not two values."""
     size = clip_format.size if size is None else size

@@ -46,7 +46,7 @@ SPEEDLESS_CAPTIONS = 0.25
 # 4x VAE's first four decoded frames are identical (`shapes_vae`), a jump v1's 8 frames hide and v2's 16 would not.
 VAE_TEMPORAL = {
     "v1": {"compression": 4, "weight": 0.0},
-    **dict.fromkeys(("v2", "v3", "v4"), {"compression": 2, "weight": 30.0}),
+    **dict.fromkeys(("v2", "v3", "v4", "v5"), {"compression": 2, "weight": 30.0}),
 }
 
 
@@ -63,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="The clips of every stage: v1, the first model's (9 frames); v2, the shipped model's second stage's (17 "
         "frames at 8 fps, shapes bouncing left and right as well; see docs/showcase.md); v3, v2's inside a wall drawn "
         "along the frame's edge, for the shape to bounce off; v4, v2's with every bouncing shape heading left first "
-        "(the shipped model's last stages).",
+        "(the shipped model's last stages); v5, v4's with every bounce nearer the clip's middle.",
     )
     parser.add_argument(
         "--clips-per-spec", type=int, default=8, help="Training clips per caption (82 captions; 100 in format v2)."
