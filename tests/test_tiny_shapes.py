@@ -44,6 +44,7 @@ from diffusers_lumina_video.showcase.synthetic_shapes import (
     CLIP_FORMAT_V2,
     CLIP_FORMAT_V3,
     CLIP_FORMAT_V4,
+    CLIP_FORMAT_V5,
     ShapeSpec,
     render_shape_clip,
     split_specs,
@@ -110,7 +111,7 @@ def test_adherence_reads_bouncing_and_smoothness_of_v2_clips():
 
 
 def test_the_generators_own_clips_score_as_a_perfect_model_walled_or_not():
-    for clip_format in (CLIP_FORMAT_V2, CLIP_FORMAT_V3, CLIP_FORMAT_V4):
+    for clip_format in (CLIP_FORMAT_V2, CLIP_FORMAT_V3, CLIP_FORMAT_V4, CLIP_FORMAT_V5):
         specs = ShapeSpec.all(clip_format.directions)[::7]  # every motion among them
         clips = [render_shape_clip(s, i, clip_format=clip_format)[1:] / 255.0 for i, s in enumerate(specs)]
         result = score_clips(specs, clips, bouncing=True)
@@ -435,6 +436,26 @@ def test_benchmark_samples_with_the_models_own_schedules():
     assert _schedules(pipe) == {"single_scale": (1, 2, 2), "multi_scale": [(0.0, (2, 4, 4))]}
     bare = SimpleNamespace(config=SimpleNamespace(sampling_presets=None, default_sampling_preset=None))
     assert _schedules(bare) == {"single_scale": SINGLE_SCALE, "multi_scale": MULTI_SCALE}
+    other = [(0.0, (2, 2, 2)), (0.7, (1, 2, 2))]
+    assert _schedules(pipe, other) == {"single_scale": (1, 2, 2), "multi_scale": other}
+
+
+def test_benchmark_reads_a_coarse_to_fine_schedule_and_names_the_flag_when_it_is_wrong(capsys):
+    from diffusers_lumina_video.showcase.run_shapes_benchmark import build_parser
+
+    parse = build_parser().parse_args
+    args = parse(["--model", "m", "--output", "o", "--coarse-to-fine", "[[0, [2, 2, 2]], [0.7, [1, 2, 2]]]"])
+    assert args.coarse_to_fine == [(0.0, (2, 2, 2)), (0.7, (1, 2, 2))]
+    assert parse(["--model", "m", "--output", "o"]).coarse_to_fine is None
+    for text, message in [
+        ("[[0.2, [2, 2, 2]]]", "`--coarse-to-fine` schedule must start at t_start 0.0"),
+        ("[[0, [2, 2]]]", "`--coarse-to-fine` takes [t_start, [pF, pH, pW]] pairs of positive integers"),
+        ("[[0, [2, 2, 2]], [0.5, [1, 2, 2]], [0.4, [2, 4, 4]]]", "needs increasing t_start values"),
+        ("not json", "argument --coarse-to-fine: Expecting value"),
+    ]:
+        with pytest.raises(SystemExit):
+            parse(["--model", "m", "--output", "o", "--coarse-to-fine", text])
+        assert message in capsys.readouterr().err
 
 
 def test_benchmark_takes_the_built_in_name_and_refuses_what_is_not_a_video_model_before_loading(tmp_path):

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from ..pipelines.lumina_video.presets import find_sampling_preset, preset_fps
+from ..pipelines.lumina_video.schedules import PatchSize, TimeSchedule
 from ..utils.atomic import atomic_output_file
 from .builtin_models import video_pipeline_folder
 from .shapes_benchmark import (
@@ -93,10 +94,31 @@ def build_parser() -> argparse.ArgumentParser:
         default=[0.0, 6.0, 12.0, 18.0],
         help="The sweep of `negative_motion_score`, with `motion_score` at the largest `--motion-values`.",
     )
+    parser.add_argument(
+        "--coarse-to-fine",
+        type=_patch_schedule,
+        help="A coarse-to-fine `patch_size` schedule to measure instead of the model's own `-MultiScale` preset: JSON "
+        "pairs of the time it starts (0 = noise) and the patchification, e.g. '[[0, [2, 2, 2]], [0.7, [1, 2, 2]]]'.",
+    )
     parser.add_argument("--fps", type=float, help="Frame rate the clips were trained at.")
     parser.add_argument("--seed", type=int, default=1000)
     parser.add_argument("--threads", type=int, default=2)
     return parser
+
+
+def _patchification(name: str, value) -> PatchSize:
+    if not (isinstance(value, list) and len(value) == 3 and all(type(size) is int and size > 0 for size in value)):
+        raise ValueError(f"`{name}` takes [t_start, [pF, pH, pW]] pairs of positive integers, got {value!r}.")
+    return tuple(value)
+
+
+def _patch_schedule(text: str) -> list[tuple[float, PatchSize]]:
+    """`--coarse-to-fine`, read as a preset's `patch_size` schedule is (the pipeline checks the patchifications
+    against its transformer's)."""
+    try:
+        return list(TimeSchedule.parse("--coarse-to-fine", json.loads(text), _patchification).points)
+    except ValueError as error:  # json.JSONDecodeError included
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _load(path: str, shift: float | None):
@@ -127,16 +149,18 @@ def _plot(measured: dict[str, dict[float, list[float]]], path: Path) -> None:
         figure.savefig(temporary, dpi=100)
 
 
-def _schedules(pipe) -> dict[str, object]:
+def _schedules(pipe, coarse_to_fine: list | None = None) -> dict[str, object]:
     """The single-scale and coarse-to-fine `patch_size` of the model's own settings (the shipped model's where its
-    folder has none)."""
+    folder has none); `coarse_to_fine` replaces the latter."""
     own, default = pipe.config.sampling_presets, pipe.config.default_sampling_preset
     if not own or default is None:
-        return {"single_scale": SINGLE_SCALE, "multi_scale": MULTI_SCALE}
-    return {
-        "single_scale": find_sampling_preset(default, own)["patch_size"],
-        "multi_scale": find_sampling_preset(f"{default}-MultiScale", own)["patch_size"],
-    }
+        schedules = {"single_scale": SINGLE_SCALE, "multi_scale": MULTI_SCALE}
+    else:
+        schedules = {
+            "single_scale": find_sampling_preset(default, own)["patch_size"],
+            "multi_scale": find_sampling_preset(f"{default}-MultiScale", own)["patch_size"],
+        }
+    return schedules if coarse_to_fine is None else {**schedules, "multi_scale": coarse_to_fine}
 
 
 def _reported(result: AdherenceResult, timed: bool = True) -> dict:
@@ -172,7 +196,7 @@ def run(args: argparse.Namespace) -> dict:
     results: dict = {"settings": {k: v for k, v in vars(args).items() if k != "output"} | {"call": call}}
     results["settings"]["output"] = str(args.output)
     results["chance"] = {**CHANCE, "direction": 1 / len(clip_format.directions)}
-    schedules = _schedules(pipe)
+    schedules = _schedules(pipe, args.coarse_to_fine)
     single_scale = schedules["single_scale"]
     results["settings"]["patch_size"] = schedules
 

@@ -6,8 +6,8 @@ can be read back from its frames (`showcase/shape_attributes.py`), so prompt fol
 shape x direction combinations are held out of training (`is_held_out`) to measure whether a model composes words it
 has only seen apart. A `ClipFormat` names the clips a built-in model learns from: the first `tiny-shapes` learnt from
 `CLIP_FORMAT_V1` (one second), the shipped one from those, then from `CLIP_FORMAT_V2` (two seconds, bouncing as
-well) and last from `CLIP_FORMAT_V4` (v2 with every bounce heading left first); `CLIP_FORMAT_V3` draws v2's clips
-inside a wall along the frame's edge.
+well), then from `CLIP_FORMAT_V4` (v2 with every bounce heading left first) and last from `CLIP_FORMAT_V5` (v4 with
+every bounce nearer the clip's middle); `CLIP_FORMAT_V3` draws v2's clips inside a wall along the frame's edge.
 """
 
 import itertools
@@ -132,8 +132,8 @@ CLIP_FORMATS = {
     clip_format.name: clip_format
     for clip_format in (CLIP_FORMAT_V1, CLIP_FORMAT_V2, CLIP_FORMAT_V3, CLIP_FORMAT_V4, CLIP_FORMAT_V5)
 }
-# The shipped `tiny-shapes`' clips (trained on v1 clips first, then on v2's, then on these).
-TINY_SHAPES_CLIP_FORMAT = CLIP_FORMAT_V4
+# The shipped `tiny-shapes`' clips (trained on v1 clips first, then on v2's and v4's, then on these).
+TINY_SHAPES_CLIP_FORMAT = CLIP_FORMAT_V5
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ the trained VAE and its reconstruction report, the pipeline the transformer star
 weights), the training run, and the VAE with its encoder fitted to the decoder on the videos the trained model makes
 (what video-to-video encodes). The result is `OUTPUT_DIR/pipeline/`.
 `--clip-format v2` makes every stage use two-second clips (`CLIP_FORMAT_V2`: 17 frames, bouncing as well; v4 the same with
-every bounce heading left first).
+every bounce heading left first, v5 with those bounces nearer the clip's middle).
 `--init-from` trains progressively, as the paper does (short clips first, then longer ones): the VAE and transformer
 start from a model trained on the shorter format, such as a v1 run's `pipeline`.
 """
@@ -62,8 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=CLIP_FORMAT_V1.name,
         help="The clips of every stage: v1, the first model's (9 frames); v2, the shipped model's second stage's (17 "
         "frames at 8 fps, shapes bouncing left and right as well; see docs/showcase.md); v3, v2's inside a wall drawn "
-        "along the frame's edge, for the shape to bounce off; v4, v2's with every bouncing shape heading left first "
-        "(the shipped model's last stages); v5, v4's with every bounce nearer the clip's middle.",
+        "along the frame's edge, for the shape to bounce off; v4, v2's with every bouncing shape heading left first; "
+        "v5, v4's with every bounce nearer the clip's middle (the shipped model's last stages).",
     )
     parser.add_argument(
         "--clips-per-spec", type=int, default=8, help="Training clips per caption (82 captions; 100 in format v2)."
