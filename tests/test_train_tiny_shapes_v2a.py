@@ -277,6 +277,28 @@ def test_the_measurement_script_takes_the_built_in_sound_model_by_name(tmp_path,
     assert measured == {"shipped": tiny_shapes_v2a_path()}
 
 
+def test_the_measurement_script_generates_videos_of_held_out_or_seen_captions(tmp_path, monkeypatch):
+    from diffusers_lumina_video.showcase import measure_shapes_v2a
+
+    written = []
+
+    def write(pipe, specs, clips_per_spec, folder, seed):
+        written.append((list(specs), clips_per_spec, seed))
+        return folder / "manifest.csv"
+
+    monkeypatch.setattr(DiffusionPipeline, "from_pretrained", lambda *a, **k: RenderingVideoModel())
+    monkeypatch.setattr(RenderingVideoModel, "set_progress_bar_config", lambda self, **kwargs: None, raising=False)
+    monkeypatch.setattr(measure_shapes_v2a, "write_generated_clips", write)
+    monkeypatch.setattr(measure_shapes_v2a, "measure_pipelines", lambda *args, **kwargs: {})
+    monkeypatch.setattr(measure_shapes_v2a, "sound_table", lambda results: "")
+    monkeypatch.setattr(measure_shapes_v2a, "write_results", lambda *args: None)
+    seen, held_out = synthetic_shapes.split_specs(synthetic_shapes.TINY_SHAPES_CLIP_FORMAT.directions)
+    flags = ["--video-model", "tiny-shapes", "--pipeline", "a=tiny-shapes-v2a", "--output-dir", str(tmp_path)]
+    assert measure_main([*flags, "--clips-per-spec", "3"]) == 0
+    assert measure_main([*flags, "--captions", "seen", "--seed", "1000"]) == 0
+    assert written == [(held_out, 3, 0), (seen, 2, 1000)]
+
+
 def test_the_audio_vae_trains_on_windows_around_each_bounce_and_one_from_every_clip():
     clips = [render_sounding_clip(spec, seed) for seed, spec in enumerate((TRAIN_SPECS[0], TRAIN_SPECS[4]))]
     mels = waveforms_to_mels([clip.audio for clip in clips], AudioLDMMelFeatureExtractor(), 16000)[:, 0]

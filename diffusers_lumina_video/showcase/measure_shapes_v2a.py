@@ -170,7 +170,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         "pipeline folder).",
     )
     parser.add_argument(
-        "--clips-per-spec", type=int, default=2, help="With --video-model: videos per held-out caption (20 captions)."
+        "--clips-per-spec", type=int, default=2, help="With --video-model: videos per caption (20 held-out captions)."
+    )
+    parser.add_argument(
+        "--captions",
+        choices=["held-out", "seen"],
+        default="held-out",
+        help="With --video-model: the held-out colour x shape x motion captions, or the 100 the models trained on "
+        "(with seeds their training did not use: the generated training videos' start at 100000).",
     )
     parser.add_argument(
         "--pipeline",
@@ -218,11 +225,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         from .synthetic_shapes import TINY_SHAPES_CLIP_FORMAT, split_specs
 
-        _, held_out = split_specs(TINY_SHAPES_CLIP_FORMAT.directions)
+        seen, held_out = split_specs(TINY_SHAPES_CLIP_FORMAT.directions)
         video_pipeline = DiffusionPipeline.from_pretrained(video_model, torch_dtype=torch.float32)
         video_pipeline.set_progress_bar_config(disable=True)
+        specs = seen if args.captions == "seen" else held_out
         manifest = write_generated_clips(
-            video_pipeline, held_out, args.clips_per_spec, args.output_dir / "generated", seed=args.seed
+            video_pipeline, specs, args.clips_per_spec, args.output_dir / "generated", seed=args.seed
         )
         del video_pipeline
     generation = {"num_inference_steps": args.num_inference_steps, "guidance_scale": args.guidance_scale}
