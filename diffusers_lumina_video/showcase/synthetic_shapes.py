@@ -301,9 +301,9 @@ def render_shape(
 ) -> RenderedClip:
     """A clip and the path that made it: the shape moves the same step every frame along `spec.direction`, or
     bounces off the frame's left or right edge once (at a moment drawn between the format's `bounce_margin` frames
-    from either end), always whole in view: a clip whose path could leave the frame is refused. `size` and `num_frames` default
-    to the format's. `speed_jitter` scales the speed by a random factor in `1 +- jitter`, so that motion is a
-    continuum a motion score can describe, not two values."""
+    from either end), always whole in view: a clip whose path could leave the frame is refused. `size` and
+    `num_frames` default to the format's. `speed_jitter` scales the speed by a random factor in `1 +- jitter`, so
+    that motion is a continuum a motion score can describe, not two values."""
     size = clip_format.size if size is None else size
     num_frames = clip_format.num_frames if num_frames is None else num_frames
     _check(spec, size, num_frames, background, speed_jitter, clip_format)
