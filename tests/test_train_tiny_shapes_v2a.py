@@ -286,8 +286,8 @@ def test_the_measurement_script_generates_videos_of_held_out_or_seen_captions(tm
         written.append((list(specs), clips_per_spec, seed))
         return folder / "manifest.csv"
 
-    monkeypatch.setattr(DiffusionPipeline, "from_pretrained", lambda *a, **k: RenderingVideoModel())
-    monkeypatch.setattr(RenderingVideoModel, "set_progress_bar_config", lambda self, **kwargs: None, raising=False)
+    video_model = SimpleNamespace(set_progress_bar_config=lambda **kwargs: None)  # only handed to the writer
+    monkeypatch.setattr(DiffusionPipeline, "from_pretrained", lambda *args, **kwargs: video_model)
     monkeypatch.setattr(measure_shapes_v2a, "write_generated_clips", write)
     monkeypatch.setattr(measure_shapes_v2a, "measure_pipelines", lambda *args, **kwargs: {})
     monkeypatch.setattr(measure_shapes_v2a, "sound_table", lambda results: "")

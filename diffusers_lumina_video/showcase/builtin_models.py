@@ -60,12 +60,13 @@ TINY_SHAPES_DEFAULTS = {
 }
 TINY_SHAPES_SHIFT = 1.0
 TINY_SHAPES_FPS = 8
-# The coarse-to-fine schedules (`patch_size` over time) of the models trained on each clip format
-# (`showcase/synthetic_shapes.py`), measured in docs/showcase.md. v2's clips have 8 latent frames of 16x16, 512 tokens
-# at 1x2x2: switching later keeps the transformer's time under half of single-scale sampling's.
+# The coarse-to-fine schedules (`patch_size` over time) of the models trained on clips of each length, by the frames
+# they make (a clip format's `num_frames - 1`, `showcase/synthetic_shapes.py`), measured in docs/showcase.md. Two-second
+# clips have 8 latent frames of 16x16, 512 tokens at 1x2x2: switching later keeps the transformer's time under half of
+# single-scale sampling's.
 TINY_SHAPES_MULTI_SCALE = {
-    "v1": [(0.0, (2, 4, 4)), (0.1, (2, 2, 2)), (0.3, (1, 2, 2))],
-    **dict.fromkeys(("v2", "v3", "v4", "v5"), [(0.0, (2, 4, 4)), (0.4, (2, 2, 2)), (0.7, (1, 2, 2))]),
+    8: [(0.0, (2, 4, 4)), (0.1, (2, 2, 2)), (0.3, (1, 2, 2))],
+    16: [(0.0, (2, 4, 4)), (0.4, (2, 2, 2)), (0.7, (1, 2, 2))],
 }
 
 
@@ -80,8 +81,10 @@ def tiny_shapes_presets(num_frames: int, multi_scale: list) -> dict[str, dict]:
     }
 
 
-# The shipped model's (trained on `CLIP_FORMAT_V2` clips).
-TINY_SHAPES_PRESETS = tiny_shapes_presets(TINY_SHAPES_DEFAULTS["num_frames"], TINY_SHAPES_MULTI_SCALE["v2"])
+# The shipped model's (two-second clips).
+TINY_SHAPES_PRESETS = tiny_shapes_presets(
+    TINY_SHAPES_DEFAULTS["num_frames"], TINY_SHAPES_MULTI_SCALE[TINY_SHAPES_DEFAULTS["num_frames"]]
+)
 SPECIAL_TOKENS = ["<pad>", "<eos>", "<bos>", "<unk>"]
 TINY_TEXT_DIM = 32
 TINY_LATENT_CHANNELS = 4

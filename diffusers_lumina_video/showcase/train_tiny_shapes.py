@@ -42,11 +42,12 @@ ROUND_TRIP_PX = 3.0
 SHAPES_TIMESTEP_SHIFTS = {"1x2x2": TINY_SHAPES_SHIFT, "2x2x2": 2 * TINY_SHAPES_SHIFT, "2x4x4": 4 * TINY_SHAPES_SHIFT}
 # Share of training clips captioned without their speed word ("a red circle moving left").
 SPEEDLESS_CAPTIONS = 0.25
-# The VAE of each clip format: its temporal compression and the weight of its loss on frame-to-frame differences. The
-# 4x VAE's first four decoded frames are identical (`shapes_vae`), a jump v1's 8 frames hide and v2's 16 would not.
+# The VAE for clips of each length, by the frames a model makes of them (a clip format's `num_frames - 1`): its
+# temporal compression and the weight of its loss on frame-to-frame differences. The 4x VAE's first four decoded
+# frames are identical (`shapes_vae`), a jump v1's 8 frames hide and two-second clips' 16 would not.
 VAE_TEMPORAL = {
-    "v1": {"compression": 4, "weight": 0.0},
-    **dict.fromkeys(("v2", "v3", "v4", "v5"), {"compression": 2, "weight": 30.0}),
+    8: {"compression": 4, "weight": 0.0},
+    16: {"compression": 2, "weight": 30.0},
 }
 
 
@@ -235,7 +236,7 @@ def _stage_settings(args: argparse.Namespace) -> dict[str, dict]:
 
 
 def _vae_temporal(args: argparse.Namespace) -> dict:
-    return VAE_TEMPORAL[args.clip_format]
+    return VAE_TEMPORAL[CLIP_FORMATS[args.clip_format].num_frames - 1]
 
 
 def _render_data(folder: Path, args: argparse.Namespace) -> None:
@@ -443,7 +444,8 @@ def _training_config(args: argparse.Namespace, work: Path):
 
 def format_presets(clip_format: ClipFormat) -> dict[str, dict]:
     """The named settings of a model trained on `clip_format` clips: it makes their frames after the first."""
-    return tiny_shapes_presets(clip_format.num_frames - 1, TINY_SHAPES_MULTI_SCALE[clip_format.name])
+    num_frames = clip_format.num_frames - 1
+    return tiny_shapes_presets(num_frames, TINY_SHAPES_MULTI_SCALE[num_frames])
 
 
 def run(args: argparse.Namespace) -> Path:
