@@ -82,7 +82,7 @@ def test_generated_clip_has_the_prompts_colour_and_direction_and_moves_every_fra
 
 
 def test_a_bouncing_prompt_reverses_the_shape_inside_the_clip(pipe):
-    # the benchmark reads the bounce inside 70-100% of seen bouncing clips (docs/showcase.md)
+    # the benchmark reads the bounce inside 90-100% of seen bouncing clips (docs/showcase.md)
     frames = pipe(
         "a blue triangle bouncing left and right, slowly", generator=torch.Generator().manual_seed(7)
     ).frames[0]
