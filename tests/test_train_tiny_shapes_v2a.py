@@ -393,3 +393,22 @@ def test_the_measurement_script_takes_a_manifest_or_a_video_model_and_refuses_a_
     with pytest.raises(SystemExit):
         measure_main(["--video-model", str(tmp_path), "--pipeline", "trained=x", "--output-dir", "out"])
     assert "`--video-model` must be `tiny-shapes` or a pipeline folder" in capsys.readouterr().err
+
+
+def test_the_measurement_scores_an_onset_a_frame_from_the_bounce_as_missed_within_60_ms_and_found_within_a_frame():
+    from diffusers_lumina_video.evaluation.waveform_sync import HeardSound
+    from diffusers_lumina_video.showcase.measure_shapes_v2a import score_heard, sound_table
+
+    times, names = [(0.5,), (1.0,), ()], ["red", "blue", None]
+    heard = [
+        HeardSound((0.6,), (440.0,), ("red",)),  # 100 ms late: inside the 125 ms frame, outside the 60 ms
+        HeardSound((1.02,), (880.0,), ("blue",)),  # on time
+        HeardSound((), (), ()),  # silent, as it should be
+    ]
+    score = score_heard(times, names, heard, fps=8.0)
+    assert (score["onset_f1"], score["precision"], score["recall"]) == (0.5, 0.5, 0.5)
+    assert score["within_a_frame"] == {"onset_f1": 1.0, "precision": 1.0, "recall": 1.0}
+    # At 25 fps a frame is 40 ms: the late onset is missed there too.
+    assert score_heard(times, names, heard, fps=25.0)["within_a_frame"]["onset_f1"] == 0.5
+    extra = {"onsets_moved_by": 0.5, "delayed_onset_f1": 1.0, "seconds_per_clip": 0.1}
+    assert "| trained | 0.50 | 0.50 | 0.50 | 1.00 (1.00 / 1.00) |" in sound_table({"trained": {**score, **extra}})
