@@ -4,8 +4,9 @@ For each clip of a held-out sounding dataset (`write_sounding_dataset`, frames t
 pipeline generates the sound, the package's writer muxes it with the frames into an mp4, and `hear_video` reads its
 onsets and pitches back. `score_sound` pools the clips against the bounce moments read off the frames
 (`read_bounce_times`): onset F1 within 60 ms (and, to tell a late or early beep from a missing one, within a frame),
-the share of onsets that sound the colour's pitch, onsets per clip of a shape that does not bounce. The same videos delayed by 0.5 s (4 frames at 8 fps) say whether the sound follows the
-picture: their onsets should move by 0.5 s (`onsets_moved_by`).
+the share of onsets that sound the colour's pitch, onsets per clip of a shape that does not bounce. The same videos
+delayed by 0.5 s (4 frames at 8 fps) say whether the sound follows the picture: their onsets should move by 0.5 s
+(`onsets_moved_by`).
 
     python -m diffusers_lumina_video.showcase.measure_shapes_v2a --manifest RUN/work/data/held_out/manifest.csv \
         --pipeline trained=RUN/pipeline --pipeline untrained=RUN/work/untrained --output-dir RUN/measure
@@ -144,7 +145,7 @@ def measure_pipelines(
 
 
 def sound_table(results: dict[str, dict], delay: float = DELAY) -> str:
-    """The measured table, one row per pipeline."""
+    """The measured table, one row per pipeline (n/a within a frame for results measured before that score)."""
 
     def number(value: float, text: str) -> str:
         return "n/a" if value is None or np.isnan(value) else text.format(value)
@@ -156,10 +157,12 @@ def sound_table(results: dict[str, dict], delay: float = DELAY) -> str:
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, score in results.items():
-        frame = score["within_a_frame"]
+        frame = score.get("within_a_frame")
+        within_a_frame = (
+            "n/a" if frame is None else f"{frame['onset_f1']:.2f} ({frame['precision']:.2f} / {frame['recall']:.2f})"
+        )
         rows.append(
-            f"| {name} | {score['onset_f1']:.2f} | {score['precision']:.2f} | {score['recall']:.2f} "
-            f"| {frame['onset_f1']:.2f} ({frame['precision']:.2f} / {frame['recall']:.2f}) "
+            f"| {name} | {score['onset_f1']:.2f} | {score['precision']:.2f} | {score['recall']:.2f} | {within_a_frame} "
             f"| {number(score['mean_absolute_offset'] * 1000, '{:.0f} ms')} "
             f"| {number(score['pitch_accuracy'], '{:.0%}')} | {number(score['onsets_per_silent_clip'], '{:.2f}')} "
             f"| {number(score['onsets_moved_by'], '{:+.3f} s')} | {score['delayed_onset_f1']:.2f} "
