@@ -105,6 +105,8 @@ def run(tmp_path_factory, video_vae, few_specs):
         ("--frequency-patch", "3", "`--frequency-patch` must divide the 16 latent mel bins"),
         ("--frequency-patch", "4", "`--hidden-size` must be at least the 32 values a token carries"),
         ("--threads", "3", "`--threads` must be 1 or 2"),
+        ("--vocoder-quiet-quantile", "0", "`--vocoder-quiet-quantile` must be in (0, 1]"),
+        ("--vocoder-quiet-quantile", "1.5", "`--vocoder-quiet-quantile` must be in (0, 1]"),
     ],
 )
 def test_bad_settings_are_refused_naming_the_flag_before_any_work(tmp_path, video_vae, flag, value, message):
@@ -233,6 +235,26 @@ def test_the_fitted_vocoder_plays_each_bounce_at_its_time_and_pitch_and_loads_in
             assert heard.onsets == () and np.abs(waveform).max() < 1e-3
 
 
+def test_a_lower_quiet_quantile_plays_the_beeps_a_reconstruction_leaks_beside_them():
+    specs = [ShapeSpec("red", shape, BOUNCING, "slowly") for shape in ("circle", "square")] + [TRAIN_SPECS[4]]
+    clips, mels, waveforms = _sounds(specs, seed=0)
+    red_bin = int(np.argmax(AudioLDMMelFeatureExtractor().mel_filters[round(440 * 1024 / 16000)]))
+    # One frame without a beep as loud at red's bin as the loudest beep: what a VAE's leak beside a beep looks like.
+    leaked = mels.clone()
+    leaked[2, 10, red_bin] = mels[:2, :, red_bin].max()
+    tones = list(COLOUR_TONES.values())
+    for quiet_quantile, heard_beeps in ((1.0, False), (0.99, True)):
+        vocoder = fit_tone_vocoder(leaked, waveforms, tones, quiet_quantile=quiet_quantile)
+        with torch.no_grad():
+            played = vocoder(mels).numpy()
+        for clip, waveform in zip(clips, played, strict=True):
+            heard = hear_waveform(waveform, 16000, COLOUR_TONES)
+            if clip.bounce_times and heard_beeps:
+                assert heard.names == ("red",) and abs(heard.onsets[0] - clip.bounce_times[0]) <= 0.02
+            else:  # the first knot above every beep, or a clip without one
+                assert heard.onsets == ()
+
+
 def test_tone_amplitudes_read_a_sine_and_played_frequencies_are_whole_cycles_per_hop():
     time = np.arange(16000) / 16000
     amplitudes = tone_amplitudes(0.3 * np.sin(2 * np.pi * 440 * time)[None], 440)
@@ -250,6 +272,8 @@ def test_the_fitted_vocoder_refuses_what_it_cannot_fit():
         fit_tone_vocoder(mels, waveforms, [440, 445])
     with pytest.raises(ValueError, match=r"`tones` must be frequencies between 0 and 8000 Hz"):
         fit_tone_vocoder(mels, waveforms, [9000])
+    with pytest.raises(ValueError, match=r"`quiet_quantile` must be in \(0, 1\]"):
+        fit_tone_vocoder(mels, waveforms, [440], quiet_quantile=0.0)
 
 
 def test_the_measurement_script_refuses_a_pipeline_that_is_not_a_folder(tmp_path, capsys):

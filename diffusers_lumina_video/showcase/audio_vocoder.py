@@ -15,7 +15,9 @@ hop) and these weights:
   the leaky ReLU before it), and the closing tanh barely bends a beep of half scale.
 
 `fit_tone_vocoder` fits the loudness curve of each tone (`s_j >= 0`, least squares) from spectrograms and their
-waveforms: the amplitude of the tone in the waveform against `L`. The waveform is the clip as played, not as the mel
+waveforms: the amplitude of the tone in the waveform against `L`, from a first knot `t_0` that the frames without the
+tone stay under (all of them, or a share `quiet_quantile`: an audio VAE's reconstruction leaks a beep into the frames
+beside it, as loud as many reconstructed beeps, and a first knot above those leaves such beeps silent). The waveform is the clip as played, not as the mel
 features normalise it (peak 0.5), so that a clip of a quiet hiss alone, whose normalised spectrogram is a loud hiss,
 stays quiet. Sound that is not one of the tones (the hiss, a shape's harmonics) is not played.
 """
@@ -71,6 +73,7 @@ def fit_tone_vocoder(
     tones: Sequence[float],
     knots: int = 4,
     feature_extractor: AudioLDMMelFeatureExtractor | None = None,
+    quiet_quantile: float = 1.0,
 ) -> SpeechT5HifiGan:
     r"""
     A vocoder that plays `tones` (Hz) with the loudness fitted on these spectrograms and waveforms.
@@ -81,6 +84,9 @@ def fit_tone_vocoder(
         tones: The frequencies of the tones, each in its own mel bin.
         knots: Pieces of each tone's loudness curve (a sum of `knots` ramps).
         feature_extractor: The mel features of `mels` (AudioLDM's by default), for the bin of each tone.
+        quiet_quantile: The share of the frames without a tone (its amplitude under `QUIET` of its loudest) whose
+            level stays under the tone's first knot, so plays nothing: 1 for all of them; lower plays the frames
+            beside a reconstructed beep that the reconstruction made loud.
     """
     mels, waveforms = np.asarray(mels, dtype=np.float64), np.asarray(waveforms, dtype=np.float64)
     if mels.ndim != 3 or mels.shape[2] != MEL_BINS:
@@ -94,6 +100,8 @@ def fit_tone_vocoder(
         raise ValueError(f"`knots` must be a positive int, got {knots!r}.")
     if not tones or not all(0 < tone < SAMPLE_RATE / 2 for tone in tones):
         raise ValueError(f"`tones` must be frequencies between 0 and {SAMPLE_RATE // 2} Hz, got {list(tones)}.")
+    if not 0.0 < quiet_quantile <= 1.0:
+        raise ValueError(f"`quiet_quantile` must be in (0, 1], got {quiet_quantile}.")
     feature_extractor = feature_extractor or AudioLDMMelFeatureExtractor()
     filters = feature_extractor.mel_filters  # [FFT bins, mel bins]
     fft_bins = [round(tone * feature_extractor.n_fft / SAMPLE_RATE) for tone in tones]
@@ -128,7 +136,7 @@ def fit_tone_vocoder(
         levels = mels[:, :, mel_bin].reshape(-1)
         amplitudes = tone_amplitudes(waveforms[:, : frames * HOP_LENGTH], tone).reshape(-1)
         quiet = amplitudes < QUIET * amplitudes.max()
-        start = levels[quiet].max() if quiet.any() else levels.min()
+        start = np.quantile(levels[quiet], quiet_quantile) if quiet.any() else levels.min()
         thresholds = np.linspace(start, max(levels.max(), start + 1e-3), knots + 1)[:-1]
         design = np.maximum(levels[:, None] - thresholds[None], 0.0)
         scales = _nonnegative_least_squares(design, amplitudes)

@@ -104,6 +104,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--audio-vae-steps", type=int, default=600, help="Optimizer steps of the audio VAE.")
     parser.add_argument("--audio-vae-channels", type=int, nargs=3, default=[16, 32, 32], help="Its block widths.")
     parser.add_argument(
+        "--vocoder-quiet-quantile",
+        type=float,
+        default=1.0,
+        help="Where each tone's loudness starts in the vocoder: above this share of the mel levels of frames without "
+        "the tone (`fit_tone_vocoder`'s `quiet_quantile`; 1 keeps the beep the audio VAE leaks beside a beep silent).",
+    )
+    parser.add_argument(
         "--sync-encoder-steps", type=int, default=8000, help="Optimizer steps of the Synchformer stand-in."
     )
     parser.add_argument("--hidden-size", type=int, default=128, help="V2A transformer width (a multiple of 16).")
@@ -151,6 +158,8 @@ def check_args(args: argparse.Namespace) -> None:
         raise ValueError(
             f"`--audio-vae-channels` must be multiples of 4 (its 4 norm groups), got {args.audio_vae_channels}."
         )
+    if not 0.0 < args.vocoder_quiet_quantile <= 1.0:
+        raise ValueError(f"`--vocoder-quiet-quantile` must be in (0, 1], got {args.vocoder_quiet_quantile}.")
     if args.generated_clips_per_spec < 0:
         raise ValueError(f"`--generated-clips-per-spec` must be >= 0, got {args.generated_clips_per_spec}.")
     args.video_vae = _video_vae_folder(args.video_vae)
@@ -191,6 +200,8 @@ def _stage_settings(args: argparse.Namespace) -> dict[str, dict]:
         "audio_vae_latents": "standardised per channel",
     }
     vocoder = {**audio_vae, "vocoder": "tones, fitted on true, audio VAE or both mels"}
+    if args.vocoder_quiet_quantile < 1.0:
+        vocoder["vocoder_quiet_quantile"] = args.vocoder_quiet_quantile
     sync_encoder = {**data, "sync_encoder_steps": args.sync_encoder_steps, "sync_encoder_batch_size": SYNC_BATCH_SIZE}
     untrained = {
         **vocoder,
@@ -353,11 +364,12 @@ def _heard_scores(records, sounds: dict[str, np.ndarray], samples: int) -> dict[
     return scores
 
 
-def _fit_vocoder(folder: Path, work: Path) -> dict:
+def _fit_vocoder(folder: Path, work: Path, quiet_quantile: float) -> dict:
     """Fits the vocoder on the training clips' true mel spectrograms, on their audio VAE reconstructions (what it
-    hears at use), and on both, keeps the one whose sound of the reconstructions has the highest onset F1 on the
-    training clips, and saves it; reports how the held-out clips sound from their true mel spectrograms
-    through it, alone and through the audio VAE first, against their original sound."""
+    hears at use), and on both (each tone's first knot at `quiet_quantile` of the levels without it), keeps the one
+    whose sound of the reconstructions has the highest onset F1 on the training clips, and saves it; reports how the
+    held-out clips sound from their true mel spectrograms through it, alone and through the audio VAE first, against
+    their original sound."""
     from diffusers import AutoencoderKL
 
     from .audio_vocoder import fit_tone_vocoder
@@ -368,12 +380,14 @@ def _fit_vocoder(folder: Path, work: Path) -> dict:
     padded = np.pad(waveforms, ((0, 0), (0, max(0, mels.shape[1] * HOP_LENGTH - waveforms.shape[1]))))
     reconstructed = _through_vae(vae, mels)
     tones = list(COLOUR_TONES.values())
+    fitting_sets = {
+        "true mels": (mels, padded),
+        "true and audio VAE mels": (torch.cat([mels, reconstructed]), np.concatenate([padded, padded])),
+        "audio VAE mels": (reconstructed, padded),
+    }
     candidates = {
-        "true mels": fit_tone_vocoder(mels, padded, tones),
-        "true and audio VAE mels": fit_tone_vocoder(
-            torch.cat([mels, reconstructed]), np.concatenate([padded, padded]), tones
-        ),
-        "audio VAE mels": fit_tone_vocoder(reconstructed, padded, tones),
+        name: fit_tone_vocoder(*fitting_set, tones, quiet_quantile=quiet_quantile)
+        for name, fitting_set in fitting_sets.items()
     }
     with torch.no_grad():
         sounds = {name: vocoder(reconstructed).numpy() for name, vocoder in candidates.items()}
@@ -543,7 +557,7 @@ def run(args: argparse.Namespace) -> Path:
     steps = {
         "data": lambda folder: _write_data(folder, args),
         "audio_vae": lambda folder: _train_audio_vae(folder, work, args),
-        "vocoder": lambda folder: _fit_vocoder(folder, work),
+        "vocoder": lambda folder: _fit_vocoder(folder, work, args.vocoder_quiet_quantile),
         "sync_encoder": lambda folder: _pretrain_sync_encoder(folder, work, args),
         "untrained": lambda folder: _write_untrained(folder, work, args),
         "transformer": lambda folder: _train_transformer(args, work, settings["transformer"]),
