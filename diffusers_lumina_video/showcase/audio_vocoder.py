@@ -17,9 +17,10 @@ hop) and these weights:
 `fit_tone_vocoder` fits the loudness curve of each tone (`s_j >= 0`, least squares) from spectrograms and their
 waveforms: the amplitude of the tone in the waveform against `L`, from a first knot `t_0` that the frames without the
 tone stay under (all of them, or a share `quiet_quantile`: an audio VAE's reconstruction leaks a beep into the frames
-beside it, as loud as many reconstructed beeps, and a first knot above those leaves such beeps silent). The waveform is the clip as played, not as the mel
-features normalise it (peak 0.5), so that a clip of a quiet hiss alone, whose normalised spectrogram is a loud hiss,
-stays quiet. Sound that is not one of the tones (the hiss, a shape's harmonics) is not played.
+beside it, as loud as many reconstructed beeps, and a first knot above those leaves such beeps silent). The waveform
+is the clip as played, not as the mel features normalise it (peak 0.5), so that a clip of a quiet hiss alone, whose
+normalised spectrogram is a loud hiss, stays quiet. Sound that is not one of the tones (the hiss, a shape's
+harmonics) is not played.
 """
 
 from collections.abc import Sequence

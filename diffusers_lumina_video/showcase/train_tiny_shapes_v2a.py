@@ -108,7 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=1.0,
         help="Where each tone's loudness starts in the vocoder: above this share of the mel levels of frames without "
-        "the tone (`fit_tone_vocoder`'s `quiet_quantile`; 1 keeps the beep the audio VAE leaks beside a beep silent).",
+        "the tone (`fit_tone_vocoder`'s `quiet_quantile`; 1, above all of them, keeps silent what the audio VAE leaks "
+        "beside a beep).",
     )
     parser.add_argument(
         "--sync-encoder-steps", type=int, default=8000, help="Optimizer steps of the Synchformer stand-in."
