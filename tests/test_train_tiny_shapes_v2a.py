@@ -15,7 +15,12 @@ from diffusers_lumina_video.pipelines.lumina_v2a.audio_codec import check_audio_
 from diffusers_lumina_video.processors import AudioLDMMelFeatureExtractor
 from diffusers_lumina_video.showcase import synthetic_shapes, train_tiny_shapes_v2a
 from diffusers_lumina_video.showcase.audio_vae import build_audio_vae, waveforms_to_mels
-from diffusers_lumina_video.showcase.audio_vocoder import fit_tone_vocoder, played_frequency, tone_amplitudes
+from diffusers_lumina_video.showcase.audio_vocoder import (
+    fit_tone_vocoder,
+    played_frequency,
+    tone_amplitudes,
+    tone_mel_bin,
+)
 from diffusers_lumina_video.showcase.builtin_models import tiny_shapes_v2a_path
 from diffusers_lumina_video.showcase.measure_shapes_v2a import main as measure_main
 from diffusers_lumina_video.showcase.shapes_vae import shapes_vae
@@ -238,8 +243,7 @@ def test_the_fitted_vocoder_plays_each_bounce_at_its_time_and_pitch_and_loads_in
 def test_a_lower_quiet_quantile_plays_the_beeps_a_reconstruction_leaks_beside_them():
     specs = [ShapeSpec("red", shape, BOUNCING, "slowly") for shape in ("circle", "square")] + [TRAIN_SPECS[4]]
     clips, mels, waveforms = _sounds(specs, seed=0)
-    extractor = AudioLDMMelFeatureExtractor()
-    red_bin = int(np.argmax(extractor.mel_filters[round(COLOUR_TONES["red"] * extractor.n_fft / 16000)]))
+    red_bin = tone_mel_bin(COLOUR_TONES["red"], AudioLDMMelFeatureExtractor())
     # One frame without a beep as loud at red's bin as the loudest beep: what a VAE's leak beside a beep looks like.
     leaked = mels.clone()
     leaked[2, 10, red_bin] = mels[:2, :, red_bin].max()

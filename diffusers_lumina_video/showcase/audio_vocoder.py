@@ -43,6 +43,13 @@ def played_frequency(frequency: float) -> float:
     return max(1, round(frequency / step)) * step
 
 
+def tone_mel_bin(frequency: float, feature_extractor: AudioLDMMelFeatureExtractor) -> int:
+    """The mel bin of `feature_extractor` that a tone at `frequency` (Hz) falls in: the one whose filter weighs the
+    tone's FFT bin most."""
+    fft_bin = round(frequency * feature_extractor.n_fft / SAMPLE_RATE)
+    return int(np.argmax(feature_extractor.mel_filters[fft_bin]))
+
+
 def tone_amplitudes(waveforms: np.ndarray, frequency: float) -> np.ndarray:
     """Amplitude `[N, F]` of the sine at `frequency` in each hop-centred, two-hop Hann window of waveforms `[N, S]`
     (`F = S // HOP_LENGTH`): mel frame `i`'s moment, as AudioLDM's centred STFT places it."""
@@ -104,9 +111,7 @@ def fit_tone_vocoder(
     if not 0.0 < quiet_quantile <= 1.0:
         raise ValueError(f"`quiet_quantile` must be in (0, 1], got {quiet_quantile}.")
     feature_extractor = feature_extractor or AudioLDMMelFeatureExtractor()
-    filters = feature_extractor.mel_filters  # [FFT bins, mel bins]
-    fft_bins = [round(tone * feature_extractor.n_fft / SAMPLE_RATE) for tone in tones]
-    mel_bins = [int(np.argmax(filters[fft_bin])) for fft_bin in fft_bins]
+    mel_bins = [tone_mel_bin(tone, feature_extractor) for tone in tones]
     if len(set(mel_bins)) < len(mel_bins):
         raise ValueError(f"`tones` {list(tones)} must each fall in a mel bin of its own, got bins {mel_bins}.")
 
