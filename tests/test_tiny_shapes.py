@@ -49,7 +49,13 @@ from diffusers_lumina_video.showcase.synthetic_shapes import (
     render_shape_clip,
     split_specs,
 )
-from diffusers_lumina_video.showcase.train_tiny_shapes import _render_data, _stage_settings, build_parser, check_args
+from diffusers_lumina_video.showcase.train_tiny_shapes import (
+    _render_data,
+    _stage_settings,
+    _training_config,
+    build_parser,
+    check_args,
+)
 
 
 def test_spearman_matches_hand_computed_ranks():
@@ -241,6 +247,9 @@ def test_frame_strip_has_one_row_per_clip():
         (["--train-steps", "0"], "`--train-steps` must be >= 1"),
         (["--bouncing-repeats", "0"], "`--bouncing-repeats` must be >= 1"),
         (["--coarse-scales-only"], "`--coarse-scales-only` trains the coarse patchifications of a trained model"),
+        (["--multi-scale-patches", "1x2x2", "2x2x2"], "`--multi-scale-patches` picks the patchifications of"),
+        (["--multi-scale", "--multi-scale-patches", "2x2x2", "2x4x4"], "`--multi-scale-patches` must name 1x2x2"),
+        (["--multi-scale", "--multi-scale-patches", "1x2x2"], "and at least one coarser patchification"),
         (["--hidden-size", "96"], "`--hidden-size` must be a positive multiple of 64"),
         (["--threads", "4"], "`--threads` must be 1 or 2"),
         (["--learning-rate", "0"], "`--learning-rate` must be > 0"),
@@ -255,6 +264,26 @@ def test_training_script_refuses_bad_settings(tmp_path, flags, message):
     args = build_parser().parse_args(["--output-dir", str(tmp_path / "run"), *flags])
     with pytest.raises(ValueError, match=message):
         check_args(args)
+
+
+@pytest.mark.parametrize(
+    ("flags", "trained", "stage_key"),
+    [
+        ([], ["1x2x2"], None),
+        (["--multi-scale"], ["1x2x2", "2x2x2", "2x4x4"], None),
+        (["--multi-scale", "--multi-scale-patches", "2x2x2", "1x2x2"], ["1x2x2", "2x2x2"], ["1x2x2", "2x2x2"]),
+    ],
+)
+def test_multi_scale_recipe_trains_the_chosen_patchifications(tmp_path, flags, trained, stage_key):
+    args = build_parser().parse_args(["--output-dir", str(tmp_path), *flags])
+    check_args(args)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "metadata.jsonl").write_text("")
+    config = _training_config(args, tmp_path)
+    assert config.patch_sizes == trained
+    assert list(config.timestep_shifts) == trained
+    # runs from before the option keep their finished stages
+    assert _stage_settings(args)["transformer"].get("multi_scale_patches") == stage_key
 
 
 def test_bouncing_captions_can_get_more_clips_and_only_then_does_the_data_stage_change(tmp_path):

@@ -123,6 +123,16 @@ def build_parser() -> argparse.ArgumentParser:
         "compute is the single-scale steps / 1.625.",
     )
     parser.add_argument(
+        "--multi-scale-patches",
+        nargs="+",
+        choices=list(SHAPES_TIMESTEP_SHIFTS),
+        default=None,
+        metavar="PATCH",
+        help=f"With `--multi-scale`: the patchifications it trains, one micro-batch each per step (default: all of "
+        f"{list(SHAPES_TIMESTEP_SHIFTS)}; the finest among them). Leaving 2x4x4 out trains the shared blocks for a "
+        "2x2x2-then-1x2x2 schedule without the coarsest scale's loss.",
+    )
+    parser.add_argument(
         "--coarse-scales-only",
         action="store_true",
         help="Train only the two coarse patchifications' embedders and output heads, the finest one and every "
@@ -153,6 +163,14 @@ def check_args(args: argparse.Namespace) -> None:
             "`--coarse-scales-only` trains the coarse patchifications of a trained model: give `--init-from`, and "
             "not `--multi-scale`."
         )
+    if args.multi_scale_patches is not None:
+        if not args.multi_scale:
+            raise ValueError("`--multi-scale-patches` picks the patchifications of `--multi-scale`: give both.")
+        if "1x2x2" not in args.multi_scale_patches or len(set(args.multi_scale_patches)) < 2:
+            raise ValueError(
+                "`--multi-scale-patches` must name 1x2x2 (the finest, which single-scale sampling uses) and at least "
+                f"one coarser patchification of {list(SHAPES_TIMESTEP_SHIFTS)[1:]}, got {args.multi_scale_patches}."
+            )
     if args.vae_steps == 0 and args.vae_init is None and args.init_from is None:
         raise ValueError("`--vae-steps 0` keeps a given VAE as it is: give `--vae-init` or `--init-from` with it.")
     positive = (
@@ -223,6 +241,8 @@ def _stage_settings(args: argparse.Namespace) -> dict[str, dict]:
     }
     if args.coarse_scales_only:
         transformer["coarse_scales_only"] = True
+    if args.multi_scale_patches is not None:
+        transformer["multi_scale_patches"] = _trained_patch_sizes(args)
     encoder = {**transformer, "encoder_steps": args.encoder_steps}
     return {
         "data": data,
@@ -405,13 +425,21 @@ def _round_trip_drift(vae, videos: torch.Tensor) -> dict:
     return {"median_largest_px": float(np.median(largest)), "kept": float(np.mean(np.array(largest) <= ROUND_TRIP_PX))}
 
 
+def _trained_patch_sizes(args: argparse.Namespace) -> list[str]:
+    """The patchifications the transformer stage trains, finest first."""
+    if args.coarse_scales_only:
+        return list(SHAPES_TIMESTEP_SHIFTS)[1:]
+    if not args.multi_scale:
+        return ["1x2x2"]
+    chosen = args.multi_scale_patches or list(SHAPES_TIMESTEP_SHIFTS)
+    return [patch for patch in SHAPES_TIMESTEP_SHIFTS if patch in chosen]
+
+
 def _training_config(args: argparse.Namespace, work: Path):
     from ..training import TrainingConfig
 
     clip_format = CLIP_FORMATS[args.clip_format]
-    patch_sizes = list(SHAPES_TIMESTEP_SHIFTS) if args.multi_scale else ["1x2x2"]
-    if args.coarse_scales_only:
-        patch_sizes = list(SHAPES_TIMESTEP_SHIFTS)[1:]
+    patch_sizes = _trained_patch_sizes(args)
     return TrainingConfig(
         model_family="video",
         training_mode="full",
