@@ -113,7 +113,7 @@ def test_page_starts_from_the_models_own_settings_and_shows_them(demo):
     choices = next(b for b in demo.build_demo().blocks.values() if getattr(b, "label", None) == "Sampling preset")
     assert [value for _, value in choices.choices][:2] == ["tiny-shapes", "tiny-shapes-MultiScale"]
     model, kwargs = demo.check_request(**{**GOOD_REQUEST, "model": "tiny-shapes", "preset": "tiny-shapes-MultiScale"})
-    assert kwargs["patch_size"] == [(0.0, (2, 4, 4)), (0.4, (2, 2, 2)), (0.7, (1, 2, 2))]
+    assert kwargs["patch_size"] == [(0.0, (2, 2, 2)), (0.875, (1, 2, 2))]
     assert kwargs["guidance_scale"] == 4.0 and kwargs["negative_motion_score"] == -1.0
 
 

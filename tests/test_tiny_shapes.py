@@ -421,8 +421,15 @@ def test_a_formats_model_carries_its_frames_and_both_schedules():
     for settings in presets.values():  # the frames after the first, at the clips' size and rate
         assert (settings["num_frames"], settings["height"], settings["fps"]) == (16, 64, 8)
     assert presets["tiny-shapes"]["patch_size"] == (1, 2, 2)
-    assert [patch for _, patch in presets["tiny-shapes-MultiScale"]["patch_size"]] == [(2, 4, 4), (2, 2, 2), (1, 2, 2)]
-    assert format_presets(CLIP_FORMAT_V1)["tiny-shapes"]["num_frames"] == 8
+    assert [patch for _, patch in presets["tiny-shapes-MultiScale"]["patch_size"]] == [(2, 2, 2), (1, 2, 2)]
+    # the shipped folder carries the same schedule as a new export of its clip format would
+    shipped = json.loads((tiny_shapes_path() / "model_index.json").read_text())["sampling_presets"]
+    assert shipped["tiny-shapes-MultiScale"]["patch_size"] == json.loads(
+        json.dumps(presets["tiny-shapes-MultiScale"]["patch_size"])
+    )
+    v1 = format_presets(CLIP_FORMAT_V1)
+    assert v1["tiny-shapes"]["num_frames"] == 8
+    assert [patch for _, patch in v1["tiny-shapes-MultiScale"]["patch_size"]] == [(2, 4, 4), (2, 2, 2), (1, 2, 2)]
 
 
 def test_transformer_timer_counts_only_forward_passes():

@@ -46,7 +46,7 @@ def test_a_prompt_alone_makes_the_models_own_video_with_the_settings_the_cli_and
     video = pipe("a red circle moving left", callback_on_step_end=lambda p, i, t, k: steps.append(i) or {}).frames[0]
     assert video.shape == (16, 64, 64, 3) and len(steps) == 20 and pipe.scheduler.config.shift == 1.0
     multi_scale = pipe.use_sampling_preset("tiny-shapes-MultiScale")
-    assert multi_scale["patch_size"] == [(0.0, (2, 4, 4)), (0.4, (2, 2, 2)), (0.7, (1, 2, 2))]
+    assert multi_scale["patch_size"] == [(0.0, (2, 2, 2)), (0.875, (1, 2, 2))]
     assert pipe.scheduler.config.shift == 1.0
 
 
