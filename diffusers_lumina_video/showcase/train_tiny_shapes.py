@@ -129,8 +129,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="PATCH",
         help=f"With `--multi-scale`: the patchifications it trains, one micro-batch each per step (default: all of "
-        f"{list(SHAPES_TIMESTEP_SHIFTS)}; the finest among them). Leaving 2x4x4 out trains the shared blocks for a "
-        "2x2x2-then-1x2x2 schedule without the coarsest scale's loss.",
+        f"{list(SHAPES_TIMESTEP_SHIFTS)}; 1x2x2, the finest, among them). Leaving 2x4x4 out trains the shared "
+        "blocks for a 2x2x2-then-1x2x2 schedule without the coarsest scale's loss.",
     )
     parser.add_argument(
         "--coarse-scales-only",
