@@ -241,8 +241,9 @@ def _stage_settings(args: argparse.Namespace) -> dict[str, dict]:
     }
     if args.coarse_scales_only:
         transformer["coarse_scales_only"] = True
-    if args.multi_scale_patches is not None:
-        transformer["multi_scale_patches"] = _trained_patch_sizes(args)
+    trained = _trained_patch_sizes(args)
+    if args.multi_scale and trained != list(SHAPES_TIMESTEP_SHIFTS):
+        transformer["multi_scale_patches"] = trained
     encoder = {**transformer, "encoder_steps": args.encoder_steps}
     return {
         "data": data,
